@@ -1,0 +1,102 @@
+"""Every span attribute, event and span name Foothold reads or writes: the one list.
+
+Order of precedence: the OpenTelemetry GenAI conventions (``gen_ai.*``), then the MCP conventions
+(``mcp.*``), then Foothold's own (``foothold.*``). The instrumentation writes these names, the collector's
+schema and processors read them, and README.md documents them (tests/test_semconv.py keeps the README's
+table in step with this module).
+"""
+
+from __future__ import annotations
+
+# --- OpenTelemetry GenAI conventions -------------------------------------------------------------------
+GEN_AI_OPERATION_NAME = "gen_ai.operation.name"
+OPERATION_EXECUTE_TOOL = "execute_tool"
+GEN_AI_TOOL_NAME = "gen_ai.tool.name"
+GEN_AI_TOOL_CALL_ID = "gen_ai.tool.call.id"
+GEN_AI_TOOL_TYPE = "gen_ai.tool.type"
+GEN_AI_TOOL_DESCRIPTION = "gen_ai.tool.description"
+GEN_AI_TOOL_CALL_ARGUMENTS = "gen_ai.tool.call.arguments"  # opt-in content, redacted before export
+GEN_AI_TOOL_CALL_RESULT = "gen_ai.tool.call.result"  # opt-in content, redacted before export
+GEN_AI_CONVERSATION_ID = "gen_ai.conversation.id"
+GEN_AI_AGENT_ID = "gen_ai.agent.id"
+GEN_AI_AGENT_NAME = "gen_ai.agent.name"
+ERROR_TYPE = "error.type"
+
+# --- MCP conventions -----------------------------------------------------------------------------------
+MCP_METHOD_NAME = "mcp.method.name"
+MCP_SESSION_ID = "mcp.session.id"
+JSONRPC_REQUEST_ID = "jsonrpc.request.id"
+
+# --- Foothold ------------------------------------------------------------------------------------------
+TASK_ID = "foothold.task.id"
+CWD = "foothold.cwd"  # working directory a tool call's relative paths resolve against
+SENDER = "foothold.sender"  # identity of the authenticated sender, set by the collector
+
+ARTIFACT_KIND = "foothold.artifact.kind"  # file | process | connection | account | credential
+ARTIFACT_ACTION = "foothold.artifact.action"  # create | modify | delete | rename | chmod | exec | connect
+ARTIFACT_PATH = "foothold.artifact.path"  # file path, command line or network target
+ARTIFACT_SHA256 = "foothold.artifact.sha256"  # content hash after the change
+ARTIFACT_SHA256_BEFORE = "foothold.artifact.sha256.before"
+ARTIFACT_SIZE = "foothold.artifact.size"
+ARTIFACT_DURABLE = "foothold.artifact.durable"  # survives the session: a persistence candidate
+ARTIFACT_SOURCE = "foothold.artifact.source"  # audit_hook | snapshot | intent | hook
+
+PERSISTENCE_KIND = "foothold.persistence.kind"  # e.g. ssh_authorized_keys, cron, systemd_unit
+PERSISTENCE_TECHNIQUE = "foothold.persistence.technique"  # MITRE ATT&CK / ATLAS id, e.g. T1098.004
+
+CREDENTIAL_FINGERPRINT = "foothold.credential.fingerprint"  # keyed HMAC, never the value
+CREDENTIAL_KIND = "foothold.credential.kind"
+CREDENTIAL_SCOPE = "foothold.credential.scope"
+CREDENTIAL_ISSUED_TO = "foothold.credential.issued_to"  # agent id the credential was issued to
+CREDENTIAL_TASK_ID = "foothold.credential.task.id"  # task that justified the credential
+CREDENTIAL_EXPIRES_AT = "foothold.credential.expires_at"  # RFC 3339
+
+# Span event marking where a person confirmed an action (breaks a "chained tools" run).
+EVENT_HUMAN_CHECKPOINT = "foothold.human_checkpoint"
+CHECKPOINT_APPROVER = "foothold.checkpoint.approver"
+CHECKPOINT_DECISION = "foothold.checkpoint.decision"  # approved | denied
+
+ARTIFACT_SPAN_PREFIX = "artifact "  # artifact span name: "artifact {kind}"
+
+
+def tool_span_name(tool_name: str) -> str:
+    """Span name per the GenAI conventions: ``execute_tool {gen_ai.tool.name}``."""
+    return f"{OPERATION_EXECUTE_TOOL} {tool_name}"
+
+
+# (name, meaning) pairs rendered into the README's attribute table.
+DOCUMENTED: tuple[tuple[str, str], ...] = (
+    (GEN_AI_OPERATION_NAME, "`execute_tool` on every tool-call span"),
+    (GEN_AI_TOOL_NAME, "tool name"),
+    (GEN_AI_TOOL_CALL_ID, "the model's id for this call"),
+    (GEN_AI_TOOL_TYPE, "`function`, `extension` or `datastore`"),
+    (GEN_AI_TOOL_CALL_ARGUMENTS, "arguments (opt-in, size-limited, secrets redacted)"),
+    (GEN_AI_TOOL_CALL_RESULT, "result (opt-in, size-limited, secrets redacted)"),
+    (GEN_AI_CONVERSATION_ID, "session / conversation id"),
+    (GEN_AI_AGENT_ID, "agent id"),
+    (GEN_AI_AGENT_NAME, "agent name"),
+    (ERROR_TYPE, "exception type or error class of a failed call"),
+    (MCP_METHOD_NAME, "MCP method, e.g. `tools/call`"),
+    (MCP_SESSION_ID, "MCP session id (session fallback)"),
+    (JSONRPC_REQUEST_ID, "JSON-RPC request id"),
+    (TASK_ID, "task the agent is working on"),
+    (CWD, "working directory of the call"),
+    (SENDER, "authenticated sender identity (set by the collector)"),
+    (ARTIFACT_KIND, "`file`, `process`, `connection`, `account`, `credential`"),
+    (ARTIFACT_ACTION, "`create`, `modify`, `delete`, `rename`, `chmod`, `exec`, `connect`"),
+    (ARTIFACT_PATH, "path, command line or network target"),
+    (ARTIFACT_SHA256, "content hash after the change"),
+    (ARTIFACT_SHA256_BEFORE, "content hash before the change"),
+    (ARTIFACT_SIZE, "size in bytes after the change"),
+    (ARTIFACT_DURABLE, "`true` when the artifact outlives the session"),
+    (ARTIFACT_SOURCE, "`audit_hook`, `snapshot`, `intent` or `hook`"),
+    (PERSISTENCE_KIND, "persistence class, e.g. `ssh_authorized_keys`"),
+    (PERSISTENCE_TECHNIQUE, "MITRE ATT&CK / ATLAS technique id"),
+    (CREDENTIAL_FINGERPRINT, "keyed HMAC fingerprint of the credential used"),
+    (CREDENTIAL_KIND, "credential kind, e.g. `github_token`"),
+    (CREDENTIAL_SCOPE, "declared scope"),
+    (CREDENTIAL_ISSUED_TO, "agent id the credential was issued to"),
+    (CREDENTIAL_TASK_ID, "task that justified the credential"),
+    (CREDENTIAL_EXPIRES_AT, "expiry, RFC 3339"),
+    (EVENT_HUMAN_CHECKPOINT, "span event: a person confirmed the action"),
+)
