@@ -1,0 +1,165 @@
+"""Collector configuration: a YAML file, overridden by ``FOOTHOLD_*`` environment variables.
+
+Nested keys use ``__`` in the environment, e.g. ``FOOTHOLD_STORE__DSN=http://ch:8123``. Everything is
+validated up front so a broken config fails at start with the key and the fix, not later at runtime.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+MiB = 1024 * 1024
+
+
+class ConfigError(Exception):
+    """A configuration problem, phrased so the user knows what to change."""
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    host: str
+    port: int
+
+    @property
+    def is_loopback(self) -> bool:
+        if self.host == "localhost":
+            return True
+        try:
+            return ipaddress.ip_address(self.host).is_loopback
+        except ValueError:
+            return False
+
+    def __str__(self) -> str:
+        return f"{self.host}:{self.port}"
+
+
+def parse_endpoint(value: str) -> Endpoint:
+    host, sep, port = str(value).rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ValueError(f"expected HOST:PORT with a port 0-65535 (0 picks a free port), got {value!r}")
+    return Endpoint(host.strip("[]"), int(port))
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class _Listener(_Section):
+    enabled: bool = True
+    endpoint: str
+
+    @field_validator("endpoint")
+    @classmethod
+    def _valid_endpoint(cls, value: str) -> str:
+        parse_endpoint(value)
+        return value
+
+    @property
+    def address(self) -> Endpoint:
+        return parse_endpoint(self.endpoint)
+
+
+class GrpcReceiverConfig(_Listener):
+    endpoint: str = "127.0.0.1:4317"
+    max_message_bytes: int = Field(16 * MiB, gt=0)
+
+
+class HttpReceiverConfig(_Listener):
+    endpoint: str = "127.0.0.1:4318"
+    max_body_bytes: int = Field(16 * MiB, gt=0, description="compressed and decompressed body limit")
+
+
+class ReceiversConfig(_Section):
+    grpc: GrpcReceiverConfig = GrpcReceiverConfig()
+    http: HttpReceiverConfig = HttpReceiverConfig()
+
+
+class BatchConfig(_Section):
+    max_spans: int = Field(8192, gt=0, description="export once this many spans are waiting")
+    timeout_seconds: float = Field(1.0, gt=0, description="export at least this often")
+    max_queued_spans: int = Field(200_000, gt=0, description="beyond this, receivers answer 429")
+    retry_max_seconds: float = Field(10.0, gt=0, description="cap of the store retry back-off")
+
+
+class StoreConfig(_Section):
+    dsn: str | None = Field(None, description="chdb:///abs/path (default: under data_dir) or http(s)://host:8123")
+    database: str = Field("foothold", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    cluster: str | None = Field(None, description="ClickHouse cluster name for ON CLUSTER / Distributed DDL")
+
+    @field_validator("dsn")
+    @classmethod
+    def _known_scheme(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("chdb://", "http://", "https://")):
+            raise ValueError("store DSN must start with chdb://, http:// or https://")
+        return value
+
+
+class QueryApiConfig(_Listener):
+    endpoint: str = "127.0.0.1:4319"
+    max_rows: int = Field(100_000, gt=0)
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="FOOTHOLD_", env_nested_delimiter="__", extra="forbid")
+
+    data_dir: Path = Path(os.environ.get("XDG_DATA_HOME", Path.home() / ".local" / "share")) / "foothold"
+    log_level: str = Field("INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR)$")
+    receivers: ReceiversConfig = ReceiversConfig()
+    batch: BatchConfig = BatchConfig()
+    store: StoreConfig = StoreConfig()
+    query_api: QueryApiConfig = QueryApiConfig()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # The environment overrides the file; the file's values arrive as init arguments.
+        return env_settings, init_settings
+
+    @property
+    def store_dsn(self) -> str:
+        return self.store.dsn or f"chdb://{(self.data_dir / 'store').resolve()}"
+
+
+def _format_errors(error: ValidationError, origin: str) -> str:
+    lines = [f"invalid configuration ({origin}):"]
+    for item in error.errors():
+        key = ".".join(str(p) for p in item["loc"])
+        env = "FOOTHOLD_" + "__".join(str(p).upper() for p in item["loc"])
+        lines.append(f"  {key}: {item['msg']} (set it in the YAML file or with {env})")
+    return "\n".join(lines)
+
+
+def load_settings(path: str | Path | None = None, **overrides: Any) -> Settings:
+    """Read the YAML file (optional), apply env overrides and keyword overrides, validate."""
+    values: dict[str, Any] = {}
+    origin = "defaults and environment"
+    if path is not None:
+        origin = str(path)
+        try:
+            loaded = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+        except FileNotFoundError as exc:
+            raise ConfigError(f"config file {path} not found: pass an existing file with --config") from exc
+        except (yaml.YAMLError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"config file {path} is not valid YAML: {exc}") from exc
+        if loaded is not None and not isinstance(loaded, dict):
+            raise ConfigError(f"config file {path} must hold a mapping of sections, got {type(loaded).__name__}")
+        values = loaded or {}
+    values.update(overrides)
+    try:
+        return Settings(**values)
+    except ValidationError as exc:
+        raise ConfigError(_format_errors(exc, origin)) from exc

@@ -1,0 +1,77 @@
+"""Read-only query API, so the CLI can query a chDB store that the running collector owns.
+
+``POST /v1/query`` ``{"sql": "...", "parameters": {...}}`` answers ``{"columns", "types", "rows"}``;
+queries run with ``readonly=1``, so nothing can change the store through this door. ``POST /v1/flush``
+makes everything accepted so far queryable; ``GET /healthz`` reports liveness and pipeline figures.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import threading
+from typing import Any
+
+import orjson
+from clickhouse_connect.driver.client import Client
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from foothold.collector.pipeline import Pipeline
+
+
+def _json(payload: Any, status: int = 200) -> Response:
+    body = orjson.dumps(payload, default=str, option=orjson.OPT_NON_STR_KEYS)
+    return Response(body, status_code=status, media_type="application/json")
+
+
+def _error(status: int, message: str) -> Response:
+    return _json({"error": message}, status)
+
+
+def query_api_app(client: Client, pipeline: Pipeline, max_rows: int) -> Starlette:
+    lock = threading.Lock()  # one clickhouse-connect client: one query at a time
+
+    def run(sql: str, parameters: dict[str, Any] | None) -> dict[str, Any]:
+        with lock:
+            result = client.query(sql, parameters=parameters, settings={"readonly": 1})
+        rows = result.result_rows
+        return {
+            "columns": list(result.column_names),
+            "types": [t.name for t in result.column_types],
+            "rows": rows[:max_rows],
+            "truncated": len(rows) > max_rows,
+        }
+
+    async def query(request: Request) -> Response:
+        try:
+            payload = orjson.loads(await request.body())
+        except orjson.JSONDecodeError as exc:
+            return _error(400, f"body must be JSON like {{\"sql\": \"SELECT 1\"}}: {exc}")
+        if not isinstance(payload, dict) or not isinstance(payload.get("sql"), str):
+            return _error(400, 'body must be an object with a "sql" string')
+        parameters = payload.get("parameters")
+        if parameters is not None and not isinstance(parameters, dict):
+            return _error(400, '"parameters" must be an object')
+        try:
+            return _json(await asyncio.to_thread(run, payload["sql"], parameters))
+        except Exception as exc:  # the database's message is the useful part
+            return _error(400, str(exc).strip())
+
+    async def flush(request: Request) -> Response:
+        done = await asyncio.to_thread(pipeline.flush, 60.0)
+        return _json({"flushed": done}, 200 if done else 503)
+
+    async def healthz(request: Request) -> Response:
+        stats = dataclasses.asdict(pipeline.stats) | {"queued_spans": pipeline.queued_spans}
+        return _json({"status": "ok", "pipeline": stats})
+
+    return Starlette(
+        routes=[
+            Route("/v1/query", query, methods=["POST"]),
+            Route("/v1/flush", flush, methods=["POST"]),
+            Route("/healthz", healthz, methods=["GET"]),
+        ]
+    )

@@ -1,0 +1,44 @@
+"""OTLP receivers. Both decode, validate and hand over to the pipeline through :func:`ingest`."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import Enum
+
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+from foothold.collector.otlp import Accepted, BadRequest, validate
+from foothold.collector.pipeline import Pipeline, Submitted
+
+RETRY_AFTER_FULL_SECONDS = 1
+RETRY_AFTER_CLOSED_SECONDS = 5
+
+
+class Verdict(Enum):
+    OK = "ok"
+    BAD_REQUEST = "bad_request"
+    FULL = "full"
+    CLOSED = "closed"
+
+
+@dataclass(frozen=True)
+class Outcome:
+    verdict: Verdict
+    message: str = ""
+    accepted: Accepted | None = None
+
+
+def ingest(pipeline: Pipeline, decode: Callable[[bytes], ExportTraceServiceRequest], body: bytes) -> Outcome:
+    try:
+        accepted = validate(decode(body))
+    except BadRequest as exc:
+        return Outcome(Verdict.BAD_REQUEST, str(exc))
+    if accepted.spans == 0:  # nothing to keep: answer at once, even while full or closing
+        return Outcome(Verdict.OK, accepted=accepted)
+    submitted = pipeline.submit(accepted)
+    if submitted is Submitted.FULL:
+        return Outcome(Verdict.FULL, "collector queue is full; retry later")
+    if submitted is Submitted.CLOSED:
+        return Outcome(Verdict.CLOSED, "collector is shutting down; retry later")
+    return Outcome(Verdict.OK, accepted=accepted)

@@ -1,0 +1,69 @@
+"""OTLP/gRPC receiver (``TraceService/Export``) on grpc.aio.
+
+The request is taken as raw bytes and decoded here, so a malformed body gets INVALID_ARGUMENT with a
+reason instead of the library's generic deserialization error.
+"""
+
+from __future__ import annotations
+
+import grpc
+from google.protobuf.any_pb2 import Any as AnyProto
+from google.protobuf.duration_pb2 import Duration
+from google.rpc import error_details_pb2, status_pb2
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
+
+from foothold.collector.config import GrpcReceiverConfig
+from foothold.collector.otlp import decode_protobuf
+from foothold.collector.pipeline import Pipeline
+from foothold.collector.receivers import RETRY_AFTER_CLOSED_SECONDS, RETRY_AFTER_FULL_SECONDS, Verdict, ingest
+
+SERVICE = "opentelemetry.proto.collector.trace.v1.TraceService"
+
+
+def _retry_metadata(code: grpc.StatusCode, message: str, seconds: int) -> tuple[tuple[str, bytes], ...]:
+    """RetryInfo in the status details: OTLP clients only retry RESOURCE_EXHAUSTED when it is present."""
+    detail = AnyProto()
+    detail.Pack(error_details_pb2.RetryInfo(retry_delay=Duration(seconds=seconds)))
+    status = status_pb2.Status(code=code.value[0], message=message, details=[detail])
+    return (("grpc-status-details-bin", status.SerializeToString()),)
+
+
+class GrpcReceiver:
+    def __init__(self, pipeline: Pipeline, config: GrpcReceiverConfig) -> None:
+        self._pipeline = pipeline
+        self._config = config
+        self._server: grpc.aio.Server | None = None
+        self.port: int | None = None
+
+    async def _export(self, body: bytes, context: grpc.aio.ServicerContext) -> ExportTraceServiceResponse:
+        outcome = ingest(self._pipeline, decode_protobuf, body)
+        if outcome.verdict is Verdict.OK:
+            return outcome.accepted.response()
+        if outcome.verdict is Verdict.BAD_REQUEST:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, outcome.message)
+        if outcome.verdict is Verdict.FULL:
+            code, seconds = grpc.StatusCode.RESOURCE_EXHAUSTED, RETRY_AFTER_FULL_SECONDS
+        else:
+            code, seconds = grpc.StatusCode.UNAVAILABLE, RETRY_AFTER_CLOSED_SECONDS
+        await context.abort(code, outcome.message, trailing_metadata=_retry_metadata(code, outcome.message, seconds))
+
+    async def start(self) -> int:
+        limit = self._config.max_message_bytes
+        self._server = grpc.aio.server(
+            options=[("grpc.max_receive_message_length", limit), ("grpc.max_send_message_length", limit)]
+        )
+        handler = grpc.unary_unary_rpc_method_handler(
+            self._export, request_deserializer=None, response_serializer=ExportTraceServiceResponse.SerializeToString
+        )
+        self._server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE, {"Export": handler}),))
+        address = self._config.address
+        host = f"[{address.host}]" if ":" in address.host else address.host
+        self.port = self._server.add_insecure_port(f"{host}:{address.port}")
+        if not self.port:
+            raise OSError(f"cannot bind OTLP/gRPC on {address}: is the port in use? set receivers.grpc.endpoint")
+        await self._server.start()
+        return self.port
+
+    async def stop(self, grace: float = 5.0) -> None:
+        if self._server is not None:
+            await self._server.stop(grace)

@@ -1,0 +1,112 @@
+"""OTLP/HTTP receiver: ``POST /v1/traces`` with protobuf or JSON bodies, optionally gzip-compressed.
+
+Status codes follow the OTLP specification: 400 undecodable, 413 too large (checked on the declared
+length, the received bytes and the decompressed size), 415 unsupported content type or encoding,
+429/503 with Retry-After when the collector cannot take data now. Responses and errors are encoded in the
+request's own format (ExportTraceServiceResponse / google.rpc.Status).
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import orjson
+from google.protobuf import json_format
+from google.protobuf.message import Message
+from google.rpc import status_pb2
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from foothold.collector.config import HttpReceiverConfig
+from foothold.collector.otlp import decode_json, decode_protobuf
+from foothold.collector.pipeline import Pipeline
+from foothold.collector.receivers import RETRY_AFTER_CLOSED_SECONDS, RETRY_AFTER_FULL_SECONDS, Verdict, ingest
+
+PROTOBUF = "application/x-protobuf"
+JSON = "application/json"
+
+
+@dataclass(frozen=True)
+class _Format:
+    media_type: str
+    decode: Callable[[bytes], ExportTraceServiceRequest]
+
+    def encode(self, message: Message) -> bytes:
+        if self.media_type == JSON:
+            return orjson.dumps(json_format.MessageToDict(message))
+        return message.SerializeToString()
+
+
+_FORMATS = {PROTOBUF: _Format(PROTOBUF, decode_protobuf), "application/protobuf": _Format(PROTOBUF, decode_protobuf),
+            JSON: _Format(JSON, decode_json)}  # fmt: skip
+
+
+class _HttpError(Exception):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None and (not declared.isdigit() or int(declared) > limit):
+        raise _HttpError(413, f"request body over the {limit}-byte limit (receivers.http.max_body_bytes)")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise _HttpError(413, f"request body over the {limit}-byte limit (receivers.http.max_body_bytes)")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _decompress(body: bytes, encoding: str, limit: int) -> bytes:
+    if encoding in ("", "identity"):
+        return body
+    if encoding != "gzip":
+        raise _HttpError(415, f"unsupported Content-Encoding {encoding!r}: use gzip or none")
+    inflater = zlib.decompressobj(wbits=31)
+    try:
+        out = inflater.decompress(body, limit + 1)
+    except zlib.error as exc:
+        raise _HttpError(400, f"body is not valid gzip: {exc}") from exc
+    if len(out) > limit or inflater.unconsumed_tail:
+        raise _HttpError(413, f"decompressed body over the {limit}-byte limit (receivers.http.max_body_bytes)")
+    return out
+
+
+def _status_response(fmt: _Format, status: int, message: str, retry_after: int | None = None) -> Response:
+    grpc_code = {400: 3, 413: 8, 415: 3, 429: 8, 503: 14}.get(status, 2)
+    headers = {"Retry-After": str(retry_after)} if retry_after else None
+    body = fmt.encode(status_pb2.Status(code=grpc_code, message=message))
+    return Response(body, status_code=status, media_type=fmt.media_type, headers=headers)
+
+
+def otlp_http_app(pipeline: Pipeline, config: HttpReceiverConfig) -> Starlette:
+    async def traces(request: Request) -> Response:
+        media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        fmt = _FORMATS.get(media_type)
+        if fmt is None:
+            message = f"unsupported Content-Type {media_type or '(none)'!r}: use {PROTOBUF} or {JSON}"
+            return _status_response(_FORMATS[JSON], 415, message)
+        try:
+            raw = await _read_body(request, config.max_body_bytes)
+            encoding = request.headers.get("content-encoding", "").strip().lower()
+            body = _decompress(raw, encoding, config.max_body_bytes)
+        except _HttpError as exc:
+            return _status_response(fmt, exc.status, str(exc))
+        outcome = ingest(pipeline, fmt.decode, body)
+        if outcome.verdict is Verdict.OK:
+            return Response(fmt.encode(outcome.accepted.response()), media_type=fmt.media_type)
+        if outcome.verdict is Verdict.BAD_REQUEST:
+            return _status_response(fmt, 400, outcome.message)
+        if outcome.verdict is Verdict.FULL:
+            return _status_response(fmt, 429, outcome.message, RETRY_AFTER_FULL_SECONDS)
+        return _status_response(fmt, 503, outcome.message, RETRY_AFTER_CLOSED_SECONDS)
+
+    return Starlette(routes=[Route("/v1/traces", traces, methods=["POST"])])

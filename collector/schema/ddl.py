@@ -1,0 +1,297 @@
+"""The schema, defined once and rendered for a single node or a cluster.
+
+``otel_traces`` and ``otel_traces_trace_id_ts`` match the OpenTelemetry Collector contrib ClickHouse
+exporter column for column (types, ORDER BY, partitioning), so otelcol-contrib can write into the same
+tables. Foothold's audit tables are filled from ``otel_traces`` by materialized views, whoever wrote the
+span.
+
+Cluster rendering: each table ``T`` becomes ``T_local`` (Replicated engine, ``ON CLUSTER``) plus ``T``, a
+Distributed table over it sharded by session, and each view reads and writes the ``_local`` tables so
+every shard projects its own rows.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from foothold import semconv
+from foothold.collector.schema import sql
+from foothold.collector.schema.sql import attr
+
+TRACES = "otel_traces"
+TRACE_ID_TS = "otel_traces_trace_id_ts"
+TOOL_CALLS = "tool_calls"
+ARTIFACTS = "artifacts"
+MIGRATIONS = "foothold_schema_migrations"
+
+
+@dataclass(frozen=True)
+class Table:
+    name: str
+    body: str  # column and index definitions
+    order_by: str
+    partition_by: str
+    shard_key: str
+    engine: str = "MergeTree"
+    engine_args: str = ""  # e.g. the version column of a ReplacingMergeTree
+    settings: str = "index_granularity = 8192, ttl_only_drop_parts = 1"
+
+
+@dataclass(frozen=True)
+class View:
+    """A materialized view from ``source`` into ``target``; ``select`` names ``{source}``."""
+
+    name: str
+    source: str
+    target: str
+    select: str
+
+
+@dataclass(frozen=True)
+class Topology:
+    """Where the schema lives: a database on one node, or on a named cluster."""
+
+    database: str = "foothold"
+    cluster: str | None = None
+
+    def local(self, name: str) -> str:
+        return f"{name}_local" if self.cluster else name
+
+    @property
+    def on_cluster(self) -> str:
+        return f" ON CLUSTER '{self.cluster}'" if self.cluster else ""
+
+
+TRACES_TABLE = Table(
+    name=TRACES,
+    body="""
+    Timestamp DateTime64(9) CODEC(Delta, ZSTD(1)),
+    TraceId String CODEC(ZSTD(1)),
+    SpanId String CODEC(ZSTD(1)),
+    ParentSpanId String CODEC(ZSTD(1)),
+    TraceState String CODEC(ZSTD(1)),
+    SpanName LowCardinality(String) CODEC(ZSTD(1)),
+    SpanKind LowCardinality(String) CODEC(ZSTD(1)),
+    ServiceName LowCardinality(String) CODEC(ZSTD(1)),
+    ResourceAttributes Map(LowCardinality(String), String) CODEC(ZSTD(1)),
+    ScopeName String CODEC(ZSTD(1)),
+    ScopeVersion String CODEC(ZSTD(1)),
+    SpanAttributes Map(LowCardinality(String), String) CODEC(ZSTD(1)),
+    Duration UInt64 CODEC(ZSTD(1)),
+    StatusCode LowCardinality(String) CODEC(ZSTD(1)),
+    StatusMessage String CODEC(ZSTD(1)),
+    Events Nested (
+        Timestamp DateTime64(9),
+        Name LowCardinality(String),
+        Attributes Map(LowCardinality(String), String)
+    ) CODEC(ZSTD(1)),
+    Links Nested (
+        TraceId String,
+        SpanId String,
+        TraceState String,
+        Attributes Map(LowCardinality(String), String)
+    ) CODEC(ZSTD(1)),
+    INDEX idx_trace_id TraceId TYPE bloom_filter(0.001) GRANULARITY 1,
+    INDEX idx_res_attr_key mapKeys(ResourceAttributes) TYPE bloom_filter(0.01) GRANULARITY 1,
+    INDEX idx_res_attr_value mapValues(ResourceAttributes) TYPE bloom_filter(0.01) GRANULARITY 1,
+    INDEX idx_span_attr_key mapKeys(SpanAttributes) TYPE bloom_filter(0.01) GRANULARITY 1,
+    INDEX idx_span_attr_value mapValues(SpanAttributes) TYPE bloom_filter(0.01) GRANULARITY 1,
+    INDEX idx_duration Duration TYPE minmax GRANULARITY 1""",
+    order_by="(ServiceName, SpanName, toDateTime(Timestamp))",
+    partition_by="toDate(Timestamp)",
+    shard_key=f"cityHash64({sql.SESSION_ID})",
+)
+
+TRACE_ID_TS_TABLE = Table(
+    name=TRACE_ID_TS,
+    body="""
+    TraceId String CODEC(ZSTD(1)),
+    Start DateTime CODEC(Delta, ZSTD(1)),
+    End DateTime CODEC(Delta, ZSTD(1)),
+    INDEX idx_trace_id TraceId TYPE bloom_filter(0.01) GRANULARITY 1""",
+    order_by="(TraceId, Start)",
+    partition_by="toDate(Start)",
+    shard_key="cityHash64(TraceId)",
+)
+
+# Audit tables: sorted by session then time, so a timeline reads one contiguous range. Replacing
+# engines fold the copies a retried insert could leave, keyed on the span.
+TOOL_CALLS_TABLE = Table(
+    name=TOOL_CALLS,
+    body="""
+    Timestamp DateTime64(9) CODEC(Delta, ZSTD(1)),
+    SessionId String CODEC(ZSTD(1)),
+    ConversationId String CODEC(ZSTD(1)),
+    AgentId LowCardinality(String) CODEC(ZSTD(1)),
+    AgentName LowCardinality(String) CODEC(ZSTD(1)),
+    TaskId String CODEC(ZSTD(1)),
+    ToolName LowCardinality(String) CODEC(ZSTD(1)),
+    ToolCallId String CODEC(ZSTD(1)),
+    ToolType LowCardinality(String) CODEC(ZSTD(1)),
+    Status LowCardinality(String) CODEC(ZSTD(1)),
+    ErrorType LowCardinality(String) CODEC(ZSTD(1)),
+    DurationNs UInt64 CODEC(ZSTD(1)),
+    Arguments String CODEC(ZSTD(3)),
+    Cwd String CODEC(ZSTD(1)),
+    CredentialFingerprint String CODEC(ZSTD(1)),
+    CredentialKind LowCardinality(String) CODEC(ZSTD(1)),
+    PersistenceKind LowCardinality(String) CODEC(ZSTD(1)),
+    Technique LowCardinality(String) CODEC(ZSTD(1)),
+    HumanCheckpoint Bool,
+    Sender LowCardinality(String) CODEC(ZSTD(1)),
+    ServiceName LowCardinality(String) CODEC(ZSTD(1)),
+    TraceId String CODEC(ZSTD(1)),
+    SpanId String CODEC(ZSTD(1)),
+    ParentSpanId String CODEC(ZSTD(1)),
+    INDEX idx_agent AgentName TYPE set(256) GRANULARITY 4,
+    INDEX idx_tool ToolName TYPE set(256) GRANULARITY 4,
+    INDEX idx_fingerprint CredentialFingerprint TYPE bloom_filter(0.01) GRANULARITY 1,
+    INDEX idx_trace_id TraceId TYPE bloom_filter(0.001) GRANULARITY 1""",
+    order_by="(SessionId, Timestamp, SpanId)",
+    partition_by="toYYYYMM(Timestamp)",
+    shard_key="cityHash64(SessionId)",
+    engine="ReplacingMergeTree",
+    settings="index_granularity = 8192",
+)
+
+ARTIFACTS_TABLE = Table(
+    name=ARTIFACTS,
+    body="""
+    Timestamp DateTime64(9) CODEC(Delta, ZSTD(1)),
+    SessionId String CODEC(ZSTD(1)),
+    AgentId LowCardinality(String) CODEC(ZSTD(1)),
+    AgentName LowCardinality(String) CODEC(ZSTD(1)),
+    TaskId String CODEC(ZSTD(1)),
+    Kind LowCardinality(String) CODEC(ZSTD(1)),
+    Action LowCardinality(String) CODEC(ZSTD(1)),
+    Path String CODEC(ZSTD(1)),
+    Sha256 String CODEC(ZSTD(1)),
+    Sha256Before String CODEC(ZSTD(1)),
+    Size UInt64 CODEC(ZSTD(1)),
+    Durable Bool,
+    Source LowCardinality(String) CODEC(ZSTD(1)),
+    PersistenceKind LowCardinality(String) CODEC(ZSTD(1)),
+    Technique LowCardinality(String) CODEC(ZSTD(1)),
+    ServiceName LowCardinality(String) CODEC(ZSTD(1)),
+    TraceId String CODEC(ZSTD(1)),
+    SpanId String CODEC(ZSTD(1)),
+    ToolSpanId String CODEC(ZSTD(1)),
+    INDEX idx_path Path TYPE bloom_filter(0.01) GRANULARITY 1,
+    INDEX idx_technique Technique TYPE set(128) GRANULARITY 4""",
+    order_by="(SessionId, Timestamp, SpanId)",
+    partition_by="toYYYYMM(Timestamp)",
+    shard_key="cityHash64(SessionId)",
+    engine="ReplacingMergeTree",
+    settings="index_granularity = 8192",
+)
+
+MIGRATIONS_TABLE = Table(
+    name=MIGRATIONS,
+    body="""
+    Version UInt32,
+    Description String,
+    AppliedAt DateTime64(3) DEFAULT now64(3)""",
+    order_by="Version",
+    partition_by="tuple()",
+    shard_key="Version",
+    engine="ReplacingMergeTree",
+    settings="index_granularity = 8192",
+)
+
+TRACE_ID_TS_VIEW = View(
+    name=f"{TRACE_ID_TS}_mv",
+    source=TRACES,
+    target=TRACE_ID_TS,
+    select="""
+    SELECT TraceId, min(Timestamp) AS Start, max(Timestamp) AS End
+    FROM {source}
+    WHERE TraceId != ''
+    GROUP BY TraceId""",
+)
+
+_CONTEXT_COLUMNS = f"""
+        {sql.SESSION_ID} AS SessionId,
+        {attr(semconv.GEN_AI_AGENT_ID)} AS AgentId,
+        {attr(semconv.GEN_AI_AGENT_NAME)} AS AgentName,
+        {attr(semconv.TASK_ID)} AS TaskId"""
+
+TOOL_CALLS_VIEW = View(
+    name=f"{TOOL_CALLS}_mv",
+    source=TRACES,
+    target=TOOL_CALLS,
+    select=f"""
+    SELECT
+        Timestamp,{_CONTEXT_COLUMNS},
+        {attr(semconv.GEN_AI_CONVERSATION_ID)} AS ConversationId,
+        {sql.TOOL_NAME} AS ToolName,
+        {attr(semconv.GEN_AI_TOOL_CALL_ID)} AS ToolCallId,
+        {attr(semconv.GEN_AI_TOOL_TYPE)} AS ToolType,
+        {sql.STATUS} AS Status,
+        {attr(semconv.ERROR_TYPE)} AS ErrorType,
+        Duration AS DurationNs,
+        {sql.TOOL_ARGUMENTS} AS Arguments,
+        {attr(semconv.CWD)} AS Cwd,
+        {attr(semconv.CREDENTIAL_FINGERPRINT)} AS CredentialFingerprint,
+        {attr(semconv.CREDENTIAL_KIND)} AS CredentialKind,
+        {attr(semconv.PERSISTENCE_KIND)} AS PersistenceKind,
+        {attr(semconv.PERSISTENCE_TECHNIQUE)} AS Technique,
+        {sql.HAS_HUMAN_CHECKPOINT} AS HumanCheckpoint,
+        {attr(semconv.SENDER)} AS Sender,
+        ServiceName, TraceId, SpanId, ParentSpanId
+    FROM {{source}}
+    WHERE {sql.IS_TOOL_CALL}""",
+)
+
+ARTIFACTS_VIEW = View(
+    name=f"{ARTIFACTS}_mv",
+    source=TRACES,
+    target=ARTIFACTS,
+    select=f"""
+    SELECT
+        Timestamp,{_CONTEXT_COLUMNS},
+        {attr(semconv.ARTIFACT_KIND)} AS Kind,
+        {attr(semconv.ARTIFACT_ACTION)} AS Action,
+        {attr(semconv.ARTIFACT_PATH)} AS Path,
+        {attr(semconv.ARTIFACT_SHA256)} AS Sha256,
+        {attr(semconv.ARTIFACT_SHA256_BEFORE)} AS Sha256Before,
+        toUInt64OrZero({attr(semconv.ARTIFACT_SIZE)}) AS Size,
+        {attr(semconv.ARTIFACT_DURABLE)} IN ('true', '1') AS Durable,
+        {attr(semconv.ARTIFACT_SOURCE)} AS Source,
+        {attr(semconv.PERSISTENCE_KIND)} AS PersistenceKind,
+        {attr(semconv.PERSISTENCE_TECHNIQUE)} AS Technique,
+        ServiceName, TraceId, SpanId, ParentSpanId AS ToolSpanId
+    FROM {{source}}
+    WHERE {sql.IS_ARTIFACT}""",
+)
+
+
+def render_table(table: Table, topo: Topology) -> list[str]:
+    """CREATE statements for one table: itself, or its local table and a Distributed table over it."""
+    db = topo.database
+    local = topo.local(table.name)
+    if topo.cluster:
+        zk_path = f"'/clickhouse/tables/{{shard}}/{db}/{local}'"
+        args = ", ".join(a for a in (zk_path, "'{replica}'", table.engine_args) if a)
+        engine = f"Replicated{table.engine}({args})"
+    else:
+        engine = f"{table.engine}({table.engine_args})"
+    statements = [
+        f"CREATE TABLE IF NOT EXISTS {db}.{local}{topo.on_cluster} ({table.body}\n)\n"
+        f"ENGINE = {engine}\nPARTITION BY {table.partition_by}\nORDER BY {table.order_by}\n"
+        f"SETTINGS {table.settings}"
+    ]
+    if topo.cluster:
+        statements.append(
+            f"CREATE TABLE IF NOT EXISTS {db}.{table.name}{topo.on_cluster} AS {db}.{local}\n"
+            f"ENGINE = Distributed('{topo.cluster}', '{db}', '{local}', {table.shard_key})"
+        )
+    return statements
+
+
+def render_view(view: View, topo: Topology) -> list[str]:
+    db = topo.database
+    select = view.select.format(source=f"{db}.{topo.local(view.source)}")
+    return [
+        f"CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.{view.name}{topo.on_cluster}\n"
+        f"TO {db}.{topo.local(view.target)} AS{select}"
+    ]

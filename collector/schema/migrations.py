@@ -1,0 +1,77 @@
+"""Versioned, idempotent schema migrations.
+
+Each migration is a list of schema objects rendered for the store's topology. Applied versions are
+recorded in ``foothold_schema_migrations``; every statement is ``IF NOT EXISTS``, so re-running after a
+crash half-way through a migration is safe.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from foothold.collector.schema import ddl
+from foothold.collector.schema.ddl import Table, Topology, View
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    description: str
+    objects: tuple[Table | View, ...]
+
+    def statements(self, topo: Topology) -> list[str]:
+        out: list[str] = []
+        for obj in self.objects:
+            out += ddl.render_table(obj, topo) if isinstance(obj, Table) else ddl.render_view(obj, topo)
+        return out
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(
+        1,
+        "OpenTelemetry traces table, trace-id lookup, tool_calls and artifacts audit tables",
+        (
+            ddl.TRACES_TABLE,
+            ddl.TRACE_ID_TS_TABLE,
+            ddl.TRACE_ID_TS_VIEW,
+            ddl.TOOL_CALLS_TABLE,
+            ddl.TOOL_CALLS_VIEW,
+            ddl.ARTIFACTS_TABLE,
+            ddl.ARTIFACTS_VIEW,
+        ),
+    ),
+)
+
+
+def bootstrap_statements(topo: Topology) -> list[str]:
+    statements = [f"CREATE DATABASE IF NOT EXISTS {topo.database}{topo.on_cluster}"]
+    return statements + ddl.render_table(ddl.MIGRATIONS_TABLE, topo)
+
+
+def render_all(topo: Topology) -> list[str]:
+    """Every statement of every migration: what `foothold schema` prints for a DBA to review."""
+    statements = bootstrap_statements(topo)
+    for migration in MIGRATIONS:
+        statements += migration.statements(topo)
+    return statements
+
+
+def migrate(
+    command: Callable[[str], object], query_versions: Callable[[str], set[int]], topo: Topology
+) -> list[int]:
+    """Apply the migrations not yet recorded; returns the versions applied now."""
+    for statement in bootstrap_statements(topo):
+        command(statement)
+    table = f"{topo.database}.{ddl.MIGRATIONS}"
+    done = query_versions(f"SELECT Version FROM {table} FINAL")
+    applied = []
+    for migration in MIGRATIONS:
+        if migration.version in done:
+            continue
+        for statement in migration.statements(topo):
+            command(statement)
+        description = migration.description.replace("'", "''")
+        command(f"INSERT INTO {table} (Version, Description) VALUES ({migration.version}, '{description}')")
+        applied.append(migration.version)
+    return applied

@@ -1,0 +1,50 @@
+"""SQL expressions over the OpenTelemetry traces table that every reader shares.
+
+The materialized views, the cluster sharding key, dashboards and timelines all derive a span's session,
+status and kind the same way, so they are written here once.
+"""
+
+from __future__ import annotations
+
+from foothold import semconv
+
+
+def attr(key: str) -> str:
+    """A span attribute lookup; missing keys read as ''."""
+    return f"SpanAttributes['{key}']"
+
+
+def first_non_empty(*expressions: str) -> str:
+    """multiIf keeps the result non-Nullable, unlike coalesce(nullIf(...))."""
+    *candidates, fallback = expressions
+    branches = ", ".join(f"{e} != '', {e}" for e in candidates)
+    return f"multiIf({branches}, {fallback})"
+
+
+# A session is the conversation id when the agent sets one, else the MCP session, else the trace.
+SESSION_ID = first_non_empty(
+    attr(semconv.GEN_AI_CONVERSATION_ID), attr(semconv.MCP_SESSION_ID), attr("session.id"), "TraceId"
+)
+
+# Exporter versions wrote 'Error' or 'STATUS_CODE_ERROR', 'Server' or 'SPAN_KIND_SERVER': read both.
+STATUS = (
+    "multiIf(StatusCode IN ('Error', 'STATUS_CODE_ERROR'), 'Error', "
+    "StatusCode IN ('Ok', 'STATUS_CODE_OK'), 'Ok', 'Unset')"
+)
+KIND = (
+    "multiIf(SpanKind IN ('Server', 'SPAN_KIND_SERVER'), 'Server', "
+    "SpanKind IN ('Client', 'SPAN_KIND_CLIENT'), 'Client', "
+    "SpanKind IN ('Producer', 'SPAN_KIND_PRODUCER'), 'Producer', "
+    "SpanKind IN ('Consumer', 'SPAN_KIND_CONSUMER'), 'Consumer', 'Internal')"
+)
+
+# Tool-call spans: the GenAI convention, or OpenInference's TOOL spans (so agents instrumented by
+# other libraries count too).
+IS_TOOL_CALL = (
+    f"({attr(semconv.GEN_AI_OPERATION_NAME)} = '{semconv.OPERATION_EXECUTE_TOOL}' "
+    f"OR {attr('openinference.span.kind')} = 'TOOL')"
+)
+TOOL_NAME = first_non_empty(attr(semconv.GEN_AI_TOOL_NAME), attr("tool.name"), "SpanName")
+TOOL_ARGUMENTS = first_non_empty(attr(semconv.GEN_AI_TOOL_CALL_ARGUMENTS), attr("input.value"), "''")
+IS_ARTIFACT = f"{attr(semconv.ARTIFACT_KIND)} != ''"
+HAS_HUMAN_CHECKPOINT = f"has(Events.Name, '{semconv.EVENT_HUMAN_CHECKPOINT}')"

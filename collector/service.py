@@ -1,0 +1,181 @@
+"""The collector process: store → pipeline → receivers, plus the query API, on one asyncio loop.
+
+Start order is store first (so a bad DSN fails before any port opens), shutdown order is receivers
+first (stop taking data), then the pipeline flushes everything it accepted, then the store closes.
+A discovery file in the data dir tells the CLI where this collector's query API listens.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import socket
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import orjson
+import uvicorn
+
+from foothold.collector.config import Endpoint, Settings
+from foothold.collector.exporter import ClickHouseExporter
+from foothold.collector.pipeline import Pipeline, Processor
+from foothold.collector.query_api import query_api_app
+from foothold.collector.receivers.grpc import GrpcReceiver
+from foothold.collector.receivers.http import otlp_http_app
+from foothold.collector.store import Store, open_store
+
+log = logging.getLogger("foothold.collector")
+
+DISCOVERY_FILE = "collector.json"
+
+
+class _EmbeddedServer(uvicorn.Server):
+    """uvicorn without its own signal handling: the collector owns shutdown order."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+def _listen(endpoint: Endpoint) -> socket.socket:
+    family = socket.AF_INET6 if ":" in endpoint.host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((endpoint.host, endpoint.port))
+    except OSError as exc:
+        sock.close()
+        raise OSError(f"cannot listen on {endpoint}: {exc.strerror}; pick another endpoint in the config") from exc
+    sock.listen(1024)  # listening now: clients that connect before uvicorn runs wait in the backlog
+    return sock
+
+
+def default_processors() -> list[Processor]:
+    return []
+
+
+class Collector:
+    def __init__(self, settings: Settings, processors: list[Processor] | None = None) -> None:
+        self.settings = settings
+        self._processors = default_processors() if processors is None else processors
+        self.store: Store | None = None
+        self.pipeline: Pipeline | None = None
+        self._grpc: GrpcReceiver | None = None
+        self._servers: list[tuple[_EmbeddedServer, asyncio.Task]] = []
+        self.ports: dict[str, int] = {}
+
+    async def start(self) -> None:
+        s = self.settings
+        s.data_dir.mkdir(parents=True, exist_ok=True)
+        self.store = open_store(s.store_dsn, s.store.database, s.store.cluster)
+        self.pipeline = Pipeline(s.batch, ClickHouseExporter(self.store), self._processors)
+        if s.receivers.grpc.enabled:
+            self._grpc = GrpcReceiver(self.pipeline, s.receivers.grpc)
+            self.ports["otlp_grpc"] = await self._grpc.start()
+        if s.receivers.http.enabled:
+            self._serve("otlp_http", otlp_http_app(self.pipeline, s.receivers.http), s.receivers.http.address)
+        if s.query_api.enabled:
+            app = query_api_app(self.store.client(), self.pipeline, s.query_api.max_rows)
+            self._serve("query_api", app, s.query_api.address)
+        self._write_discovery()
+        log.info("collector ready: %s, store %s", self.ports, s.store_dsn)
+
+    def _serve(self, name: str, app, endpoint: Endpoint) -> None:
+        sock = _listen(endpoint)
+        self.ports[name] = sock.getsockname()[1]
+        config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off")
+        server = _EmbeddedServer(config)
+        self._servers.append((server, asyncio.create_task(server.serve(sockets=[sock]))))
+
+    def endpoint_url(self, name: str) -> str:
+        host = {"otlp_grpc": self.settings.receivers.grpc, "otlp_http": self.settings.receivers.http,
+                "query_api": self.settings.query_api}[name].address.host  # fmt: skip
+        scheme = "" if name == "otlp_grpc" else "http://"
+        return f"{scheme}{host}:{self.ports[name]}"
+
+    def _write_discovery(self) -> None:
+        info = {"pid": os.getpid(), "store": self.settings.store_dsn}
+        info |= {name: self.endpoint_url(name) for name in self.ports}
+        path = self.settings.data_dir / DISCOVERY_FILE
+        tmp = path.with_suffix(".tmp")
+        tmp.write_bytes(orjson.dumps(info, option=orjson.OPT_INDENT_2))
+        tmp.replace(path)
+
+    async def stop(self) -> int:
+        """Graceful: stop receiving, flush what was accepted, close the store. Returns spans lost."""
+        if self._grpc:
+            await self._grpc.stop()
+        for server, task in self._servers:
+            server.should_exit = True
+        await asyncio.gather(*(task for _, task in self._servers), return_exceptions=True)
+        lost = await asyncio.to_thread(self.pipeline.close) if self.pipeline else 0
+        if self.store:
+            self.store.close()
+        with contextlib.suppress(FileNotFoundError):
+            (self.settings.data_dir / DISCOVERY_FILE).unlink()
+        return lost
+
+    async def run_until_signalled(self) -> int:
+        await self.start()
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await stop.wait()
+        log.info("shutting down: flushing accepted spans")
+        return await self.stop()
+
+
+class CollectorThread:
+    """A collector on its own loop in a background thread (tests, the demo, benchmarks)."""
+
+    def __init__(self, settings: Settings, processors: list[Processor] | None = None) -> None:
+        self.collector = Collector(settings, processors)
+        self._loop = asyncio.new_event_loop()
+        self._ready = threading.Event()
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="foothold-collector", daemon=True)
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self._loop)
+        try:
+            self._loop.run_until_complete(self.collector.start())
+        except BaseException as exc:
+            self._error = exc
+            self._ready.set()
+            return
+        self._ready.set()
+        self._loop.run_forever()
+
+    def __enter__(self) -> Collector:
+        self._thread.start()
+        self._ready.wait()
+        if self._error is not None:
+            raise self._error
+        return self.collector
+
+    def stop(self) -> int:
+        lost = asyncio.run_coroutine_threadsafe(self.collector.stop(), self._loop).result()
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join()
+        self._loop.close()
+        return lost
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+
+def read_discovery(data_dir: Path) -> dict | None:
+    """The running collector's endpoints, or None when none is running for this data dir."""
+    try:
+        info = orjson.loads((data_dir / DISCOVERY_FILE).read_bytes())
+        os.kill(int(info["pid"]), 0)
+    except (FileNotFoundError, ProcessLookupError, ValueError, KeyError, orjson.JSONDecodeError):
+        return None
+    except PermissionError:  # alive, but another user's
+        pass
+    return info
