@@ -14,7 +14,7 @@ import os
 import signal
 import socket
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import orjson
@@ -22,7 +22,7 @@ import uvicorn
 
 from foothold.collector.config import Endpoint, Settings
 from foothold.collector.exporter import ClickHouseExporter
-from foothold.collector.pipeline import Pipeline, Processor
+from foothold.collector.pipeline import Exporter, Pipeline, Processor
 from foothold.collector.query_api import query_api_app
 from foothold.collector.receivers.grpc import GrpcReceiver
 from foothold.collector.receivers.http import otlp_http_app
@@ -58,10 +58,19 @@ def default_processors() -> list[Processor]:
     return []
 
 
+ExporterFactory = Callable[[Store], Exporter]
+
+
 class Collector:
-    def __init__(self, settings: Settings, processors: list[Processor] | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        processors: list[Processor] | None = None,
+        exporter_factory: ExporterFactory = ClickHouseExporter,
+    ) -> None:
         self.settings = settings
         self._processors = default_processors() if processors is None else processors
+        self._exporter_factory = exporter_factory
         self.store: Store | None = None
         self.pipeline: Pipeline | None = None
         self._grpc: GrpcReceiver | None = None
@@ -72,7 +81,7 @@ class Collector:
         s = self.settings
         s.data_dir.mkdir(parents=True, exist_ok=True)
         self.store = open_store(s.store_dsn, s.store.database, s.store.cluster)
-        self.pipeline = Pipeline(s.batch, ClickHouseExporter(self.store), self._processors)
+        self.pipeline = Pipeline(s.batch, self._exporter_factory(self.store), self._processors)
         if s.receivers.grpc.enabled:
             self._grpc = GrpcReceiver(self.pipeline, s.receivers.grpc)
             self.ports["otlp_grpc"] = await self._grpc.start()
@@ -133,8 +142,8 @@ class Collector:
 class CollectorThread:
     """A collector on its own loop in a background thread (tests, the demo, benchmarks)."""
 
-    def __init__(self, settings: Settings, processors: list[Processor] | None = None) -> None:
-        self.collector = Collector(settings, processors)
+    def __init__(self, settings: Settings, **collector_options: object) -> None:
+        self.collector = Collector(settings, **collector_options)
         self._loop = asyncio.new_event_loop()
         self._ready = threading.Event()
         self._error: BaseException | None = None

@@ -1,0 +1,97 @@
+"""Shared fixtures: one real chDB store per test process, a fresh database per test, real collectors.
+
+chDB allows one store path per process, so every test in this process shares one path and isolates
+itself with its own database. Collectors listen on 127.0.0.1 with ports picked at run time.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcSpanExporter
+from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as HttpSpanExporter
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+
+from foothold.collector.config import Settings, load_settings
+from foothold.collector.service import Collector, CollectorThread
+from foothold.collector.store import Store, open_store
+
+
+@pytest.fixture(scope="session")
+def chdb_dsn(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    dsn = f"chdb://{tmp_path_factory.mktemp('chdb') / 'store'}"
+    keeper = open_store(dsn, "foothold_keeper")  # keeps the engine up for the whole session
+    yield dsn
+    keeper.close()
+
+
+@pytest.fixture
+def database() -> str:
+    return f"t_{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture
+def settings(tmp_path: Path, chdb_dsn: str, database: str) -> Settings:
+    return make_settings(tmp_path, chdb_dsn, database)
+
+
+def make_settings(data_dir: Path, dsn: str, database: str, **overrides) -> Settings:
+    loopback = {"endpoint": "127.0.0.1:0"}
+    values = {
+        "data_dir": data_dir,
+        "store": {"dsn": dsn, "database": database},
+        "receivers": {"grpc": dict(loopback), "http": dict(loopback)},
+        "query_api": dict(loopback),
+        "batch": {"timeout_seconds": 0.2},
+    }
+    for key, value in overrides.items():
+        values[key] = {**values.get(key, {}), **value} if isinstance(value, dict) else value
+    return load_settings(**values)
+
+
+@pytest.fixture
+def collector(settings: Settings) -> Iterator[Collector]:
+    with CollectorThread(settings) as running:
+        yield running
+
+
+@pytest.fixture
+def store(collector: Collector) -> Store:
+    return collector.store
+
+
+@dataclass
+class Agent:
+    """A real OpenTelemetry SDK pipeline pointed at a collector, exporting each span as it ends."""
+
+    provider: TracerProvider
+
+    @property
+    def tracer(self):
+        return self.provider.get_tracer("foothold.tests")
+
+    def close(self) -> None:
+        self.provider.shutdown()
+
+
+def sdk_agent(collector: Collector, protocol: str = "grpc", service: str = "test-agent") -> Agent:
+    if protocol == "grpc":
+        exporter = GrpcSpanExporter(endpoint=collector.endpoint_url("otlp_grpc"), insecure=True)
+    else:
+        exporter = HttpSpanExporter(endpoint=collector.endpoint_url("otlp_http") + "/v1/traces")
+    provider = TracerProvider(resource=Resource.create({"service.name": service}))
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    return Agent(provider)
+
+
+def rows(collector: Collector, sql: str, **parameters) -> list[tuple]:
+    """Flush the pipeline, then query the test's database (``{db}`` in the SQL)."""
+    assert collector.pipeline.flush(30), "pipeline did not flush in time"
+    client = collector.store.client()
+    return client.query(sql.format(db=collector.store.database), parameters=parameters).result_rows
