@@ -101,17 +101,21 @@ class Store:
     def database(self) -> str:
         return self.topology.database
 
-    def client(self) -> Client:
-        """A new client; clickhouse-connect clients are not safe for concurrent use across threads."""
+    def client(self, *, in_database: bool = True) -> Client:
+        """A new client, by default with the store's database as the current one.
+
+        clickhouse-connect clients are not safe for concurrent use, so each thread takes its own.
+        """
         try:
-            client = clickhouse_connect.get_client(dsn=self.dsn)
+            database = self.database if in_database else None
+            client = clickhouse_connect.get_client(dsn=self.dsn, database=database)
         except Exception as exc:  # the driver raises several types; all mean "cannot open"
             raise StoreError(_explain_open_failure(self.dsn, exc)) from exc
         self._clients.append(client)
         return client
 
     def migrate(self) -> list[int]:
-        client = self.client()
+        client = self.client(in_database=False)  # the database may not exist yet
         return migrations.migrate(
             client.command,
             lambda sql: {row[0] for row in client.query(sql).result_rows},

@@ -1,0 +1,41 @@
+"""The install layout: one `foothold.` namespace, every package folder listed, the agent side light."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _pyproject() -> dict:
+    return tomllib.loads((ROOT / "pyproject.toml").read_text())
+
+
+def test_every_package_folder_is_listed_under_the_foothold_namespace():
+    setuptools = _pyproject()["tool"]["setuptools"]
+    mapping = setuptools["package-dir"]
+    listed = set(setuptools["packages"])
+    found = set()
+    for name, folder in mapping.items():
+        for init in (ROOT / folder).rglob("__init__.py"):
+            relative = init.parent.relative_to(ROOT / folder)
+            found.add(".".join([name, *relative.parts]))
+    assert found - listed == set(), "add these to [tool.setuptools] packages"
+    assert all(name == "foothold" or name.startswith("foothold.") for name in listed)
+
+
+def test_agent_side_imports_no_clickhouse():
+    code = (
+        "import sys, foothold.instrumentation, foothold.semconv, foothold.cli\n"
+        "heavy = [m for m in ('clickhouse_connect', 'chdb', 'starlette', 'uvicorn') if m in sys.modules]\n"
+        "assert not heavy, heavy"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, cwd="/", timeout=60)
+
+
+def test_agent_side_dependencies_exclude_the_collector_stack():
+    base = " ".join(_pyproject()["project"]["dependencies"]).lower()
+    assert "clickhouse" not in base and "chdb" not in base
