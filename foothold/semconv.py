@@ -43,6 +43,9 @@ ARTIFACT_SOURCE = "foothold.artifact.source"  # audit_hook | snapshot | intent |
 
 PERSISTENCE_KIND = "foothold.persistence.kind"  # e.g. ssh_authorized_keys, cron, systemd_unit
 PERSISTENCE_TECHNIQUE = "foothold.persistence.technique"  # MITRE ATT&CK / ATLAS id, e.g. T1098.004
+PERSISTENCE_TARGET = "foothold.persistence.target"  # resolved path or account the call (intends to) change
+PERSISTENCE_EVIDENCE = "foothold.persistence.evidence"  # why the classifier said so
+TOOL_CATEGORIES = "foothold.tool.categories"  # comma-separated: untrusted_input, exec, egress, credential_read
 
 CREDENTIAL_FINGERPRINT = "foothold.credential.fingerprint"  # keyed HMAC, never the value
 CREDENTIAL_KIND = "foothold.credential.kind"
@@ -92,6 +95,9 @@ DOCUMENTED: tuple[tuple[str, str], ...] = (
     (ARTIFACT_SOURCE, "`audit_hook`, `snapshot`, `intent` or `hook`"),
     (PERSISTENCE_KIND, "persistence class, e.g. `ssh_authorized_keys`"),
     (PERSISTENCE_TECHNIQUE, "MITRE ATT&CK / ATLAS technique id"),
+    (PERSISTENCE_TARGET, "resolved path or account written (set by the collector)"),
+    (PERSISTENCE_EVIDENCE, "the classifier's reason (set by the collector)"),
+    (TOOL_CATEGORIES, "`untrusted_input`, `exec`, `egress`, `credential_read` (set by the collector)"),
     (CREDENTIAL_FINGERPRINT, "keyed HMAC fingerprint of the credential used"),
     (CREDENTIAL_KIND, "credential kind, e.g. `github_token`"),
     (CREDENTIAL_SCOPE, "declared scope"),

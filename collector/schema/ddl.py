@@ -22,6 +22,8 @@ TRACES = "otel_traces"
 TRACE_ID_TS = "otel_traces_trace_id_ts"
 TOOL_CALLS = "tool_calls"
 ARTIFACTS = "artifacts"
+ALERTS = "alerts"
+ALERT_DELIVERIES = "alert_deliveries"
 MIGRATIONS = "foothold_schema_migrations"
 
 
@@ -135,8 +137,14 @@ TOOL_CALLS_TABLE = Table(
     Cwd String CODEC(ZSTD(1)),
     CredentialFingerprint String CODEC(ZSTD(1)),
     CredentialKind LowCardinality(String) CODEC(ZSTD(1)),
+    CredentialTaskId String CODEC(ZSTD(1)),
+    CredentialIssuedTo String CODEC(ZSTD(1)),
+    CredentialExpiresAt Nullable(DateTime64(3)) CODEC(ZSTD(1)),
     PersistenceKind LowCardinality(String) CODEC(ZSTD(1)),
+    PersistenceTarget String CODEC(ZSTD(1)),
     Technique LowCardinality(String) CODEC(ZSTD(1)),
+    Evidence String CODEC(ZSTD(1)),
+    ToolCategories Array(LowCardinality(String)) CODEC(ZSTD(1)),
     HumanCheckpoint Bool,
     Sender LowCardinality(String) CODEC(ZSTD(1)),
     ServiceName LowCardinality(String) CODEC(ZSTD(1)),
@@ -172,6 +180,7 @@ ARTIFACTS_TABLE = Table(
     Source LowCardinality(String) CODEC(ZSTD(1)),
     PersistenceKind LowCardinality(String) CODEC(ZSTD(1)),
     Technique LowCardinality(String) CODEC(ZSTD(1)),
+    Evidence String CODEC(ZSTD(1)),
     ServiceName LowCardinality(String) CODEC(ZSTD(1)),
     TraceId String CODEC(ZSTD(1)),
     SpanId String CODEC(ZSTD(1)),
@@ -181,6 +190,45 @@ ARTIFACTS_TABLE = Table(
     order_by="(SessionId, Timestamp, SpanId)",
     partition_by="toYYYYMM(Timestamp)",
     shard_key="cityHash64(SessionId)",
+    engine="ReplacingMergeTree",
+    settings="index_granularity = 8192",
+)
+
+# One row per finding, written once by the alert evaluator (the key makes a re-run a no-op).
+ALERTS_TABLE = Table(
+    name=ALERTS,
+    body="""
+    RaisedAt DateTime64(3) CODEC(Delta, ZSTD(1)),
+    RuleId LowCardinality(String) CODEC(ZSTD(1)),
+    Severity LowCardinality(String) CODEC(ZSTD(1)),
+    Title String CODEC(ZSTD(1)),
+    FindingKey String CODEC(ZSTD(1)),
+    SessionId String CODEC(ZSTD(1)),
+    AgentName LowCardinality(String) CODEC(ZSTD(1)),
+    TraceId String CODEC(ZSTD(1)),
+    SpanId String CODEC(ZSTD(1)),
+    SeenAt DateTime64(9) CODEC(Delta, ZSTD(1)),
+    Technique LowCardinality(String) CODEC(ZSTD(1)),
+    Evidence String CODEC(ZSTD(1)),
+    INDEX idx_session SessionId TYPE bloom_filter(0.01) GRANULARITY 1""",
+    order_by="(RuleId, FindingKey)",
+    partition_by="toYYYYMM(RaisedAt)",
+    shard_key="cityHash64(SessionId)",
+    engine="ReplacingMergeTree",
+    settings="index_granularity = 8192",
+)
+
+# Which alert went to which sink: delivery is retried until recorded here, and never repeated after.
+ALERT_DELIVERIES_TABLE = Table(
+    name=ALERT_DELIVERIES,
+    body="""
+    DeliveredAt DateTime64(3) DEFAULT now64(3),
+    Sink LowCardinality(String),
+    RuleId LowCardinality(String),
+    FindingKey String""",
+    order_by="(Sink, RuleId, FindingKey)",
+    partition_by="tuple()",
+    shard_key="cityHash64(FindingKey)",
     engine="ReplacingMergeTree",
     settings="index_granularity = 8192",
 )
@@ -233,8 +281,14 @@ TOOL_CALLS_VIEW = View(
         {attr(semconv.CWD)} AS Cwd,
         {attr(semconv.CREDENTIAL_FINGERPRINT)} AS CredentialFingerprint,
         {attr(semconv.CREDENTIAL_KIND)} AS CredentialKind,
+        {attr(semconv.CREDENTIAL_TASK_ID)} AS CredentialTaskId,
+        {attr(semconv.CREDENTIAL_ISSUED_TO)} AS CredentialIssuedTo,
+        parseDateTime64BestEffortOrNull({attr(semconv.CREDENTIAL_EXPIRES_AT)}, 3) AS CredentialExpiresAt,
         {attr(semconv.PERSISTENCE_KIND)} AS PersistenceKind,
+        {attr(semconv.PERSISTENCE_TARGET)} AS PersistenceTarget,
         {attr(semconv.PERSISTENCE_TECHNIQUE)} AS Technique,
+        {attr(semconv.PERSISTENCE_EVIDENCE)} AS Evidence,
+        arrayFilter(c -> c != '', splitByChar(',', {attr(semconv.TOOL_CATEGORIES)})) AS ToolCategories,
         {sql.HAS_HUMAN_CHECKPOINT} AS HumanCheckpoint,
         {attr(semconv.SENDER)} AS Sender,
         ServiceName, TraceId, SpanId, ParentSpanId
@@ -259,6 +313,7 @@ ARTIFACTS_VIEW = View(
         {attr(semconv.ARTIFACT_SOURCE)} AS Source,
         {attr(semconv.PERSISTENCE_KIND)} AS PersistenceKind,
         {attr(semconv.PERSISTENCE_TECHNIQUE)} AS Technique,
+        {attr(semconv.PERSISTENCE_EVIDENCE)} AS Evidence,
         ServiceName, TraceId, SpanId, ParentSpanId AS ToolSpanId
     FROM {{source}}
     WHERE {sql.IS_ARTIFACT}""",

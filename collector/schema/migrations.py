@@ -30,7 +30,7 @@ class Migration:
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(
         1,
-        "OpenTelemetry traces table, trace-id lookup, tool_calls and artifacts audit tables",
+        "OpenTelemetry traces table, trace-id lookup, tool_calls, artifacts and alerts tables",
         (
             ddl.TRACES_TABLE,
             ddl.TRACE_ID_TS_TABLE,
@@ -39,6 +39,8 @@ MIGRATIONS: tuple[Migration, ...] = (
             ddl.TOOL_CALLS_VIEW,
             ddl.ARTIFACTS_TABLE,
             ddl.ARTIFACTS_VIEW,
+            ddl.ALERTS_TABLE,
+            ddl.ALERT_DELIVERIES_TABLE,
         ),
     ),
 )

@@ -1,0 +1,138 @@
+"""Loading the alert rules (``rules/alerts.yaml``) and rendering their SQL.
+
+Rendering fills ``{params}`` and ``{allow_*}`` placeholders from the rule file, overridden per deployment,
+and leaves the Grafana macros in place: Grafana expands them itself, the evaluator with
+:mod:`foothold.detections.macros`.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from functools import cache
+from importlib import resources
+from typing import Any
+
+import yaml
+
+FINDING_COLUMNS = ("finding_key", "session_id", "agent_name", "trace_id", "span_id", "seen_at", "technique", "evidence")
+SEVERITIES = ("info", "low", "medium", "high", "critical")
+_PLACEHOLDER = re.compile(r"\{(\w+)\}")
+
+
+class RuleError(ValueError):
+    """A rule file or override that cannot be used; the message names the rule and the key."""
+
+
+@dataclass(frozen=True)
+class RuleOverride:
+    """Deployment settings for one rule (from the collector config)."""
+
+    enabled: bool = True
+    severity: str | None = None
+    params: Mapping[str, int | float | str] = field(default_factory=dict)
+    allow: Mapping[str, list[str]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class AlertRule:
+    id: str
+    title: str
+    severity: str
+    description: str
+    sql_template: str
+    params: Mapping[str, Any]
+    allow: Mapping[str, list[str]]
+
+    @property
+    def sql(self) -> str:
+        """The rule's SQL with params and allow-lists filled in, Grafana macros left for expansion."""
+        values = {name: _literal(value) for name, value in self.params.items()}
+        values |= {f"allow_{name}": _array(items) for name, items in self.allow.items()}
+
+        def fill(match: re.Match[str]) -> str:
+            name = match.group(1)
+            if name not in values:
+                raise RuleError(f"rule {self.id}: placeholder {{{name}}} has no param or allow-list")
+            return values[name]
+
+        return _PLACEHOLDER.sub(fill, self.sql_template)
+
+    def with_override(self, override: RuleOverride) -> AlertRule:
+        unknown = (set(override.params) - set(self.params)) | (set(override.allow) - set(self.allow))
+        if unknown:
+            raise RuleError(f"rule {self.id}: unknown setting(s) {sorted(unknown)}; known: "
+                            f"params {sorted(self.params)}, allow {sorted(self.allow)}")  # fmt: skip
+        severity = override.severity or self.severity
+        if severity not in SEVERITIES:
+            raise RuleError(f"rule {self.id}: severity must be one of {SEVERITIES}, got {severity!r}")
+        return AlertRule(self.id, self.title, severity, self.description, self.sql_template,
+                         {**self.params, **override.params}, {**self.allow, **override.allow})  # fmt: skip
+
+
+def _literal(value: Any) -> str:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise RuleError(f"rule params must be numbers, got {value!r}")
+    return repr(value)
+
+
+def _array(items: list[str]) -> str:
+    escaped = (str(item).replace("\\", "\\\\").replace("'", "\\'") for item in items)
+    return "CAST([" + ", ".join(f"'{item}'" for item in escaped) + "] AS Array(String))"
+
+
+@dataclass(frozen=True)
+class ToolCategories:
+    """Which tool names, programs and paths make a call untrusted input, execution, egress or a credential read."""
+
+    tools: Mapping[str, tuple[str, ...]]
+    programs: Mapping[str, frozenset[str]]
+    paths: Mapping[str, tuple[str, ...]]
+
+    def for_tool(self, tool_name: str) -> set[str]:
+        name = tool_name.lower()
+        return {cat for cat, patterns in self.tools.items() if any(fnmatch.fnmatchcase(name, p) for p in patterns)}
+
+    def for_program(self, program: str) -> set[str]:
+        return {cat for cat, programs in self.programs.items() if program in programs}
+
+    def for_path(self, path: str, home: str | None) -> set[str]:
+        def expand(pattern: str) -> str:
+            return pattern.replace("~", home or "/home/*", 1) if pattern.startswith("~") else pattern
+
+        return {cat for cat, patterns in self.paths.items() if any(fnmatch.fnmatchcase(path, expand(p)) for p in patterns)}
+
+
+@cache
+def _document() -> dict[str, Any]:
+    text = resources.files("foothold.detections").joinpath("rules/alerts.yaml").read_text(encoding="utf-8")
+    return yaml.safe_load(text)
+
+
+def load_alert_rules(overrides: Mapping[str, RuleOverride] | None = None) -> list[AlertRule]:
+    overrides = dict(overrides or {})
+    rules = []
+    for raw in _document()["rules"]:
+        rule = AlertRule(
+            id=raw["id"], title=raw["title"], severity=raw["severity"], description=" ".join(raw["description"].split()),
+            sql_template=raw["sql"], params=raw.get("params", {}), allow=raw.get("allow", {}),
+        )  # fmt: skip
+        override = overrides.pop(rule.id, RuleOverride())
+        if override.enabled:
+            rules.append(rule.with_override(override))
+    if overrides:
+        known = [raw["id"] for raw in _document()["rules"]]
+        raise RuleError(f"unknown alert rule(s) {sorted(overrides)} in the config; known rules: {known}")
+    return rules
+
+
+@cache
+def tool_categories() -> ToolCategories:
+    raw = _document()["tool_categories"]
+    return ToolCategories(
+        tools={cat: tuple(p.lower() for p in spec.get("tools", [])) for cat, spec in raw.items()},
+        programs={cat: frozenset(spec.get("programs", [])) for cat, spec in raw.items()},
+        paths={cat: tuple(spec.get("paths", [])) for cat, spec in raw.items()},
+    )
