@@ -10,10 +10,10 @@ import ipaddress
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 MiB = 1024 * 1024
@@ -107,6 +107,52 @@ class QueryApiConfig(_Listener):
     max_rows: int = Field(100_000, gt=0)
 
 
+class SinkConfig(_Section):
+    type: Literal["stdout", "webhook"]
+    url: str | None = Field(None, description="webhook URL")
+    payload: Literal["json", "alertmanager"] = "json"
+
+    @model_validator(mode="after")
+    def _webhook_needs_url(self) -> SinkConfig:
+        if self.type == "webhook" and not (self.url or "").startswith(("http://", "https://")):
+            raise ValueError("a webhook sink needs url: http(s)://...")
+        return self
+
+
+class RuleSettings(_Section):
+    enabled: bool = True
+    severity: str | None = None
+    params: dict[str, float] = {}
+    allow: dict[str, list[str]] = {}
+
+
+class AlertsConfig(_Section):
+    enabled: bool = True
+    interval_seconds: float = Field(30.0, gt=0, description="how often the collector evaluates the rules")
+    lookback_seconds: float = Field(86_400.0, gt=0, description="time window each evaluation covers")
+    sinks: list[SinkConfig] = [SinkConfig(type="stdout")]
+    timeline_url: str | None = Field(None, description="link prefix + session id, e.g. Grafana's timeline dashboard")
+    rules: dict[str, RuleSettings] = {}
+
+    @model_validator(mode="after")
+    def _rules_exist(self) -> AlertsConfig:
+        from foothold.detections.rules import RuleError, load_alert_rules
+
+        try:
+            load_alert_rules(self.rule_overrides())
+        except RuleError as exc:
+            raise ValueError(str(exc)) from None
+        return self
+
+    def rule_overrides(self) -> dict:
+        from foothold.detections.rules import RuleOverride
+
+        return {
+            rule_id: RuleOverride(r.enabled, r.severity, {k: int(v) if v.is_integer() else v for k, v in r.params.items()}, r.allow)
+            for rule_id, r in self.rules.items()
+        }
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="FOOTHOLD_", env_nested_delimiter="__", extra="forbid")
 
@@ -116,6 +162,7 @@ class Settings(BaseSettings):
     batch: BatchConfig = BatchConfig()
     store: StoreConfig = StoreConfig()
     query_api: QueryApiConfig = QueryApiConfig()
+    alerts: AlertsConfig = AlertsConfig()
 
     @classmethod
     def settings_customise_sources(

@@ -2,7 +2,8 @@
 
 ``POST /v1/query`` ``{"sql": "...", "parameters": {...}}`` answers ``{"columns", "types", "rows"}``;
 queries run with ``readonly=1``, so nothing can change the store through this door. ``POST /v1/flush``
-makes everything accepted so far queryable; ``GET /healthz`` reports liveness and pipeline figures.
+makes everything accepted so far queryable; ``POST /v1/alerts/evaluate`` runs the alert rules now;
+``GET /healthz`` reports liveness and pipeline figures.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import threading
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -31,7 +33,9 @@ def _error(status: int, message: str) -> Response:
     return _json({"error": message}, status)
 
 
-def query_api_app(client: Client, pipeline: Pipeline, max_rows: int) -> Starlette:
+def query_api_app(
+    client: Client, pipeline: Pipeline, max_rows: int, evaluate_alerts: Callable[[], Any] | None = None
+) -> Starlette:
     lock = threading.Lock()  # one clickhouse-connect client: one query at a time
 
     def run(sql: str, parameters: dict[str, Any] | None) -> dict[str, Any]:
@@ -64,6 +68,12 @@ def query_api_app(client: Client, pipeline: Pipeline, max_rows: int) -> Starlett
         done = await asyncio.to_thread(pipeline.flush, 60.0)
         return _json({"flushed": done}, 200 if done else 503)
 
+    async def alerts(request: Request) -> Response:
+        if evaluate_alerts is None:
+            return _error(404, "alerts are disabled in this collector (alerts.enabled: false)")
+        report = await asyncio.to_thread(evaluate_alerts)
+        return _json(dataclasses.asdict(report))
+
     async def healthz(request: Request) -> Response:
         stats = dataclasses.asdict(pipeline.stats) | {"queued_spans": pipeline.queued_spans}
         return _json({"status": "ok", "pipeline": stats})
@@ -72,6 +82,7 @@ def query_api_app(client: Client, pipeline: Pipeline, max_rows: int) -> Starlett
         routes=[
             Route("/v1/query", query, methods=["POST"]),
             Route("/v1/flush", flush, methods=["POST"]),
+            Route("/v1/alerts/evaluate", alerts, methods=["POST"]),
             Route("/healthz", healthz, methods=["GET"]),
         ]
     )

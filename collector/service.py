@@ -20,6 +20,7 @@ from pathlib import Path
 import orjson
 import uvicorn
 
+from foothold.collector.alerting import AlertEvaluator, EvaluationReport, build_evaluator
 from foothold.collector.config import Endpoint, Settings
 from foothold.collector.exporter import ClickHouseExporter
 from foothold.collector.pipeline import Exporter, Pipeline, Processor
@@ -74,6 +75,9 @@ class Collector:
         self.store: Store | None = None
         self.pipeline: Pipeline | None = None
         self._grpc: GrpcReceiver | None = None
+        self.alerts: AlertEvaluator | None = None
+        self._alerts_lock = threading.Lock()  # the loop and the query API may both ask for a pass
+        self._alert_loop: asyncio.Task | None = None
         self._servers: list[tuple[_EmbeddedServer, asyncio.Task]] = []
         self.ports: dict[str, int] = {}
 
@@ -87,11 +91,31 @@ class Collector:
             self.ports["otlp_grpc"] = await self._grpc.start()
         if s.receivers.http.enabled:
             self._serve("otlp_http", otlp_http_app(self.pipeline, s.receivers.http), s.receivers.http.address)
+        if s.alerts.enabled:
+            self.alerts = build_evaluator(s.alerts, self.store.client())
+            self._alert_loop = asyncio.create_task(self._evaluate_periodically(s.alerts.interval_seconds))
         if s.query_api.enabled:
-            app = query_api_app(self.store.client(), self.pipeline, s.query_api.max_rows)
+            evaluate = self.evaluate_alerts if self.alerts else None
+            app = query_api_app(self.store.client(), self.pipeline, s.query_api.max_rows, evaluate)
             self._serve("query_api", app, s.query_api.address)
         self._write_discovery()
         log.info("collector ready: %s, store %s", self.ports, s.store_dsn)
+
+    def evaluate_alerts(self) -> EvaluationReport:
+        """One pass of the alert rules over everything accepted so far (blocking: call off the loop)."""
+        if self.alerts is None:
+            raise RuntimeError("alerts are disabled (alerts.enabled: false)")
+        self.pipeline.flush(60.0)
+        with self._alerts_lock:
+            return self.alerts.evaluate()
+
+    async def _evaluate_periodically(self, interval: float) -> None:
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await asyncio.to_thread(self.evaluate_alerts)
+            except Exception:  # keep evaluating: the next pass may succeed
+                log.exception("alert evaluation failed")
 
     def _serve(self, name: str, app, endpoint: Endpoint) -> None:
         sock = _listen(endpoint)
@@ -116,6 +140,9 @@ class Collector:
 
     async def stop(self) -> int:
         """Graceful: stop receiving, flush what was accepted, close the store. Returns spans lost."""
+        if self._alert_loop:
+            self._alert_loop.cancel()
+            await asyncio.gather(self._alert_loop, return_exceptions=True)
         if self._grpc:
             await self._grpc.stop()
         for server, task in self._servers:
