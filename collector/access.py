@@ -51,6 +51,12 @@ class ApiReader:
     def flush(self) -> None:
         self._http.post("/v1/flush")
 
+    def evaluate_alerts(self) -> dict[str, Any]:
+        response = self._http.post("/v1/alerts/evaluate")
+        if response.status_code != 200:
+            raise StoreError(response.json().get("error", response.text))
+        return response.json()
+
     def close(self) -> None:
         self._http.close()
 

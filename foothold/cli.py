@@ -101,6 +101,106 @@ def sql(
         print_table(result.columns, result.rows)
 
 
+def _reader(settings):
+    from foothold.collector.access import open_reader
+
+    return open_reader(settings)
+
+
+def _query_or_fail(action):
+    from foothold.collector.store import StoreError
+
+    try:
+        return action()
+    except StoreError as exc:
+        raise fail(str(exc)) from None
+
+
+@app.command()
+def sessions(config: ConfigOption = None, limit: Annotated[int, typer.Option(help="how many")] = 20) -> None:
+    """Recent sessions with their call, error, durable-write and alert counts."""
+    from foothold.collector.timeline import recent_sessions
+
+    settings = load(config)
+
+    def run():
+        with _reader(settings) as reader:
+            return recent_sessions(reader, limit)
+
+    columns, rows = _query_or_fail(run)
+    print_table(columns, rows, title="Sessions (most recent first)")
+
+
+@app.command()
+def timeline(
+    session: Annotated[str, typer.Argument(help="session (conversation) id")],
+    config: ConfigOption = None,
+    output: Annotated[str, typer.Option("--format", "-f", help="text or json")] = "text",
+) -> None:
+    """A session in order: tool calls, the artifacts under each, human checkpoints and alerts."""
+    from foothold.collector.timeline import session_timeline
+
+    settings = load(config)
+
+    def run():
+        with _reader(settings) as reader:
+            return session_timeline(reader, session)
+
+    result = _query_or_fail(run)
+    if not result.calls and not result.unattached_alerts:
+        raise fail(f"no tool calls stored for session {session!r}; `foothold sessions` lists the known ones")
+    if output == "json":
+        typer.echo(orjson.dumps(result.to_dict(), default=str, option=orjson.OPT_INDENT_2).decode())
+    else:
+        from foothold.render import timeline_tree
+
+        console.print(timeline_tree(result))
+
+
+@app.command()
+def alerts(
+    config: ConfigOption = None,
+    evaluate: Annotated[bool, typer.Option("--evaluate", help="run the rules now before listing")] = False,
+    limit: Annotated[int, typer.Option(help="how many")] = 50,
+) -> None:
+    """List raised alerts; with --evaluate, run the detection rules first (in the collector if it runs)."""
+    settings = load(config)
+    if evaluate:
+        _query_or_fail(lambda: _evaluate(settings))
+    query = (
+        "SELECT RaisedAt, Severity, RuleId, SessionId, AgentName, Technique, Evidence FROM alerts FINAL "
+        "ORDER BY RaisedAt DESC LIMIT {limit:UInt32}"
+    )
+
+    def run():
+        with _reader(settings) as reader:
+            return reader.query(query, {"limit": limit})
+
+    result = _query_or_fail(run)
+    print_table(result.columns, result.rows, title="Alerts (most recent first)")
+
+
+def _evaluate(settings) -> None:
+    from foothold.collector.access import ApiReader
+
+    with _reader(settings) as reader:
+        if isinstance(reader, ApiReader):
+            report = reader.evaluate_alerts()
+            err.print(f"evaluated in the running collector: {len(report['raised'])} new alert(s)")
+            return
+    from foothold.collector.alerting import build_evaluator
+    from foothold.collector.store import open_store
+
+    store = open_store(settings.store_dsn, settings.store.database, settings.store.cluster)
+    try:
+        report = build_evaluator(settings.alerts, store.client()).evaluate()
+    finally:
+        store.close()
+    for rule_id, problem in report.failed_rules.items():
+        err.print(f"[yellow]rule {rule_id} failed:[/] {problem}")
+    err.print(f"evaluated: {len(report.raised)} new alert(s)")
+
+
 @app.command()
 def schema(
     cluster: Annotated[str | None, typer.Option(help="render the cluster variant for this cluster name")] = None,

@@ -73,6 +73,7 @@ DOCUMENTED: tuple[tuple[str, str], ...] = (
     (GEN_AI_TOOL_NAME, "tool name"),
     (GEN_AI_TOOL_CALL_ID, "the model's id for this call"),
     (GEN_AI_TOOL_TYPE, "`function`, `extension` or `datastore`"),
+    (GEN_AI_TOOL_DESCRIPTION, "tool description"),
     (GEN_AI_TOOL_CALL_ARGUMENTS, "arguments (opt-in, size-limited, secrets redacted)"),
     (GEN_AI_TOOL_CALL_RESULT, "result (opt-in, size-limited, secrets redacted)"),
     (GEN_AI_CONVERSATION_ID, "session / conversation id"),
@@ -105,4 +106,12 @@ DOCUMENTED: tuple[tuple[str, str], ...] = (
     (CREDENTIAL_TASK_ID, "task that justified the credential"),
     (CREDENTIAL_EXPIRES_AT, "expiry, RFC 3339"),
     (EVENT_HUMAN_CHECKPOINT, "span event: a person confirmed the action"),
+    (CHECKPOINT_APPROVER, "on the checkpoint event: who confirmed"),
+    (CHECKPOINT_DECISION, "on the checkpoint event: `approved` or `denied`"),
 )
+
+
+def markdown_table() -> str:
+    """The README's attribute table (tests/test_semconv.py checks the README holds exactly this)."""
+    rows = [f"| `{name}` | {meaning} |" for name, meaning in DOCUMENTED]
+    return "\n".join(["| attribute | meaning |", "| --- | --- |", *rows])

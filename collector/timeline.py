@@ -1,0 +1,121 @@
+"""Session timelines for incident response: what a session did, in order, what it left, what fired.
+
+Every query filters on ``SessionId``, the first key of the audit tables' sort order, so a timeline
+reads one contiguous range however large the store grows.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from foothold.collector.access import Reader
+
+_CALLS = """
+SELECT Timestamp, AgentName, TaskId, ToolName, ToolCallId, Status, ErrorType, DurationNs, Arguments,
+       PersistenceKind, Technique, Evidence, HumanCheckpoint, CredentialKind, CredentialFingerprint, TraceId, SpanId
+FROM tool_calls FINAL WHERE SessionId = {session:String} ORDER BY Timestamp, SpanId
+"""
+_ARTIFACTS = """
+SELECT Timestamp, Kind, Action, Path, Sha256, Durable, Source, PersistenceKind, Technique, ToolSpanId, SpanId
+FROM artifacts FINAL WHERE SessionId = {session:String} ORDER BY Timestamp, SpanId
+"""
+_ALERTS = """
+SELECT RuleId, Severity, Title, SpanId, SeenAt, Technique, Evidence
+FROM alerts FINAL WHERE SessionId = {session:String} ORDER BY SeenAt, RuleId
+"""
+_SESSIONS = """
+SELECT SessionId, any(AgentName) AS Agent, min(Timestamp) AS Started, max(Timestamp) AS Last, count() AS Calls,
+       countIf(Status = 'Error') AS Errors, countIf(PersistenceKind != '') AS DurableIntents,
+       (SELECT count() FROM alerts FINAL AS a WHERE a.SessionId = t.SessionId) AS Alerts
+FROM tool_calls AS t FINAL
+GROUP BY SessionId ORDER BY Last DESC LIMIT {limit:UInt32}
+"""
+
+
+@dataclass
+class ArtifactEntry:
+    timestamp: Any
+    kind: str
+    action: str
+    path: str
+    sha256: str
+    durable: bool
+    source: str
+    persistence_kind: str
+    technique: str
+    span_id: str
+
+
+@dataclass
+class AlertEntry:
+    rule_id: str
+    severity: str
+    title: str
+    span_id: str
+    seen_at: Any
+    technique: str
+    evidence: str
+
+
+@dataclass
+class CallEntry:
+    timestamp: Any
+    agent: str
+    task: str
+    tool: str
+    call_id: str
+    status: str
+    error_type: str
+    duration_ms: float
+    arguments: str
+    persistence_kind: str
+    technique: str
+    evidence: str
+    human_checkpoint: bool
+    credential_kind: str
+    credential_fingerprint: str
+    trace_id: str
+    span_id: str
+    artifacts: list[ArtifactEntry] = field(default_factory=list)
+    alerts: list[AlertEntry] = field(default_factory=list)
+
+
+@dataclass
+class Timeline:
+    session_id: str
+    calls: list[CallEntry]
+    unattached_alerts: list[AlertEntry]  # session-wide findings (chains, credential reuse)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def session_timeline(reader: Reader, session_id: str) -> Timeline:
+    params = {"session": session_id}
+    calls = []
+    for row in reader.query(_CALLS, params).rows:
+        (ts, agent, task, tool, call_id, status, error_type, duration_ns, arguments, kind, technique, evidence,
+         checkpoint, cred_kind, fingerprint, trace_id, span_id) = row  # fmt: skip
+        calls.append(CallEntry(ts, agent, task, tool, call_id, status, error_type, duration_ns / 1e6, arguments, kind,
+                               technique, evidence, bool(checkpoint), cred_kind, fingerprint, trace_id, span_id))  # fmt: skip
+    by_span = {call.span_id: call for call in calls}
+    artifact_owner: dict[str, CallEntry] = {}
+    for row in reader.query(_ARTIFACTS, params).rows:
+        ts, kind, action, path, sha, durable, source, pkind, technique, tool_span, span_id = row
+        entry = ArtifactEntry(ts, kind, action, path, sha, bool(durable), source, pkind, technique, span_id)
+        owner = by_span.get(tool_span)
+        if owner is not None:
+            owner.artifacts.append(entry)
+            artifact_owner[span_id] = owner
+    unattached = []
+    for row in reader.query(_ALERTS, params).rows:
+        alert = AlertEntry(*row)
+        owner = by_span.get(alert.span_id) or artifact_owner.get(alert.span_id)
+        (owner.alerts if owner else unattached).append(alert)
+    return Timeline(session_id, calls, unattached)
+
+
+def recent_sessions(reader: Reader, limit: int = 20) -> tuple[list[str], list[list[Any]]]:
+    result = reader.query(_SESSIONS, {"limit": limit})
+    return result.columns, result.rows
