@@ -12,7 +12,7 @@ import logging
 import sys
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol, TextIO
 
 import httpx
@@ -130,7 +130,10 @@ class AlertEvaluator:
 
     def evaluate(self, now: datetime | None = None) -> EvaluationReport:
         report = EvaluationReport()
-        window = TimeRange.last(self._lookback, now)
+        # The plugin's $__timeFilter compares whole seconds; reach one second past now so spans from the
+        # current second are not left out until the next pass.
+        end = (now or datetime.now(UTC)) + timedelta(seconds=1)
+        window = TimeRange.last(self._lookback + 1, end)
         for rule in self._rules:
             try:
                 report.raised += self._raise(rule, window)

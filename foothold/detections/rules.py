@@ -99,10 +99,18 @@ class ToolCategories:
         return {cat for cat, programs in self.programs.items() if program in programs}
 
     def for_path(self, path: str, home: str | None) -> set[str]:
-        def expand(pattern: str) -> str:
-            return pattern.replace("~", home or "/home/*", 1) if pattern.startswith("~") else pattern
+        """Patterns starting with ``~`` match an unexpanded ``~/...``, any /home/USER, /root, or ``home``."""
 
-        return {cat for cat, patterns in self.paths.items() if any(fnmatch.fnmatchcase(path, expand(p)) for p in patterns)}
+        def variants(pattern: str) -> tuple[str, ...]:
+            if not pattern.startswith("~"):
+                return (pattern,)
+            homes = ("~", "/home/*", "/root", *((home,) if home else ()))
+            return tuple(h + pattern[1:] for h in homes)
+
+        return {
+            cat for cat, patterns in self.paths.items()
+            if any(fnmatch.fnmatchcase(path, v) for p in patterns for v in variants(p))
+        }  # fmt: skip
 
 
 @cache
