@@ -1,0 +1,534 @@
+"""Persistence classifier: tool calls, shell commands and file paths -> persistence findings.
+
+The rules are data (``rules/persistence.yaml``): path globs and command patterns, each mapped to a
+persistence ``kind`` and a MITRE ATT&CK / ATLAS technique. ``shell.py`` works out what a command *does*
+(which files it writes, which programs it runs); this module matches those effects against the rules.
+
+Public API (imported by the collector and the instrumentation):
+    Finding, classify_path, classify_command, classify_tool_call, load_rules
+
+Pure Python (stdlib + bashlex + PyYAML). Nothing here raises on odd input: it returns [] / None.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.resources
+import json
+import re
+import shlex
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+
+from foothold.detections.shell import FileWrite, Invocation, analyze, resolve_path
+
+__all__ = ["Finding", "Rules", "classify_command", "classify_path", "classify_tool_call", "load_rules"]
+
+# Any home directory, for "~/" patterns: the call's own home is rewritten to "~" before matching.
+_HOME_RE = r"(?:~|/root|/home/[^/]+|/Users/[^/]+|/var/root)"
+_WRITE_ACTIONS = frozenset({"write", "append", "create", "copy", "move", "link", "edit", "download", "modify"})
+_MAX_COMMAND = 1_000_000  # beyond this a "command" is not a command; analyse only the head
+
+
+@dataclass(frozen=True)
+class Finding:
+    kind: str  # persistence kind, e.g. "ssh_authorized_keys"
+    technique: str  # MITRE ATT&CK / ATLAS id, e.g. "T1098.004"
+    target: str  # resolved absolute path, account name or command target
+    action: str  # "write" | "append" | "create" | "edit" | "enable" | "chmod" | "load" | ...
+    evidence: str  # short human-readable reason
+    source: str  # "command" | "path"
+
+
+# --- rules ------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PathRule:
+    id: str
+    kind: str
+    technique: str
+    pattern: re.Pattern[str]
+    exclude: re.Pattern[str] | None
+    content: re.Pattern[str] | None  # rule fires only when the written content is known and matches
+    chmod: bool  # making the file executable counts too
+
+
+@dataclass(frozen=True)
+class CommandRule:
+    id: str
+    kind: str
+    technique: str
+    why: str
+    programs: frozenset[str]
+    verbs: tuple[tuple[str, ...], ...]
+    value_options: frozenset[str]
+    reject_flags: frozenset[str]
+    args_regex: re.Pattern[str] | None
+    min_positionals: int
+    target: str
+    target_kinds: tuple[tuple[re.Pattern[str], str], ...]
+    action: str
+
+
+@dataclass(frozen=True)
+class Rules:
+    techniques: dict[str, str]  # kind -> default technique
+    paths: tuple[PathRule, ...]
+    commands: tuple[CommandRule, ...]
+    programs: frozenset[str] = field(default=frozenset())  # every program some command rule names
+
+
+@functools.cache
+def load_rules() -> Rules:
+    """Load and compile ``rules/persistence.yaml`` once per process."""
+    text = importlib.resources.files("foothold.detections").joinpath("rules/persistence.yaml").read_text("utf-8")
+    return compile_rules(yaml.safe_load(text))
+
+
+def compile_rules(data: dict[str, Any]) -> Rules:
+    techniques = {kind: str(spec["technique"]) for kind, spec in data["kinds"].items()}
+    paths = tuple(_compile_path_rule(r, techniques) for r in data.get("paths", []))
+    commands = tuple(_compile_command_rule(r, techniques) for r in data.get("commands", []))
+    programs = frozenset(p for rule in commands for p in rule.programs)
+    return Rules(techniques, paths, commands, programs)
+
+
+def _compile_path_rule(raw: dict[str, Any], techniques: dict[str, str]) -> PathRule:
+    kind = raw["kind"]
+    return PathRule(
+        id=raw["id"],
+        kind=kind,
+        technique=str(raw.get("technique") or techniques[kind]),
+        pattern=_globs_to_regex(raw["patterns"]),
+        exclude=_globs_to_regex(raw["exclude"]) if raw.get("exclude") else None,
+        content=re.compile(raw["content"]) if raw.get("content") else None,
+        chmod=bool(raw.get("chmod", False)),
+    )
+
+
+def _compile_command_rule(raw: dict[str, Any], techniques: dict[str, str]) -> CommandRule:
+    kind = raw["kind"]
+    return CommandRule(
+        id=raw["id"],
+        kind=kind,
+        technique=str(raw.get("technique") or techniques[kind]),
+        why=raw.get("why", raw["id"]),
+        programs=frozenset(p.lower() for p in raw["programs"]),
+        verbs=tuple(tuple(v.split()) for v in raw.get("verbs", [])),
+        value_options=frozenset(raw.get("value_options", [])),
+        reject_flags=frozenset(raw.get("reject_flags", [])),
+        args_regex=re.compile(raw["args_regex"]) if raw.get("args_regex") else None,
+        min_positionals=int(raw.get("min_positionals", 0)),
+        target=str(raw.get("target", "first")),
+        target_kinds=tuple((_globs_to_regex([g]), k) for g, k in (raw.get("target_kinds") or {}).items()),
+        action=str(raw.get("action", "exec")),
+    )
+
+
+def _globs_to_regex(globs: list[str]) -> re.Pattern[str]:
+    return re.compile("|".join(f"(?:{_glob_to_regex(g)})" for g in globs))
+
+
+def _glob_to_regex(glob: str) -> str:
+    """Translate one rule glob (see the header of persistence.yaml) into an anchored regex."""
+    if glob.startswith("~/"):
+        prefix, body = _HOME_RE + "/", glob[2:]
+    elif glob.startswith("/") or re.match(r"^[A-Za-z]:/", glob):
+        prefix, body = "", glob
+    else:
+        prefix, body = "(?:.*/)?", glob  # relative: matches at any depth
+    out: list[str] = []
+    i = 0
+    while i < len(body):
+        ch = body[i]
+        if body.startswith("**/", i):
+            out.append("(?:.*/)?")
+            i += 3
+        elif body.startswith("**", i):
+            out.append(".*")
+            i += 2
+        elif ch == "*":
+            out.append("[^/]*")
+            i += 1
+        elif ch == "?":
+            out.append("[^/]")
+            i += 1
+        elif ch == "{" and "}" in body[i:]:
+            end = body.index("}", i)
+            out.append("(?:" + "|".join(re.escape(a) for a in body[i + 1:end].split(",")) + ")")
+            i = end + 1
+        elif ch == "[" and "]" in body[i:]:
+            end = body.index("]", i)
+            out.append(body[i:end + 1])
+            i = end + 1
+        else:
+            out.append(re.escape(ch))
+            i += 1
+    return "^" + prefix + "".join(out) + "$"
+
+
+# --- paths -------------------------------------------------------------------------------------------------------
+
+
+def classify_path(path: str, *, cwd: str | None = None, home: str | None = None, action: str = "write",
+                  content: str | None = None) -> Finding | None:
+    """The persistence finding for writing ``path`` (resolved against cwd/home), or None."""
+    try:
+        if not isinstance(path, str) or not path.strip():
+            return None
+        resolved = resolve_path(path, cwd if isinstance(cwd, str) else None, home if isinstance(home, str) else None)
+        findings = _path_findings(resolved, action, f"{action} {resolved}", content, "path", home)
+        return findings[0] if findings else None
+    except Exception:
+        return None
+
+
+def _path_findings(path: str, action: str, evidence: str, content: str | None, source: str,
+                   home: str | None) -> list[Finding]:
+    """First plain rule that matches, plus every content rule whose regex matches the known content."""
+    candidates = _match_forms(path, home)
+    out: list[Finding] = []
+    first_plain = True
+    for rule in load_rules().paths:
+        if action == "chmod" and not rule.chmod:
+            continue
+        if rule.content is not None and (content is None or not rule.content.search(content)):
+            continue
+        if rule.content is None and not first_plain:
+            continue
+        if not any(rule.pattern.match(c) for c in candidates):
+            continue
+        if rule.exclude is not None and any(rule.exclude.match(c) for c in candidates):
+            continue
+        out.append(Finding(rule.kind, rule.technique, path, action, evidence, source))
+        if rule.content is None:
+            first_plain = False
+    return out
+
+
+def _match_forms(path: str, home: str | None) -> list[str]:
+    """The path itself plus its "~/..." form when it lies under the call's (possibly unusual) home."""
+    forms = [path]
+    if isinstance(home, str) and home.strip():
+        h = home.strip().rstrip("/")
+        if h and path.startswith(h + "/"):
+            forms.append("~" + path[len(h):])
+    return forms
+
+
+# --- commands ----------------------------------------------------------------------------------------------------
+
+
+def classify_command(command: str, *, cwd: str | None = None, home: str | None = None) -> list[Finding]:
+    """Findings for a shell command line: files it writes and persistence commands it runs."""
+    if not isinstance(command, str) or not command.strip():
+        return []
+    cwd = cwd if isinstance(cwd, str) else None
+    home = home if isinstance(home, str) else None
+    try:
+        if len(command) <= 8192:
+            return list(_classify_command_cached(command, cwd, home))
+        return _classify_command(command[:_MAX_COMMAND], cwd, home)
+    except Exception:
+        return []
+
+
+@functools.lru_cache(maxsize=4096)
+def _classify_command_cached(command: str, cwd: str | None, home: str | None) -> tuple[Finding, ...]:
+    # Agents repeat the same commands (pytest, git status) many times a session: cache the verdict.
+    return tuple(_classify_command(command, cwd, home))
+
+
+def _classify_command(command: str, cwd: str | None, home: str | None) -> list[Finding]:
+    intent = analyze(command, cwd=cwd, home=home)
+    findings: list[Finding] = []
+    for write in intent.writes:
+        findings.extend(_write_findings(write, home))
+    rules = load_rules()
+    for inv in intent.invocations:
+        if _program(inv.argv[0]) in rules.programs:
+            finding = _command_finding(inv, rules, home)
+            if finding is not None:
+                findings.append(finding)
+    return _dedupe(findings)
+
+
+def _write_findings(write: FileWrite, home: str | None) -> list[Finding]:
+    found = _path_findings(write.path, write.action, write.evidence, write.content, "command", home)
+    if not found and write.alt_path:  # cp x /etc/cron.d -> /etc/cron.d/x
+        found = _path_findings(write.alt_path, write.action, write.evidence, write.content, "command", home)
+    return found
+
+
+def _dedupe(findings: list[Finding]) -> list[Finding]:
+    seen: set[tuple[str, str, str]] = set()
+    out: list[Finding] = []
+    for f in findings:
+        key = (f.kind, f.target, f.action)
+        if key not in seen:
+            seen.add(key)
+            out.append(f)
+    return out
+
+
+def _program(word: str) -> str:
+    name = word.lstrip("\\").rsplit("/", 1)[-1].rsplit("\\", 1)[-1].lower()
+    return name[:-4] if name.endswith(".exe") else name
+
+
+def _command_finding(inv: Invocation, rules: Rules, home: str | None) -> Finding | None:
+    prog = _program(inv.argv[0])
+    for rule in rules.commands:
+        if prog in rule.programs:
+            targets = _match_command_rule(rule, list(inv.argv[1:]))
+            if targets is not None:
+                return _command_rule_finding(rule, inv, targets, home)
+    return None
+
+
+def _match_command_rule(rule: CommandRule, args: list[str]) -> list[str] | None:
+    """None when the rule does not apply, else the raw targets it names."""
+    flags, positionals = _split_args(args, rule.value_options)
+    if any(_flag_matches(f, rule.reject_flags) for f in flags):
+        return None
+    rest = positionals
+    if rule.verbs:
+        verb = next((v for v in rule.verbs if tuple(positionals[:len(v)]) == v), None)
+        if verb is None:
+            return None
+        rest = positionals[len(verb):]
+    if len(rest) < rule.min_positionals:
+        return None
+    match = None
+    if rule.args_regex is not None:
+        match = rule.args_regex.search(" ".join(args))
+        if match is None:
+            return None
+    return _targets(rule.target, rest, match)
+
+
+def _split_args(args: list[str], value_options: frozenset[str]) -> tuple[list[str], list[str]]:
+    flags: list[str] = []
+    positionals: list[str] = []
+    i = 0
+    while i < len(args):
+        tok = args[i]
+        if tok == "--":
+            positionals.extend(args[i + 1:])
+            break
+        if tok.startswith("-") and len(tok) > 1:
+            flags.append(tok)
+            if tok in value_options:
+                i += 1
+        else:
+            positionals.append(tok)
+        i += 1
+    return flags, positionals
+
+
+def _flag_matches(flag: str, rejects: frozenset[str]) -> bool:
+    if flag in rejects or flag.split("=", 1)[0] in rejects:
+        return True
+    # short-option clusters: "-lu" contains "-l"
+    if re.fullmatch(r"-[A-Za-z]{2,}", flag):
+        return any(len(r) == 2 and r[0] == "-" and r[1] in flag[1:] for r in rejects)
+    return False
+
+
+def _targets(spec: str, rest: list[str], match: re.Match[str] | None) -> list[str]:
+    if spec == "first":
+        return rest[:1] or ["?"]
+    if spec == "last":
+        return rest[-1:] or ["?"]
+    if spec == "all":
+        return rest or ["?"]
+    if spec == "regex":
+        group = match.groupdict().get("target") if match else None
+        return [group or "?"]
+    return [spec]
+
+
+def _command_rule_finding(rule: CommandRule, inv: Invocation, targets: list[str], home: str | None) -> Finding:
+    target = targets[0]
+    if target.startswith(("/", "~", "./", "../")) or "/" in target and not re.match(r"^\w+/", target):
+        target = resolve_path(target, None if inv.remote else inv.cwd, None if inv.remote else home)
+    kind, technique = rule.kind, rule.technique
+    for pattern, override in rule.target_kinds:
+        if pattern.match(target):
+            kind = override
+            technique = load_rules().techniques.get(override, technique)
+            break
+    cmdline = " ".join(inv.argv)
+    evidence = f"{rule.why}: {cmdline[:120]}" + (" (remote)" if inv.remote else "")
+    if inv.stdin and rule.kind in ("cron", "at_job"):
+        evidence += f" <- {inv.stdin.strip()[:80]!r}"
+    return Finding(kind, technique, target, rule.action, evidence, "command")
+
+
+# --- tool calls -------------------------------------------------------------------------------------------------
+
+_SHELL_TOOLS = frozenset({
+    "bash", "shell", "sh", "zsh", "run_command", "execute_command", "terminal", "exec", "run_shell_command",
+    "run_terminal_cmd", "run_terminal_command", "local_shell", "shell_command", "execute", "run", "cmd",
+    "command", "container.exec", "exec_command", "bash_tool", "computer_bash", "run_in_terminal",
+})
+_WRITE_TOOLS = frozenset({
+    "write", "edit", "multiedit", "write_file", "edit_file", "create_file", "apply_patch", "notebookedit",
+    "str_replace_editor", "str_replace_based_edit_tool", "text_editor", "replace", "write_to_file",
+    "replace_in_file", "insert_content", "search_replace", "append_file", "append_to_file", "fs_write",
+    "save_file", "update_file", "patch", "file_write", "create", "overwrite_file", "insert_edit_into_file",
+})
+_READ_TOOLS = frozenset({
+    "read", "cat", "view", "ls", "grep", "glob", "read_file", "list_dir", "list_directory", "search",
+    "find", "file_search", "codebase_search", "grep_search", "notebookread", "webfetch", "websearch",
+    "read_many_files", "search_files", "directory_tree", "get_file_info", "todowrite", "todoread",
+})
+_EDITOR_WRITE_COMMANDS = frozenset({"create", "str_replace", "insert", "write", "append", "edit", "replace"})
+_COMMAND_KEYS = ("command", "cmd", "script", "commands")
+_PATH_KEYS = ("file_path", "path", "filename", "target_file", "notebook_path", "file", "absolute_path",
+              "filepath", "TargetFile", "target", "dest", "destination")
+_CONTENT_KEYS = ("content", "file_text", "new_string", "new_str", "insert_text", "text", "code_edit",
+                 "contents", "new_source", "CodeContent", "data", "diff")
+_CWD_KEYS = ("cwd", "workdir", "working_directory", "working_dir", "directory")
+
+
+def classify_tool_call(tool_name: str, arguments: dict | str | None, *, cwd: str | None = None,
+                       home: str | None = None) -> list[Finding]:
+    """Findings for one agent tool call: shell-like tools by their command, write tools by their path."""
+    try:
+        return _classify_tool_call(tool_name, arguments, cwd, home)
+    except Exception:
+        return []
+
+
+def _classify_tool_call(tool_name: Any, arguments: Any, cwd: Any, home: Any) -> list[Finding]:
+    name = _tool_basename(tool_name)
+    args = _parse_arguments(arguments)
+    cwd = _first_str(args, _CWD_KEYS) or (cwd if isinstance(cwd, str) else None)
+    home = home if isinstance(home, str) else None
+    if name in _READ_TOOLS:
+        return []
+    if name == "apply_patch" or (name in ("patch",) and _patch_text(args, arguments)):
+        return _classify_patch(_patch_text(args, arguments) or "", cwd, home)
+    if name in _WRITE_TOOLS or (name not in _SHELL_TOOLS and _first_str(args, _PATH_KEYS)
+                                and _first_content(args) is not None):
+        return _classify_write_tool(name, args, cwd, home, str(tool_name))
+    command = _command_text(args)
+    if command is None and name in _SHELL_TOOLS and isinstance(arguments, str):
+        command = arguments  # a shell tool whose argument is the bare command line
+    if command is not None and (name in _SHELL_TOOLS or name not in _WRITE_TOOLS):
+        return classify_command(command, cwd=cwd, home=home)
+    return []
+
+
+def _tool_basename(tool_name: Any) -> str:
+    """``mcp__fs__write_file`` / ``functions.bash`` / ``Bash`` -> ``write_file`` / ``bash`` / ``bash``."""
+    if not isinstance(tool_name, str):
+        return ""
+    name = tool_name.strip()
+    for sep in ("__", "/", ":"):
+        if sep in name:
+            name = name.rsplit(sep, 1)[-1]
+    if name.startswith("functions."):
+        name = name[len("functions."):]
+    return name.lower()
+
+
+def _parse_arguments(arguments: Any) -> dict[str, Any]:
+    if isinstance(arguments, dict):
+        return arguments
+    if isinstance(arguments, (str, bytes)):
+        try:
+            parsed = json.loads(arguments)
+        except (ValueError, TypeError, RecursionError):
+            return {}
+        return parsed if isinstance(parsed, dict) else {}
+    return {}
+
+
+def _first_str(args: dict[str, Any], keys: tuple[str, ...]) -> str | None:
+    for key in keys:
+        value = args.get(key)
+        if isinstance(value, str) and value.strip():
+            return value
+    return None
+
+
+def _first_content(args: dict[str, Any]) -> str | None:
+    for key in _CONTENT_KEYS:
+        value = args.get(key)
+        if isinstance(value, str):
+            return value
+    edits = args.get("edits")
+    if isinstance(edits, list):  # MultiEdit: [{"old_string": ..., "new_string": ...}, ...]
+        return "\n".join(str(e.get("new_string", "")) for e in edits if isinstance(e, dict))
+    return None
+
+
+def _command_text(args: dict[str, Any]) -> str | None:
+    for key in _COMMAND_KEYS:
+        value = args.get(key)
+        if isinstance(value, str) and value.strip():
+            return value
+        if isinstance(value, list) and value and all(isinstance(v, str) for v in value):
+            # argv form (["bash", "-lc", "..."]) or a list of command lines
+            return shlex.join(value) if key != "commands" else "\n".join(value)
+    return None
+
+
+def _classify_write_tool(name: str, args: dict[str, Any], cwd: str | None, home: str | None,
+                         tool: str = "") -> list[Finding]:
+    sub = args.get("command")
+    if name in ("str_replace_editor", "str_replace_based_edit_tool", "text_editor") or isinstance(sub, str) and sub in (
+            _EDITOR_WRITE_COMMANDS | {"view", "undo_edit"}):
+        if not isinstance(sub, str) or sub not in _EDITOR_WRITE_COMMANDS:
+            return []  # view / undo_edit / unknown sub-command
+    path = _first_str(args, _PATH_KEYS)
+    if path is None:
+        return []
+    action = "create" if sub == "create" or name in ("create_file", "write_to_file") else (
+        "edit" if name in ("edit", "multiedit", "edit_file", "str_replace_editor", "str_replace_based_edit_tool",
+                           "replace", "replace_in_file", "search_replace", "notebookedit") else "write")
+    if name in ("append_file", "append_to_file") or sub == "append":
+        action = "append"
+    resolved = resolve_path(path, cwd, home)
+    evidence = f"tool {tool or name}: {action} {resolved}"
+    return _dedupe(_path_findings(resolved, action, evidence, _first_content(args), "path", home))
+
+
+def _patch_text(args: dict[str, Any], raw: Any) -> str | None:
+    for key in ("input", "patch", "diff", "content"):
+        value = args.get(key)
+        if isinstance(value, str):
+            return value
+    if isinstance(raw, str) and not args:
+        return raw
+    return None
+
+
+_PATCH_FILE_RE = re.compile(r"^\*\*\* (Add|Update|Move to|Delete) File: (.+)$|^\*\*\* Move to: (.+)$|^\+\+\+ (?:b/)?(.+)$",
+                            re.MULTILINE)
+
+
+def _classify_patch(patch: str, cwd: str | None, home: str | None) -> list[Finding]:
+    """apply_patch (Codex envelope or unified diff): every added/updated/moved-to file is written."""
+    findings: list[Finding] = []
+    sections = re.split(r"(?m)^(?=\*\*\* (?:Add|Update|Delete) File: |\+\+\+ )", patch)
+    for section in sections:
+        m = _PATCH_FILE_RE.search(section)
+        if not m:
+            continue
+        if m.group(1) == "Delete":
+            continue
+        moved = re.search(r"(?m)^\*\*\* Move to: (.+)$", section)
+        raw = (moved.group(1) if moved else m.group(2) or m.group(3) or m.group(4) or "").strip()
+        if not raw or raw == "/dev/null":
+            continue
+        added = "\n".join(line[1:] for line in section.splitlines() if line.startswith("+") and not line.startswith("+++"))
+        action = "create" if m.group(1) == "Add" else "edit"
+        resolved = resolve_path(raw, cwd, home)
+        findings.extend(_path_findings(resolved, action, f"tool apply_patch: {action} {resolved}", added, "path", home))
+    return _dedupe(findings)
