@@ -1,0 +1,130 @@
+"""Secret redaction: every supported kind is found, replaced by a keyed marker, and leaves no trace."""
+
+from __future__ import annotations
+
+import random
+import string
+
+import pytest
+
+from foothold.redact import fingerprint, redact_text, redact_value
+
+KEY = b"test-deployment-key"
+_rng = random.Random(20261122)
+
+
+def _rand(n: int, alphabet: str = string.ascii_letters + string.digits) -> str:
+    return "".join(_rng.choice(alphabet) for _ in range(n))
+
+
+def planted_secrets() -> dict[str, tuple[str, str]]:
+    """Real-looking secrets of each supported kind: name -> (kind, secret value). Built at run time so
+    the repository holds no secret-shaped literals."""
+    b64 = string.ascii_letters + string.digits + "/+"
+    pem_body = "\n".join(_rand(64, b64) for _ in range(6))
+    gcp_key = "-----BEGIN PRIVATE KEY-----\n" + pem_body + "\n-----END PRIVATE KEY-----"
+    return {
+        "aws_access_key_id": ("aws_access_key_id", "AKIA" + _rand(16, string.ascii_uppercase + "234567")),
+        "github_classic": ("github_token", "ghp_" + _rand(36)),
+        "github_oauth": ("github_token", "gho_" + _rand(36)),
+        "github_app": ("github_token", "ghs_" + _rand(36)),
+        "github_fine_grained": ("github_token", "github_pat_" + _rand(22) + "_" + _rand(59)),
+        "gitlab": ("gitlab_token", "glpat-" + _rand(20)),
+        "slack_bot": ("slack_token", "xoxb-" + _rand(12, string.digits) + "-" + _rand(13, string.digits) + "-" + _rand(24)),
+        "slack_user": ("slack_token", "xoxp-" + _rand(12, string.digits) + "-" + _rand(12, string.digits) + "-" + _rand(32)),
+        "slack_webhook": ("slack_webhook", "https://hooks.slack.com/services/T" + _rand(10) + "/B" + _rand(10) + "/" + _rand(24)),
+        "openai": ("openai_key", "sk-" + _rand(20) + "T3BlbkFJ" + _rand(20)),
+        "openai_project": ("openai_key", "sk-proj-" + _rand(74)),
+        "anthropic": ("anthropic_key", "sk-ant-api03-" + _rand(93) + "AA"),
+        "stripe": ("stripe_key", "sk_live_" + _rand(24)),
+        "jwt": ("jwt", "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiJhZ2VudCIsImV4cCI6MTk5OTk5OTk5OX0." + _rand(43)),
+        "pem": ("private_key", "-----BEGIN OPENSSH PRIVATE KEY-----\n" + pem_body + "\n-----END OPENSSH PRIVATE KEY-----"),
+        "gcp_service_account": ("private_key", gcp_key),
+    }
+
+
+@pytest.mark.parametrize("name", sorted(planted_secrets()))
+def test_each_kind_is_redacted_with_its_fingerprint(name: str):
+    kind, secret = planted_secrets()[name]
+    out, hits = redact_text(f"config: {secret} (end)", KEY)
+    assert secret not in out
+    assert [h.kind for h in hits] == [kind]
+    assert f"[REDACTED:{kind}:fp={fingerprint(secret, KEY)}]" in out
+    assert out.endswith(" (end)")
+
+
+def test_gcp_service_account_json_loses_its_key():
+    _, private_key = planted_secrets()["gcp_service_account"]
+    account = {
+        "type": "service_account",
+        "project_id": "demo",
+        "private_key_id": _rand(40, "0123456789abcdef"),
+        "private_key": private_key + "\n",  # as Google's key files have it
+        "client_email": "agent@demo.iam.gserviceaccount.com",
+    }
+    out = redact_value(account, KEY)
+    assert out["private_key"] == f"[REDACTED:private_key:fp={fingerprint(private_key, KEY)}]\n"
+    assert account["private_key_id"] not in str(out)
+    assert out["client_email"] == account["client_email"]
+    assert "BEGIN PRIVATE KEY" not in redact_text(str(account), KEY)[0]  # also as escaped JSON-ish text
+
+
+def test_aws_secret_key_by_context():
+    secret = _rand(40, string.ascii_letters + string.digits + "/+")
+    out, hits = redact_text(f"export AWS_SECRET_ACCESS_KEY={secret}", KEY)
+    assert secret not in out and hits[0].kind == "aws_secret_access_key"
+
+
+def test_headers_and_url_credentials_keep_their_shape():
+    token, password = _rand(40), _rand(14)
+    out, _ = redact_text(f"curl -H 'Authorization: Bearer {token}' https://bob:{password}@db.example.com/x", KEY)
+    assert token not in out and password not in out
+    assert "Authorization: Bearer [REDACTED:authorization:" in out
+    assert "https://bob:[REDACTED:url_credentials:" in out and "@db.example.com/x" in out
+    basic = "dXNlcjpzM2NyM3QtcGFzc3dvcmQ="
+    assert basic not in redact_text(f"Authorization: Basic {basic}", KEY)[0]
+
+
+def test_secret_named_keys_need_secret_looking_values():
+    value = _rand(32)
+    text = f'{{"password": "hunter2", "api_key": "{value}", "max_tokens": 1000, "token_type": "bearer"}}'
+    out, hits = redact_text(text, KEY)
+    assert "hunter2" not in out and value not in out
+    assert '"max_tokens": 1000' in out and '"token_type": "bearer"' in out
+    assert len(hits) == 2
+    structured = redact_value({"DB_PASSWORD": "pw-1234", "token_count": "12", "nested": [{"secret": value}]}, KEY)
+    assert structured["token_count"] == "12"
+    assert "pw-1234" not in str(structured) and value not in str(structured)
+
+
+def test_known_token_under_secret_name_keeps_its_kind_and_fingerprint():
+    _, token = planted_secrets()["github_classic"]
+    out = redact_value({"token": token}, KEY)
+    assert out == {"token": f"[REDACTED:github_token:fp={fingerprint(token, KEY)}]"}
+
+
+def test_placeholders_and_markers_are_left_alone():
+    text = "password=${DB_PASSWORD} token=<your-token> secret=****"
+    assert redact_text(text, KEY) == (text, [])
+    once, _ = redact_text(f"token: {_rand(30)}", KEY)
+    assert redact_text(once, KEY) == (once, [])
+
+
+def test_fingerprints_are_keyed_and_stable():
+    assert fingerprint("abc", KEY) == fingerprint(b"abc", KEY)
+    assert fingerprint("abc", KEY) != fingerprint("abc", b"other-key")
+    assert len(fingerprint("abc", KEY)) == 16
+
+
+def test_ordinary_text_is_untouched():
+    text = "ls -la /home/agent && git commit -m 'fix tokenizer' && echo sk-short && key=value"
+    assert redact_text(text, KEY) == (text, [])
+
+
+def test_large_input_scans_in_linear_time():
+    import time
+
+    blob = _rand(1_000_000, string.ascii_letters)
+    started = time.perf_counter()
+    redact_text(blob, KEY)
+    assert time.perf_counter() - started < 5  # generous: catches quadratic backtracking, not speed
