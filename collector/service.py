@@ -56,7 +56,9 @@ def _listen(endpoint: Endpoint) -> socket.socket:
 
 
 def default_processors() -> list[Processor]:
-    return []
+    from foothold.collector.processors.classify import ClassifyProcessor
+
+    return [ClassifyProcessor()]
 
 
 ExporterFactory = Callable[[Store], Exporter]

@@ -1,0 +1,118 @@
+"""Ingest-time judgement of every tool call and artifact, whoever instrumented the agent.
+
+Artifact spans get the persistence kind and ATT&CK technique of the location they changed; tool-call
+spans get the durable write their arguments declare (shell commands parsed, write/edit tool paths
+resolved against the call's cwd) and the categories the flow rules chain on (untrusted input, execution,
+egress, credential read). The labels land in span attributes, so the materialized views carry them into
+``tool_calls`` and ``artifacts``.
+"""
+
+from __future__ import annotations
+
+import logging
+import posixpath
+
+import orjson
+
+from foothold import semconv
+from foothold.collector.rows import SpanBatch
+from foothold.detections import shell
+from foothold.detections.classify import Finding, classify_command, classify_path, classify_tool_call
+from foothold.detections.rules import ToolCategories, tool_categories
+
+log = logging.getLogger("foothold.collector.classify")
+
+_COMMAND_KEYS = ("command", "cmd", "script", "commands", "code")
+_READ_ACTIONS = frozenset({"read", "open", "list", "stat"})
+
+
+def _tool_name(attrs: dict[str, str]) -> str:
+    return attrs.get(semconv.GEN_AI_TOOL_NAME) or attrs.get("tool.name") or ""
+
+
+def _arguments(attrs: dict[str, str]) -> str:
+    return attrs.get(semconv.GEN_AI_TOOL_CALL_ARGUMENTS) or attrs.get("input.value") or ""
+
+
+def _is_tool_call(attrs: dict[str, str]) -> bool:
+    return attrs.get(semconv.GEN_AI_OPERATION_NAME) == semconv.OPERATION_EXECUTE_TOOL or attrs.get("openinference.span.kind") == "TOOL"
+
+
+def shell_command(arguments: str) -> str | None:
+    """The shell command a tool call's JSON arguments carry, if any."""
+    try:
+        parsed = orjson.loads(arguments) if arguments else None
+    except orjson.JSONDecodeError:
+        return None
+    if not isinstance(parsed, dict):
+        return None
+    for key in _COMMAND_KEYS:
+        value = parsed.get(key)
+        if isinstance(value, list):
+            value = " ".join(str(v) for v in value)
+        if isinstance(value, str) and value.strip():
+            return value
+    return None
+
+
+def _label(attrs: dict[str, str], findings: list[Finding]) -> None:
+    if not findings:
+        return
+    first = findings[0]
+    attrs[semconv.PERSISTENCE_KIND] = first.kind
+    attrs[semconv.PERSISTENCE_TECHNIQUE] = first.technique
+    attrs[semconv.PERSISTENCE_TARGET] = first.target
+    attrs[semconv.PERSISTENCE_EVIDENCE] = "; ".join(f.evidence for f in findings[:3])
+
+
+class ClassifyProcessor:
+    def __init__(self, categories: ToolCategories | None = None) -> None:
+        self._categories = categories or tool_categories()
+        self._warned = False
+
+    def process(self, batch: SpanBatch) -> None:
+        for attrs in batch.span_attributes:
+            try:
+                if attrs.get(semconv.ARTIFACT_KIND):
+                    self._artifact(attrs)
+                elif _is_tool_call(attrs):
+                    self._tool_call(attrs)
+            except Exception:  # a classifier bug must never cost a span
+                if not self._warned:
+                    log.exception("classification failed for a span; storing it unclassified")
+                    self._warned = True
+
+    def _artifact(self, attrs: dict[str, str]) -> None:
+        kind, action = attrs.get(semconv.ARTIFACT_KIND), attrs.get(semconv.ARTIFACT_ACTION, "write")
+        target = attrs.get(semconv.ARTIFACT_PATH, "")
+        if not target or action in _READ_ACTIONS:
+            return
+        if kind == "process":  # a launched command line: judge what it will do
+            _label(attrs, classify_command(target, cwd=attrs.get(semconv.CWD) or None))
+        elif kind == "file":
+            finding = classify_path(target, cwd=attrs.get(semconv.CWD) or None, action=action)
+            _label(attrs, [finding] if finding else [])
+
+    def _tool_call(self, attrs: dict[str, str]) -> None:
+        name, arguments, cwd = _tool_name(attrs), _arguments(attrs), attrs.get(semconv.CWD) or None
+        _label(attrs, classify_tool_call(name, arguments, cwd=cwd))
+        categories = self._categories.for_tool(name)
+        if attrs.get(semconv.MCP_METHOD_NAME) == "resources/read":
+            categories.add("untrusted_input")
+        command = shell_command(arguments)
+        if command:
+            categories |= self._command_categories(command, cwd)
+        if categories:
+            attrs[semconv.TOOL_CATEGORIES] = ",".join(sorted(categories))
+
+    def _command_categories(self, command: str, cwd: str | None) -> set[str]:
+        categories = {"exec"}
+        for invocation in shell.analyze(command, cwd=cwd).invocations:
+            if not invocation.argv:
+                continue
+            categories |= self._categories.for_program(posixpath.basename(invocation.argv[0]))
+            for word in invocation.argv[1:]:
+                operand = word.rpartition("=")[2].lstrip("@")  # --file=PATH, curl -d @PATH
+                if "/" in operand or operand.startswith((".", "~")):
+                    categories |= self._categories.for_path(shell.resolve_path(operand, cwd), home=None)
+        return categories
