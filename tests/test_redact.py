@@ -110,6 +110,13 @@ def test_placeholders_and_markers_are_left_alone():
     assert redact_text(once, KEY) == (once, [])
 
 
+def test_adjacent_private_keys_are_each_redacted():
+    keys = [v for k, v in planted_secrets().values() if k == "private_key"]
+    out, hits = redact_text(" ".join(keys), KEY)
+    assert [h.fingerprint for h in hits] == [fingerprint(k, KEY) for k in keys]
+    assert "PRIVATE KEY" not in out
+
+
 def test_fingerprints_are_keyed_and_stable():
     assert fingerprint("abc", KEY) == fingerprint(b"abc", KEY)
     assert fingerprint("abc", KEY) != fingerprint("abc", b"other-key")

@@ -1,0 +1,250 @@
+"""Tool-call spans: the ``tool_call`` context manager, the ``@tool`` decorator and ``checkpoint``."""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import os
+import uuid
+from collections.abc import Callable
+from types import TracebackType
+from typing import Any, TypeVar
+
+import orjson
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.trace import INVALID_SPAN, SpanKind, Status, StatusCode
+
+from foothold import semconv
+from foothold.redact import redact_text, redact_value
+
+from . import artifacts, audit, runtime
+from .watch import FileState, Snapshot
+
+F = TypeVar("F", bound=Callable[..., Any])
+_TRUNCATED = "…[truncated {} bytes]"
+# Redaction runs before truncation, on at most this many times the limit, so a huge argument costs a
+# bounded scan and a secret straddling the final cut is still whole when scanned.
+_SCAN_FACTOR = 4
+
+
+def render_content(value: Any, rt: runtime.Runtime) -> str:
+    """Redacted, size-limited text of a tool's arguments or result (strings are taken as already
+    serialised, anything else becomes JSON)."""
+    key = rt.key()
+    if not isinstance(value, str):
+        redacted = redact_value(value, key)
+        return truncate(orjson.dumps(redacted, option=orjson.OPT_NON_STR_KEYS, default=str).decode(), rt.max_content_bytes)
+    scanned = value[: rt.max_content_bytes * _SCAN_FACTOR]
+    unscanned = _utf8_len(value) - _utf8_len(scanned) if len(scanned) < len(value) else 0
+    return truncate(redact_text(scanned, key)[0], rt.max_content_bytes, unscanned)
+
+
+def _utf8_len(text: str) -> int:
+    return len(text.encode("utf-8", "surrogatepass"))
+
+
+def truncate(text: str, limit: int, already_cut: int = 0) -> str:
+    """At most ``limit`` UTF-8 bytes of ``text`` (cut on a character boundary), marked when cut."""
+    raw = text.encode("utf-8", "surrogatepass")
+    if len(raw) <= limit and not already_cut:
+        return text
+    return raw[:limit].decode("utf-8", "ignore") + _TRUNCATED.format(max(len(raw) - limit, 0) + already_cut)
+
+
+class ToolCall:
+    """One tool call: ``with tool_call("bash", arguments={...}) as call: ...; call.set_result(out)``.
+
+    Opens ``execute_tool {name}`` (INTERNAL), records what the call did as child ``artifact {kind}``
+    spans when it ends, and marks it failed (``error.type``) if the body raises; the exception itself
+    propagates unchanged. Instrumentation errors are logged once and never reach the agent.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        call_id: str | None = None,
+        arguments: Any = None,
+        tool_type: str = "function",
+        cwd: str | None = None,
+    ) -> None:
+        self.name = name
+        self.call_id = call_id
+        self.arguments = arguments
+        self.tool_type = tool_type
+        self.cwd = cwd
+        self.span: trace.Span = INVALID_SPAN
+        self.recorder: audit.Recorder | None = None
+        self._rt: runtime.Runtime | None = None
+        self._snapshot: Snapshot | None = None
+        self._parent: ToolCall | None = None
+        self._tokens: tuple[Any, Any] | None = None
+
+    def __enter__(self) -> ToolCall:
+        rt = runtime.current
+        if rt.disabled:
+            return self
+        try:
+            self._start(rt)
+        except Exception as exc:
+            runtime.report_once("tool_call start", exc)
+            self._abandon()
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if self._rt is None:
+            return
+        try:
+            self._finish(self._rt, exc)
+        except Exception as error:
+            runtime.report_once("tool_call end", error)
+            self._abandon()
+
+    def set_result(self, value: Any) -> None:
+        """Record the tool's result (only when content capture is on; always redacted)."""
+        rt = self._rt
+        if rt is None or not rt.capture_content:
+            return
+        try:
+            self.span.set_attribute(semconv.GEN_AI_TOOL_CALL_RESULT, render_content(value, rt))
+        except Exception as exc:
+            runtime.report_once("tool result", exc)
+
+    def _start(self, rt: runtime.Runtime) -> None:
+        self.call_id = self.call_id or f"call_{uuid.uuid4().hex}"
+        self.cwd = self.cwd or os.getcwd()
+        attributes: dict[str, Any] = {
+            semconv.GEN_AI_OPERATION_NAME: semconv.OPERATION_EXECUTE_TOOL,
+            semconv.GEN_AI_TOOL_NAME: self.name,
+            semconv.GEN_AI_TOOL_CALL_ID: self.call_id,
+            semconv.GEN_AI_TOOL_TYPE: self.tool_type,
+            semconv.CWD: self.cwd,
+        }
+        if rt.capture_content and self.arguments is not None:
+            attributes[semconv.GEN_AI_TOOL_CALL_ARGUMENTS] = render_content(self.arguments, rt)
+        self._rt = rt
+        if rt.watcher is not None:  # before the span, so baseline hashing is not timed as the call
+            self._snapshot = rt.watcher.before(self.cwd)
+        self.span = rt.tracer.start_span(semconv.tool_span_name(self.name), kind=SpanKind.INTERNAL, attributes=attributes)
+        parent = audit.ACTIVE_CALL.get()
+        self._parent = parent if isinstance(parent, ToolCall) else None
+        self.recorder = audit.Recorder(rt.hash_limit_bytes)
+        self._tokens = (
+            otel_context.attach(trace.set_span_in_context(self.span)),
+            audit.ACTIVE_CALL.set(self),
+        )
+
+    def _finish(self, rt: runtime.Runtime, exc: BaseException | None) -> None:
+        self._restore_context()  # first: nothing below is the tool's doing
+        if exc is not None:
+            description = truncate(redact_text(str(exc), rt.key())[0], 512) if rt.capture_content else None
+            self.span.set_status(Status(StatusCode.ERROR, description))
+            self.span.set_attribute(semconv.ERROR_TYPE, type(exc).__qualname__)
+        snapshot_artifacts: list[artifacts.Artifact] = []
+        if rt.watcher is not None and self._snapshot is not None:
+            snapshot_artifacts, changed = rt.watcher.after(self._snapshot)
+            self._hand_to_parent(changed)
+        assert self.recorder is not None
+        observed = self.recorder.artifacts(lambda cmd: truncate(redact_text(cmd, rt.key())[0], rt.max_content_bytes))
+        artifacts.emit(rt.tracer, self.span, artifacts.merge(observed, snapshot_artifacts))
+        self.span.end()
+        self._rt = None
+
+    def _hand_to_parent(self, changed: dict[str, FileState | None]) -> None:
+        """An enclosing call would see the same changes again; it takes our after-state as its before."""
+        parent = self._parent
+        if parent is None or parent._snapshot is None:
+            return
+        for path, state in changed.items():
+            if state is None:
+                parent._snapshot.states.pop(path, None)
+            else:
+                parent._snapshot.states[path] = state
+
+    def _restore_context(self) -> None:
+        if self._tokens is not None:
+            context_token, call_token = self._tokens
+            self._tokens = None
+            audit.ACTIVE_CALL.reset(call_token)
+            otel_context.detach(context_token)
+
+    def _abandon(self) -> None:
+        """After an instrumentation error: leave the agent's context as it was and close the span."""
+        try:
+            self._restore_context()
+        except Exception:  # already reported by the caller; restoring is best effort
+            pass
+        self.span.end()
+        self._rt = None
+
+
+tool_call = ToolCall
+
+
+def tool(name: str | Callable[..., Any] | None = None, *, tool_type: str = "function") -> Any:
+    """Decorate a sync or async function so each call is a tool call: ``@tool`` or ``@tool("name")``."""
+    if callable(name):
+        return tool()(name)
+
+    def decorate(fn: F) -> F:
+        tool_name = name or fn.__name__
+        signature = _signature(fn)
+        if inspect.iscoroutinefunction(fn):
+
+            @functools.wraps(fn)
+            async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
+                with ToolCall(tool_name, arguments=_arguments(signature, args, kwargs), tool_type=tool_type) as call:
+                    result = await fn(*args, **kwargs)
+                    call.set_result(result)
+                    return result
+
+            return async_wrapper  # type: ignore[return-value]
+
+        @functools.wraps(fn)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            with ToolCall(tool_name, arguments=_arguments(signature, args, kwargs), tool_type=tool_type) as call:
+                result = fn(*args, **kwargs)
+                call.set_result(result)
+                return result
+
+        return wrapper  # type: ignore[return-value]
+
+    return decorate
+
+
+def _signature(fn: Callable[..., Any]) -> inspect.Signature | None:
+    try:
+        return inspect.signature(fn)
+    except (TypeError, ValueError):
+        return None
+
+
+def _arguments(signature: inspect.Signature | None, args: tuple, kwargs: dict) -> dict[str, Any] | None:
+    """Named arguments, built only when content is captured (binding costs more than the span)."""
+    if not runtime.current.capture_content or runtime.current.disabled:
+        return None
+    try:
+        if signature is None:
+            return {"args": list(args), **kwargs}
+        bound = signature.bind_partial(*args, **kwargs).arguments
+        return {k: v for k, v in bound.items() if k not in ("self", "cls")}
+    except Exception as exc:
+        runtime.report_once("tool arguments", exc)
+        return None
+
+
+def checkpoint(approver: str, decision: str = "approved") -> None:
+    """Mark on the current tool call that a person confirmed (or denied) the action."""
+    if runtime.current.disabled:
+        return
+    try:
+        call = audit.ACTIVE_CALL.get()
+        span = call.span if isinstance(call, ToolCall) else trace.get_current_span()
+        span.add_event(
+            semconv.EVENT_HUMAN_CHECKPOINT,
+            {semconv.CHECKPOINT_APPROVER: approver, semconv.CHECKPOINT_DECISION: decision},
+        )
+    except Exception as exc:
+        runtime.report_once("checkpoint", exc)

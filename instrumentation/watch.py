@@ -1,0 +1,215 @@
+"""Integrity snapshot of persistence locations around each tool call.
+
+Before a call we ``lstat`` every watched path (directories are listed one level deep, ``/**`` entries
+two levels, capped), after it we do it again and hash only what changed. That catches changes made by
+anyone during the call, subprocesses included, which the in-process audit hook cannot see. The shim
+records changes faithfully; deciding which are persistence is the collector's job.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import threading
+import time
+from dataclasses import dataclass, field
+from itertools import islice
+
+from .artifacts import SOURCE_SNAPSHOT, Artifact, hash_file
+
+# `~` is the configured home; relative entries resolve against the root of the call's git repository
+# (or its working directory outside one). A trailing "/**" lists two levels (systemd's *.wants dirs).
+DEFAULT_WATCH: tuple[str, ...] = (
+    # accounts and remote access
+    "~/.ssh/",
+    "/root/.ssh/",
+    "/etc/ssh/sshd_config",
+    "/etc/ssh/sshd_config.d/",
+    "/etc/passwd",
+    "/etc/shadow",
+    "/etc/group",
+    "/etc/sudoers",
+    "/etc/sudoers.d/",
+    "/etc/pam.d/",
+    # scheduled jobs
+    "/etc/crontab",
+    "/etc/cron.d/",
+    "/etc/cron.hourly/",
+    "/etc/cron.daily/",
+    "/etc/cron.weekly/",
+    "/etc/cron.monthly/",
+    "/var/spool/cron/",
+    "/var/spool/cron/crontabs/",
+    # services and autostart
+    "/etc/systemd/system/**",
+    "~/.config/systemd/user/**",
+    "/etc/init.d/",
+    "/etc/rc.local",
+    "~/.config/autostart/",
+    "/etc/xdg/autostart/",
+    "/etc/udev/rules.d/",
+    # loader and shell start-up
+    "/etc/ld.so.preload",
+    "/etc/ld.so.conf.d/",
+    "/etc/profile",
+    "/etc/profile.d/",
+    "/etc/bash.bashrc",
+    "/etc/environment",
+    "~/.bashrc",
+    "~/.bash_profile",
+    "~/.bash_login",
+    "~/.bash_logout",
+    "~/.profile",
+    "~/.zshrc",
+    "~/.zshenv",
+    "~/.zprofile",
+    "~/.config/fish/config.fish",
+    "~/.gitconfig",
+    # agent configuration and memory (user level)
+    "~/.claude/",
+    "~/.codex/",
+    "~/.cursor/",
+    "~/.gemini/",
+    # the repository the call works in: hooks, CI, agent configuration
+    ".git/hooks/",
+    ".git/config",
+    ".github/workflows/",
+    ".gitlab-ci.yml",
+    ".vscode/",
+    "CLAUDE.md",
+    "AGENTS.md",
+    ".mcp.json",
+    ".cursor/",
+    ".claude/",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class FileState:
+    mtime_ns: int
+    size: int
+    inode: int
+    mode: int
+
+
+@dataclass(frozen=True, slots=True)
+class WatchList:
+    """Which locations to watch. ``home`` is what ``~`` expands to (tests point it at a temp dir)."""
+
+    paths: tuple[str, ...] = DEFAULT_WATCH
+    home: str = field(default_factory=lambda: os.path.expanduser("~"))
+    max_dir_entries: int = 256
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    roots: tuple[tuple[str, int], ...]  # (absolute path, listing depth)
+    states: dict[str, FileState]
+
+
+class Watcher:
+    """Takes snapshots of a watch list and turns differences into artifacts, keeping the last known
+    hash of every watched file so a change reports its before-hash too."""
+
+    def __init__(self, watch_list: WatchList, hash_limit: int) -> None:
+        self.watch_list = watch_list
+        self._hash_limit = hash_limit
+        self._roots_by_cwd: dict[str, tuple[tuple[str, int], ...]] = {}
+        self._known: dict[str, tuple[FileState, str | None]] = {}
+        self._lock = threading.Lock()
+
+    def before(self, cwd: str) -> Snapshot:
+        roots = self._roots_by_cwd.get(cwd) or self._resolve(cwd)
+        snapshot = Snapshot(roots, _scan(roots, self.watch_list.max_dir_entries))
+        self._remember(snapshot.states)
+        return snapshot
+
+    def after(self, before: Snapshot) -> tuple[list[Artifact], dict[str, FileState | None]]:
+        """Artifacts for what changed since ``before``, and the changed paths' new states."""
+        states = _scan(before.roots, self.watch_list.max_dir_entries)
+        changed: dict[str, FileState | None] = {}
+        found: list[Artifact] = []
+        now = time.time_ns()
+        for path in before.states.keys() | states.keys():
+            old, new = before.states.get(path), states.get(path)
+            if old != new:
+                changed[path] = new
+                found.append(self._artifact(path, old, new, now))
+        return found, changed
+
+    def _artifact(self, path: str, old: FileState | None, new: FileState | None, now: int) -> Artifact:
+        with self._lock:
+            known = self._known.get(path)
+        before_hash = known[1] if known is not None and known[0] == old else None
+        if new is None:
+            with self._lock:
+                self._known.pop(path, None)
+            return Artifact("file", "delete", path, SOURCE_SNAPSHOT, True, None, before_hash, None, now)
+        if old is not None and (old.mtime_ns, old.size, old.inode) == (new.mtime_ns, new.size, new.inode):
+            action, sha256 = "chmod", before_hash
+        else:
+            action, sha256 = ("create" if old is None else "modify"), hash_file(path, self._hash_limit)[0]
+        with self._lock:
+            self._known[path] = (new, sha256)
+        return Artifact("file", action, path, SOURCE_SNAPSHOT, True, sha256, before_hash, new.size, now)
+
+    def _remember(self, states: dict[str, FileState]) -> None:
+        """Hash files first seen, or changed since last seen (outside any tool call)."""
+        with self._lock:
+            stale = [p for p, s in states.items() if (k := self._known.get(p)) is None or k[0] != s]
+        for path in stale:
+            sha256 = hash_file(path, self._hash_limit)[0]
+            with self._lock:
+                self._known[path] = (states[path], sha256)
+
+    def _resolve(self, cwd: str) -> tuple[tuple[str, int], ...]:
+        base = _repo_root(cwd)
+        roots: list[tuple[str, int]] = []
+        for entry in self.watch_list.paths:
+            depth = 2 if entry.endswith("/**") else 1
+            entry = entry.removesuffix("/**")
+            if entry.startswith("~"):
+                entry = self.watch_list.home + entry[1:]
+            path = os.path.normpath(os.path.join(base, entry))
+            if (path, depth) not in roots:
+                roots.append((path, depth))
+        resolved = tuple(roots)
+        self._roots_by_cwd[cwd] = resolved
+        return resolved
+
+
+def _repo_root(cwd: str) -> str:
+    path = os.path.abspath(cwd)
+    while True:
+        if os.path.exists(os.path.join(path, ".git")):
+            return path
+        parent = os.path.dirname(path)
+        if parent == path:
+            return os.path.abspath(cwd)
+        path = parent
+
+
+def _scan(roots: tuple[tuple[str, int], ...], cap: int) -> dict[str, FileState]:
+    states: dict[str, FileState] = {}
+    for path, depth in roots:
+        _scan_one(path, depth, cap, states)
+    return states
+
+
+def _scan_one(path: str, depth: int, cap: int, states: dict[str, FileState]) -> None:
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return
+    if not stat.S_ISDIR(st.st_mode):
+        states[path] = FileState(st.st_mtime_ns, st.st_size, st.st_ino, st.st_mode)
+        return
+    if depth <= 0:
+        return
+    try:
+        with os.scandir(path) as entries:
+            listed = [entry.path for entry in islice(entries, cap)]
+    except OSError:
+        return
+    for child in listed:
+        _scan_one(child, depth - 1, cap, states)
