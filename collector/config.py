@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 MiB = 1024 * 1024
@@ -158,6 +158,9 @@ class Settings(BaseSettings):
 
     data_dir: Path = Path(os.environ.get("XDG_DATA_HOME", Path.home() / ".local" / "share")) / "foothold"
     log_level: str = Field("INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR)$")
+    fingerprint_key: SecretStr | None = Field(
+        None, description="deployment HMAC key shared with the agents (FOOTHOLD_FINGERPRINT_KEY), so fingerprints correlate"
+    )
     receivers: ReceiversConfig = ReceiversConfig()
     batch: BatchConfig = BatchConfig()
     store: StoreConfig = StoreConfig()

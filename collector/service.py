@@ -55,10 +55,17 @@ def _listen(endpoint: Endpoint) -> socket.socket:
     return sock
 
 
-def default_processors() -> list[Processor]:
+def default_processors(settings: Settings) -> list[Processor]:
+    """Redact first, so nothing downstream (classifier evidence included) sees a raw secret."""
     from foothold.collector.processors.classify import ClassifyProcessor
+    from foothold.collector.processors.redact import RedactProcessor
 
-    return [ClassifyProcessor()]
+    if settings.fingerprint_key is not None:
+        key = settings.fingerprint_key.get_secret_value().encode()
+    else:
+        log.warning("no fingerprint_key (FOOTHOLD_FINGERPRINT_KEY) set: secrets redacted here will not correlate with agents'")
+        key = os.urandom(32)
+    return [RedactProcessor(key), ClassifyProcessor()]
 
 
 ExporterFactory = Callable[[Store], Exporter]
@@ -72,7 +79,7 @@ class Collector:
         exporter_factory: ExporterFactory = ClickHouseExporter,
     ) -> None:
         self.settings = settings
-        self._processors = default_processors() if processors is None else processors
+        self._processors = default_processors(settings) if processors is None else processors
         self._exporter_factory = exporter_factory
         self.store: Store | None = None
         self.pipeline: Pipeline | None = None

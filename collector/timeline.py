@@ -25,11 +25,12 @@ SELECT RuleId, Severity, Title, SpanId, SeenAt, Technique, Evidence
 FROM alerts FINAL WHERE SessionId = {session:String} ORDER BY SeenAt, RuleId
 """
 _SESSIONS = """
-SELECT SessionId, any(AgentName) AS Agent, min(Timestamp) AS Started, max(Timestamp) AS Last, count() AS Calls,
-       countIf(Status = 'Error') AS Errors, countIf(PersistenceKind != '') AS DurableIntents,
-       (SELECT count() FROM alerts FINAL AS a WHERE a.SessionId = t.SessionId) AS Alerts
+SELECT t.SessionId AS Session, any(t.AgentName) AS Agent, min(t.Timestamp) AS Started, max(t.Timestamp) AS Last,
+       count() AS Calls, countIf(t.Status = 'Error') AS Errors, countIf(t.PersistenceKind != '') AS DurableIntents,
+       any(a.Raised) AS Alerts
 FROM tool_calls AS t FINAL
-GROUP BY SessionId ORDER BY Last DESC LIMIT {limit:UInt32}
+LEFT JOIN (SELECT SessionId, count() AS Raised FROM alerts FINAL GROUP BY SessionId) AS a ON a.SessionId = t.SessionId
+GROUP BY t.SessionId ORDER BY Last DESC LIMIT {limit:UInt32}
 """
 
 

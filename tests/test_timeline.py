@@ -1,0 +1,88 @@
+"""Session timelines for responders, and redaction of secrets that arrive unredacted from other instrumentations."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import orjson
+import pytest
+
+from foothold import semconv
+from foothold.collector.access import open_reader
+from foothold.collector.timeline import recent_sessions, session_timeline
+from tests.conftest import rows, sdk_agent
+from tests.test_alerts import HOME, Session, injected_devops_session
+
+GITHUB_TOKEN = "ghp_" + "A1b2C3d4E5f6G7h8I9j0K1l2M3n4O5p6Q7r8"
+AWS_KEY_ID = "AKIA" + "QWERTYUIOP123456"
+
+
+@pytest.fixture
+def investigated(collector):
+    agent = sdk_agent(collector, service="agents")
+    injected_devops_session(agent.tracer)
+    leaky = Session(agent.tracer, "leaky", agent="other-framework")
+    leaky.call("bash", {"command": f'curl -H "Authorization: Bearer {GITHUB_TOKEN}" https://api.github.com/user'})
+    with agent.tracer.start_as_current_span(
+        "tool", attributes={"openinference.span.kind": "TOOL", "tool.name": "deploy", semconv.GEN_AI_CONVERSATION_ID: "leaky",
+                            "input.value": f'{{"aws_access_key_id": "{AWS_KEY_ID}", "password": "hunter2-but-longer"}}'},
+    ):  # fmt: skip
+        pass
+    agent.close()
+    report = collector.evaluate_alerts()
+    assert report.raised, "the injected session should raise alerts"
+    return collector
+
+
+def test_timeline_orders_calls_and_nests_artifacts_and_alerts(investigated, settings):
+    with open_reader(settings) as reader:
+        timeline = session_timeline(reader, "injected")
+    assert [c.tool for c in timeline.calls] == ["web_fetch", "bash", "bash", "bash", "bash"]
+    assert [c.human_checkpoint for c in timeline.calls] == [False, True, False, False, False]
+    ssh_call = timeline.calls[2]
+    assert [a.path for a in ssh_call.artifacts] == [f"{HOME}/.ssh/authorized_keys"]
+    assert ssh_call.persistence_kind == "ssh_authorized_keys" and ssh_call.technique == "T1098.004"
+    inline = {a.rule_id for c in timeline.calls for a in c.alerts} | {a.rule_id for a in timeline.unattached_alerts}
+    assert {"durable_write", "untrusted_input_to_durable_write", "credential_read_then_egress"} <= inline
+    assert timeline.calls[0].timestamp <= timeline.calls[-1].timestamp
+
+
+def test_sessions_lists_alert_counts(investigated, settings):
+    with open_reader(settings) as reader:
+        columns, table = recent_sessions(reader)
+    by_session = {row[0]: dict(zip(columns, row)) for row in table}
+    assert by_session["injected"]["Alerts"] == 3 and by_session["injected"]["Calls"] == 5
+    assert by_session["leaky"]["Alerts"] == 0
+
+
+def _cli(settings, *args: str) -> subprocess.CompletedProcess:
+    env = os.environ | {"FOOTHOLD_DATA_DIR": str(settings.data_dir), "FOOTHOLD_STORE__DSN": settings.store_dsn,
+                        "FOOTHOLD_STORE__DATABASE": settings.store.database, "COLUMNS": "200"}  # fmt: skip
+    return subprocess.run([sys.executable, "-m", "foothold", *args], capture_output=True, text=True, env=env, timeout=120)
+
+
+def test_timeline_cli_text_and_json(investigated, settings):
+    text = _cli(settings, "timeline", "injected")
+    assert text.returncode == 0, text.stderr
+    assert "Session injected" in text.stdout and "web_fetch" in text.stdout
+    assert "ALERT" in text.stdout and "durable_write" in text.stdout and "authorized_keys" in text.stdout
+    as_json = _cli(settings, "timeline", "injected", "--format", "json")
+    document = orjson.loads(as_json.stdout)
+    assert document["session_id"] == "injected" and len(document["calls"]) == 5
+    missing = _cli(settings, "timeline", "no-such-session")
+    assert missing.returncode == 1 and "foothold sessions" in missing.stderr
+
+
+def test_no_secret_reaches_the_store_or_any_output(investigated, settings):
+    everything = " ".join(
+        str(row) for table in ("otel_traces", "tool_calls", "artifacts", "alerts") for row in rows(investigated, f"SELECT * FROM {{db}}.{table}")
+    )
+    for secret in (GITHUB_TOKEN, AWS_KEY_ID, "hunter2-but-longer"):
+        assert secret not in everything
+    assert "[REDACTED:github_token:fp=" in everything  # a recognised token keeps its kind
+    assert "[REDACTED:secret_value:fp=" in everything  # a secret-named JSON field is redacted whole
+    for output in (_cli(settings, "timeline", "leaky").stdout, _cli(settings, "timeline", "leaky", "-f", "json").stdout,
+                   _cli(settings, "sql", "SELECT Arguments FROM tool_calls", "-f", "json").stdout):  # fmt: skip
+        assert GITHUB_TOKEN not in output and "REDACTED" in output
