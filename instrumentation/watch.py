@@ -84,12 +84,8 @@ DEFAULT_WATCH: tuple[str, ...] = (
 )
 
 
-@dataclass(frozen=True, slots=True)
-class FileState:
-    mtime_ns: int
-    size: int
-    inode: int
-    mode: int
+# (mtime_ns, size, inode, mode): a plain tuple because a snapshot builds one per watched file per call.
+FileState = tuple[int, int, int, int]
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,17 +112,18 @@ class Watcher:
         self._hash_limit = hash_limit
         self._roots_by_cwd: dict[str, tuple[tuple[str, int], ...]] = {}
         self._known: dict[str, tuple[FileState, str | None]] = {}
+        self._listings: dict[str, tuple[tuple[int, int], list[str]]] = {}
         self._lock = threading.Lock()
 
     def before(self, cwd: str) -> Snapshot:
         roots = self._roots_by_cwd.get(cwd) or self._resolve(cwd)
-        snapshot = Snapshot(roots, _scan(roots, self.watch_list.max_dir_entries))
+        snapshot = Snapshot(roots, _scan(roots, self.watch_list.max_dir_entries, self._listings))
         self._remember(snapshot.states)
         return snapshot
 
     def after(self, before: Snapshot) -> tuple[list[Artifact], dict[str, FileState | None]]:
         """Artifacts for what changed since ``before``, and the changed paths' new states."""
-        states = _scan(before.roots, self.watch_list.max_dir_entries)
+        states = _scan(before.roots, self.watch_list.max_dir_entries, self._listings)
         changed: dict[str, FileState | None] = {}
         found: list[Artifact] = []
         now = time.time_ns()
@@ -145,13 +142,13 @@ class Watcher:
             with self._lock:
                 self._known.pop(path, None)
             return Artifact("file", "delete", path, SOURCE_SNAPSHOT, True, None, before_hash, None, now)
-        if old is not None and (old.mtime_ns, old.size, old.inode) == (new.mtime_ns, new.size, new.inode):
+        if old is not None and old[:3] == new[:3]:
             action, sha256 = "chmod", before_hash
         else:
             action, sha256 = ("create" if old is None else "modify"), hash_file(path, self._hash_limit)[0]
         with self._lock:
             self._known[path] = (new, sha256)
-        return Artifact("file", action, path, SOURCE_SNAPSHOT, True, sha256, before_hash, new.size, now)
+        return Artifact("file", action, path, SOURCE_SNAPSHOT, True, sha256, before_hash, new[1], now)
 
     def _remember(self, states: dict[str, FileState]) -> None:
         """Hash files first seen, or changed since last seen (outside any tool call)."""
@@ -189,27 +186,39 @@ def _repo_root(cwd: str) -> str:
         path = parent
 
 
-def _scan(roots: tuple[tuple[str, int], ...], cap: int) -> dict[str, FileState]:
+def _scan(roots: tuple[tuple[str, int], ...], cap: int, listings: dict[str, tuple[tuple[int, int], list[str]]]) -> dict[str, FileState]:
     states: dict[str, FileState] = {}
     for path, depth in roots:
-        _scan_one(path, depth, cap, states)
+        _scan_one(path, depth, cap, states, listings)
     return states
 
 
-def _scan_one(path: str, depth: int, cap: int, states: dict[str, FileState]) -> None:
+def _scan_one(
+    path: str, depth: int, cap: int, states: dict[str, FileState], listings: dict[str, tuple[tuple[int, int], list[str]]]
+) -> None:
     try:
         st = os.lstat(path)
     except OSError:
         return
     if not stat.S_ISDIR(st.st_mode):
-        states[path] = FileState(st.st_mtime_ns, st.st_size, st.st_ino, st.st_mode)
+        states[path] = (st.st_mtime_ns, st.st_size, st.st_ino, st.st_mode)
         return
     if depth <= 0:
         return
+    for child in _listing(path, (st.st_mtime_ns, st.st_ino), cap, listings):
+        _scan_one(child, depth - 1, cap, states, listings)
+
+
+def _listing(path: str, version: tuple[int, int], cap: int, listings: dict[str, tuple[tuple[int, int], list[str]]]) -> list[str]:
+    """A directory's entries, re-read only when its mtime changed (adding, removing or renaming an
+    entry bumps it); listing costs several times a stat."""
+    cached = listings.get(path)
+    if cached is not None and cached[0] == version:
+        return cached[1]
     try:
         with os.scandir(path) as entries:
             listed = [entry.path for entry in islice(entries, cap)]
     except OSError:
-        return
-    for child in listed:
-        _scan_one(child, depth - 1, cap, states)
+        return []
+    listings[path] = (version, listed)
+    return listed
