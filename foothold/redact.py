@@ -152,13 +152,24 @@ def _secret_span(rule: _Rule, match: re.Match[str]) -> tuple[int, int, str] | No
     return match.start(rule.group), match.end(rule.group), match.group(rule.group)
 
 
+_MARKER_RE = re.compile(r"\[REDACTED:[a-z0-9_]+:fp=[0-9a-f]{16}\]")
+
+
+def is_marker(value: str) -> bool:
+    return _MARKER_RE.fullmatch(value) is not None
+
+
 def find_secrets(text: str, key: str | bytes) -> list[SecretHit]:
-    """Non-overlapping secrets in ``text`` in order of position; on overlap the earlier rule wins."""
+    """Non-overlapping secrets in ``text`` in order of position; on overlap the earlier rule wins.
+
+    Existing markers are never taken for secrets, so redacting twice (agent, then collector) is a no-op.
+    """
+    markers = [(m.start(), m.end()) for m in _MARKER_RE.finditer(text)] if MARKER_PREFIX in text else []
     candidates: list[tuple[int, int, int, str, str]] = []
     for priority, rule in enumerate(_RULES):
         for match in rule.pattern.finditer(text):
             span = _secret_span(rule, match)
-            if span is not None and span[1] > span[0]:
+            if span is not None and span[1] > span[0] and not any(span[0] < end and span[1] > start for start, end in markers):
                 candidates.append((priority, span[0], span[1], rule.kind, span[2]))
     kept: list[tuple[int, int, int, str, str]] = []
     for cand in sorted(candidates):
@@ -202,6 +213,6 @@ def _redact_item(name: str, value: Any, key: str | bytes) -> Any:
     if not isinstance(value, str):
         return redact_value(value, key)
     text, hits = redact_text(value, key)  # a recognised token keeps its kind (and fingerprint) by name
-    if not hits and is_secret_name(name) and looks_secret_for(name, value):
+    if not hits and is_secret_name(name) and looks_secret_for(name, value) and not is_marker(value):
         return marker("secret_value", value, key)
     return text

@@ -30,6 +30,7 @@ JSONRPC_REQUEST_ID = "jsonrpc.request.id"
 # --- Foothold ------------------------------------------------------------------------------------------
 TASK_ID = "foothold.task.id"
 CWD = "foothold.cwd"  # working directory a tool call's relative paths resolve against
+HOME = "foothold.home"  # what `~` means for this agent, so ~/.ssh/... is recognised wherever home is
 SENDER = "foothold.sender"  # identity of the authenticated sender, set by the collector
 
 ARTIFACT_KIND = "foothold.artifact.kind"  # file | process | connection | account | credential
@@ -85,6 +86,7 @@ DOCUMENTED: tuple[tuple[str, str], ...] = (
     (JSONRPC_REQUEST_ID, "JSON-RPC request id"),
     (TASK_ID, "task the agent is working on"),
     (CWD, "working directory of the call"),
+    (HOME, "home directory `~` resolves to for the agent"),
     (SENDER, "authenticated sender identity (set by the collector)"),
     (ARTIFACT_KIND, "`file`, `process`, `connection`, `account`, `credential`"),
     (ARTIFACT_ACTION, "`create`, `modify`, `delete`, `rename`, `chmod`, `exec`, `connect`"),

@@ -79,8 +79,10 @@ def merge(observed: list[Artifact], snapshot: list[Artifact]) -> list[Artifact]:
     return merged
 
 
-def emit(tracer: trace.Tracer, parent: trace.Span, artifacts: Iterable[Artifact]) -> None:
-    """One ``artifact {kind}`` span per artifact, a child of the tool call that produced it."""
+def emit(tracer: trace.Tracer, parent: trace.Span, artifacts: Iterable[Artifact], context_attributes: dict[str, str]) -> None:
+    """One ``artifact {kind}`` span per artifact, a child of the tool call that produced it.
+
+    ``context_attributes`` (cwd, home) let the collector resolve what the artifact's path means."""
     context = trace.set_span_in_context(parent)
     now = time.time_ns()
     for artifact in artifacts:
@@ -88,7 +90,7 @@ def emit(tracer: trace.Tracer, parent: trace.Span, artifacts: Iterable[Artifact]
             semconv.ARTIFACT_SPAN_PREFIX + artifact.kind,
             context=context,
             kind=SpanKind.INTERNAL,
-            attributes=artifact.attributes(),
+            attributes=artifact.attributes() | context_attributes,
             start_time=artifact.time_ns or now,
         )
         span.end(end_time=max(now, artifact.time_ns or now))

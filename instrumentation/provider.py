@@ -166,6 +166,7 @@ def _setup(
         max_content_bytes=max_content_bytes,
         hash_limit_bytes=hash_limit_bytes,
         watcher=_watcher(watch, home, hash_limit_bytes),
+        home=home or os.path.expanduser("~"),
         configured_key=fingerprint_key.encode() if isinstance(fingerprint_key, str) else fingerprint_key,
     )
     instrumentation = Instrumentation(provider, rt, owns)

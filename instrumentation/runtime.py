@@ -65,6 +65,7 @@ class Runtime:
     max_content_bytes: int = 8192
     hash_limit_bytes: int = 1 << 20
     watcher: Watcher | None = None
+    home: str = field(default_factory=lambda: os.path.expanduser("~"))
     configured_key: bytes | None = field(default=None, repr=False)
 
     def key(self) -> bytes:

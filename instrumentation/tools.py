@@ -121,6 +121,7 @@ class ToolCall:
             semconv.GEN_AI_TOOL_CALL_ID: self.call_id,
             semconv.GEN_AI_TOOL_TYPE: self.tool_type,
             semconv.CWD: self.cwd,
+            semconv.HOME: rt.home,
         }
         if rt.capture_content and self.arguments is not None:
             attributes[semconv.GEN_AI_TOOL_CALL_ARGUMENTS] = render_content(self.arguments, rt)
@@ -148,7 +149,7 @@ class ToolCall:
             self._hand_to_parent(changed)
         assert self.recorder is not None
         observed = self.recorder.artifacts(lambda cmd: truncate(redact_text(cmd, rt.key())[0], rt.max_content_bytes))
-        artifacts.emit(rt.tracer, self.span, artifacts.merge(observed, snapshot_artifacts))
+        artifacts.emit(rt.tracer, self.span, artifacts.merge(observed, snapshot_artifacts), {semconv.CWD: self.cwd, semconv.HOME: rt.home})
         self.span.end()
         self._rt = None
 

@@ -49,6 +49,7 @@ def make_settings(data_dir: Path, dsn: str, database: str, **overrides) -> Setti
         "receivers": {"grpc": dict(loopback), "http": dict(loopback)},
         "query_api": dict(loopback),
         "batch": {"timeout_seconds": 0.2},
+        "fingerprint_key": "test-deployment-key",
     }
     for key, value in overrides.items():
         values[key] = {**values.get(key, {}), **value} if isinstance(value, dict) else value

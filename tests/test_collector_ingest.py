@@ -132,7 +132,7 @@ def test_otlp_json_with_hex_ids_and_int_enums_is_stored(collector):
     assert stored == [
         (trace_id, span_id, "Client", "Ok", 500_000_000,
          {"gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": "fetch", "gen_ai.conversation.id": "json-sess",
-          "attempt": "3", "nested": '{"a":true}'}, "1.0", ["sent"])
+          "attempt": "3", "nested": '{"a":true}', "foothold.tool.categories": "untrusted_input"}, "1.0", ["sent"])
     ]  # fmt: skip
     assert rows(collector, "SELECT SessionId, ToolName, Status FROM {db}.tool_calls") == [("json-sess", "fetch", "Ok")]
 

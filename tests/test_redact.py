@@ -135,3 +135,14 @@ def test_large_input_scans_in_linear_time():
     started = time.perf_counter()
     redact_text(blob, KEY)
     assert time.perf_counter() - started < 5  # generous: catches quadratic backtracking, not speed
+
+
+def test_redacting_twice_changes_nothing():
+    """The agent redacts, then the collector scans again: markers must never be taken for secrets."""
+    key = b"deployment-key"
+    for secret in planted_secrets().values():
+        for text in (f"token={secret}", f'{{"token": "{secret}", "auth": "Authorization: Bearer {secret}"}}'):
+            once = redact_text(text, key)[0]
+            assert redact_text(once, key)[0] == once
+            structured = redact_value({"token": once, "nested": [once]}, key)
+            assert redact_value(structured, key) == structured

@@ -87,32 +87,34 @@ class ClassifyProcessor:
         target = attrs.get(semconv.ARTIFACT_PATH, "")
         if not target or action in _READ_ACTIONS:
             return
+        cwd, home = attrs.get(semconv.CWD) or None, attrs.get(semconv.HOME) or None
         if kind == "process":  # a launched command line: judge what it will do
-            _label(attrs, classify_command(target, cwd=attrs.get(semconv.CWD) or None))
+            _label(attrs, classify_command(target, cwd=cwd, home=home))
         elif kind == "file":
-            finding = classify_path(target, cwd=attrs.get(semconv.CWD) or None, action=action)
+            finding = classify_path(target, cwd=cwd, home=home, action=action)
             _label(attrs, [finding] if finding else [])
 
     def _tool_call(self, attrs: dict[str, str]) -> None:
-        name, arguments, cwd = _tool_name(attrs), _arguments(attrs), attrs.get(semconv.CWD) or None
-        _label(attrs, classify_tool_call(name, arguments, cwd=cwd))
+        name, arguments = _tool_name(attrs), _arguments(attrs)
+        cwd, home = attrs.get(semconv.CWD) or None, attrs.get(semconv.HOME) or None
+        _label(attrs, classify_tool_call(name, arguments, cwd=cwd, home=home))
         categories = self._categories.for_tool(name)
         if attrs.get(semconv.MCP_METHOD_NAME) == "resources/read":
             categories.add("untrusted_input")
         command = shell_command(arguments)
         if command:
-            categories |= self._command_categories(command, cwd)
+            categories |= self._command_categories(command, cwd, home)
         if categories:
             attrs[semconv.TOOL_CATEGORIES] = ",".join(sorted(categories))
 
-    def _command_categories(self, command: str, cwd: str | None) -> set[str]:
+    def _command_categories(self, command: str, cwd: str | None, home: str | None) -> set[str]:
         categories = {"exec"}
-        for invocation in shell.analyze(command, cwd=cwd).invocations:
+        for invocation in shell.analyze(command, cwd=cwd, home=home).invocations:
             if not invocation.argv:
                 continue
             categories |= self._categories.for_program(posixpath.basename(invocation.argv[0]))
             for word in invocation.argv[1:]:
                 operand = word.rpartition("=")[2].lstrip("@")  # --file=PATH, curl -d @PATH
                 if "/" in operand or operand.startswith((".", "~")):
-                    categories |= self._categories.for_path(shell.resolve_path(operand, cwd), home=None)
+                    categories |= self._categories.for_path(shell.resolve_path(operand, cwd, home), home=home)
         return categories

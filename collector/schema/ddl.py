@@ -179,6 +179,7 @@ ARTIFACTS_TABLE = Table(
     Durable Bool,
     Source LowCardinality(String) CODEC(ZSTD(1)),
     PersistenceKind LowCardinality(String) CODEC(ZSTD(1)),
+    PersistenceTarget String CODEC(ZSTD(1)),
     Technique LowCardinality(String) CODEC(ZSTD(1)),
     Evidence String CODEC(ZSTD(1)),
     ServiceName LowCardinality(String) CODEC(ZSTD(1)),
@@ -312,6 +313,7 @@ ARTIFACTS_VIEW = View(
         {attr(semconv.ARTIFACT_DURABLE)} IN ('true', '1') AS Durable,
         {attr(semconv.ARTIFACT_SOURCE)} AS Source,
         {attr(semconv.PERSISTENCE_KIND)} AS PersistenceKind,
+        {attr(semconv.PERSISTENCE_TARGET)} AS PersistenceTarget,
         {attr(semconv.PERSISTENCE_TECHNIQUE)} AS Technique,
         {attr(semconv.PERSISTENCE_EVIDENCE)} AS Evidence,
         ServiceName, TraceId, SpanId, ParentSpanId AS ToolSpanId
