@@ -1,0 +1,28 @@
+"""`make demo` runs `foothold demo`: it must show the attack, the alerts it raises and the remediation."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+from foothold.demo import ATTACKER_KEY, DEMO_TOKEN
+
+
+def test_demo_end_to_end(tmp_path):
+    real_home = os.path.expanduser("~")
+    env = os.environ | {"COLUMNS": "160", "HOME": str(tmp_path / "untouched-home")}
+    result = subprocess.run([sys.executable, "-m", "foothold", "demo", "--data-dir", str(tmp_path / "demo")],
+                            capture_output=True, text=True, env=env, timeout=300)  # fmt: skip
+    out = result.stdout
+    assert result.returncode == 0, out + result.stderr
+    assert "Alerts raised (7)" in out
+    for rule in ("durable_write", "untrusted_input_to_durable_write", "credential_multi_session", "credential_expired",
+                 "credential_outside_task", "credential_foreign_agent"):  # fmt: skip
+        assert rule in out
+    assert "T1098.004" in out and "T1677" in out and "✔ human checkpoint" in out
+    assert "What to remove and revoke" in out and ".ssh/authorized_keys" in out and "github_token fp=" in out
+    assert DEMO_TOKEN not in out  # the token is only ever shown as a fingerprint
+    sandbox_keys = tmp_path / "demo" / "sandbox" / "home" / ".ssh" / "authorized_keys"
+    assert ATTACKER_KEY in sandbox_keys.read_text()  # the attack really ran, inside the sandbox
+    assert not (tmp_path / "untouched-home" / ".ssh").exists() and real_home != str(tmp_path)
