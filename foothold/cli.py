@@ -135,7 +135,8 @@ def sessions(config: ConfigOption = None, limit: Annotated[int, typer.Option(hel
 def timeline(
     session: Annotated[str, typer.Argument(help="session (conversation) id")],
     config: ConfigOption = None,
-    output: Annotated[str, typer.Option("--format", "-f", help="text or json")] = "text",
+    output: Annotated[str, typer.Option("--format", "-f", help="text, json or html")] = "text",
+    out: Annotated[Path | None, typer.Option("--output", "-o", help="write to this file instead of stdout")] = None,
 ) -> None:
     """A session in order: tool calls, the artifacts under each, human checkpoints and alerts."""
     from foothold.collector.timeline import session_timeline
@@ -149,12 +150,116 @@ def timeline(
     result = _query_or_fail(run)
     if not result.calls and not result.unattached_alerts:
         raise fail(f"no tool calls stored for session {session!r}; `foothold sessions` lists the known ones")
-    if output == "json":
-        typer.echo(orjson.dumps(result.to_dict(), default=str, option=orjson.OPT_INDENT_2).decode())
-    else:
+    if output == "text" and out is None:
         from foothold.render import timeline_tree
 
         console.print(timeline_tree(result))
+        return
+    if output == "html":
+        from foothold.report import timeline_html
+
+        document = timeline_html(result)
+    else:
+        document = orjson.dumps(result.to_dict(), default=str, option=orjson.OPT_INDENT_2).decode()
+    _emit(document, out)
+
+
+def _emit(document: str, out: Path | None) -> None:
+    if out is None:
+        typer.echo(document)
+    else:
+        out.write_text(document, encoding="utf-8")
+        err.print(f"wrote {out}")
+
+
+def _since(value: str | None):
+    """An ISO time, or a span back from now such as 30m, 24h, 7d."""
+    from datetime import UTC, datetime, timedelta
+
+    if value is None:
+        return None
+    units = {"m": "minutes", "h": "hours", "d": "days"}
+    if value[:-1].isdigit() and value[-1] in units:
+        return datetime.now(UTC).replace(tzinfo=None) - timedelta(**{units[value[-1]]: int(value[:-1])})
+    try:
+        return datetime.fromisoformat(value).replace(tzinfo=None)
+    except ValueError:
+        raise fail(f"--since takes an ISO time (2026-11-22T10:00) or a span like 30m, 24h, 7d; got {value!r}") from None
+
+
+@app.command()
+def artifacts(
+    config: ConfigOption = None,
+    technique: Annotated[str, typer.Option(help="only this ATT&CK technique, e.g. T1098.004")] = "",
+    agent: Annotated[str, typer.Option(help="only this agent name")] = "",
+    path: Annotated[str, typer.Option(help="only paths containing this text")] = "",
+    since: Annotated[str | None, typer.Option(help="ISO time or 30m / 24h / 7d")] = None,
+    include_all: Annotated[bool, typer.Option("--all", help="every durable file, not only persistence locations")] = False,
+    check: Annotated[bool, typer.Option("--check", help="compare each path with this host: present, changed, missing")] = False,
+) -> None:
+    """Inventory of durable artifacts agents left: technique, agents, sessions, first and last seen."""
+    from foothold.collector.inventory import artifact_inventory
+
+    settings = load(config)
+
+    def run():
+        with _reader(settings) as reader:
+            return artifact_inventory(reader, technique=technique, agent=agent, path=path, since=_since(since), include_all=include_all)
+
+    records = _query_or_fail(run)
+    columns = ["Path", "Kind", "Technique", "Agents", "Sessions", "First seen", "Last seen", "sha256"]
+    if check:
+        for record in records:
+            record.check()
+        columns.append("On this host")
+    table = [[r.path, r.kind, r.technique, r.agents, r.sessions, str(r.first_seen)[:19], str(r.last_seen)[:19], r.sha256[:16]]
+             + ([r.on_host] if check else []) for r in records]  # fmt: skip
+    print_table(columns, table, title=f"Durable artifacts ({len(records)})")
+
+
+@app.command()
+def credentials(
+    config: ConfigOption = None,
+    since: Annotated[str | None, typer.Option(help="ISO time or 30m / 24h / 7d")] = None,
+) -> None:
+    """Each credential fingerprint's use across agents, tasks and sessions, with uses after expiry."""
+    from foothold.collector.inventory import credential_usage
+
+    settings = load(config)
+
+    def run():
+        with _reader(settings) as reader:
+            return credential_usage(reader, since=_since(since))
+
+    columns, table = _query_or_fail(run)
+    print_table(columns, table, title="Credentials used")
+
+
+@app.command()
+def report(
+    session: Annotated[str | None, typer.Argument(help="a session id; or use --since")] = None,
+    config: ConfigOption = None,
+    since: Annotated[str | None, typer.Option(help="every session active since: ISO time or 30m / 24h / 7d")] = None,
+    output: Annotated[str, typer.Option("--format", "-f", help="markdown or json")] = "markdown",
+    out: Annotated[Path | None, typer.Option("--output", "-o", help="write to this file instead of stdout")] = None,
+) -> None:
+    """Remediation checklist: artifacts to remove, credentials to revoke, sessions to review, with commands."""
+    from foothold.collector.inventory import remediation_report
+    from foothold.report import report_markdown
+
+    if session is None and since is None:
+        raise fail("name a SESSION or pass --since (e.g. --since 24h)")
+    settings = load(config)
+
+    def run():
+        with _reader(settings) as reader:
+            return remediation_report(reader, session=session, since=_since(since))
+
+    result = _query_or_fail(run)
+    if output == "json":
+        _emit(orjson.dumps(result.to_dict(), default=str, option=orjson.OPT_INDENT_2).decode(), out)
+    else:
+        _emit(report_markdown(result), out)
 
 
 @app.command()

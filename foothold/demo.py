@@ -62,9 +62,10 @@ def run_demo(data_dir: Path, console: Console) -> int:
             reader.close()
     console.print(
         f"\nThe store stays in {data_dir}. Explore it:\n"
-        f"  .venv/bin/foothold -c {config} sessions\n"
-        f"  .venv/bin/foothold -c {config} timeline {ATTACKED_SESSION}\n"
-        f"  .venv/bin/foothold -c {config} alerts"
+        f"  .venv/bin/foothold sessions -c {config}\n"
+        f"  .venv/bin/foothold timeline {ATTACKED_SESSION} -c {config} [--format html -o timeline.html]\n"
+        f"  .venv/bin/foothold report {ATTACKED_SESSION} -c {config}\n"
+        f"  .venv/bin/foothold artifacts --check -c {config}"
     )
     return 0
 

@@ -1,0 +1,167 @@
+"""What agents left behind and which credentials they touched: inventories and the remediation report.
+
+Read-only queries over the audit tables, through any :class:`Reader` (the collector's query API or the
+store). Session-scoped queries filter on ``SessionId``, the audit tables' first sort key.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from typing import Any
+
+from foothold.collector.access import Reader
+
+_ARTIFACTS = """
+SELECT Path, any(PersistenceKind) AS persistence_kind, any(Technique) AS technique, groupUniqArray(AgentName) AS agents,
+       groupUniqArray(SessionId) AS sessions, min(Timestamp) AS first_seen, max(Timestamp) AS last_seen,
+       argMax(Sha256, Timestamp) AS last_sha256, argMax(Action, Timestamp) AS last_action, argMax(TraceId, Timestamp) AS trace_id
+FROM artifacts FINAL
+WHERE Durable AND Kind = 'file' AND (PersistenceKind != '' OR {include_all:Bool})
+  AND ({technique:String} = '' OR Technique = {technique:String})
+  AND ({agent:String} = '' OR AgentName = {agent:String})
+  AND ({path:String} = '' OR position(Path, {path:String}) > 0)
+  AND ({sessions:Array(String)} = [] OR has({sessions:Array(String)}, SessionId))
+  AND Timestamp >= {since:DateTime64(3)}
+GROUP BY Path ORDER BY last_seen DESC
+"""
+
+_DECLARED_ONLY = """
+SELECT PersistenceTarget, PersistenceKind, Technique, SessionId, ToolName, Evidence, TraceId
+FROM tool_calls FINAL
+WHERE PersistenceKind != '' AND ({sessions:Array(String)} = [] OR has({sessions:Array(String)}, SessionId))
+  AND Timestamp >= {since:DateTime64(3)}
+  AND SpanId NOT IN (SELECT ToolSpanId FROM artifacts FINAL WHERE PersistenceKind != '')
+ORDER BY Timestamp
+"""
+
+_CREDENTIALS = """
+SELECT CredentialFingerprint AS Fingerprint, any(CredentialKind) AS Kind, any(CredentialIssuedTo) AS IssuedTo,
+       any(CredentialTaskId) AS IssuedForTask, groupUniqArray(AgentName) AS Agents, groupUniqArray(TaskId) AS Tasks,
+       groupUniqArray(SessionId) AS Sessions, min(Timestamp) AS FirstUse, max(Timestamp) AS LastUse,
+       countIf(CredentialExpiresAt IS NOT NULL AND Timestamp > CredentialExpiresAt) AS UsesAfterExpiry
+FROM tool_calls FINAL
+WHERE CredentialFingerprint != '' AND ({sessions:Array(String)} = [] OR has({sessions:Array(String)}, SessionId))
+  AND Timestamp >= {since:DateTime64(3)}
+GROUP BY CredentialFingerprint ORDER BY LastUse DESC
+"""
+
+_SESSIONS_SINCE = "SELECT DISTINCT SessionId FROM tool_calls WHERE Timestamp >= {since:DateTime64(3)}"
+
+_ALERTS = """
+SELECT SessionId, RuleId, Severity, Technique, Evidence, TraceId FROM alerts FINAL
+WHERE ({sessions:Array(String)} = [] OR has({sessions:Array(String)}, SessionId)) ORDER BY SessionId, SeenAt
+"""
+
+EPOCH = datetime(1970, 1, 1)
+
+# What a responder runs for each persistence kind ({path} is filled in). Review before running.
+REMEDIATION = {
+    "ssh_authorized_keys": "list the keys (ssh-keygen -lf {path}) and delete the lines nobody issued",
+    "cron": "crontab -l; remove the entry, or: rm -- {path}",
+    "systemd_unit": "systemctl disable --now \"$(basename {path})\" && rm -- {path} && systemctl daemon-reload",
+    "systemd_timer": "systemctl disable --now \"$(basename {path})\" && rm -- {path} && systemctl daemon-reload",
+    "shell_rc": "diff the file against a known-good copy and remove the added lines: {path}",
+    "sudoers": "visudo -c; remove the added rule from {path}",
+    "ld_preload": "remove the preloaded library line from {path}",
+    "ci_pipeline": "git log -p -- {path}; revert the change and rotate secrets the pipeline can read",
+    "git_hook": "rm -- {path} (and check git config core.hooksPath)",
+    "agent_config": "git log -p -- {path}; revert the instructions the agent added",
+    "agent_memory": "review and purge the poisoned memory entries in {path}",
+}
+DEFAULT_REMEDIATION = "inspect, then restore from a known-good copy or remove: {path}"
+
+
+@dataclass
+class ArtifactRecord:
+    path: str
+    kind: str
+    technique: str
+    agents: list[str]
+    sessions: list[str]
+    first_seen: Any
+    last_seen: Any
+    sha256: str
+    last_action: str
+    trace_id: str
+    on_host: str = ""  # with --check: present-same | present-changed | missing | unreadable
+
+    def check(self) -> None:
+        """Compare with this host's file: is the artifact still there, unchanged?"""
+        try:
+            with open(self.path, "rb") as f:
+                digest = hashlib.file_digest(f, "sha256").hexdigest()
+        except FileNotFoundError:
+            self.on_host = "missing"
+        except OSError:
+            self.on_host = "unreadable"
+        else:
+            self.on_host = "present-same" if digest == self.sha256 else "present-changed"
+
+
+def _params(sessions: list[str] | None = None, since: datetime | None = None, **extra: Any) -> dict[str, Any]:
+    return {"sessions": sessions or [], "since": since or EPOCH, **extra}
+
+
+def artifact_inventory(reader: Reader, *, technique: str = "", agent: str = "", path: str = "", sessions: list[str] | None = None,
+                       since: datetime | None = None, include_all: bool = False) -> list[ArtifactRecord]:  # fmt: skip
+    params = _params(sessions, since, technique=technique, agent=agent, path=path, include_all=include_all)
+    return [ArtifactRecord(*row) for row in reader.query(_ARTIFACTS, params).rows]
+
+
+def credential_usage(reader: Reader, *, sessions: list[str] | None = None, since: datetime | None = None) -> tuple[list[str], list[list[Any]]]:
+    result = reader.query(_CREDENTIALS, _params(sessions, since))
+    return result.columns, result.rows
+
+
+@dataclass
+class RemovalStep:
+    path: str
+    kind: str
+    technique: str
+    sha256: str
+    sessions: list[str]
+    trace_id: str
+    command: str
+    observed: bool  # False: declared by a tool call, not observed; verify on the host
+
+
+@dataclass
+class Report:
+    scope: str
+    remove: list[RemovalStep] = field(default_factory=list)
+    revoke: list[dict[str, Any]] = field(default_factory=list)
+    review: list[dict[str, Any]] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def remediation_report(reader: Reader, *, session: str | None = None, since: datetime | None = None) -> Report:
+    if session:
+        sessions, scope = [session], f"session {session}"
+    else:
+        sessions = [r[0] for r in reader.query(_SESSIONS_SINCE, _params(since=since)).rows]
+        scope = f"sessions active since {since:%Y-%m-%d %H:%M:%S}" if since else "all sessions"
+    report = Report(scope)
+    if not sessions:
+        return report
+    for a in artifact_inventory(reader, sessions=sessions):
+        command = REMEDIATION.get(a.kind, DEFAULT_REMEDIATION).format(path=a.path)
+        report.remove.append(RemovalStep(a.path, a.kind, a.technique, a.sha256, a.sessions, a.trace_id, command, True))
+    observed = {step.path for step in report.remove}
+    for target, kind, technique, session_id, tool, evidence, trace_id in reader.query(_DECLARED_ONLY, _params(sessions)).rows:
+        if target not in observed:
+            command = "verify on the host: " + REMEDIATION.get(kind, DEFAULT_REMEDIATION).format(path=target)
+            report.remove.append(RemovalStep(target, kind, technique, "", [session_id], trace_id, command, False))
+    columns, rows = credential_usage(reader, sessions=sessions)
+    for row in rows:
+        usage = dict(zip(columns, row))
+        usage["action"] = f"revoke and reissue the {usage['Kind'] or 'credential'} with fingerprint {usage['Fingerprint']}"
+        report.revoke.append(usage)
+    alerts = reader.query(_ALERTS, _params(sessions)).rows
+    for session_id in sorted({r[0] for r in alerts}):
+        findings = [{"rule": r[1], "severity": r[2], "technique": r[3], "evidence": r[4], "trace_id": r[5]} for r in alerts if r[0] == session_id]
+        report.review.append({"session": session_id, "alerts": findings, "command": f"foothold timeline {session_id}"})
+    return report

@@ -1,0 +1,127 @@
+"""Incident response outputs: artifact inventory with host check, credential usage, remediation report, HTML timeline."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import orjson
+import pytest
+
+from foothold import semconv
+from foothold.collector.access import open_reader
+from foothold.collector.inventory import artifact_inventory, credential_usage, remediation_report
+from foothold.collector.timeline import session_timeline
+from foothold.report import report_markdown, timeline_html
+from tests.conftest import sdk_agent
+from tests.test_alerts import HOME, Session, credential_sessions, injected_devops_session
+
+XSS = "<script>alert('owned')</script>"
+
+
+@pytest.fixture
+def incident(collector, tmp_path):
+    """The injected session, the credential reuse, and three real files to check against this host."""
+    same, changed = tmp_path / "same.service", tmp_path / "changed.service"
+    same.write_text("[Service]\nExecStart=/bin/true\n")
+    changed.write_text("original\n")
+    agent = sdk_agent(collector, service="agents")
+    injected_devops_session(agent.tracer)
+    credential_sessions(agent.tracer)
+    host = Session(agent.tracer, "units")
+    host.call("write_file", {"file_path": str(same), "content": XSS}, artifacts=[(str(same), "create", True)])
+    for path in (changed, tmp_path / "gone.service"):
+        host.call("write_file", {"file_path": str(path)}, artifacts=[(str(path), "create", True)])
+    agent.close()
+    collector.evaluate_alerts()
+    changed.write_text("tampered since\n")
+    return collector, {"same": same, "changed": changed, "gone": tmp_path / "gone.service"}
+
+
+def _with_hashes(collector, files):
+    """Artifact spans carry the file hash in real use; give the seeded rows theirs."""
+    client = collector.store.client()
+    for path in files:
+        digest = hashlib.sha256(b"original\n" if path.name == "changed.service" else path.read_bytes() if path.exists() else b"").hexdigest()
+        client.command(f"ALTER TABLE artifacts UPDATE Sha256 = '{digest}' WHERE Path = '{path}'", settings={"mutations_sync": 1})
+
+
+def test_inventory_checks_each_artifact_against_this_host(incident, settings):
+    collector, files = incident
+    _with_hashes(collector, files.values())
+    with open_reader(settings) as reader:
+        records = {r.path: r for r in artifact_inventory(reader, include_all=True)}
+        persistence_only = artifact_inventory(reader)
+    for record in records.values():
+        record.check()
+    assert records[str(files["same"])].on_host == "present-same"
+    assert records[str(files["changed"])].on_host == "present-changed"
+    assert records[str(files["gone"])].on_host == "missing"
+    ssh = records[f"{HOME}/.ssh/authorized_keys"]
+    assert (ssh.kind, ssh.technique, ssh.sessions) == ("ssh_authorized_keys", "T1098.004", ["injected"])
+    assert {r.path for r in persistence_only} == {f"{HOME}/.ssh/authorized_keys"}  # the .service files in tmp are not persistence locations
+
+
+def test_credential_usage_shows_reuse_and_use_after_expiry(incident, settings):
+    with open_reader(settings) as reader:
+        columns, table = credential_usage(reader)
+    (usage,) = [dict(zip(columns, row)) for row in table]
+    assert usage["Fingerprint"] == "fp-deploy-token" and usage["UsesAfterExpiry"] == 1
+    assert sorted(usage["Sessions"]) == ["release", "weeks-later"] and sorted(usage["Agents"]) == ["deployer", "helper"]
+
+
+def test_remediation_report_markdown_and_json(incident, settings):
+    with open_reader(settings) as reader:
+        session_report = remediation_report(reader, session="injected")
+        fleet_report = remediation_report(reader, since=None)
+    (step,) = session_report.remove
+    assert step.path == f"{HOME}/.ssh/authorized_keys" and step.observed and "ssh-keygen -lf" in step.command
+    assert session_report.revoke == []
+    assert {item["session"] for item in fleet_report.review} >= {"injected", "weeks-later", }
+    assert fleet_report.revoke[0]["Fingerprint"] == "fp-deploy-token"
+    markdown = report_markdown(fleet_report)
+    assert "## Remove" in markdown and "## Revoke" in markdown and "## Review" in markdown
+    assert "- [ ] `/home/dev/.ssh/authorized_keys`" in markdown and "use(s) after expiry" in markdown
+    assert orjson.loads(orjson.dumps(session_report.to_dict(), default=str))["scope"] == "session injected"
+
+
+def test_html_timeline_escapes_attacker_text(incident, settings):
+    with open_reader(settings) as reader:
+        page = timeline_html(session_timeline(reader, "units"))
+    assert "<script" not in page and "&lt;script&gt;" in page
+
+
+def _chromium() -> str:
+    """Debian's chromium, installed by the test set-up when missing (root with apt), else skip."""
+    found = shutil.which("chromium")
+    if found:
+        return found
+    if os.geteuid() != 0 or not shutil.which("apt-get"):
+        pytest.skip("chromium is not installed and apt-get is not available to install it")
+    env = os.environ | {"DEBIAN_FRONTEND": "noninteractive"}
+    subprocess.run(["apt-get", "update", "-qq"], check=True, env=env, timeout=600)
+    subprocess.run(["apt-get", "install", "-y", "-qq", "chromium"], check=True, env=env, timeout=900)
+    return shutil.which("chromium") or pytest.fail("apt-get installed chromium but it is not on PATH")
+
+
+def _headless(chromium: str, profile: Path, *args: str) -> subprocess.CompletedProcess:
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+             "--disable-component-update", "--disable-sync", f"--user-data-dir={profile}"]  # fmt: skip
+    return subprocess.run([chromium, *flags, *args], capture_output=True, text=True, timeout=120)
+
+
+def test_html_timeline_renders_in_headless_chromium(incident, settings, tmp_path):
+    chromium = _chromium()
+    with open_reader(settings) as reader:
+        page = tmp_path / "timeline.html"
+        page.write_text(timeline_html(session_timeline(reader, "injected")))
+    screenshot = tmp_path / "timeline.png"
+    shot = _headless(chromium, tmp_path / "profile", f"--screenshot={screenshot}", "--window-size=1280,900", page.as_uri())
+    assert screenshot.exists() and screenshot.stat().st_size > 10_000, shot.stderr[-2000:]
+    dom = _headless(chromium, tmp_path / "profile2", "--dump-dom", page.as_uri()).stdout
+    assert "Session injected" in dom and "web_fetch" in dom and "durable_write" in dom
+    assert dom.count('class="row call"') == 5 and "T1098.004" in dom
+    assert semconv.EVENT_HUMAN_CHECKPOINT not in dom and "human checkpoint" in dom
