@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test bench dashboards clean
+.PHONY: demo test bench readme clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,6 +20,9 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks
+
+readme: $(STAMP)
+	$(BIN)/python docs/readme_tables.py
 
 clean:
 	rm -rf $(VENV) build .pytest_cache .foothold

@@ -1,20 +1,23 @@
-"""The attribute list is written once (foothold/semconv.py) and the README shows exactly that list."""
+"""Lists written once in the code (attributes, alert rules) and shown in the README stay in step."""
 
 from __future__ import annotations
 
 import re
 from pathlib import Path
 
+import pytest
+
 from foothold import semconv
+from foothold.detections import rules
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 
 
-def test_readme_attribute_table_matches_the_code():
-    text = README.read_text()
-    table = re.search(r"<!-- attributes:start -->\n(.*)\n<!-- attributes:end -->", text, re.S)
-    assert table, "README.md lost its attributes markers"
-    assert table.group(1) == semconv.markdown_table(), "regenerate the README table from foothold.semconv.markdown_table()"
+@pytest.mark.parametrize(("name", "table"), [("attributes", semconv.markdown_table), ("rules", rules.markdown_table)])
+def test_readme_tables_match_the_code(name, table):
+    found = re.search(rf"<!-- {name}:start -->\n(.*)\n<!-- {name}:end -->", README.read_text(), re.S)
+    assert found, f"README.md lost its {name} markers"
+    assert found.group(1) == table(), "run `make readme` to regenerate the README tables"
 
 
 def test_every_attribute_constant_is_documented():

@@ -144,3 +144,9 @@ def tool_categories() -> ToolCategories:
         programs={cat: frozenset(spec.get("programs", [])) for cat, spec in raw.items()},
         paths={cat: tuple(spec.get("paths", [])) for cat, spec in raw.items()},
     )
+
+
+def markdown_table() -> str:
+    """The README's rule table (tests/test_semconv.py checks the README holds exactly this)."""
+    rows = [f"| `{r.id}` | {r.severity} | {r.title} |" for r in load_alert_rules()]
+    return "\n".join(["| rule | severity | finds |", "| --- | --- | --- |", *rows])
