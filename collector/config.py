@@ -89,6 +89,30 @@ class BatchConfig(_Section):
     retry_max_seconds: float = Field(10.0, gt=0, description="cap of the store retry back-off")
 
 
+class SpoolConfig(_Section):
+    """The on-disk write-ahead spool under ``data_dir/spool``: accepted requests survive a crash."""
+
+    enabled: bool = True
+    max_bytes: int = Field(1024 * MiB, gt=0, description="spool size on disk; beyond it, receivers answer 429")
+    segment_bytes: int = Field(64 * MiB, gt=0, description="segment file size; whole exported segments are deleted")
+    fsync: bool = Field(True, description="fsync before acknowledging (false: survives a process crash, not power loss)")
+
+    @model_validator(mode="after")
+    def _segment_fits(self) -> SpoolConfig:
+        if self.segment_bytes > self.max_bytes:
+            raise ValueError("spool.segment_bytes must not exceed spool.max_bytes")
+        return self
+
+
+class LimitsConfig(_Section):
+    """Per-request input limits, applied before anything is spooled or stored."""
+
+    max_spans_per_request: int = Field(100_000, gt=0, description="larger requests are refused whole (400)")
+    max_attributes_per_span: int = Field(1024, gt=0, description="more are dropped, with foothold.truncated.attributes")
+    max_attribute_value_bytes: int = Field(256 * 1024, gt=0, description="longer values are cut, with a visible marker")
+    max_nesting_depth: int = Field(8, gt=0, le=64, description="deeper array/kvlist values become a marker")
+
+
 class StoreConfig(_Section):
     dsn: str | None = Field(None, description="chdb:///abs/path (default: under data_dir) or http(s)://host:8123")
     database: str = Field("foothold", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -163,6 +187,8 @@ class Settings(BaseSettings):
     )
     receivers: ReceiversConfig = ReceiversConfig()
     batch: BatchConfig = BatchConfig()
+    spool: SpoolConfig = SpoolConfig()
+    limits: LimitsConfig = LimitsConfig()
     store: StoreConfig = StoreConfig()
     query_api: QueryApiConfig = QueryApiConfig()
     alerts: AlertsConfig = AlertsConfig()

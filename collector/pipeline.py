@@ -1,9 +1,19 @@
 """The batching stage between receivers and the exporter.
 
-Receivers hand over validated requests and answer the client at once; one worker thread gathers them
-into batches (by size or age), flattens them to columns, runs the processors and exports. A store that
-is slow or down is retried with back-off while the batch is held; the bounded queue then fills and
+Receivers hand over validated requests; the pipeline appends each one to the durable spool
+(:mod:`foothold.collector.spool`) and answers the client only once its bytes are on disk. One worker
+thread gathers the spooled requests into batches (by size or age), flattens them to columns, runs the
+processors and exports; the spool checkpoint then moves past the batch. A store that is slow or down is
+retried with back-off while the batch is held; the spool (and ``batch.max_queued_spans``) then fills and
 receivers answer 429 with Retry-After, so clients keep the data instead of it being dropped here.
+
+Memory stays bounded: decoded requests are kept in memory up to ``batch.max_queued_spans``; records
+beyond that, and everything found in the spool at start, are read back from disk one batch at a time.
+Each batch is a fixed range of spool records, written to the checkpoint before the insert, and carries an
+insert deduplication token derived from it: after a crash the same range is re-formed, and a re-insert of
+a batch that had already been stored is dropped by ClickHouse instead of duplicated.
+
+With ``spool.enabled: false`` the pipeline is memory-only (the queue is lost on a crash).
 """
 
 from __future__ import annotations
@@ -15,11 +25,15 @@ from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import Enum
+from pathlib import Path
 from typing import Protocol
 
-from foothold.collector.config import BatchConfig
-from foothold.collector.otlp import Accepted
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+from foothold.collector.config import BatchConfig, LimitsConfig, SpoolConfig
+from foothold.collector.otlp import Accepted, Truncations
 from foothold.collector.rows import SpanBatch, to_batch
+from foothold.collector.spool import Spool, SpoolError, SpoolFull, encode_payload
 
 log = logging.getLogger("foothold.collector.pipeline")
 
@@ -40,72 +54,159 @@ class Submitted(Enum):
     OK = "ok"
     FULL = "full"  # retry later: 429 / RESOURCE_EXHAUSTED
     CLOSED = "closed"  # shutting down: 503 / UNAVAILABLE
+    TOO_LARGE = "too_large"  # bigger than the whole spool: 400, retrying cannot help
 
 
 @dataclass
 class PipelineStats:
     accepted_spans: int = 0
-    refused_spans: int = 0
+    refused_spans: int = 0  # answered 429 (queue or spool full)
     exported_spans: int = 0
     exported_batches: int = 0
     export_failures: int = 0
     lost_spans: int = 0
     last_export_seconds: float = 0.0
+    # input limits (collector/otlp.py): everything refused or changed is counted
+    bad_requests: int = 0  # undecodable or invalid requests (400)
+    limit_refused_requests: int = 0  # over limits.max_spans_per_request (400)
+    limit_refused_spans: int = 0
+    rejected_spans: int = 0  # invalid spans dropped from otherwise good requests (partial success)
+    dropped_attributes: int = 0  # over limits.max_attributes_per_span
+    truncated_values: int = 0  # over limits.max_attribute_value_bytes
+    truncated_nesting: int = 0  # deeper than limits.max_nesting_depth
+    # spool
+    spool_bytes: int = 0
+    replayed_spans: int = 0  # found in the spool at start (accepted before a crash or a stop)
+    spool_truncated_bytes: int = 0  # torn or corrupt records cut at start
+    spool_write_errors: int = 0
+
+    def count_truncations(self, cut: Truncations) -> None:
+        self.dropped_attributes += cut.dropped_attributes
+        self.truncated_values += cut.truncated_values
+        self.truncated_nesting += cut.truncated_nesting
+
+
+@dataclass
+class _Item:
+    seq: int
+    accepted: Accepted
+
+
+def open_spool(data_dir: Path, config: SpoolConfig) -> Spool | None:
+    return Spool.open(Path(data_dir) / "spool", config) if config.enabled else None
 
 
 class Pipeline:
-    def __init__(self, config: BatchConfig, exporter: Exporter, processors: Sequence[Processor] = ()) -> None:
+    def __init__(
+        self,
+        config: BatchConfig,
+        exporter: Exporter,
+        processors: Sequence[Processor] = (),
+        *,
+        spool: Spool | None = None,
+        limits: LimitsConfig | None = None,
+    ) -> None:
         self._config = config
         self._exporter = exporter
         self._processors = tuple(processors)
+        self.limits = limits or LimitsConfig()
+        self.spool = spool
         self.stats = PipelineStats()
         self._cond = threading.Condition()
-        self._pending: deque[Accepted] = deque()
-        self._pending_spans = 0
-        self._in_flight_spans = 0
-        self._oldest_at = 0.0  # monotonic arrival of the oldest pending request
-        self._submitted = 0  # requests taken in, and requests finished (exported or given up)
-        self._finished = 0
+        # Records are numbered (the spool's sequence numbers). The worker takes them in order from _cursor.
+        # In memory: _memory, records [_mem_lo, _mem_hi). Only on disk: [_cursor, _mem_lo), and, when
+        # the memory queue was full, [_mem_hi, _next_seq).
+        start = spool.committed if spool else 0
+        self._next_seq = spool.next_seq if spool else 0
+        self._durable = self._next_seq  # records below are durable: only those are exported
+        self._cursor = start
+        self._memory: deque[_Item] = deque()
+        self._mem_lo = self._mem_hi = self._next_seq
+        self._memory_spans = 0
+        self._queued_spans = spool.backlog_spans if spool else 0  # accepted, not yet exported (incl. in flight)
+        self._done = start  # records below are exported (or given up)
+        self._replay_batch = spool.pending_batch if spool else None  # re-form exactly this batch first
+        self._oldest_at = 0.0  # monotonic arrival of the oldest request waiting in memory
         self._flush_waiters = 0
         self._closing = False
         self._abandon = threading.Event()  # set when close() runs out of time with the store down
+        if spool:
+            self.stats.replayed_spans = spool.backlog_spans
+            self.stats.spool_bytes = spool.used_bytes
+            self.stats.spool_truncated_bytes = spool.truncated_bytes
         self._worker = threading.Thread(target=self._run, name="foothold-exporter", daemon=True)
         self._worker.start()
 
     @property
     def queued_spans(self) -> int:
-        return self._pending_spans + self._in_flight_spans
+        return self._queued_spans
 
     def submit(self, accepted: Accepted) -> Submitted:
+        payload = encode_payload(accepted.sender, accepted.request.SerializeToString()) if self.spool else b""
         with self._cond:
             if self._closing:
                 return Submitted.CLOSED
-            if self.queued_spans + accepted.spans > self._config.max_queued_spans and self.queued_spans:
+            if self._queued_spans + accepted.spans > self._config.max_queued_spans and self._queued_spans:
                 self.stats.refused_spans += accepted.spans
                 return Submitted.FULL
-            if not self._pending:
-                self._oldest_at = time.monotonic()
-            self._pending.append(accepted)
-            self._pending_spans += accepted.spans
-            self._submitted += 1
+            if self.spool is not None:
+                try:
+                    seq = self.spool.append(payload, accepted.spans)
+                except SpoolFull as exc:
+                    self.stats.refused_spans += accepted.spans
+                    return Submitted.TOO_LARGE if exc.too_large else Submitted.FULL
+                except SpoolError as exc:
+                    log.error("%s; answering 429 so the client keeps the data", exc)
+                    self.stats.spool_write_errors += 1
+                    self.stats.refused_spans += accepted.spans
+                    return Submitted.FULL
+                self.stats.spool_bytes = self.spool.used_bytes
+            else:
+                seq = self._next_seq
+            self._next_seq = seq + 1
+            if not self._memory and self._mem_hi != seq:
+                self._mem_lo = self._mem_hi = seq  # everything before this is taken or read from disk
+            if self._mem_hi == seq and (not self._memory or self._memory_spans + accepted.spans <= self._config.max_queued_spans):
+                if not self._memory:
+                    self._oldest_at = time.monotonic()
+                self._memory.append(_Item(seq, accepted))
+                self._mem_hi = seq + 1
+                self._memory_spans += accepted.spans
+            self._queued_spans += accepted.spans
             self.stats.accepted_spans += accepted.spans
-            if self._pending_spans >= self._config.max_spans:
-                self._cond.notify_all()
+            if self.spool is None:
+                self._durable = self._next_seq
+                if self._memory_spans >= self._config.max_spans:
+                    self._cond.notify_all()
+        if self.spool is not None:
+            try:
+                self.spool.sync(seq)  # no answer before the bytes are durable
+            except OSError as exc:
+                log.error("spool fsync failed (%s); answering 429 so the client keeps the data", exc)
+                self.stats.spool_write_errors += 1
+                return Submitted.FULL
+            with self._cond:
+                if self.spool.durable_seq > self._durable:
+                    self._durable = self.spool.durable_seq
+                    self._cond.notify_all()
         return Submitted.OK
 
     def flush(self, timeout: float | None = None) -> bool:
         """Export everything submitted so far; True when it is all stored."""
         with self._cond:
-            target = self._submitted
+            target = self._next_seq
             self._flush_waiters += 1
             self._cond.notify_all()
             try:
-                return self._cond.wait_for(lambda: self._finished >= target, timeout)
+                return self._cond.wait_for(lambda: self._done >= target, timeout)
             finally:
                 self._flush_waiters -= 1
 
     def close(self, timeout: float = 30.0) -> int:
-        """Stop taking data, export what was accepted; returns the spans that could not be stored."""
+        """Stop taking data, export what was accepted; returns the spans that could not be kept.
+
+        With the spool, spans the store could not take in time stay on disk for the next start: not lost.
+        """
         with self._cond:
             self._closing = True
             self._cond.notify_all()
@@ -114,11 +215,16 @@ class Pipeline:
             self._abandon.set()
             self._worker.join(self._config.retry_max_seconds + 5)
         with self._cond:
-            lost = self._pending_spans + self._in_flight_spans
-            self.stats.lost_spans += lost
-        if lost:
-            log.error("shutdown: %d accepted span(s) could not be written to the store", lost)
-        return lost
+            left = self._queued_spans
+        if self.spool is not None:
+            if left:
+                log.warning("shutdown: %d accepted span(s) stay in the spool and are exported at the next start", left)
+            self.spool.close()
+            return 0
+        self.stats.lost_spans += left
+        if left:
+            log.error("shutdown: %d accepted span(s) could not be written to the store", left)
+        return left
 
     # --- worker ---------------------------------------------------------------------------------------
 
@@ -127,45 +233,85 @@ class Pipeline:
             taken = self._take()
             if taken is None:
                 return
-            spans = sum(item.spans for item in taken)
+            first, end, items = taken
+            spans = sum(item.accepted.spans for item in items)
             try:
-                self._export_with_retry(taken)
+                self._export_with_retry(first, end, items)
             except _Abandoned:
                 return
             except Exception:  # a processor bug must not kill the worker or lose the rest
                 log.exception("dropping a batch of %d span(s) that could not be processed", spans)
                 self.stats.lost_spans += spans
+            if self.spool is not None:
+                try:
+                    self.spool.commit(end)
+                    self.stats.spool_bytes = self.spool.used_bytes
+                except OSError:
+                    log.exception("cannot advance the spool checkpoint; the batch may be replayed (deduplicated) at start")
             with self._cond:
-                self._in_flight_spans -= spans
-                self._finished += len(taken)
+                self._queued_spans -= spans
+                self._done = max(self._done, end)
                 self._cond.notify_all()
 
+    def _disk_bound(self) -> int:
+        """Records in [_cursor, bound) are to be read from disk."""
+        return self._mem_lo if self._memory else self._durable
+
     def _ready(self) -> bool:
-        if not self._pending:
+        if self._replay_batch is not None or self._cursor < self._disk_bound():
+            return True  # a backlog on disk: no reason to wait
+        if not self._memory or self._memory[0].seq >= self._durable:
             return False
         old_enough = time.monotonic() - self._oldest_at >= self._config.timeout_seconds
-        return old_enough or self._closing or self._flush_waiters > 0 or self._pending_spans >= self._config.max_spans
+        return old_enough or self._closing or self._flush_waiters > 0 or self._memory_spans >= self._config.max_spans
 
-    def _take(self) -> list[Accepted] | None:
+    def _take(self) -> tuple[int, int, list[_Item]] | None:
         with self._cond:
             while not self._ready():
-                if self._closing and not self._pending:
+                if self._closing and not (self._memory and self._memory[0].seq < self._durable):
                     return None
-                wait = self._config.timeout_seconds - (time.monotonic() - self._oldest_at) if self._pending else None
+                wait = None
+                if self._memory:
+                    wait = max(0.0, self._config.timeout_seconds - (time.monotonic() - self._oldest_at))
                 self._cond.wait(wait)
-            taken: list[Accepted] = []
-            spans = 0
-            while self._pending and (not taken or spans + self._pending[0].spans <= self._config.max_spans):
-                item = self._pending.popleft()
-                taken.append(item)
-                spans += item.spans
-            self._pending_spans -= spans
-            self._in_flight_spans += spans
-            self._oldest_at = time.monotonic()
-            return taken
+            if self._replay_batch is not None:
+                first, end = self._replay_batch
+                self._replay_batch = None
+                stop, max_spans = min(end, self._disk_bound()), None
+            elif self._cursor < self._disk_bound():
+                first, stop, max_spans = self._cursor, self._disk_bound(), self._config.max_spans
+            else:
+                taken: list[_Item] = []
+                spans = 0
+                while self._memory and self._memory[0].seq < self._durable and (
+                    not taken or spans + self._memory[0].accepted.spans <= self._config.max_spans
+                ):
+                    item = self._memory.popleft()
+                    taken.append(item)
+                    spans += item.accepted.spans
+                self._memory_spans -= spans
+                self._cursor = taken[-1].seq + 1
+                if not self._memory:
+                    self._mem_lo = self._mem_hi = self._next_seq  # anything after is on disk only
+                self._oldest_at = time.monotonic()
+                return taken[0].seq, self._cursor, taken
+        # A disk read: only this thread moves the cursor, so the file is read without the lock.
+        records = self.spool.read(first, stop, max_spans) if first < stop else []
+        items = [
+            _Item(r.seq, Accepted(ExportTraceServiceRequest.FromString(r.request), r.spans, 0, "", sender=r.sender))
+            for r in records
+        ]
+        end = end if max_spans is None else (records[-1].seq + 1 if records else stop)
+        with self._cond:
+            self._cursor = max(self._cursor, end)
+        return first, end, items
 
-    def _export_with_retry(self, taken: list[Accepted]) -> None:
-        batch = to_batch(item.request for item in taken)
+    def _export_with_retry(self, first: int, end: int, taken: list[_Item]) -> None:
+        if self.spool is not None:
+            self.spool.begin_batch(first, end)
+        batch = to_batch((item.accepted.request for item in taken), max_depth=self.limits.max_nesting_depth)
+        if self.spool is not None:
+            batch.dedup_token = self.spool.token(first, end)
         for processor in self._processors:
             processor.process(batch)
         delay = 0.2

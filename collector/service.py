@@ -23,7 +23,7 @@ import uvicorn
 from foothold.collector.alerting import AlertEvaluator, EvaluationReport, build_evaluator
 from foothold.collector.config import Endpoint, Settings
 from foothold.collector.exporter import ClickHouseExporter
-from foothold.collector.pipeline import Exporter, Pipeline, Processor
+from foothold.collector.pipeline import Exporter, Pipeline, Processor, open_spool
 from foothold.collector.query_api import query_api_app
 from foothold.collector.receivers.grpc import GrpcReceiver
 from foothold.collector.receivers.http import otlp_http_app
@@ -94,7 +94,12 @@ class Collector:
         s = self.settings
         s.data_dir.mkdir(parents=True, exist_ok=True)
         self.store = open_store(s.store_dsn, s.store.database, s.store.cluster)
-        self.pipeline = Pipeline(s.batch, self._exporter_factory(self.store), self._processors)
+        try:  # the spool replays what an earlier run accepted but did not get into the store
+            spool = open_spool(s.data_dir, s.spool)
+        except Exception:
+            self.store.close()
+            raise
+        self.pipeline = Pipeline(s.batch, self._exporter_factory(self.store), self._processors, spool=spool, limits=s.limits)
         if s.receivers.grpc.enabled:
             self._grpc = GrpcReceiver(self.pipeline, s.receivers.grpc)
             self.ports["otlp_grpc"] = await self._grpc.start()

@@ -8,7 +8,7 @@ from enum import Enum
 
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
-from foothold.collector.otlp import Accepted, BadRequest, validate
+from foothold.collector.otlp import Accepted, BadRequest, LimitExceeded, validate
 from foothold.collector.pipeline import Pipeline, Submitted
 
 RETRY_AFTER_FULL_SECONDS = 1
@@ -30,15 +30,25 @@ class Outcome:
 
 
 def ingest(pipeline: Pipeline, decode: Callable[[bytes], ExportTraceServiceRequest], body: bytes) -> Outcome:
+    stats = pipeline.stats
     try:
-        accepted = validate(decode(body))
-    except BadRequest as exc:
+        accepted = validate(decode(body), pipeline.limits)
+    except LimitExceeded as exc:
+        stats.limit_refused_requests += 1
+        stats.limit_refused_spans += exc.spans
         return Outcome(Verdict.BAD_REQUEST, str(exc))
+    except BadRequest as exc:
+        stats.bad_requests += 1
+        return Outcome(Verdict.BAD_REQUEST, str(exc))
+    stats.rejected_spans += accepted.rejected
+    stats.count_truncations(accepted.truncations)
     if accepted.spans == 0:  # nothing to keep: answer at once, even while full or closing
         return Outcome(Verdict.OK, accepted=accepted)
     submitted = pipeline.submit(accepted)
     if submitted is Submitted.FULL:
         return Outcome(Verdict.FULL, "collector queue is full; retry later")
+    if submitted is Submitted.TOO_LARGE:
+        return Outcome(Verdict.BAD_REQUEST, "request is larger than the whole spool (spool.max_bytes); split it")
     if submitted is Submitted.CLOSED:
         return Outcome(Verdict.CLOSED, "collector is shutting down; retry later")
     return Outcome(Verdict.OK, accepted=accepted)

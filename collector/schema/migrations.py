@@ -15,16 +15,40 @@ from foothold.collector.schema.ddl import Table, Topology, View
 
 
 @dataclass(frozen=True)
+class TableSetting:
+    """``ALTER TABLE … MODIFY SETTING`` on an existing table (its local table on a cluster)."""
+
+    table: str
+    setting: str
+
+    def render(self, topo: Topology) -> list[str]:
+        return [f"ALTER TABLE {topo.database}.{topo.local(self.table)}{topo.on_cluster} MODIFY SETTING {self.setting}"]
+
+
+@dataclass(frozen=True)
 class Migration:
     version: int
     description: str
-    objects: tuple[Table | View, ...]
+    objects: tuple[Table | View | TableSetting, ...]
 
     def statements(self, topo: Topology) -> list[str]:
         out: list[str] = []
         for obj in self.objects:
-            out += ddl.render_table(obj, topo) if isinstance(obj, Table) else ddl.render_view(obj, topo)
+            if isinstance(obj, TableSetting):
+                out += obj.render(topo)
+            else:
+                out += ddl.render_table(obj, topo) if isinstance(obj, Table) else ddl.render_view(obj, topo)
         return out
+
+
+# Idempotent exports (collector/spool.py): a batch re-inserted after a crash carries the same
+# insert_deduplication_token and is dropped. Plain MergeTree tables only deduplicate with a window;
+# the views' targets need it too (with deduplicate_blocks_in_dependent_materialized_views=1 on the
+# insert), or tool_calls/artifacts would get the replayed rows twice. Replicated tables deduplicate by
+# default (replicated_deduplication_window); the setting is harmless there. A table setting, not a
+# column: otel_traces stays column-for-column the OpenTelemetry Collector exporter's table.
+DEDUPLICATION_WINDOW = 1000  # inserts remembered per table; a replay re-inserts at most the last one
+_DEDUPLICATED = (ddl.TRACES, ddl.TRACE_ID_TS, ddl.TOOL_CALLS, ddl.ARTIFACTS)
 
 
 MIGRATIONS: tuple[Migration, ...] = (
@@ -42,6 +66,11 @@ MIGRATIONS: tuple[Migration, ...] = (
             ddl.ALERTS_TABLE,
             ddl.ALERT_DELIVERIES_TABLE,
         ),
+    ),
+    Migration(
+        3,
+        "insert deduplication window on otel_traces and the tables its views fill (idempotent spool replay)",
+        tuple(TableSetting(name, f"non_replicated_deduplication_window = {DEDUPLICATION_WINDOW}") for name in _DEDUPLICATED),
     ),
 )
 
