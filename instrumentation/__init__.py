@@ -14,6 +14,7 @@ instrumentation errors are logged once and swallowed, export is batched on a bou
 
 from .artifacts import Artifact
 from .context import Credential, credential, session
+from .integrations import instrument, uninstrument
 from .provider import Instrumentation, setup
 from .tools import ToolCall, checkpoint, tool, tool_call
 from .watch import DEFAULT_WATCH, WatchList

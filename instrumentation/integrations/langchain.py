@@ -1,0 +1,94 @@
+"""LangChain (``langchain-core`` tools): every ``BaseTool.run`` / ``arun`` becomes a Foothold tool call.
+
+Wrapping the tool (rather than a callback handler) keeps the tool's own execution inside the call, so the
+audit hook and the snapshot attribute what it writes to it; the model's ``tool_call_id`` (passed by
+``ToolNode``/agents when the tool is invoked with a ``ToolCall``) becomes ``gen_ai.tool.call.id``.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any
+
+from .. import runtime
+from ..tools import ToolCall
+
+_originals: dict[str, Any] = {}
+
+
+def _call(tool: Any, tool_input: Any, kwargs: dict[str, Any]) -> ToolCall:
+    return ToolCall(
+        str(getattr(tool, "name", None) or type(tool).__name__),
+        call_id=kwargs.get("tool_call_id"),
+        arguments=tool_input,
+        tool_type="function",
+    )
+
+
+def _result(output: Any) -> Any:
+    """A ToolMessage (tool invoked with a ToolCall) records its content, anything else as is."""
+    if hasattr(output, "content") and hasattr(output, "tool_call_id"):
+        return getattr(output, "content")
+    return output
+
+
+def _nested(tool: Any) -> bool:
+    """``arun`` of a sync tool may end in ``run``: record the call once."""
+    from .. import audit
+
+    active = audit.ACTIVE_CALL.get()
+    return getattr(active, "_foothold_langchain_tool", None) is tool
+
+
+def _wrap_run(original: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(original)
+    def run(self: Any, tool_input: Any, *args: Any, **kwargs: Any) -> Any:
+        if runtime.current.disabled or _nested(self):
+            return original(self, tool_input, *args, **kwargs)
+        call = _call(self, tool_input, kwargs)
+        call._foothold_langchain_tool = self  # type: ignore[attr-defined]
+        with call:
+            output = original(self, tool_input, *args, **kwargs)
+            call.set_result(_result(output))
+            return output
+
+    return run
+
+
+def _wrap_arun(original: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(original)
+    async def arun(self: Any, tool_input: Any, *args: Any, **kwargs: Any) -> Any:
+        if runtime.current.disabled or _nested(self):
+            return await original(self, tool_input, *args, **kwargs)
+        call = _call(self, tool_input, kwargs)
+        call._foothold_langchain_tool = self  # type: ignore[attr-defined]
+        with call:
+            output = await original(self, tool_input, *args, **kwargs)
+            call.set_result(_result(output))
+            return output
+
+    return arun
+
+
+def instrument() -> bool:
+    """Patch ``BaseTool``; False when ``langchain-core`` is not installed."""
+    if _originals:
+        return True
+    try:
+        from langchain_core.tools import BaseTool
+    except ImportError:
+        return False
+    _originals["run"], _originals["arun"] = BaseTool.run, BaseTool.arun
+    BaseTool.run = _wrap_run(BaseTool.run)  # type: ignore[method-assign]
+    BaseTool.arun = _wrap_arun(BaseTool.arun)  # type: ignore[method-assign]
+    return True
+
+
+def uninstrument() -> None:
+    if not _originals:
+        return
+    from langchain_core.tools import BaseTool
+
+    BaseTool.run = _originals.pop("run")  # type: ignore[method-assign]
+    BaseTool.arun = _originals.pop("arun")  # type: ignore[method-assign]
