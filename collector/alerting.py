@@ -22,7 +22,7 @@ from clickhouse_connect.driver.client import Client
 from foothold.collector.config import AlertsConfig
 from foothold.collector.schema.ddl import ALERT_DELIVERIES, ALERTS
 from foothold.detections.macros import TimeRange, expand
-from foothold.detections.rules import FINDING_COLUMNS, AlertRule, load_alert_rules
+from foothold.detections.rules import FINDING_COLUMNS, AlertRule, RuleError, load_alert_rules
 
 log = logging.getLogger("foothold.collector.alerting")
 
@@ -150,9 +150,11 @@ class AlertEvaluator:
 
     def _raise(self, rule: AlertRule, window: TimeRange) -> list[Alert]:
         result = self._client.query(expand(rule.sql, window))
-        findings = [dict(zip(FINDING_COLUMNS, row)) for row in result.result_rows]
-        if not findings:
+        if not result.result_rows:
             return []
+        if tuple(result.column_names) != FINDING_COLUMNS:  # Grafana reads them by name: keep the contract
+            raise RuleError(f"rule {rule.id} returns columns {list(result.column_names)}, expected {list(FINDING_COLUMNS)}")
+        findings = [dict(zip(FINDING_COLUMNS, row)) for row in result.result_rows]
         known = {
             row[0]
             for row in self._client.query(

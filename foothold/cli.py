@@ -331,6 +331,16 @@ def demo(
     raise typer.Exit(code=run_demo(data_dir.resolve(), console))
 
 
+def _mount_subcommands() -> None:
+    """Sub-apps import only typer and rich at this point; their heavy imports happen inside commands."""
+    from foothold.dashboards.cli import grafana_app
+
+    app.add_typer(grafana_app, name="grafana", help="Dashboards and alert rules: generate files, push to a Grafana.")
+
+
+_mount_subcommands()
+
+
 def main() -> None:
     app()
 
