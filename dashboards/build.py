@@ -24,7 +24,7 @@ from typing import Any
 
 import yaml
 
-from foothold.detections.rules import FINDING_COLUMNS, AlertRule, load_alert_rules
+from foothold.detections.rules import AlertRule, load_alert_rules
 
 PLUGIN_TYPE = "grafana-clickhouse-datasource"
 DATASOURCE_UID = "foothold-clickhouse"
@@ -234,11 +234,8 @@ TRACE_ID = Variable(
 
 
 def findings(rule: AlertRule, columns: str = "seen_at, session_id, agent_name, technique, evidence") -> str:
-    """A detection rule's own SQL, its findings named by FINDING_COLUMNS (rules name a few differently)."""
-    return (
-        f"SELECT {columns} FROM (\n{rule.sql.strip()}\n) AS finding({', '.join(FINDING_COLUMNS)})\n"
-        f"WHERE {agent_filter('agent_name')}"
-    )
+    """A detection rule's own SQL; every rule returns FINDING_COLUMNS (the evaluator enforces it)."""
+    return f"SELECT {columns} FROM (\n{rule.sql.strip()}\n) AS finding\nWHERE {agent_filter('agent_name')}"
 
 
 def rules_by_id() -> dict[str, AlertRule]:
@@ -581,7 +578,7 @@ def alert_query(rule: AlertRule) -> str:
     """The rule's findings counted per session: one alert instance per (session, agent) with findings."""
     return (
         f"SELECT session_id, agent_name, toFloat64(count()) AS findings FROM (\n{rule.sql.strip()}\n"
-        f") AS finding({', '.join(FINDING_COLUMNS)})\nGROUP BY session_id, agent_name"
+        f") AS finding\nGROUP BY session_id, agent_name"
     )
 
 
