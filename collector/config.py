@@ -13,7 +13,16 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 MiB = 1024 * 1024
@@ -177,6 +186,79 @@ class AlertsConfig(_Section):
         }
 
 
+class TokenConfig(_Section):
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.@:/-]{0,127}$", description="sender name stored as foothold.sender")
+    sha256: str = Field(pattern=r"^[0-9a-fA-F]{64}$", description="hex SHA-256 of the token (`foothold token hash`)")
+
+
+class AuthConfig(_Section):
+    tokens: list[TokenConfig] = Field([], description="bearer tokens, stored hashed: one per agent fleet or team")
+    allow_unauthenticated: bool = Field(
+        False, description="accept requests without a token (and non-loopback listeners without tokens)"
+    )
+    client_token: SecretStr | None = Field(None, description="token the CLI sends to the query API (or FOOTHOLD_TOKEN)")
+
+    @field_validator("tokens")
+    @classmethod
+    def _unique(cls, tokens: list[TokenConfig]) -> list[TokenConfig]:
+        for what, values in (("name", [t.name for t in tokens]), ("sha256", [t.sha256.lower() for t in tokens])):
+            duplicates = sorted({v for v in values if values.count(v) > 1})
+            if duplicates:
+                raise ValueError(f"token {what} listed more than once: {', '.join(duplicates)}")
+        return tokens
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.tokens)
+
+
+class TlsConfig(_Section):
+    """One server identity for all listeners (OTLP/gRPC, OTLP/HTTP, query API); the client_* and ca_file keys
+    are the CLI's side of the query API connection."""
+
+    cert_file: Path | None = Field(None, description="PEM server certificate (chain); enables TLS on every listener")
+    key_file: Path | None = Field(None, description="PEM private key of cert_file")
+    client_ca_file: Path | None = Field(None, description="PEM CA bundle: when set, clients must present a certificate it signed")
+    ca_file: Path | None = Field(None, description="CLI: CA bundle to verify the collector's certificate (default: system store)")
+    client_cert_file: Path | None = Field(None, description="CLI: client certificate for the query API under mTLS")
+    client_key_file: Path | None = Field(None, description="CLI: key of client_cert_file")
+
+    @model_validator(mode="after")
+    def _pairs_and_files(self) -> TlsConfig:
+        for a, b in (("cert_file", "key_file"), ("client_cert_file", "client_key_file")):
+            if (getattr(self, a) is None) != (getattr(self, b) is None):
+                raise ValueError(f"tls.{a} and tls.{b} go together: set both or neither")
+        if self.client_ca_file is not None and self.cert_file is None:
+            raise ValueError("tls.client_ca_file (client certificates) needs tls.cert_file and tls.key_file")
+        for name in ("cert_file", "key_file", "client_ca_file", "ca_file", "client_cert_file", "client_key_file"):
+            path = getattr(self, name)
+            if path is not None and not Path(path).expanduser().is_file():
+                raise ValueError(f"tls.{name}: {path} is not a readable file")
+        return self
+
+    @property
+    def enabled(self) -> bool:
+        return self.cert_file is not None
+
+
+class ChainConfig(_Section):
+    enabled: bool = Field(True, description="record a hash-chain link per exported batch in export_chain")
+    name: str = Field(
+        default_factory=lambda: __import__("socket").gethostname() or "default",
+        pattern=r"^[A-Za-z0-9_.:-]{1,128}$",
+        description="this collector's chain (one per collector writing the database)",
+    )
+    mirror_file: Path | None = Field(None, description="also append each link as a JSON line here (ship it off-host)")
+    other_writers: bool = Field(
+        False, description="other writers (e.g. otelcol-contrib) share otel_traces: verify then only flags unchained rows claiming foothold.sender"
+    )
+
+
+class MetricsConfig(_Section):
+    enabled: bool = Field(True, description="write self-telemetry to the collector_metrics table")
+    interval_seconds: float = Field(15.0, gt=0, description="how often the collector writes collector_metrics")
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="FOOTHOLD_", env_nested_delimiter="__", extra="forbid")
 
@@ -192,6 +274,32 @@ class Settings(BaseSettings):
     store: StoreConfig = StoreConfig()
     query_api: QueryApiConfig = QueryApiConfig()
     alerts: AlertsConfig = AlertsConfig()
+    auth: AuthConfig = AuthConfig()
+    tls: TlsConfig = TlsConfig()
+    chain: ChainConfig = ChainConfig()
+    metrics: MetricsConfig = MetricsConfig()
+
+    @field_validator("auth")
+    @classmethod
+    def _no_open_network_listener(cls, auth: AuthConfig, info: ValidationInfo) -> AuthConfig:
+        """A listener reachable from the network must not take data or queries from anyone."""
+        if auth.enabled or auth.allow_unauthenticated:
+            return auth
+        receivers, query_api = info.data.get("receivers"), info.data.get("query_api")
+        listeners = []
+        if receivers is not None:
+            listeners += [("receivers.grpc", receivers.grpc), ("receivers.http", receivers.http)]
+        if query_api is not None:
+            listeners.append(("query_api", query_api))
+        exposed = [f"{key}.endpoint {listener.endpoint}" for key, listener in listeners if listener.enabled and not listener.address.is_loopback]
+        if exposed:
+            raise ValueError(
+                f"{'; '.join(exposed)} is not a loopback address and auth has no tokens, so anyone who can reach it could "
+                "write spans or read the store. Add auth.tokens (`foothold token new --name NAME` prints a token and its "
+                "config line), or bind 127.0.0.1, or accept unauthenticated clients explicitly with "
+                "auth.allow_unauthenticated: true (FOOTHOLD_AUTH__ALLOW_UNAUTHENTICATED=true)"
+            )
+        return auth
 
     @classmethod
     def settings_customise_sources(

@@ -117,7 +117,7 @@ def test_relative_chdb_path_is_refused():
 
 def test_migrations_are_idempotent_and_recorded(collector):
     assert collector.store.migrate() == []  # the collector applied them at start
-    versions = rows(collector, "SELECT Version FROM {db}.foothold_schema_migrations FINAL")
+    versions = rows(collector, "SELECT Version FROM {db}.foothold_schema_migrations FINAL ORDER BY Version")
     assert versions == [(m.version,) for m in migrations.MIGRATIONS]
 
 

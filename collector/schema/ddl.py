@@ -25,6 +25,8 @@ ARTIFACTS = "artifacts"
 ALERTS = "alerts"
 ALERT_DELIVERIES = "alert_deliveries"
 MIGRATIONS = "foothold_schema_migrations"
+EXPORT_CHAIN = "export_chain"
+COLLECTOR_METRICS = "collector_metrics"
 
 
 @dataclass(frozen=True)
@@ -244,6 +246,43 @@ MIGRATIONS_TABLE = Table(
     partition_by="tuple()",
     shard_key="Version",
     engine="ReplacingMergeTree",
+    settings="index_granularity = 8192",
+)
+
+# Tamper evidence: one link per exported batch of otel_traces rows (collector/chain.py, `foothold verify`).
+# A plain MergeTree: nothing here is ever replaced or merged away, a duplicate link is itself evidence.
+EXPORT_CHAIN_TABLE = Table(
+    name=EXPORT_CHAIN,
+    body="""
+    Chain LowCardinality(String),
+    Sequence UInt64,
+    ExportedAt DateTime64(3),
+    Rows UInt32,
+    MinTimestamp DateTime64(9),
+    MaxTimestamp DateTime64(9),
+    TraceIds Array(String) CODEC(ZSTD(1)),
+    SpanIds Array(String) CODEC(ZSTD(1)),
+    RowDigests Array(String) CODEC(ZSTD(1)),
+    BatchDigest String,
+    PrevDigest String,
+    ChainDigest String""",
+    order_by="(Chain, Sequence)",
+    partition_by="tuple()",
+    shard_key="cityHash64(Chain)",
+    settings="index_granularity = 8192",
+)
+
+# Self-telemetry, written by the collector every metrics.interval_seconds (Grafana panels read it as is).
+COLLECTOR_METRICS_TABLE = Table(
+    name=COLLECTOR_METRICS,
+    body="""
+    Timestamp DateTime64(3) CODEC(Delta, ZSTD(1)),
+    Name LowCardinality(String),
+    Value Float64 CODEC(ZSTD(1)),
+    Labels Map(LowCardinality(String), String) CODEC(ZSTD(1))""",
+    order_by="(Name, Timestamp)",
+    partition_by="toYYYYMM(Timestamp)",
+    shard_key="cityHash64(Name)",
     settings="index_granularity = 8192",
 )
 

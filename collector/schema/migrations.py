@@ -68,6 +68,11 @@ MIGRATIONS: tuple[Migration, ...] = (
         ),
     ),
     Migration(
+        2,
+        "export_chain (tamper-evident hash chain over exported batches) and collector_metrics (self-telemetry)",
+        (ddl.EXPORT_CHAIN_TABLE, ddl.COLLECTOR_METRICS_TABLE),
+    ),
+    Migration(
         3,
         "insert deduplication window on otel_traces and the tables its views fill (idempotent spool replay)",
         tuple(TableSetting(name, f"non_replicated_deduplication_window = {DEDUPLICATION_WINDOW}") for name in _DEDUPLICATED),
