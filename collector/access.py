@@ -2,10 +2,15 @@
 
 With chDB only the process that owns the data dir can open it, so when a collector is running for that
 data dir the CLI goes through its query API; otherwise (or with a ClickHouse server) it opens the store.
+The query API client sends the bearer token from ``FOOTHOLD_TOKEN`` (or ``auth.client_token``) and, over
+https, verifies the collector with ``tls.ca_file`` (default: the system store) and presents
+``tls.client_cert_file`` when the collector requires client certificates.
 """
 
 from __future__ import annotations
 
+import os
+import ssl
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -42,10 +47,50 @@ def _parameter(value: Any) -> str:
     raise TypeError(f"cannot send a {type(value).__name__} as a query parameter")
 
 
+TOKEN_ENV = "FOOTHOLD_TOKEN"
+
+
+def client_token(settings: Settings | None) -> str | None:
+    """The CLI's bearer token: ``FOOTHOLD_TOKEN`` wins over ``auth.client_token``."""
+    token = os.environ.get(TOKEN_ENV, "").strip()
+    if token:
+        return token
+    if settings is not None and settings.auth.client_token is not None:
+        return settings.auth.client_token.get_secret_value()
+    return None
+
+
+def client_tls(settings: Settings | None) -> ssl.SSLContext | bool:
+    """httpx ``verify``: the CA to trust (tls.ca_file) and the client certificate to present (mTLS)."""
+    tls = settings.tls if settings is not None else None
+    if tls is None or (tls.ca_file is None and tls.client_cert_file is None):
+        return True
+    context = ssl.create_default_context(cafile=str(tls.ca_file) if tls.ca_file else None)
+    if tls.client_cert_file is not None:
+        context.load_cert_chain(str(tls.client_cert_file), str(tls.client_key_file))
+    return context
+
+
+_UNAUTHORIZED = (
+    f"the collector's query API refused the request (401): set {TOKEN_ENV} (or auth.client_token in the config) "
+    "to a token listed in the collector's auth.tokens"
+)
+
+
 class ApiReader:
-    def __init__(self, base_url: str) -> None:
+    def __init__(self, base_url: str, token: str | None = None, verify: ssl.SSLContext | bool = True) -> None:
         self.via = f"collector query API at {base_url}"
-        self._http = httpx.Client(base_url=base_url, timeout=120)
+        headers = {"Authorization": f"Bearer {token}"} if token else None
+        self._http = httpx.Client(base_url=base_url, timeout=120, headers=headers, verify=verify)
+
+    def _post(self, path: str) -> httpx.Response:
+        try:
+            response = self._http.post(path)
+        except httpx.HTTPError as exc:
+            raise StoreError(f"the collector's query API did not answer ({exc}); is `foothold collect` running?") from exc
+        if response.status_code == 401:
+            raise StoreError(_UNAUTHORIZED)
+        return response
 
     def query(self, sql: str, parameters: dict[str, Any] | None = None) -> QueryResult:
         body = orjson.dumps({"sql": sql, "parameters": parameters}, default=_parameter, option=orjson.OPT_PASSTHROUGH_DATETIME)
@@ -53,16 +98,25 @@ class ApiReader:
             response = self._http.post("/v1/query", content=body, headers={"content-type": "application/json"})
         except httpx.HTTPError as exc:
             raise StoreError(f"the collector's query API did not answer ({exc}); is `foothold collect` running?") from exc
+        if response.status_code == 401:
+            raise StoreError(_UNAUTHORIZED)
         body = response.json()
         if response.status_code != 200:
             raise StoreError(body.get("error", response.text))
         return QueryResult(body["columns"], body["types"], body["rows"])
 
     def flush(self) -> None:
-        self._http.post("/v1/flush")
+        self._post("/v1/flush")
 
     def evaluate_alerts(self) -> dict[str, Any]:
-        response = self._http.post("/v1/alerts/evaluate")
+        response = self._post("/v1/alerts/evaluate")
+        if response.status_code != 200:
+            raise StoreError(response.json().get("error", response.text))
+        return response.json()
+
+    def verify(self) -> dict[str, Any]:
+        """The running collector's own check of the export chain (it owns the store)."""
+        response = self._post("/v1/verify")
         if response.status_code != 200:
             raise StoreError(response.json().get("error", response.text))
         return response.json()
@@ -87,6 +141,13 @@ class DirectReader:
     def flush(self) -> None:
         """Nothing is buffered outside a collector."""
 
+    def rows(self, sql: str) -> list[tuple]:
+        """Every row of a read-only query, values as the driver returns them (`foothold verify`)."""
+        try:
+            return self._client.query(sql, settings={"readonly": 1}).result_rows
+        except Exception as exc:
+            raise StoreError(str(exc).strip()) from exc
+
     def close(self) -> None:
         self._store.close()
 
@@ -94,7 +155,10 @@ class DirectReader:
 @contextmanager
 def open_reader(settings: Settings) -> Iterator[Reader]:
     discovery = read_discovery(settings.data_dir) if chdb_path(settings.store_dsn) else None
-    reader = ApiReader(discovery["query_api"]) if discovery and "query_api" in discovery else DirectReader(settings)
+    if discovery and "query_api" in discovery:
+        reader = ApiReader(discovery["query_api"], client_token(settings), client_tls(settings))
+    else:
+        reader = DirectReader(settings)
     try:
         yield reader
     finally:

@@ -3,7 +3,13 @@
 ``POST /v1/query`` ``{"sql": "...", "parameters": {...}}`` answers ``{"columns", "types", "rows"}``;
 queries run with ``readonly=1``, so nothing can change the store through this door. ``POST /v1/flush``
 makes everything accepted so far queryable; ``POST /v1/alerts/evaluate`` runs the alert rules now;
-``GET /healthz`` reports liveness and pipeline figures.
+``POST /v1/verify`` checks the export hash chain against the stored rows (``foothold verify``);
+``GET /metrics`` is the Prometheus exposition of the collector's self-telemetry; ``GET /healthz`` reports
+liveness and pipeline figures.
+
+With tokens configured (``auth.tokens``) every route needs ``Authorization: Bearer <token>`` (else 401),
+except ``/healthz``, which stays open for liveness probes (load balancers and orchestrators rarely carry
+tokens) and then answers only ``{"status": "ok"}``; the pipeline figures need a token like ``/metrics``.
 """
 
 from __future__ import annotations
@@ -21,6 +27,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from foothold.collector.auth import AuthError, Authenticator
+from foothold.collector.config import AuthConfig
+from foothold.collector.metrics import CONTENT_TYPE, Metrics
 from foothold.collector.pipeline import Pipeline
 
 
@@ -34,9 +43,35 @@ def _error(status: int, message: str) -> Response:
 
 
 def query_api_app(
-    client: Client, pipeline: Pipeline, max_rows: int, evaluate_alerts: Callable[[], Any] | None = None
+    client: Client,
+    pipeline: Pipeline,
+    max_rows: int,
+    evaluate_alerts: Callable[[], Any] | None = None,
+    *,
+    auth: Authenticator | None = None,
+    metrics: Metrics | None = None,
+    verify: Callable[[], Any] | None = None,
 ) -> Starlette:
     lock = threading.Lock()  # one clickhouse-connect client: one query at a time
+    auth = auth or Authenticator(AuthConfig())
+
+    def refused(request: Request) -> Response | None:
+        """401 unless the request carries a valid token (or auth is off)."""
+        try:
+            auth.check(request.headers.get("authorization"))
+        except AuthError as exc:
+            if metrics is not None:
+                metrics.inc("foothold_auth_failures_total", listener="query_api", reason=exc.reason)
+            response = _error(401, f"{exc} (the CLI sends FOOTHOLD_TOKEN or auth.client_token)")
+            response.headers["WWW-Authenticate"] = 'Bearer realm="foothold"' + (', error="invalid_token"' if exc.reason == "invalid" else "")
+            return response
+        return None
+
+    def guarded(handler: Callable[[Request], Any]) -> Callable[[Request], Any]:
+        async def check_then_handle(request: Request) -> Response:
+            return refused(request) or await handler(request)
+
+        return check_then_handle
 
     def run(sql: str, parameters: dict[str, Any] | None) -> dict[str, Any]:
         with lock:
@@ -74,15 +109,30 @@ def query_api_app(
         report = await asyncio.to_thread(evaluate_alerts)
         return _json(dataclasses.asdict(report))
 
+    async def verify_chain(request: Request) -> Response:
+        if verify is None:
+            return _error(404, "the export chain is disabled in this collector (chain.enabled: false)")
+        report = await asyncio.to_thread(verify)
+        return _json(report.to_dict())
+
+    async def prometheus(request: Request) -> Response:
+        return Response((metrics or Metrics()).exposition(), media_type=CONTENT_TYPE)
+
     async def healthz(request: Request) -> Response:
+        try:
+            auth.check(request.headers.get("authorization"))
+        except AuthError:  # a probe without a token: alive, and nothing more
+            return _json({"status": "ok"})
         stats = dataclasses.asdict(pipeline.stats) | {"queued_spans": pipeline.queued_spans}
         return _json({"status": "ok", "pipeline": stats})
 
     return Starlette(
         routes=[
-            Route("/v1/query", query, methods=["POST"]),
-            Route("/v1/flush", flush, methods=["POST"]),
-            Route("/v1/alerts/evaluate", alerts, methods=["POST"]),
+            Route("/v1/query", guarded(query), methods=["POST"]),
+            Route("/v1/flush", guarded(flush), methods=["POST"]),
+            Route("/v1/alerts/evaluate", guarded(alerts), methods=["POST"]),
+            Route("/v1/verify", guarded(verify_chain), methods=["POST"]),
+            Route("/metrics", guarded(prometheus), methods=["GET"]),
             Route("/healthz", healthz, methods=["GET"]),
         ]
     )

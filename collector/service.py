@@ -13,7 +13,9 @@ import logging
 import os
 import signal
 import socket
+import ssl
 import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -21,13 +23,18 @@ import orjson
 import uvicorn
 
 from foothold.collector.alerting import AlertEvaluator, EvaluationReport, build_evaluator
+from foothold.collector.auth import Authenticator
+from foothold.collector.chain import ChainingExporter, ChainStore
 from foothold.collector.config import Endpoint, Settings
 from foothold.collector.exporter import ClickHouseExporter
+from foothold.collector.metrics import Metrics, TimedExporter
 from foothold.collector.pipeline import Exporter, Pipeline, Processor, open_spool
 from foothold.collector.query_api import query_api_app
 from foothold.collector.receivers.grpc import GrpcReceiver
 from foothold.collector.receivers.http import otlp_http_app
+from foothold.collector.schema.ddl import COLLECTOR_METRICS
 from foothold.collector.store import Store, open_store
+from foothold.collector.verify import VerifyReport, verify
 
 log = logging.getLogger("foothold.collector")
 
@@ -80,7 +87,15 @@ class Collector:
     ) -> None:
         self.settings = settings
         self._processors = default_processors(settings) if processors is None else processors
-        self._exporter_factory = exporter_factory
+        self.metrics = Metrics()
+        self.auth = Authenticator(settings.auth)
+        self.chain: ChainStore | None = None
+        self._exporter_factory = self._wrap_exporter(exporter_factory)
+        self._metrics_loop: asyncio.Task | None = None
+        self._metrics_client = None
+        self._metrics_lock = threading.Lock()
+        self.metrics_recorded = threading.Event()  # set after each write to collector_metrics (tests wait on it)
+        self._verify_lock = threading.Lock()
         self.store: Store | None = None
         self.pipeline: Pipeline | None = None
         self._grpc: GrpcReceiver | None = None
@@ -100,18 +115,26 @@ class Collector:
             self.store.close()
             raise
         self.pipeline = Pipeline(s.batch, self._exporter_factory(self.store), self._processors, spool=spool, limits=s.limits)
+        self.metrics.pipeline = self.pipeline
+        self._warn_about_exposure()
         if s.receivers.grpc.enabled:
-            self._grpc = GrpcReceiver(self.pipeline, s.receivers.grpc)
+            self._grpc = GrpcReceiver(self.pipeline, s.receivers.grpc, auth=self.auth, metrics=self.metrics, tls=s.tls)
             self.ports["otlp_grpc"] = await self._grpc.start()
         if s.receivers.http.enabled:
-            self._serve("otlp_http", otlp_http_app(self.pipeline, s.receivers.http), s.receivers.http.address)
+            app = otlp_http_app(self.pipeline, s.receivers.http, auth=self.auth, metrics=self.metrics)
+            self._serve("otlp_http", app, s.receivers.http.address)
         if s.alerts.enabled:
             self.alerts = build_evaluator(s.alerts, self.store.client())
             self._alert_loop = asyncio.create_task(self._evaluate_periodically(s.alerts.interval_seconds))
         if s.query_api.enabled:
             evaluate = self.evaluate_alerts if self.alerts else None
-            app = query_api_app(self.store.client(), self.pipeline, s.query_api.max_rows, evaluate)
+            verify_chain = self.verify_chain if self.chain else None
+            app = query_api_app(self.store.client(), self.pipeline, s.query_api.max_rows, evaluate,
+                                auth=self.auth, metrics=self.metrics, verify=verify_chain)  # fmt: skip
             self._serve("query_api", app, s.query_api.address)
+        if s.metrics.enabled:
+            self._metrics_client = self.store.client()
+            self._metrics_loop = asyncio.create_task(self._record_metrics_periodically(s.metrics.interval_seconds))
         self._write_discovery()
         log.info("collector ready: %s, store %s", self.ports, s.store_dsn)
 
@@ -131,17 +154,82 @@ class Collector:
             except Exception:  # keep evaluating: the next pass may succeed
                 log.exception("alert evaluation failed")
 
+    def _wrap_exporter(self, factory: ExporterFactory) -> ExporterFactory:
+        """The configured exporter, chained (tamper evidence) and timed (self-telemetry)."""
+
+        def build(store: Store) -> Exporter:
+            exporter = factory(store)
+            if self.settings.chain.enabled:
+                chain = self.settings.chain
+                self.chain = ChainStore(store, chain.name, chain.mirror_file, self.metrics)
+                exporter = ChainingExporter(exporter, self.chain)
+            return TimedExporter(exporter, self.metrics)
+
+        return build
+
+    def _warn_about_exposure(self) -> None:
+        s = self.settings
+        listeners = {"receivers.grpc": s.receivers.grpc, "receivers.http": s.receivers.http, "query_api": s.query_api}
+        for key, listener in listeners.items():
+            if listener.enabled and not listener.address.is_loopback:
+                if not self.auth.enabled:
+                    log.warning("%s listens on %s without authentication (auth.allow_unauthenticated: true)", key, listener.endpoint)
+                elif not s.tls.enabled:
+                    log.warning("%s listens on %s without TLS: bearer tokens cross the network in clear (set tls.cert_file)", key, listener.endpoint)
+
+    def verify_chain(self) -> VerifyReport:
+        """`foothold verify` inside the collector (it owns the chDB store): exports pause while it reads."""
+        if self.chain is None:
+            raise RuntimeError("the export chain is disabled (chain.enabled: false)")
+        self.pipeline.flush(60.0)
+        with self._verify_lock:
+            client = self.store.client()
+            with self.chain.lock:
+                return verify(lambda sql: client.query(sql, settings={"readonly": 1}).result_rows,
+                              self.settings.chain.mirror_file, self.settings.chain.other_writers)  # fmt: skip
+
+    def record_metrics(self) -> int:
+        """Write one snapshot of the self-telemetry to collector_metrics (blocking: call off the loop)."""
+        now_ms = int(time.time() * 1000)
+        rows = [[now_ms, sample.name, float(sample.value), sample.labels] for sample in self.metrics.samples()]
+        with self._metrics_lock:
+            self._metrics_client.insert(
+                f"{self.store.database}.{COLLECTOR_METRICS}", rows, column_names=("Timestamp", "Name", "Value", "Labels")
+            )
+        self.metrics_recorded.set()
+        return len(rows)
+
+    async def _record_metrics_periodically(self, interval: float) -> None:
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await asyncio.to_thread(self.record_metrics)
+            except Exception:  # the store may be down: the next snapshot may succeed
+                log.exception("writing collector_metrics failed")
+
+    def _tls_options(self) -> dict:
+        tls = self.settings.tls
+        if not tls.enabled:
+            return {}
+        options = {"ssl_certfile": str(tls.cert_file), "ssl_keyfile": str(tls.key_file)}
+        if tls.client_ca_file is not None:
+            options |= {"ssl_ca_certs": str(tls.client_ca_file), "ssl_cert_reqs": ssl.CERT_REQUIRED}
+        return options
+
     def _serve(self, name: str, app, endpoint: Endpoint) -> None:
         sock = _listen(endpoint)
         self.ports[name] = sock.getsockname()[1]
-        config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off")
+        config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off", **self._tls_options())
         server = _EmbeddedServer(config)
         self._servers.append((server, asyncio.create_task(server.serve(sockets=[sock]))))
 
     def endpoint_url(self, name: str) -> str:
         host = {"otlp_grpc": self.settings.receivers.grpc, "otlp_http": self.settings.receivers.http,
                 "query_api": self.settings.query_api}[name].address.host  # fmt: skip
-        scheme = "" if name == "otlp_grpc" else "http://"
+        if self.settings.tls.enabled:
+            scheme = "https://"  # the OTel SDK's gRPC exporter reads https:// as "use TLS"
+        else:
+            scheme = "" if name == "otlp_grpc" else "http://"
         return f"{scheme}{host}:{self.ports[name]}"
 
     def _write_discovery(self) -> None:
@@ -154,15 +242,21 @@ class Collector:
 
     async def stop(self) -> int:
         """Graceful: stop receiving, flush what was accepted, close the store. Returns spans lost."""
-        if self._alert_loop:
-            self._alert_loop.cancel()
-            await asyncio.gather(self._alert_loop, return_exceptions=True)
+        for task in (self._alert_loop, self._metrics_loop):
+            if task:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
         if self._grpc:
             await self._grpc.stop()
         for server, task in self._servers:
             server.should_exit = True
         await asyncio.gather(*(task for _, task in self._servers), return_exceptions=True)
         lost = await asyncio.to_thread(self.pipeline.close) if self.pipeline else 0
+        if self._metrics_client is not None:
+            try:
+                await asyncio.to_thread(self.record_metrics)  # the final figures, after the last export
+            except Exception:
+                log.exception("writing the final collector_metrics failed")
         if self.store:
             self.store.close()
         with contextlib.suppress(FileNotFoundError):

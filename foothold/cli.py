@@ -331,6 +331,79 @@ def demo(
     raise typer.Exit(code=run_demo(data_dir.resolve(), console))
 
 
+@app.command()
+def verify(
+    config: ConfigOption = None,
+    output: Annotated[str, typer.Option("--format", "-f", help="text or json")] = "text",
+    mirror: Annotated[Path | None, typer.Option(help="chain mirror file to compare (default: chain.mirror_file)")] = None,
+) -> None:
+    """Check the export hash chain against otel_traces: deleted, altered or inserted rows (exit 1 on any)."""
+    settings = load(config)
+    from foothold.collector.access import ApiReader
+    from foothold.collector.verify import VerifyReport
+    from foothold.collector.verify import verify as verify_store
+
+    def run() -> tuple[VerifyReport, str]:
+        with _reader(settings) as reader:
+            if isinstance(reader, ApiReader):  # the running collector owns the chDB store: it checks itself
+                if mirror is not None:
+                    raise fail("--mirror is read by the collector from its chain.mirror_file while it runs; stop it to pass another file")
+                return VerifyReport.from_dict(reader.verify()), reader.via
+            mirror_file = mirror or settings.chain.mirror_file
+            return verify_store(reader.rows, mirror_file, settings.chain.other_writers), reader.via
+
+    report, via = _query_or_fail(run)
+    if output == "json":
+        typer.echo(orjson.dumps(report.to_dict(), option=orjson.OPT_INDENT_2).decode())
+    else:
+        chains = ", ".join(f"{name} (links 1-{last})" for name, last in report.chains.items()) or "none"
+        err.print(f"verified {report.rows} row(s) against {report.links} chain link(s) via {via}; chains: {chains}")
+        if report.findings:
+            rows = [[f.kind, f.chain, "" if f.sequence is None else f.sequence, f.trace_id, f.span_id, f.detail]
+                    for f in report.findings[:200]]  # fmt: skip
+            print_table(["finding", "chain", "batch", "trace", "span", "detail"], rows, title="Tamper evidence findings")
+            counts = ", ".join(f"{n} {kind}" for kind, n in sorted(report.counts().items()))
+            more = f" (first 200 shown; --format json lists all)" if len(report.findings) > 200 else ""
+            err.print(f"[bold red]FAILED:[/] {counts}{more}")
+        else:
+            err.print("[green]OK:[/] every chained row is present and unchanged, and no row is unchained")
+    if report.findings:
+        raise typer.Exit(code=1)
+
+
+token_app = typer.Typer(no_args_is_help=True, help="Bearer tokens for agents and the CLI (auth.tokens).")
+app.add_typer(token_app, name="token")
+
+
+@token_app.command("new")
+def token_new(name: Annotated[str, typer.Option("--name", "-n", help="sender name stored on every span as foothold.sender")]) -> None:
+    """Print a fresh random token and the auth.tokens line that accepts it (only the hash goes in the config)."""
+    import re
+    import hashlib
+    import secrets
+
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.@:/-]{0,127}", name):
+        raise fail("--name: letters, digits and _ . @ : / - only (at most 128 characters)")
+    token = "fh_" + secrets.token_urlsafe(32)
+    digest = hashlib.sha256(token.encode()).hexdigest()
+    typer.echo(token)
+    err.print("Give the token (first line) to the sender, e.g. OTEL_EXPORTER_OTLP_HEADERS='authorization=Bearer%20<token>'")
+    err.print("or FOOTHOLD_TOKEN for the CLI, and add this under auth.tokens in the collector's config:")
+    typer.echo(f'  - {{name: "{name}", sha256: "{digest}"}}')
+
+
+@token_app.command("hash")
+def token_hash() -> None:
+    """Read a token on stdin and print its SHA-256, the auth.tokens[].sha256 value."""
+    import hashlib
+    import sys
+
+    token = sys.stdin.read().strip()
+    if not token:
+        raise fail("no token on stdin: echo -n \"$TOKEN\" | foothold token hash")
+    typer.echo(hashlib.sha256(token.encode()).hexdigest())
+
+
 def _mount_subcommands() -> None:
     """Sub-apps import only typer and rich at this point; their heavy imports happen inside commands."""
     from foothold.dashboards.cli import grafana_app

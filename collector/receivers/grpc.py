@@ -1,7 +1,9 @@
 """OTLP/gRPC receiver (``TraceService/Export``) on grpc.aio.
 
 The request is taken as raw bytes and decoded here, so a malformed body gets INVALID_ARGUMENT with a
-reason instead of the library's generic deserialization error.
+reason instead of the library's generic deserialization error. With tokens configured every call
+needs ``authorization: Bearer <token>`` metadata (else UNAUTHENTICATED); with ``tls.cert_file`` the port
+is TLS, and with ``tls.client_ca_file`` clients must present a certificate that CA signed.
 """
 
 from __future__ import annotations
@@ -12,7 +14,9 @@ from google.protobuf.duration_pb2 import Duration
 from google.rpc import error_details_pb2, status_pb2
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
-from foothold.collector.config import GrpcReceiverConfig
+from foothold.collector.auth import AuthError, Authenticator, stamping
+from foothold.collector.config import AuthConfig, GrpcReceiverConfig, TlsConfig
+from foothold.collector.metrics import Metrics
 from foothold.collector.otlp import decode_protobuf
 from foothold.collector.pipeline import Pipeline
 from foothold.collector.receivers import RETRY_AFTER_CLOSED_SECONDS, RETRY_AFTER_FULL_SECONDS, Verdict, ingest
@@ -29,14 +33,39 @@ def _retry_metadata(code: grpc.StatusCode, message: str, seconds: int) -> tuple[
 
 
 class GrpcReceiver:
-    def __init__(self, pipeline: Pipeline, config: GrpcReceiverConfig) -> None:
+    def __init__(
+        self,
+        pipeline: Pipeline,
+        config: GrpcReceiverConfig,
+        auth: Authenticator | None = None,
+        metrics: Metrics | None = None,
+        tls: TlsConfig | None = None,
+    ) -> None:
         self._pipeline = pipeline
         self._config = config
+        self._auth = auth or Authenticator(AuthConfig())
+        self._metrics = metrics or Metrics()
+        self._tls = tls or TlsConfig()
         self._server: grpc.aio.Server | None = None
         self.port: int | None = None
 
     async def _export(self, body: bytes, context: grpc.aio.ServicerContext) -> ExportTraceServiceResponse:
-        outcome = ingest(self._pipeline, decode_protobuf, body)
+        metadata = context.invocation_metadata() or ()
+        authorization = next((value for key, value in metadata if key == "authorization"), None)
+        try:
+            identity = self._auth.check(authorization if isinstance(authorization, str) else None)
+        except AuthError as exc:
+            self._metrics.inc("foothold_auth_failures_total", listener="otlp_grpc", reason=exc.reason)
+            self._metrics.inc("foothold_requests_total", receiver="otlp_grpc", outcome="unauthenticated")
+            await context.abort(grpc.StatusCode.UNAUTHENTICATED, str(exc))
+
+        def received(spans: int) -> None:
+            self._metrics.inc("foothold_spans_received_total", spans, receiver="otlp_grpc")
+
+        outcome = ingest(self._pipeline, stamping(decode_protobuf, identity.sender, json=False, count=received), body)
+        self._metrics.inc("foothold_requests_total", receiver="otlp_grpc", outcome=outcome.verdict.value)
+        if outcome.accepted is not None and outcome.accepted.rejected:
+            self._metrics.inc("foothold_spans_rejected_total", outcome.accepted.rejected, receiver="otlp_grpc")
         if outcome.verdict is Verdict.OK:
             return outcome.accepted.response()
         if outcome.verdict is Verdict.BAD_REQUEST:
@@ -58,7 +87,17 @@ class GrpcReceiver:
         self._server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE, {"Export": handler}),))
         address = self._config.address
         host = f"[{address.host}]" if ":" in address.host else address.host
-        self.port = self._server.add_insecure_port(f"{host}:{address.port}")
+        if self._tls.enabled:
+            tls = self._tls
+            client_ca = tls.client_ca_file.read_bytes() if tls.client_ca_file else None
+            credentials = grpc.ssl_server_credentials(
+                [(tls.key_file.read_bytes(), tls.cert_file.read_bytes())],
+                root_certificates=client_ca,
+                require_client_auth=client_ca is not None,
+            )
+            self.port = self._server.add_secure_port(f"{host}:{address.port}", credentials)
+        else:
+            self.port = self._server.add_insecure_port(f"{host}:{address.port}")
         if not self.port:
             raise OSError(f"cannot bind OTLP/gRPC on {address}: is the port in use? set receivers.grpc.endpoint")
         await self._server.start()

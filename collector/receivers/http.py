@@ -3,7 +3,9 @@
 Status codes follow the OTLP specification: 400 undecodable, 413 too large (checked on the declared
 length, the received bytes and the decompressed size), 415 unsupported content type or encoding,
 429/503 with Retry-After when the collector cannot take data now. Responses and errors are encoded in the
-request's own format (ExportTraceServiceResponse / google.rpc.Status).
+request's own format (ExportTraceServiceResponse / google.rpc.Status). With tokens configured a request
+needs ``Authorization: Bearer <token>``, else 401 with ``WWW-Authenticate: Bearer`` and a Status body,
+answered before the body is read. TLS is uvicorn's (collector/service.py).
 """
 
 from __future__ import annotations
@@ -22,7 +24,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from foothold.collector.config import HttpReceiverConfig
+from foothold.collector.auth import AuthError, Authenticator, stamping
+from foothold.collector.config import AuthConfig, HttpReceiverConfig
+from foothold.collector.metrics import Metrics
 from foothold.collector.otlp import decode_json, decode_protobuf
 from foothold.collector.pipeline import Pipeline
 from foothold.collector.receivers import RETRY_AFTER_CLOSED_SECONDS, RETRY_AFTER_FULL_SECONDS, Verdict, ingest
@@ -81,16 +85,37 @@ def _decompress(body: bytes, encoding: str, limit: int) -> bytes:
 
 
 def _status_response(fmt: _Format, status: int, message: str, retry_after: int | None = None) -> Response:
-    grpc_code = {400: 3, 413: 8, 415: 3, 429: 8, 503: 14}.get(status, 2)
+    grpc_code = {400: 3, 401: 16, 413: 8, 415: 3, 429: 8, 503: 14}.get(status, 2)
     headers = {"Retry-After": str(retry_after)} if retry_after else None
     body = fmt.encode(status_pb2.Status(code=grpc_code, message=message))
     return Response(body, status_code=status, media_type=fmt.media_type, headers=headers)
 
 
-def otlp_http_app(pipeline: Pipeline, config: HttpReceiverConfig) -> Starlette:
+def _unauthorized(fmt: _Format, error: AuthError) -> Response:
+    response = _status_response(fmt, 401, str(error))
+    challenge = 'Bearer realm="foothold"' + (', error="invalid_token"' if error.reason == "invalid" else "")
+    response.headers["WWW-Authenticate"] = challenge
+    return response
+
+
+def otlp_http_app(
+    pipeline: Pipeline, config: HttpReceiverConfig, auth: Authenticator | None = None, metrics: Metrics | None = None
+) -> Starlette:
+    auth = auth or Authenticator(AuthConfig())
+    metrics = metrics or Metrics()
+
+    def received(spans: int) -> None:
+        metrics.inc("foothold_spans_received_total", spans, receiver="otlp_http")
+
     async def traces(request: Request) -> Response:
         media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
         fmt = _FORMATS.get(media_type)
+        try:
+            identity = auth.check(request.headers.get("authorization"))
+        except AuthError as exc:
+            metrics.inc("foothold_auth_failures_total", listener="otlp_http", reason=exc.reason)
+            metrics.inc("foothold_requests_total", receiver="otlp_http", outcome="unauthenticated")
+            return _unauthorized(fmt or _FORMATS[JSON], exc)
         if fmt is None:
             message = f"unsupported Content-Type {media_type or '(none)'!r}: use {PROTOBUF} or {JSON}"
             return _status_response(_FORMATS[JSON], 415, message)
@@ -100,7 +125,10 @@ def otlp_http_app(pipeline: Pipeline, config: HttpReceiverConfig) -> Starlette:
             body = _decompress(raw, encoding, config.max_body_bytes)
         except _HttpError as exc:
             return _status_response(fmt, exc.status, str(exc))
-        outcome = ingest(pipeline, fmt.decode, body)
+        outcome = ingest(pipeline, stamping(fmt.decode, identity.sender, json=fmt.media_type == JSON, count=received), body)
+        metrics.inc("foothold_requests_total", receiver="otlp_http", outcome=outcome.verdict.value)
+        if outcome.accepted is not None and outcome.accepted.rejected:
+            metrics.inc("foothold_spans_rejected_total", outcome.accepted.rejected, receiver="otlp_http")
         if outcome.verdict is Verdict.OK:
             return Response(fmt.encode(outcome.accepted.response()), media_type=fmt.media_type)
         if outcome.verdict is Verdict.BAD_REQUEST:

@@ -1,0 +1,108 @@
+"""Self-telemetry: the Prometheus /metrics exposition moves with the traffic, collector_metrics gets rows."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+
+import httpx
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+from foothold.collector.service import CollectorThread
+from foothold.collector.store import open_store
+from tests.conftest import make_settings, rows
+
+SAMPLE = re.compile(r'^[a-zA-Z_:][a-zA-Z0-9_:]*(\{([a-zA-Z_][a-zA-Z0-9_]*="[^"]*",?)*\})? -?[0-9.e+Inf]+$')
+
+
+def _request(spans: int, bad: int = 0) -> bytes:
+    request = ExportTraceServiceRequest()
+    scope = request.resource_spans.add().scope_spans.add()
+    for i in range(spans + bad):
+        span = scope.spans.add()
+        span.trace_id = os.urandom(16) if i < spans else b"\0" * 16  # all-zero trace id: rejected
+        span.span_id, span.name = os.urandom(8), f"m{i}"
+    return request.SerializeToString()
+
+
+def _scrape(collector, headers=None) -> dict[str, float]:
+    response = httpx.get(collector.endpoint_url("query_api") + "/metrics", headers=headers)
+    assert response.status_code == 200 and response.headers["content-type"].startswith("text/plain; version=0.0.4")
+    samples = {}
+    for line in response.text.splitlines():
+        if line.startswith("#"):
+            assert re.match(r"^# (HELP|TYPE) foothold_[a-z_]+ ", line), line
+            continue
+        assert SAMPLE.match(line), line
+        name, value = line.rsplit(" ", 1)
+        samples[name] = float(value)
+    return samples
+
+
+def test_metrics_endpoint_counts_the_traffic(tmp_path, chdb_dsn, database):
+    settings = make_settings(tmp_path, chdb_dsn, database, metrics={"enabled": False})
+    with CollectorThread(settings) as collector:
+        before = _scrape(collector)
+        assert before["foothold_spans_accepted_total"] == 0 and before["foothold_queue_spans"] == 0
+        assert before["foothold_spool_bytes"] == 0 and before['foothold_export_duration_seconds_bucket{le="+Inf"}'] == 0
+
+        url = collector.endpoint_url("otlp_http") + "/v1/traces"
+        response = httpx.post(url, content=_request(5, bad=2), headers={"content-type": "application/x-protobuf"})
+        assert response.status_code == 200
+        assert httpx.post(url, content=b"garbage", headers={"content-type": "application/x-protobuf"}).status_code == 400
+        assert collector.pipeline.flush(30)
+
+        after = _scrape(collector)
+        assert after['foothold_spans_received_total{receiver="otlp_http"}'] == 7
+        assert after['foothold_spans_rejected_total{receiver="otlp_http"}'] == 2
+        assert after["foothold_spans_accepted_total"] == 5 and after["foothold_spans_exported_total"] == 5
+        assert after["foothold_batches_exported_total"] == 1 and after["foothold_chain_links_total"] == 1
+        assert after['foothold_requests_total{outcome="ok",receiver="otlp_http"}'] == 1
+        assert after['foothold_requests_total{outcome="bad_request",receiver="otlp_http"}'] == 1
+        assert after['foothold_export_attempts_total{result="success"}'] == 1
+        assert after["foothold_export_duration_seconds_count"] == 1 and after["foothold_export_duration_seconds_sum"] > 0
+        assert after['foothold_export_duration_seconds_bucket{le="+Inf"}'] == 1
+        assert after["foothold_export_failures_total"] == 0 and after["foothold_queue_spans"] == 0
+
+
+def test_auth_failures_show_on_metrics_which_needs_a_token_itself(tmp_path, chdb_dsn, database):
+    token = "fh_metrics-scraper"
+    auth = {"tokens": [{"name": "prometheus", "sha256": hashlib.sha256(token.encode()).hexdigest()}]}
+    with CollectorThread(make_settings(tmp_path, chdb_dsn, database, auth=auth, metrics={"enabled": False})) as collector:
+        url = collector.endpoint_url("otlp_http") + "/v1/traces"
+        assert httpx.post(url, content=_request(1), headers={"content-type": "application/x-protobuf"}).status_code == 401
+        assert httpx.get(collector.endpoint_url("query_api") + "/metrics").status_code == 401
+        samples = _scrape(collector, headers={"authorization": f"Bearer {token}"})
+    assert samples['foothold_auth_failures_total{listener="otlp_http",reason="missing"}'] == 1
+    assert samples['foothold_auth_failures_total{listener="query_api",reason="missing"}'] == 1
+
+
+def test_collector_metrics_table_gets_periodic_and_final_rows(tmp_path, chdb_dsn, database):
+    settings = make_settings(tmp_path, chdb_dsn, database, metrics={"interval_seconds": 0.05})
+    running = CollectorThread(settings)
+    collector = running.__enter__()
+    try:
+        columns = rows(collector, "SELECT name, type FROM system.columns WHERE database = '{db}' AND table = 'collector_metrics' ORDER BY position")
+        assert columns == [("Timestamp", "DateTime64(3)"), ("Name", "LowCardinality(String)"), ("Value", "Float64"),
+                           ("Labels", "Map(LowCardinality(String), String)")]  # fmt: skip
+        keys = rows(collector, "SELECT engine, sorting_key FROM system.tables WHERE database = '{db}' AND name = 'collector_metrics'")
+        assert keys == [("MergeTree", "Name, Timestamp")]
+        assert collector.metrics_recorded.wait(30)  # the periodic writer ran
+        assert rows(collector, "SELECT count() > 0 FROM {db}.collector_metrics WHERE Name = 'foothold_spans_exported_total'") == [(1,)]
+        url = collector.endpoint_url("otlp_http") + "/v1/traces"
+        assert httpx.post(url, content=_request(3), headers={"content-type": "application/x-protobuf"}).status_code == 200
+    finally:
+        assert running.stop() == 0  # stopping writes a final snapshot after the last export
+    store = open_store(chdb_dsn, database)
+    try:
+        client = store.client()
+        latest = client.query(
+            f"SELECT argMax(Value, Timestamp) FROM {database}.collector_metrics WHERE Name = 'foothold_spans_exported_total'"
+        ).result_rows
+        labelled = client.query(
+            f"SELECT Labels FROM {database}.collector_metrics WHERE Name = 'foothold_spans_received_total' ORDER BY Timestamp DESC LIMIT 1"
+        ).result_rows
+    finally:
+        store.close()
+    assert latest == [(3.0,)] and labelled == [({"receiver": "otlp_http"},)]
