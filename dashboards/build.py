@@ -467,8 +467,8 @@ ORDER BY Timestamp, SpanId"""), links=(trace_link("TraceId"),)),
 SELECT RaisedAt, Severity, RuleId, Title, Technique, Evidence, TraceId
 FROM alerts FINAL WHERE {session}
 ORDER BY RaisedAt"""), links=(trace_link("TraceId"),)),
-            Panel("Trace", "traces", Query(f"""
-WITH '${{trace_id}}' AS trace_id,
+            Panel("Trace", "traces", Query("""
+WITH '${trace_id}' AS trace_id,
      (SELECT min(Start) FROM otel_traces_trace_id_ts WHERE TraceId = trace_id) AS trace_start,
      (SELECT max(End) + 1 FROM otel_traces_trace_id_ts WHERE TraceId = trace_id) AS trace_end
 SELECT TraceId AS traceID, SpanId AS spanID, ParentSpanId AS parentSpanID, ServiceName AS serviceName,

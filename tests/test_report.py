@@ -17,7 +17,7 @@ from foothold.collector.inventory import artifact_inventory, credential_usage, r
 from foothold.collector.timeline import session_timeline
 from foothold.report import report_markdown, timeline_html
 from tests.conftest import sdk_agent
-from tests.test_alerts import HOME, Session, credential_sessions, injected_devops_session
+from tests.scenarios import HOME, Session, artifact, credential_sessions, injected_devops_session
 
 XSS = "<script>alert('owned')</script>"
 
@@ -32,9 +32,9 @@ def incident(collector, tmp_path):
     injected_devops_session(agent.tracer)
     credential_sessions(agent.tracer)
     host = Session(agent.tracer, "units")
-    host.call("write_file", {"file_path": str(same), "content": XSS}, artifacts=[(str(same), "create", True)])
+    host.call("write_file", {"file_path": str(same), "content": XSS}, artifacts=[artifact(str(same), "create")])
     for path in (changed, tmp_path / "gone.service"):
-        host.call("write_file", {"file_path": str(path)}, artifacts=[(str(path), "create", True)])
+        host.call("write_file", {"file_path": str(path)}, artifacts=[artifact(str(path), "create")])
     agent.close()
     collector.evaluate_alerts()
     changed.write_text("tampered since\n")

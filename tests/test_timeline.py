@@ -13,7 +13,7 @@ from foothold import semconv
 from foothold.collector.access import open_reader
 from foothold.collector.timeline import recent_sessions, session_timeline
 from tests.conftest import rows, sdk_agent
-from tests.test_alerts import HOME, Session, injected_devops_session
+from tests.scenarios import HOME, Session, injected_devops_session
 
 GITHUB_TOKEN = "ghp_" + "A1b2C3d4E5f6G7h8I9j0K1l2M3n4O5p6Q7r8"
 AWS_KEY_ID = "AKIA" + "QWERTYUIOP123456"
