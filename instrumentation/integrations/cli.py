@@ -1,0 +1,86 @@
+"""Command-line entry points of the integrations, as typer apps ``foothold/cli.py`` mounts:
+
+    app.add_typer(hook_app, name="hook")                      # foothold hook claude-code | install
+    app.command("mcp-proxy", context_settings=PROXY_CONTEXT)(mcp_proxy_command)
+
+Light to import: the hook's and the proxy's modules (and OpenTelemetry) load only when a command runs.
+Until mounted, ``python -m foothold.instrumentation.integrations.cli hook claude-code`` and
+``python -m foothold.instrumentation.integrations.cli mcp-proxy -- CMD...`` run the same commands.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+hook_app = typer.Typer(no_args_is_help=True, add_completion=False, help="Agent hooks: record tool calls as spans.")
+PROXY_CONTEXT = {"allow_extra_args": True, "ignore_unknown_options": True}
+
+
+@hook_app.command("claude-code")
+def claude_code_command(
+    deny_persistence: Annotated[bool, typer.Option("--deny-persistence", help="deny a PreToolUse that writes a persistence location (also FOOTHOLD_DENY_PERSISTENCE=1)")] = False,  # noqa: E501
+    deny_exit_code: Annotated[bool, typer.Option("--deny-exit-code", help="deny by exit code 2 and stderr instead of the JSON answer")] = False,  # noqa: E501
+    endpoint: Annotated[str | None, typer.Option("--endpoint", help="OTLP endpoint (default: OTEL_EXPORTER_OTLP_* variables)")] = None,  # noqa: E501
+) -> None:
+    """Read one Claude Code hook event (JSON on stdin) and record it. Configure it in settings.json with
+    `foothold hook install --claude-code`. Never fails the agent: errors go to a log file, exit code 0."""
+    from .claude_code import run
+
+    answer = run(sys.stdin.read(), deny_persistence=deny_persistence, endpoint=endpoint,
+                 deny_with_exit_code=deny_exit_code)
+    if answer.stdout:
+        sys.stdout.write(answer.stdout + "\n")
+        sys.stdout.flush()
+    if answer.stderr:
+        sys.stderr.write(answer.stderr + "\n")
+    raise typer.Exit(answer.exit_code)
+
+
+@hook_app.command("install")
+def install_command(
+    claude_code: Annotated[bool, typer.Option("--claude-code", help="install the Claude Code hooks")] = False,
+    settings: Annotated[Path | None, typer.Option("--settings", help="settings.json to edit (default ~/.claude/settings.json)")] = None,  # noqa: E501
+    deny_persistence: Annotated[bool, typer.Option("--deny-persistence", help="deny tool calls that write persistence locations")] = False,  # noqa: E501
+    command: Annotated[str | None, typer.Option("--command", help="hook command to register (default: foothold hook claude-code)")] = None,  # noqa: E501
+) -> None:
+    """Write Foothold's hook entries into an agent's settings (idempotent, keeps other hooks)."""
+    if not claude_code:
+        typer.echo("choose the agent to install hooks for: --claude-code", err=True)
+        raise typer.Exit(2)
+    from .claude_code import HOOK_COMMAND, install
+
+    try:
+        path = install(settings, deny_persistence=deny_persistence, command=command or HOOK_COMMAND)
+    except (OSError, ValueError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(f"Foothold hooks installed in {path}")
+
+
+def mcp_proxy_command(
+    ctx: typer.Context,
+    endpoint: Annotated[str | None, typer.Option("--endpoint", help="OTLP endpoint (default: OTEL_EXPORTER_OTLP_* variables)")] = None,  # noqa: E501
+) -> None:
+    """Audit proxy for a stdio MCP server: `foothold mcp-proxy -- SERVER COMMAND...`. Passes every message
+    through unchanged and records a span per tools/call and resources/read."""
+    from .mcp_proxy import run
+
+    command = [a for a in ctx.args]
+    if command and command[0] == "--":
+        command = command[1:]
+    raise typer.Exit(run(command, endpoint=endpoint))
+
+
+def _standalone() -> typer.Typer:
+    app = typer.Typer(no_args_is_help=True, add_completion=False)
+    app.add_typer(hook_app, name="hook")
+    app.command("mcp-proxy", context_settings=PROXY_CONTEXT)(mcp_proxy_command)
+    return app
+
+
+if __name__ == "__main__":
+    _standalone()()
