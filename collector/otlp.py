@@ -249,7 +249,7 @@ def _limit_value(value, depth: int, limits: LimitsConfig, cut: Truncations) -> N
         children = value.array_value.values if which == "array_value" else [kv.value for kv in value.kvlist_value.values]
         for child in children:
             _limit_value(child, depth + 1, limits, cut)
-        if value.ByteSize() > limit:  # many small elements: store the rendered value, cut, as a string
+        if depth == 0 and value.ByteSize() > limit:  # many small elements: the rendered value, cut, as a string
             from foothold.collector.rows import any_value_str
 
             kept, removed = _cut_text(any_value_str(value, limits.max_nesting_depth), limit)
