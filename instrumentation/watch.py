@@ -1,7 +1,9 @@
 """Integrity snapshot of persistence locations around each tool call.
 
 Before a call we ``lstat`` every watched path (directories are listed one level deep, ``/**`` entries
-two levels, capped), after it we do it again and hash only what changed. That catches changes made by
+two levels, capped), after it we do it again and hash only what changed. On Linux an inotify signal
+(:mod:`.inotify`) says whether anything happened in the watched directories since the last scan; when
+nothing did, the last scan stands and the call costs no stats at all. That catches changes made by
 anyone during the call, subprocesses included, which the in-process audit hook cannot see. The shim
 records changes faithfully; deciding which are persistence is the collector's job.
 """
@@ -16,6 +18,7 @@ from dataclasses import dataclass, field
 from itertools import islice
 
 from .artifacts import SOURCE_SNAPSHOT, Artifact, hash_file
+from .inotify import change_signal, directories_to_watch
 
 # `~` is the configured home; relative entries resolve against the root of the call's git repository
 # (or its working directory outside one). A trailing "/**" lists two levels (systemd's *.wants dirs).
@@ -114,16 +117,19 @@ class Watcher:
         self._known: dict[str, tuple[FileState, str | None]] = {}
         self._listings: dict[str, tuple[tuple[int, int], list[str]]] = {}
         self._lock = threading.Lock()
+        self._signal = change_signal()
+        self._scans: dict[tuple[tuple[str, int], ...], dict[str, FileState]] = {}  # last scan per root set
+        self._scan_lock = threading.Lock()
 
     def before(self, cwd: str) -> Snapshot:
         roots = self._roots_by_cwd.get(cwd) or self._resolve(cwd)
-        snapshot = Snapshot(roots, _scan(roots, self.watch_list.max_dir_entries, self._listings))
+        snapshot = Snapshot(roots, self._current(roots))
         self._remember(snapshot.states)
         return snapshot
 
     def after(self, before: Snapshot) -> tuple[list[Artifact], dict[str, FileState | None]]:
         """Artifacts for what changed since ``before``, and the changed paths' new states."""
-        states = _scan(before.roots, self.watch_list.max_dir_entries, self._listings)
+        states = self._current(before.roots)
         changed: dict[str, FileState | None] = {}
         found: list[Artifact] = []
         now = time.time_ns()
@@ -133,6 +139,25 @@ class Watcher:
                 changed[path] = new
                 found.append(self._artifact(path, old, new, now))
         return found, changed
+
+    def _current(self, roots: tuple[tuple[str, int], ...]) -> dict[str, FileState]:
+        """The watched files' states now: the last scan's when inotify saw nothing change since."""
+        with self._scan_lock:
+            if self._signal is None:
+                return _scan(roots, self.watch_list.max_dir_entries, self._listings)
+            if self._signal.changed():
+                self._scans.clear()
+            elif roots in self._scans:
+                return self._scans[roots]
+            # Watch first, then scan; a directory first seen by the scan gets a watch and one more scan,
+            # so a write landing between the scan and its watch is not lost.
+            self._signal.watch(directories_to_watch(roots))
+            for _ in range(3):
+                states = _scan(roots, self.watch_list.max_dir_entries, self._listings)
+                if not self._signal.watch(directories_to_watch(roots)):
+                    break
+            self._scans[roots] = states
+            return states
 
     def _artifact(self, path: str, old: FileState | None, new: FileState | None, now: int) -> Artifact:
         with self._lock:

@@ -391,6 +391,39 @@ def test_snapshot_watches_repo_files_relative_to_the_call(agent: Harness, tmp_pa
     assert found[str(repo / "CLAUDE.md")][semconv.ARTIFACT_SOURCE] == "snapshot"
 
 
+def test_snapshot_sees_writes_into_directories_that_did_not_exist(agent: Harness, home: Path):
+    """inotify watches only existing directories: a unit written under a fresh ~/.config/systemd/user and
+    a second write right after in the now-existing directory must both be seen."""
+    unit = home / ".config" / "systemd" / "user" / "sync.service"
+    with fh.tool_call("bash", call_id="call_mkdir"):
+        subprocess.run(["sh", "-c", f"mkdir -p {unit.parent} && printf '[Service]\\n' > {unit}"], check=True)
+    with fh.tool_call("bash", call_id="call_append"):
+        subprocess.run(["sh", "-c", f"echo ExecStart=/tmp/x >> {unit}"], check=True)
+    spans = {s.attributes[semconv.GEN_AI_TOOL_CALL_ID]: s for s in agent.named("execute_tool bash")}
+    assert _artifacts(agent, spans["call_mkdir"])[str(unit)][semconv.ARTIFACT_ACTION] == "create"
+    assert _artifacts(agent, spans["call_append"])[str(unit)][semconv.ARTIFACT_ACTION] == "modify"
+
+
+def test_a_call_that_changes_nothing_costs_no_scan(agent: Harness, home: Path, monkeypatch: pytest.MonkeyPatch):
+    from foothold.instrumentation import watch
+
+    if runtime.current.watcher._signal is None:
+        pytest.skip("no inotify on this platform: every call scans")
+    scans = []
+    real_scan = watch._scan
+    monkeypatch.setattr(watch, "_scan", lambda *args: scans.append(1) or real_scan(*args))
+    with fh.tool_call("warm_up"):
+        pass
+    scans.clear()
+    for _ in range(5):
+        with fh.tool_call("think"):
+            pass
+    assert scans == []
+    with fh.tool_call("bash"):
+        subprocess.run(["sh", "-c", "echo x >> $HOME/.bashrc"], check=True)
+    assert scans  # a change in a watched location brings the scan back
+
+
 def test_watch_list_can_be_turned_off(home: Path):
     harness = instrument(home, watch=False)
     try:
