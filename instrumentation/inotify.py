@@ -50,6 +50,9 @@ class ChangeSignal:
             self._watched.clear()  # a directory may have been replaced: re-add watches on the next scan
         return seen
 
+    def close(self) -> None:
+        os.close(self._fd)
+
     def watch(self, directories: Iterable[str]) -> bool:
         """Watch these directories too; True if any watch is new (the caller then rescans once more)."""
         added = False

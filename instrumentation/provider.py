@@ -98,6 +98,8 @@ class Instrumentation:
             self.tracer_provider.shutdown()
         elif self._processor is not None:
             self._processor.shutdown()
+        if self.runtime.watcher is not None:
+            self.runtime.watcher.close()
 
 
 def setup(

@@ -140,6 +140,13 @@ class Watcher:
                 found.append(self._artifact(path, old, new, now))
         return found, changed
 
+    def close(self) -> None:
+        """Release the inotify descriptor (a process may hold only so many); scans continue without it."""
+        with self._scan_lock:
+            if self._signal is not None:
+                self._signal.close()
+                self._signal = None
+
     def _current(self, roots: tuple[tuple[str, int], ...]) -> dict[str, FileState]:
         """The watched files' states now: the last scan's when inotify saw nothing change since."""
         with self._scan_lock:

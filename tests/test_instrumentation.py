@@ -564,3 +564,14 @@ def test_instrumentation_errors_are_swallowed(agent: Harness, monkeypatch: pytes
     with fh.tool_call("again"):  # the agent's context was restored: the next call is a root again
         pass
     assert agent.named("execute_tool again")[0].parent is None
+
+
+def test_shutdown_releases_the_inotify_descriptor(home: Path):
+    before = len(os.listdir("/proc/self/fd")) if os.path.isdir("/proc/self/fd") else None
+    for _ in range(3):
+        harness = instrument(home)
+        harness.close()
+        _reset()
+    if before is None:
+        pytest.skip("no /proc on this platform")
+    assert len(os.listdir("/proc/self/fd")) <= before
