@@ -10,11 +10,11 @@ import pytest
 
 pytest.importorskip("langchain_core")
 
-from langchain_core.tools import tool  # noqa: E402
+from langchain_core.tools import tool
 
-from foothold import instrumentation as fh  # noqa: E402
-from tests.conftest import rows, sdk_agent  # noqa: E402
-from tests.test_instrumentation import _reset, home, instrument  # noqa: E402,F401 (fixture)
+from foothold import instrumentation as fh
+from tests.conftest import rows, sdk_agent
+from tests.test_instrumentation import _reset, home, instrument  # noqa: F401 (fixture)
 
 
 @pytest.fixture

@@ -18,11 +18,11 @@ import pytest
 
 pytest.importorskip("mcp")
 
-from mcp import ClientSession, StdioServerParameters, stdio_client  # noqa: E402
+from mcp import ClientSession, StdioServerParameters, stdio_client
 
-from foothold import instrumentation as fh  # noqa: E402
-from tests.conftest import rows, sdk_agent  # noqa: E402
-from tests.test_instrumentation import _reset, home, instrument  # noqa: E402,F401 (fixture)
+from foothold import instrumentation as fh
+from tests.conftest import rows, sdk_agent
+from tests.test_instrumentation import _reset, home, instrument  # noqa: F401 (fixture)
 
 SERVER = textwrap.dedent(
     """

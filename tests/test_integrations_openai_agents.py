@@ -11,13 +11,24 @@ import pytest
 
 pytest.importorskip("agents")
 
-from agents import Agent, ModelResponse, Runner, Usage, function_tool, set_trace_processors  # noqa: E402
-from agents.models.interface import Model  # noqa: E402
-from openai.types.responses import ResponseFunctionToolCall, ResponseOutputMessage, ResponseOutputText  # noqa: E402
+from agents import (
+    Agent,
+    ModelResponse,
+    Runner,
+    Usage,
+    function_tool,
+    set_trace_processors,
+)
+from agents.models.interface import Model
+from openai.types.responses import (
+    ResponseFunctionToolCall,
+    ResponseOutputMessage,
+    ResponseOutputText,
+)
 
-from foothold import instrumentation as fh  # noqa: E402
-from tests.conftest import rows, sdk_agent  # noqa: E402
-from tests.test_instrumentation import _reset, home, instrument  # noqa: E402,F401 (fixture)
+from foothold import instrumentation as fh
+from tests.conftest import rows, sdk_agent
+from tests.test_instrumentation import _reset, home, instrument  # noqa: F401 (fixture)
 
 
 class ScriptedModel(Model):

@@ -18,9 +18,9 @@ import pytest
 
 pytest.importorskip("mcp")
 
-from mcp import ClientSession, StdioServerParameters, stdio_client  # noqa: E402
+from mcp import ClientSession, StdioServerParameters, stdio_client
 
-from tests.conftest import rows  # noqa: E402
+from tests.conftest import rows
 
 SERVER = textwrap.dedent(
     """

@@ -180,9 +180,7 @@ class _Hook:
         return Answer()
 
     def _save_state(self) -> None:
-        from foothold.instrumentation.watch import Watcher, WatchList
-
-        watcher = Watcher(WatchList(home=self.home), 1 << 20)
+        watcher = _watcher(self.home)
         snapshot = watcher.before(self.cwd)
         files = {}
         for path in self._file_paths():
@@ -251,11 +249,10 @@ class _Hook:
     # --- spans ------------------------------------------------------------------------------------------
 
     def _tracer(self) -> tuple[Any, Any]:
-        from opentelemetry.sdk.resources import Resource
-        from opentelemetry.sdk.trace import TracerProvider
-
         from foothold.instrumentation import provider as fh_provider
         from foothold.instrumentation import runtime
+        from opentelemetry.sdk.resources import Resource
+        from opentelemetry.sdk.trace import TracerProvider
 
         if self._setup is None:
             timeout = float(os.environ.get(TIMEOUT_ENV) or 0.5)
@@ -274,11 +271,11 @@ class _Hook:
 
     def _emit_call(self, start_ns: int, findings: list[Any], *, state: dict[str, Any] | None = None,
                    failed: bool = False, denied: str | None = None) -> None:
+        from foothold.instrumentation import artifacts
+        from foothold.instrumentation.tools import render_content
         from opentelemetry.trace import SpanKind, Status, StatusCode
 
         from foothold import semconv
-        from foothold.instrumentation import artifacts
-        from foothold.instrumentation.tools import render_content
 
         from ._core import verdict_attributes
 
@@ -346,11 +343,11 @@ class _Hook:
 
     def _snapshot_artifacts(self, state: dict[str, Any]) -> list[Any]:
         """Watch-list changes between the Pre and now (made by the tool or anything it started)."""
-        from foothold.instrumentation.watch import Snapshot, Watcher, WatchList
+        from foothold.instrumentation.watch import Snapshot
 
         if not state.get("roots"):
             return []
-        watcher = Watcher(WatchList(home=self.home), 1 << 20)
+        watcher = _watcher(self.home)
         states = {p: tuple(s) for p, s in (state.get("states") or {}).items()}
         for path, sha in (state.get("known") or {}).items():
             if path in states:
@@ -358,6 +355,17 @@ class _Hook:
         roots = tuple((str(r), int(d)) for r, d in state["roots"])
         found, _changed = watcher.after(Snapshot(roots, states))  # type: ignore[arg-type]
         return found
+
+
+def _watcher(home: str) -> Any:
+    """A watcher that scans directly: one hook process takes one snapshot, an inotify watch would not pay."""
+    from foothold.instrumentation.watch import Watcher, WatchList
+
+    watcher = Watcher(WatchList(home=home), 1 << 20)
+    close = getattr(watcher, "close", None)
+    if callable(close):
+        close()
+    return watcher
 
 
 def _is_error(response: Any) -> bool:

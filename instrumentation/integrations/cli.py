@@ -22,9 +22,9 @@ PROXY_CONTEXT = {"allow_extra_args": True, "ignore_unknown_options": True}
 
 @hook_app.command("claude-code")
 def claude_code_command(
-    deny_persistence: Annotated[bool, typer.Option("--deny-persistence", help="deny a PreToolUse that writes a persistence location (also FOOTHOLD_DENY_PERSISTENCE=1)")] = False,  # noqa: E501
-    deny_exit_code: Annotated[bool, typer.Option("--deny-exit-code", help="deny by exit code 2 and stderr instead of the JSON answer")] = False,  # noqa: E501
-    endpoint: Annotated[str | None, typer.Option("--endpoint", help="OTLP endpoint (default: OTEL_EXPORTER_OTLP_* variables)")] = None,  # noqa: E501
+    deny_persistence: Annotated[bool, typer.Option("--deny-persistence", help="deny a PreToolUse that writes a persistence location (also FOOTHOLD_DENY_PERSISTENCE=1)")] = False,
+    deny_exit_code: Annotated[bool, typer.Option("--deny-exit-code", help="deny by exit code 2 and stderr instead of the JSON answer")] = False,
+    endpoint: Annotated[str | None, typer.Option("--endpoint", help="OTLP endpoint (default: OTEL_EXPORTER_OTLP_* variables)")] = None,
 ) -> None:
     """Read one Claude Code hook event (JSON on stdin) and record it. Configure it in settings.json with
     `foothold hook install --claude-code`. Never fails the agent: errors go to a log file, exit code 0."""
@@ -43,9 +43,9 @@ def claude_code_command(
 @hook_app.command("install")
 def install_command(
     claude_code: Annotated[bool, typer.Option("--claude-code", help="install the Claude Code hooks")] = False,
-    settings: Annotated[Path | None, typer.Option("--settings", help="settings.json to edit (default ~/.claude/settings.json)")] = None,  # noqa: E501
-    deny_persistence: Annotated[bool, typer.Option("--deny-persistence", help="deny tool calls that write persistence locations")] = False,  # noqa: E501
-    command: Annotated[str | None, typer.Option("--command", help="hook command to register (default: foothold hook claude-code)")] = None,  # noqa: E501
+    settings: Annotated[Path | None, typer.Option("--settings", help="settings.json to edit (default ~/.claude/settings.json)")] = None,
+    deny_persistence: Annotated[bool, typer.Option("--deny-persistence", help="deny tool calls that write persistence locations")] = False,
+    command: Annotated[str | None, typer.Option("--command", help="hook command to register (default: foothold hook claude-code)")] = None,
 ) -> None:
     """Write Foothold's hook entries into an agent's settings (idempotent, keeps other hooks)."""
     if not claude_code:
@@ -63,7 +63,7 @@ def install_command(
 
 def mcp_proxy_command(
     ctx: typer.Context,
-    endpoint: Annotated[str | None, typer.Option("--endpoint", help="OTLP endpoint (default: OTEL_EXPORTER_OTLP_* variables)")] = None,  # noqa: E501
+    endpoint: Annotated[str | None, typer.Option("--endpoint", help="OTLP endpoint (default: OTEL_EXPORTER_OTLP_* variables)")] = None,
 ) -> None:
     """Audit proxy for a stdio MCP server: `foothold mcp-proxy -- SERVER COMMAND...`. Passes every message
     through unchanged and records a span per tools/call and resources/read."""

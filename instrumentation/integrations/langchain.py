@@ -29,7 +29,7 @@ def _call(tool: Any, tool_input: Any, kwargs: dict[str, Any]) -> ToolCall:
 def _result(output: Any) -> Any:
     """A ToolMessage (tool invoked with a ToolCall) records its content, anything else as is."""
     if hasattr(output, "content") and hasattr(output, "tool_call_id"):
-        return getattr(output, "content")
+        return output.content
     return output
 
 

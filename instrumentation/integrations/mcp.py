@@ -30,7 +30,7 @@ from foothold import semconv
 
 from .. import runtime
 from ..context import session
-from ._core import SESSION_BAGGAGE, SpanToolCall, content, session_baggage_context
+from ._core import SESSION_BAGGAGE, SpanToolCall, session_baggage_context
 
 _originals: dict[str, Any] = {}
 # The client call in progress in this task; the dispatcher's span is handed to it.

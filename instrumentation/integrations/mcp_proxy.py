@@ -239,8 +239,12 @@ def run(command: list[str], *, endpoint: str | None = None, service_name: str = 
         return 2
     setup = None
     try:
+        from foothold.instrumentation.provider import (
+            DEFAULT_EXPORT_TIMEOUT_SECONDS,
+            _otlp_exporter,
+        )
+
         from foothold import instrumentation as fh
-        from foothold.instrumentation.provider import DEFAULT_EXPORT_TIMEOUT_SECONDS, _otlp_exporter
 
         exporter = _otlp_exporter(endpoint, None, DEFAULT_EXPORT_TIMEOUT_SECONDS)
         setup = fh.setup(tracer_provider=_own_provider(service_name), exporter=exporter)
