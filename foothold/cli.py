@@ -407,8 +407,11 @@ def token_hash() -> None:
 def _mount_subcommands() -> None:
     """Sub-apps import only typer and rich at this point; their heavy imports happen inside commands."""
     from foothold.dashboards.cli import grafana_app
+    from foothold.instrumentation.integrations.cli import PROXY_CONTEXT, hook_app, mcp_proxy_command
 
     app.add_typer(grafana_app, name="grafana", help="Dashboards and alert rules: generate files, push to a Grafana.")
+    app.add_typer(hook_app, name="hook", help="Agent hooks: Claude Code events as spans, optional persistence deny.")
+    app.command("mcp-proxy", context_settings=PROXY_CONTEXT)(mcp_proxy_command)
 
 
 _mount_subcommands()

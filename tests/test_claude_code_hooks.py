@@ -14,7 +14,7 @@ import pytest
 
 from tests.conftest import rows
 
-HOOK = [sys.executable, "-m", "foothold.instrumentation.integrations.cli", "hook"]
+HOOK = [sys.executable, "-m", "foothold", "hook"]
 SESSION = "cc-session-1"
 
 
