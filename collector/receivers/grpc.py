@@ -8,6 +8,8 @@ is TLS, and with ``tls.client_ca_file`` clients must present a certificate that 
 
 from __future__ import annotations
 
+import asyncio
+
 import grpc
 from google.protobuf.any_pb2 import Any as AnyProto
 from google.protobuf.duration_pb2 import Duration
@@ -62,7 +64,10 @@ class GrpcReceiver:
         def received(spans: int) -> None:
             self._metrics.inc("foothold_spans_received_total", spans, receiver="otlp_grpc")
 
-        outcome = ingest(self._pipeline, stamping(decode_protobuf, identity.sender, json=False, count=received), body)
+        # Off the event loop: decoding is CPU work and the spool fsyncs before we may answer; in worker
+        # threads concurrent requests share one fsync (group commit) instead of queueing behind each other.
+        decode = stamping(decode_protobuf, identity.sender, json=False, count=received)
+        outcome = await asyncio.to_thread(ingest, self._pipeline, decode, body)
         self._metrics.inc("foothold_requests_total", receiver="otlp_grpc", outcome=outcome.verdict.value)
         if outcome.accepted is not None and outcome.accepted.rejected:
             self._metrics.inc("foothold_spans_rejected_total", outcome.accepted.rejected, receiver="otlp_grpc")

@@ -10,6 +10,8 @@ answered before the body is read. TLS is uvicorn's (collector/service.py).
 
 from __future__ import annotations
 
+import asyncio
+
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -125,7 +127,8 @@ def otlp_http_app(
             body = _decompress(raw, encoding, config.max_body_bytes)
         except _HttpError as exc:
             return _status_response(fmt, exc.status, str(exc))
-        outcome = ingest(pipeline, stamping(fmt.decode, identity.sender, json=fmt.media_type == JSON, count=received), body)
+        decode = stamping(fmt.decode, identity.sender, json=fmt.media_type == JSON, count=received)
+        outcome = await asyncio.to_thread(ingest, pipeline, decode, body)  # off the loop: decode and spool fsync
         metrics.inc("foothold_requests_total", receiver="otlp_http", outcome=outcome.verdict.value)
         if outcome.accepted is not None and outcome.accepted.rejected:
             metrics.inc("foothold_spans_rejected_total", outcome.accepted.rejected, receiver="otlp_http")
