@@ -74,7 +74,6 @@ class Accepted:
     spans: int
     rejected: int
     error_message: str
-    sender: str = ""  # authenticated sender identity, kept with the request in the spool
     truncations: Truncations = field(default_factory=Truncations)
 
     def response(self) -> ExportTraceServiceResponse:

@@ -33,7 +33,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from foothold.collector.config import BatchConfig, LimitsConfig, SpoolConfig
 from foothold.collector.otlp import Accepted, Truncations
 from foothold.collector.rows import SpanBatch, to_batch
-from foothold.collector.spool import Spool, SpoolError, SpoolFull, encode_payload
+from foothold.collector.spool import Spool, SpoolError, SpoolFull
 
 log = logging.getLogger("foothold.collector.pipeline")
 
@@ -142,7 +142,7 @@ class Pipeline:
         return self._queued_spans
 
     def submit(self, accepted: Accepted) -> Submitted:
-        payload = encode_payload(accepted.sender, accepted.request.SerializeToString()) if self.spool else b""
+        payload = accepted.request.SerializeToString() if self.spool else b""
         with self._cond:
             if self._closing:
                 return Submitted.CLOSED
@@ -298,7 +298,7 @@ class Pipeline:
         # A disk read: only this thread moves the cursor, so the file is read without the lock.
         records = self.spool.read(first, stop, max_spans) if first < stop else []
         items = [
-            _Item(r.seq, Accepted(ExportTraceServiceRequest.FromString(r.request), r.spans, 0, "", sender=r.sender))
+            _Item(r.seq, Accepted(ExportTraceServiceRequest.FromString(r.request), r.spans, 0, ""))
             for r in records
         ]
         end = end if max_spans is None else (records[-1].seq + 1 if records else stop)

@@ -10,7 +10,7 @@ Layout under ``data_dir/spool/``::
 A segment starts with the 8-byte magic ``FHSPOOL1`` followed by records::
 
     u32 payload length | u32 crc32(seq, spans, payload) | u64 seq | u32 spans | payload
-    payload = u16 sender length | sender (UTF-8) | serialized ExportTraceServiceRequest
+    payload = serialized ExportTraceServiceRequest (the authenticated sender is already stamped on its spans)
 
 Sequence numbers grow by one per record for the life of the spool. Appends go to the newest segment and
 are fsync'ed before the receiver answers (several appends may share one fsync: group commit). The
@@ -46,7 +46,6 @@ log = logging.getLogger("foothold.collector.spool")
 MAGIC = b"FHSPOOL1"
 HEADER = struct.Struct("<IIQI")  # payload length, crc32, seq, spans
 _CRC_FIELDS = struct.Struct("<QI")  # seq, spans: covered by the checksum with the payload
-_SENDER_LEN = struct.Struct("<H")
 MAX_PAYLOAD = 1 << 30  # a length field beyond this is corruption, not a record
 CHECKPOINT = "checkpoint.json"
 SEGMENT_SUFFIX = ".seg"
@@ -68,7 +67,6 @@ class SpoolFull(Exception):
 class Record:
     seq: int
     spans: int
-    sender: str
     request: bytes  # serialized ExportTraceServiceRequest
 
 
@@ -78,16 +76,6 @@ class _Segment:
     end: int  # seq after its last record
     path: Path
     size: int
-
-
-def encode_payload(sender: str, request: bytes) -> bytes:
-    raw = sender.encode("utf-8")[:0xFFFF]
-    return _SENDER_LEN.pack(len(raw)) + raw + request
-
-
-def decode_payload(payload: bytes) -> tuple[str, bytes]:
-    (n,) = _SENDER_LEN.unpack_from(payload)
-    return payload[2 : 2 + n].decode("utf-8", "replace"), payload[2 + n :]
 
 
 def _crc(seq: int, spans: int, payload: bytes) -> int:
@@ -395,8 +383,7 @@ class Spool:
                         continue
                     if out and max_spans is not None and spans + item[1] > max_spans:
                         return out  # this record starts the next batch
-                    sender, request = decode_payload(item[2])
-                    out.append(Record(item[0], item[1], sender, request))
+                    out.append(Record(item[0], item[1], item[2]))
                     spans += item[1]
                     self._read_cursor = (segment.path, seq, scan.offset)
                     if max_spans is not None and spans >= max_spans:

@@ -32,7 +32,7 @@ from foothold.collector.exporter import ClickHouseExporter
 from foothold.collector.otlp import validate
 from foothold.collector.rows import to_batch
 from foothold.collector.service import CollectorThread
-from foothold.collector.spool import HEADER, Spool, encode_payload
+from foothold.collector.spool import HEADER, Spool
 from foothold.collector.store import open_store
 from tests.conftest import make_settings, rows
 from tests.test_collector_resilience import FlakyExporter, _post
@@ -65,7 +65,7 @@ def _spool_requests(directory: Path, requests: list[ExportTraceServiceRequest], 
         seqs = []
         for request in requests:
             accepted = validate(request)
-            seqs.append(spool.append(encode_payload("", accepted.request.SerializeToString()), accepted.spans))
+            seqs.append(spool.append(accepted.request.SerializeToString(), accepted.spans))
             spool.sync(seqs[-1])
         return seqs
     finally:
@@ -86,16 +86,16 @@ def _ids(requests: list[ExportTraceServiceRequest]) -> set[str]:
 def test_spool_round_trip_segments_and_checkpoint(tmp_path):
     config = SpoolConfig(segment_bytes=4096, max_bytes=1 << 20)
     spool = Spool.open(tmp_path, config)
-    payloads = [encode_payload(f"sender-{i}", os.urandom(700)) for i in range(12)]
+    payloads = [os.urandom(700) for _ in range(12)]
     seqs = [spool.append(p, spans=i + 1) for i, p in enumerate(payloads)]
     spool.sync(seqs[-1])
     assert seqs == list(range(12)) and spool.durable_seq == 12
     assert len(list(tmp_path.glob("*.seg"))) > 1  # rolled over at segment_bytes
     first = spool.read(0, 12, max_spans=6)  # 1 + 2 + 3 spans: the 4th record would pass 6
-    assert [r.seq for r in first] == [0, 1, 2] and first[1].sender == "sender-1"
+    assert [r.seq for r in first] == [0, 1, 2] and first[1].request == payloads[1]
     rest = spool.read(3, 12)
     assert [r.seq for r in rest] == list(range(3, 12))
-    assert [encode_payload(r.sender, r.request) for r in first + rest] == payloads
+    assert [r.request for r in first + rest] == payloads
     spool.begin_batch(0, 8)
     spool.commit(8)
     spool.close()
