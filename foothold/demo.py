@@ -197,6 +197,9 @@ def _print_results(reader: ApiReader, console: Console, report: dict) -> None:
 
     console.print(Panel(timeline_tree(session_timeline(reader, ATTACKED_SESSION)), title="Session timeline", expand=True))
     _print_remediation(reader, console)
+    chain = reader.verify()
+    verdict = "[green]intact[/]" if chain["ok"] else f"[bold red]{chain['counts']}[/]"
+    console.print(f"Tamper evidence (foothold verify): {chain['rows']} rows in {chain['links']} chained batches, {verdict}")
 
 
 def _print_remediation(reader: ApiReader, console: Console) -> None:

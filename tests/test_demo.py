@@ -22,6 +22,7 @@ def test_demo_end_to_end(tmp_path):
         assert rule in out
     assert "T1098.004" in out and "T1677" in out and "✔ human checkpoint" in out
     assert "What to remove and revoke" in out and ".ssh/authorized_keys" in out and "github_token fp=" in out
+    assert "Tamper evidence (foothold verify):" in out and "intact" in out
     assert DEMO_TOKEN not in out  # the token is only ever shown as a fingerprint
     sandbox_keys = tmp_path / "demo" / "sandbox" / "home" / ".ssh" / "authorized_keys"
     assert ATTACKER_KEY in sandbox_keys.read_text()  # the attack really ran, inside the sandbox
