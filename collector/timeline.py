@@ -30,8 +30,39 @@ SELECT t.SessionId AS Session, any(t.AgentName) AS Agent, min(t.Timestamp) AS St
        any(a.Raised) AS Alerts
 FROM tool_calls AS t FINAL
 LEFT JOIN (SELECT SessionId, count() AS Raised FROM alerts FINAL GROUP BY SessionId) AS a ON a.SessionId = t.SessionId
-GROUP BY t.SessionId ORDER BY Last DESC LIMIT {limit:UInt32}
+WHERE {filters}
+GROUP BY t.SessionId {having} ORDER BY Last DESC LIMIT {{limit:UInt32}}
 """
+
+# Each filter picks sessions on its own (a session matches "agent X" and "tool Y" if any call is by X and
+# any call uses Y); the subqueries read SessionId, the tables' first sort key.
+_SESSION_FILTERS = {
+    "agent": "t.SessionId IN (SELECT SessionId FROM tool_calls WHERE AgentName = {agent:String})",
+    "tool": "t.SessionId IN (SELECT SessionId FROM tool_calls WHERE ToolName = {tool:String})",
+    "fingerprint": "t.SessionId IN (SELECT SessionId FROM tool_calls WHERE CredentialFingerprint = {fingerprint:String})",
+    "path": "(t.SessionId IN (SELECT SessionId FROM artifacts WHERE position(Path, {path:String}) > 0) "
+            "OR t.SessionId IN (SELECT SessionId FROM tool_calls WHERE position(PersistenceTarget, {path:String}) > 0 "
+            "OR position(Arguments, {path:String}) > 0))",
+    "since": "t.SessionId IN (SELECT SessionId FROM tool_calls WHERE Timestamp >= {since:DateTime64(3)})",
+    "until": "t.SessionId IN (SELECT SessionId FROM tool_calls WHERE Timestamp <= {until:DateTime64(3)})",
+}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class SessionFilter:
+    agent: str = ""
+    tool: str = ""
+    fingerprint: str = ""
+    path: str = ""
+    since: Any = None
+    until: Any = None
+    has_alerts: bool = False
+
+    def sql(self) -> tuple[str, dict[str, Any]]:
+        values = {k: v for k, v in asdict(self).items() if k in _SESSION_FILTERS and v not in ("", None)}
+        where = " AND ".join(_SESSION_FILTERS[k] for k in values) or "1"
+        having = "HAVING any(a.Raised) > 0" if self.has_alerts else ""
+        return _SESSIONS.format(filters=where, having=having), values
 
 
 @dataclass
@@ -117,6 +148,7 @@ def session_timeline(reader: Reader, session_id: str) -> Timeline:
     return Timeline(session_id, calls, unattached)
 
 
-def recent_sessions(reader: Reader, limit: int = 20) -> tuple[list[str], list[list[Any]]]:
-    result = reader.query(_SESSIONS, {"limit": limit})
+def find_sessions(reader: Reader, where: SessionFilter | None = None, limit: int = 20) -> tuple[list[str], list[list[Any]]]:
+    sql, params = (where or SessionFilter()).sql()
+    result = reader.query(sql, params | {"limit": limit})
     return result.columns, result.rows

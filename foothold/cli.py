@@ -117,15 +117,26 @@ def _query_or_fail(action):
 
 
 @app.command()
-def sessions(config: ConfigOption = None, limit: Annotated[int, typer.Option(help="how many")] = 20) -> None:
-    """Recent sessions with their call, error, durable-write and alert counts."""
-    from foothold.collector.timeline import recent_sessions
+def sessions(
+    config: ConfigOption = None,
+    agent: Annotated[str, typer.Option(help="a call by this agent name")] = "",
+    tool: Annotated[str, typer.Option(help="a call of this tool")] = "",
+    path: Annotated[str, typer.Option(help="an artifact, target or argument containing this path")] = "",
+    fingerprint: Annotated[str, typer.Option(help="a call using this credential fingerprint")] = "",
+    since: Annotated[str | None, typer.Option(help="active since: ISO time or 30m / 24h / 7d")] = None,
+    until: Annotated[str | None, typer.Option(help="active until: ISO time")] = None,
+    has_alerts: Annotated[bool, typer.Option("--has-alerts", help="only sessions with alerts")] = False,
+    limit: Annotated[int, typer.Option(help="how many")] = 20,
+) -> None:
+    """Find sessions (by agent, tool, path, credential, time, alerts), with call, error, durable-write and alert counts."""
+    from foothold.collector.timeline import SessionFilter, find_sessions
 
     settings = load(config)
+    where = SessionFilter(agent, tool, fingerprint, path, _since(since), _since(until), has_alerts)
 
     def run():
         with _reader(settings) as reader:
-            return recent_sessions(reader, limit)
+            return find_sessions(reader, where, limit)
 
     columns, rows = _query_or_fail(run)
     print_table(columns, rows, title="Sessions (most recent first)")

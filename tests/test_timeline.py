@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from datetime import datetime
 import subprocess
 import sys
 
@@ -11,7 +12,7 @@ import pytest
 
 from foothold import semconv
 from foothold.collector.access import open_reader
-from foothold.collector.timeline import recent_sessions, session_timeline
+from foothold.collector.timeline import SessionFilter, find_sessions, session_timeline
 from tests.conftest import rows, sdk_agent
 from tests.scenarios import HOME, Session, injected_devops_session
 
@@ -51,10 +52,31 @@ def test_timeline_orders_calls_and_nests_artifacts_and_alerts(investigated, sett
 
 def test_sessions_lists_alert_counts(investigated, settings):
     with open_reader(settings) as reader:
-        columns, table = recent_sessions(reader)
+        columns, table = find_sessions(reader)
     by_session = {row[0]: dict(zip(columns, row)) for row in table}
     assert by_session["injected"]["Alerts"] == 3 and by_session["injected"]["Calls"] == 5
     assert by_session["leaky"]["Alerts"] == 0
+
+
+@pytest.mark.parametrize(
+    ("where", "expected"),
+    [
+        (SessionFilter(), {"injected", "leaky"}),
+        (SessionFilter(has_alerts=True), {"injected"}),
+        (SessionFilter(agent="other-framework"), {"leaky"}),
+        (SessionFilter(tool="web_fetch"), {"injected"}),
+        (SessionFilter(tool="deploy"), {"leaky"}),  # an OpenInference TOOL span counts too
+        (SessionFilter(path=".ssh/authorized_keys"), {"injected"}),
+        (SessionFilter(agent="devops-agent", tool="deploy"), set()),  # filters intersect
+        (SessionFilter(since=datetime(2000, 1, 1)), {"injected", "leaky"}),
+        (SessionFilter(until=datetime(2000, 1, 1)), set()),
+        (SessionFilter(fingerprint="fp-unknown"), set()),
+    ],
+)
+def test_sessions_can_be_found_by_agent_tool_path_time_and_alerts(investigated, settings, where, expected):
+    with open_reader(settings) as reader:
+        _, table = find_sessions(reader, where)
+    assert {row[0] for row in table} == expected
 
 
 def _cli(settings, *args: str) -> subprocess.CompletedProcess:
