@@ -28,8 +28,10 @@ __all__ = [
     "WatchList",
     "checkpoint",
     "credential",
+    "instrument",
     "session",
     "setup",
     "tool",
     "tool_call",
+    "uninstrument",
 ]

@@ -122,20 +122,26 @@ class ToolCall:
             semconv.GEN_AI_TOOL_TYPE: self.tool_type,
             semconv.CWD: self.cwd,
             semconv.HOME: rt.home,
-        }
+        } | self._context_attributes()
         if rt.capture_content and self.arguments is not None:
             attributes[semconv.GEN_AI_TOOL_CALL_ARGUMENTS] = render_content(self.arguments, rt)
         self._rt = rt
         if rt.watcher is not None:  # before the span, so baseline hashing is not timed as the call
             self._snapshot = rt.watcher.before(self.cwd)
-        self.span = rt.tracer.start_span(semconv.tool_span_name(self.name), kind=SpanKind.INTERNAL, attributes=attributes)
         parent = audit.ACTIVE_CALL.get()
         self._parent = parent if isinstance(parent, ToolCall) else None
         self.recorder = audit.Recorder(rt.hash_limit_bytes)
-        self._tokens = (
-            otel_context.attach(trace.set_span_in_context(self.span)),
-            audit.ACTIVE_CALL.set(self),
-        )
+        self._tokens = (otel_context.attach(self._open(rt, attributes)), audit.ACTIVE_CALL.set(self))
+
+    def _context_attributes(self) -> dict[str, Any]:
+        """Attributes the span needs beyond the call's own; our spans get session and credential from the
+        context span processor, so none here."""
+        return {}
+
+    def _open(self, rt: runtime.Runtime, attributes: dict[str, Any]) -> otel_context.Context:
+        """Start the call's span; returns the context the tool body runs in."""
+        self.span = rt.tracer.start_span(semconv.tool_span_name(self.name), kind=SpanKind.INTERNAL, attributes=attributes)
+        return trace.set_span_in_context(self.span)
 
     def _finish(self, rt: runtime.Runtime, exc: BaseException | None) -> None:
         self._restore_context()  # first: nothing below is the tool's doing

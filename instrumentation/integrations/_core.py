@@ -9,8 +9,6 @@ whichever SDK made it: same attributes, same redaction, same artifacts from the 
 
 from __future__ import annotations
 
-import os
-import uuid
 from collections.abc import Sequence
 from typing import Any
 
@@ -21,7 +19,7 @@ from opentelemetry.util.types import Attributes
 
 from foothold import semconv
 
-from .. import audit, runtime
+from .. import runtime
 from ..context import _CREDENTIAL, _SESSION
 from ..tools import ToolCall, render_content
 
@@ -84,32 +82,16 @@ class SpanToolCall(ToolCall):
         self._extra = extra or {}
         self._attributes: dict[str, Any] = {}
 
-    def _start(self, rt: runtime.Runtime) -> None:
-        self.call_id = self.call_id or f"call_{uuid.uuid4().hex}"
-        self.cwd = self.cwd or os.getcwd()
-        attributes: dict[str, Any] = {
-            semconv.GEN_AI_OPERATION_NAME: semconv.OPERATION_EXECUTE_TOOL,
-            semconv.GEN_AI_TOOL_NAME: self.name,
-            semconv.GEN_AI_TOOL_CALL_ID: self.call_id,
-            semconv.GEN_AI_TOOL_TYPE: self.tool_type,
-            semconv.CWD: self.cwd,
-            semconv.HOME: rt.home,
-            **(_CREDENTIAL.get() or {}),
-            **(_SESSION.get() or {}),
-            **self._extra,
-        }
-        if rt.capture_content and self.arguments is not None:
-            attributes[semconv.GEN_AI_TOOL_CALL_ARGUMENTS] = render_content(self.arguments, rt)
+    def _context_attributes(self) -> dict[str, Any]:
+        # The SDK's span was started outside our context processor: session and credential go on here.
+        return {**(_CREDENTIAL.get() or {}), **(_SESSION.get() or {}), **self._extra}
+
+    def _open(self, rt: runtime.Runtime, attributes: dict[str, Any]) -> otel_context.Context:
+        """No span of our own: the SDK's span is adopted now or when it appears."""
         self._attributes = attributes
-        self._rt = rt
-        if rt.watcher is not None:
-            self._snapshot = rt.watcher.before(self.cwd)
-        parent = audit.ACTIVE_CALL.get()
-        self._parent = parent if isinstance(parent, ToolCall) else None
-        self.recorder = audit.Recorder(rt.hash_limit_bytes)
-        self._tokens = (otel_context.attach(otel_context.get_current()), audit.ACTIVE_CALL.set(self))
         if self._given is not None:
             self.adopt(self._given)
+        return otel_context.get_current()
 
     def adopt(self, span: Span) -> None:
         """Record this call on ``span`` (set at once: the arguments, session and credential)."""
