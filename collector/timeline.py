@@ -17,8 +17,14 @@ SELECT Timestamp, AgentName, TaskId, ToolName, ToolCallId, Status, ErrorType, Du
 FROM tool_calls FINAL WHERE SessionId = {session:String} ORDER BY Timestamp, SpanId
 """
 _ARTIFACTS = """
-SELECT Timestamp, Kind, Action, Path, Sha256, Durable, Source, PersistenceKind, Technique, ToolSpanId, SpanId
+SELECT Timestamp, Kind, Action, Path, Sha256, Durable, Source, PersistenceKind, Technique, ToolSpanId, SpanId, TraceId
 FROM artifacts FINAL WHERE SessionId = {session:String} ORDER BY Timestamp, SpanId
+"""
+# Artifacts made under a span that is not itself a call of record (an MCP server's tools/call span, whose
+# client span is the call) belong to that span's parent.
+_PARENTS = """
+SELECT SpanId, ParentSpanId FROM otel_traces
+WHERE TraceId IN {traces:Array(String)} AND SpanId IN {spans:Array(String)}
 """
 _ALERTS = """
 SELECT RuleId, Severity, Title, SpanId, SeenAt, Technique, Evidence
@@ -133,10 +139,12 @@ def session_timeline(reader: Reader, session_id: str) -> Timeline:
                                technique, evidence, bool(checkpoint), cred_kind, fingerprint, trace_id, span_id))  # fmt: skip
     by_span = {call.span_id: call for call in calls}
     artifact_owner: dict[str, CallEntry] = {}
-    for row in reader.query(_ARTIFACTS, params).rows:
-        ts, kind, action, path, sha, durable, source, pkind, technique, tool_span, span_id = row
+    artifact_rows = reader.query(_ARTIFACTS, params).rows
+    parents = _parents_of_non_calls(reader, artifact_rows, by_span)
+    for row in artifact_rows:
+        ts, kind, action, path, sha, durable, source, pkind, technique, tool_span, span_id, _ = row
         entry = ArtifactEntry(ts, kind, action, path, sha, bool(durable), source, pkind, technique, span_id)
-        owner = by_span.get(tool_span)
+        owner = by_span.get(tool_span) or by_span.get(parents.get(tool_span, ""))
         if owner is not None:
             owner.artifacts.append(entry)
             artifact_owner[span_id] = owner
@@ -146,6 +154,14 @@ def session_timeline(reader: Reader, session_id: str) -> Timeline:
         owner = by_span.get(alert.span_id) or artifact_owner.get(alert.span_id)
         (owner.alerts if owner else unattached).append(alert)
     return Timeline(session_id, calls, unattached)
+
+
+def _parents_of_non_calls(reader: Reader, artifact_rows: list, calls: dict[str, CallEntry]) -> dict[str, str]:
+    missing = {(row[11], row[9]) for row in artifact_rows if row[9] not in calls}
+    if not missing:
+        return {}
+    traces, spans = sorted({t for t, _ in missing}), sorted({s for _, s in missing})
+    return dict(reader.query(_PARENTS, {"traces": traces, "spans": spans}).rows)
 
 
 def find_sessions(reader: Reader, where: SessionFilter | None = None, limit: int = 20) -> tuple[list[str], list[list[Any]]]:

@@ -111,25 +111,35 @@ def test_client_and_server_spans_join_one_trace_with_arguments_session_and_artif
 
     calls = rows(collector, "SELECT ToolName, ServiceName, SessionId, AgentName, Status, ErrorType, Arguments, TraceId, "
                             "SpanId, ParentSpanId, PersistenceKind FROM {db}.tool_calls ORDER BY Timestamp")  # fmt: skip
-    by_service = {(c[0], c[1]): c for c in calls}
-    client_call = by_service[("append_file", "mcp-test-client")]
-    server_call = by_service[("append_file", "mcp-test-server")]
-    assert client_call[7] == server_call[7]  # one trace across the two processes
-    assert server_call[9] == client_call[8]  # the server span is the client span's child
-    assert client_call[2] == server_call[2] == "mcp-session"  # the session reached the server as baggage
-    assert server_call[3] == "mcp-agent"
+    by_tool = {c[0]: c for c in calls}
+    assert sorted(by_tool) == ["append_file", "fail"] and len(calls) == 2  # one row per MCP call: the client's
+    client_call = by_tool["append_file"]
+    assert client_call[1] == "mcp-test-client" and client_call[2] == "mcp-session"
     assert "authorized_keys" in client_call[6] and token not in client_call[6] and "[REDACTED:" in client_call[6]
-    assert client_call[10] == server_call[10] == "ssh_authorized_keys"  # declared intent, judged on ingest
-    assert by_service[("fail", "mcp-test-client")][4:6] == ("Error", "tool_error")
-    assert by_service[("fail", "mcp-test-server")][4] == "Error"
+    assert client_call[10] == "ssh_authorized_keys"  # declared intent, judged on ingest
+    assert by_tool["fail"][4:6] == ("Error", "tool_error")
 
-    attrs = dict(rows(collector, "SELECT SpanAttributes FROM {db}.otel_traces WHERE SpanId = %(id)s", id=server_call[8])[0][0])
-    assert attrs["mcp.method.name"] == "tools/call" and attrs["jsonrpc.request.id"]
-    assert "appended to" in attrs["gen_ai.tool.call.result"]
+    servers = rows(collector, "SELECT SpanAttributes, TraceId, SpanId, ParentSpanId, StatusCode FROM {db}.otel_traces "
+                              "WHERE ServiceName = 'mcp-test-server' AND SpanAttributes['mcp.method.name'] = 'tools/call' "
+                              "ORDER BY Timestamp")  # fmt: skip
+    server_attrs, server_trace, server_span, server_parent, _ = servers[0]
+    assert server_trace == client_call[7]  # one trace across the two processes
+    assert server_parent == client_call[8]  # the server span is the client span's child
+    assert server_attrs["gen_ai.conversation.id"] == "mcp-session"  # the session reached the server as baggage
+    assert server_attrs["gen_ai.agent.name"] == "mcp-agent" and server_attrs["jsonrpc.request.id"]
+    assert "appended to" in server_attrs["gen_ai.tool.call.result"]
+    assert servers[1][4] == "Error"  # the failing tool, on the server side too
 
     artifacts = rows(collector, "SELECT Path, Source, ToolSpanId, PersistenceKind, ServiceName FROM {db}.artifacts "
                                 "WHERE Kind = 'file' AND ServiceName = 'mcp-test-server'")  # fmt: skip
-    assert (str(keys), "audit_hook", server_call[8], "ssh_authorized_keys", "mcp-test-server") in artifacts
+    assert (str(keys), "audit_hook", server_span, "ssh_authorized_keys", "mcp-test-server") in artifacts
+    from foothold.collector.access import open_reader
+    from foothold.collector.timeline import session_timeline
+
+    with open_reader(collector.settings) as reader:
+        timeline = session_timeline(reader, "mcp-session")
+    (append,) = [c for c in timeline.calls if c.tool == "append_file"]
+    assert str(keys) in [a.path for a in append.artifacts]  # the server's artifact, under the client's call
 
     reads = rows(collector, "SELECT SpanKind, SpanAttributes['mcp.method.name'], SpanAttributes['mcp.resource.uri'], "
                             "SpanAttributes['gen_ai.conversation.id'] FROM {db}.otel_traces "

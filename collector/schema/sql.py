@@ -38,11 +38,15 @@ KIND = (
     "SpanKind IN ('Consumer', 'SPAN_KIND_CONSUMER'), 'Consumer', 'Internal')"
 )
 
-# Tool-call spans: the GenAI convention, or OpenInference's TOOL spans (so agents instrumented by
-# other libraries count too).
+# Tool-call spans: the GenAI convention, OpenInference's TOOL spans, or an MCP client's tools/call (so
+# agents instrumented by other libraries count too). One MCP call is one row: when the client propagated
+# its context, the server's span is its child and the client span is the call of record (the server's
+# artifacts still reach it, through the parent link; see timeline.py).
+_MCP_TOOLS_CALL = f"{attr(semconv.MCP_METHOD_NAME)} = 'tools/call'"
 IS_TOOL_CALL = (
-    f"({attr(semconv.GEN_AI_OPERATION_NAME)} = '{semconv.OPERATION_EXECUTE_TOOL}' "
-    f"OR {attr('openinference.span.kind')} = 'TOOL')"
+    f"(({attr(semconv.GEN_AI_OPERATION_NAME)} = '{semconv.OPERATION_EXECUTE_TOOL}' "
+    f"OR {attr('openinference.span.kind')} = 'TOOL' OR ({_MCP_TOOLS_CALL} AND {KIND} = 'Client')) "
+    f"AND NOT ({_MCP_TOOLS_CALL} AND {KIND} = 'Server' AND ParentSpanId != ''))"
 )
 TOOL_NAME = first_non_empty(attr(semconv.GEN_AI_TOOL_NAME), attr("tool.name"), "SpanName")
 TOOL_ARGUMENTS = first_non_empty(attr(semconv.GEN_AI_TOOL_CALL_ARGUMENTS), attr("input.value"), "''")
