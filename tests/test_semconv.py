@@ -1,4 +1,4 @@
-"""Lists written once in the code (attributes, alert rules) and shown in the README stay in step."""
+"""What the README shows is what the code does: generated tables, and a configuration example that loads."""
 
 from __future__ import annotations
 
@@ -24,3 +24,15 @@ def test_every_attribute_constant_is_documented():
     constants = {v for k, v in vars(semconv).items() if k.isupper() and isinstance(v, str) and "." in v and " " not in v}
     documented = {name for name, _ in semconv.DOCUMENTED}
     assert constants - documented == set()
+
+
+def test_readme_config_example_is_a_valid_config(tmp_path):
+    from foothold.collector.config import load_settings
+
+    block = re.search(r"## Configuration\n.*?```yaml\n(.*?)```", README.read_text(), re.S)
+    assert block, "README.md lost its configuration example"
+    config = tmp_path / "foothold.yaml"
+    config.write_text(block.group(1))
+    settings = load_settings(config)
+    assert settings.alerts.rules["chained_tools_unchecked"].params == {"max_unchecked_calls": 20}
+    assert settings.spool.fsync and settings.limits.max_nesting_depth == 8
