@@ -33,7 +33,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from foothold.collector.config import BatchConfig, LimitsConfig, SpoolConfig
 from foothold.collector.otlp import Accepted, Truncations
 from foothold.collector.rows import SpanBatch, to_batch
-from foothold.collector.spool import Spool, SpoolError, SpoolFull
+from foothold.collector.spool import Spool, SpoolFull
 
 log = logging.getLogger("foothold.collector.pipeline")
 
@@ -128,6 +128,7 @@ class Pipeline:
         self._replay_batch = spool.pending_batch if spool else None  # re-form exactly this batch first
         self._oldest_at = 0.0  # monotonic arrival of the oldest request waiting in memory
         self._flush_waiters = 0
+        self._appending = 0  # submits between the queue check and their answer (writing, syncing)
         self._closing = False
         self._abandon = threading.Event()  # set when close() runs out of time with the store down
         if spool:
@@ -142,53 +143,84 @@ class Pipeline:
         return self._queued_spans
 
     def submit(self, accepted: Accepted) -> Submitted:
-        payload = accepted.request.SerializeToString() if self.spool else b""
+        if self.spool is None:
+            return self._submit_memory(accepted)
+        payload = accepted.request.SerializeToString()
+        spans = accepted.spans
+        with self._cond:
+            if self._closing:
+                return Submitted.CLOSED
+            if self._queued_spans + spans > self._config.max_queued_spans and self._queued_spans:
+                self.stats.refused_spans += spans
+                return Submitted.FULL
+            self._queued_spans += spans  # reserved now, so concurrent submits see the queue bound
+            self._appending += 1
+        try:
+            # The write and the fsync run outside the pipeline's lock, so receivers do not queue behind one
+            # another's disk I/O and the worker is never held up by it. The record joins the queue from
+            # inside the spool's lock (_enqueue), so the queue sees records in sequence order.
+            try:
+                seq = self.spool.append(payload, spans, on_append=lambda seq: self._enqueue(seq, accepted))
+            except (SpoolFull, OSError) as exc:  # SpoolError is an OSError; so is a failed fsync on a segment roll
+                with self._cond:
+                    self._queued_spans -= spans
+                    self.stats.refused_spans += spans
+                    if isinstance(exc, SpoolFull):
+                        return Submitted.TOO_LARGE if exc.too_large else Submitted.FULL
+                log.error("%s; answering 429 so the client keeps the data", exc)
+                self.stats.spool_write_errors += 1
+                return Submitted.FULL
+            try:
+                self.spool.sync(seq)  # no answer before the bytes are durable (group commit: one fsync for many)
+            except OSError as exc:
+                log.error("spool fsync failed (%s); answering 429 so the client keeps the data", exc)
+                self.stats.spool_write_errors += 1
+                return Submitted.FULL
+            return Submitted.OK
+        finally:
+            with self._cond:
+                self._appending -= 1
+                durable = self.spool.durable_seq  # only fsync'ed records are ever handed to the worker
+                if durable > self._durable:
+                    self._durable = durable
+                    self._cond.notify_all()
+                elif self._closing and not self._appending:
+                    self._cond.notify_all()  # close() waits for the last write to finish
+
+    def _enqueue(self, seq: int, accepted: Accepted) -> None:
+        """Record ``seq`` is written (not yet durable): queue it. Runs under the spool's append lock."""
+        with self._cond:
+            self._next_seq = seq + 1
+            self._queue_item(seq, accepted)
+            self.stats.accepted_spans += accepted.spans
+            self.stats.spool_bytes = self.spool.used_bytes if self.spool else 0
+
+    def _queue_item(self, seq: int, accepted: Accepted) -> None:
+        if not self._memory and self._mem_hi != seq:
+            self._mem_lo = self._mem_hi = seq  # everything before this is taken or read from disk
+        if self._mem_hi == seq and (not self._memory or self._memory_spans + accepted.spans <= self._config.max_queued_spans):
+            if not self._memory:
+                self._oldest_at = time.monotonic()
+            self._memory.append(_Item(seq, accepted))
+            self._mem_hi = seq + 1
+            self._memory_spans += accepted.spans
+
+    def _submit_memory(self, accepted: Accepted) -> Submitted:
+        """Without a spool: the queue is the only copy."""
         with self._cond:
             if self._closing:
                 return Submitted.CLOSED
             if self._queued_spans + accepted.spans > self._config.max_queued_spans and self._queued_spans:
                 self.stats.refused_spans += accepted.spans
                 return Submitted.FULL
-            if self.spool is not None:
-                try:
-                    seq = self.spool.append(payload, accepted.spans)
-                except SpoolFull as exc:
-                    self.stats.refused_spans += accepted.spans
-                    return Submitted.TOO_LARGE if exc.too_large else Submitted.FULL
-                except SpoolError as exc:
-                    log.error("%s; answering 429 so the client keeps the data", exc)
-                    self.stats.spool_write_errors += 1
-                    self.stats.refused_spans += accepted.spans
-                    return Submitted.FULL
-                self.stats.spool_bytes = self.spool.used_bytes
-            else:
-                seq = self._next_seq
+            seq = self._next_seq
             self._next_seq = seq + 1
-            if not self._memory and self._mem_hi != seq:
-                self._mem_lo = self._mem_hi = seq  # everything before this is taken or read from disk
-            if self._mem_hi == seq and (not self._memory or self._memory_spans + accepted.spans <= self._config.max_queued_spans):
-                if not self._memory:
-                    self._oldest_at = time.monotonic()
-                self._memory.append(_Item(seq, accepted))
-                self._mem_hi = seq + 1
-                self._memory_spans += accepted.spans
+            self._queue_item(seq, accepted)
             self._queued_spans += accepted.spans
             self.stats.accepted_spans += accepted.spans
-            if self.spool is None:
-                self._durable = self._next_seq
-                if self._memory_spans >= self._config.max_spans:
-                    self._cond.notify_all()
-        if self.spool is not None:
-            try:
-                self.spool.sync(seq)  # no answer before the bytes are durable
-            except OSError as exc:
-                log.error("spool fsync failed (%s); answering 429 so the client keeps the data", exc)
-                self.stats.spool_write_errors += 1
-                return Submitted.FULL
-            with self._cond:
-                if self.spool.durable_seq > self._durable:
-                    self._durable = self.spool.durable_seq
-                    self._cond.notify_all()
+            self._durable = self._next_seq
+            if self._memory_spans >= self._config.max_spans:
+                self._cond.notify_all()
         return Submitted.OK
 
     def flush(self, timeout: float | None = None) -> bool:
@@ -215,6 +247,8 @@ class Pipeline:
             self._abandon.set()
             self._worker.join(self._config.retry_max_seconds + 5)
         with self._cond:
+            # a submit that passed the closing check finishes its write and fsync before the spool closes
+            self._cond.wait_for(lambda: not self._appending, timeout)
             left = self._queued_spans
         if self.spool is not None:
             if left:

@@ -34,6 +34,7 @@ import struct
 import threading
 import uuid
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -288,8 +289,12 @@ class Spool:
     def used_bytes(self) -> int:
         return sum(segment.size for segment in self._segments)
 
-    def append(self, payload: bytes, spans: int) -> int:
-        """Write one record (not yet durable: call :meth:`sync`). Raises SpoolFull or SpoolError."""
+    def append(self, payload: bytes, spans: int, on_append: Callable[[int], None] | None = None) -> int:
+        """Write one record (not yet durable: call :meth:`sync`). Raises SpoolFull or SpoolError.
+
+        ``on_append(seq)`` runs under the append lock once the record is written, so callers that queue
+        records there see them in sequence order.
+        """
         size = HEADER.size + len(payload)
         with self._lock:
             used = self.used_bytes
@@ -309,6 +314,8 @@ class Spool:
             self.next_seq = seq + 1
             if not self.config.fsync:
                 self.durable_seq = self.next_seq
+            if on_append is not None:
+                on_append(seq)
             return seq
 
     def _writable_segment(self, seq: int) -> _Segment:
