@@ -154,7 +154,7 @@ def _span_problem(span) -> str | None:
         return "parent_span_id must be empty or 8 bytes"
     if span.start_time_unix_nano > MAX_TIME_UNIX_NANO or span.end_time_unix_nano > MAX_TIME_UNIX_NANO:
         return "start/end time must be before 2262 (fits DateTime64(9))"
-    if any(event.time_unix_nano > MAX_TIME_UNIX_NANO for event in span.events):
+    if span.events and any(event.time_unix_nano > MAX_TIME_UNIX_NANO for event in span.events):
         return "event time must be before 2262 (fits DateTime64(9))"
     return None
 
@@ -188,10 +188,12 @@ def validate(request: ExportTraceServiceRequest, limits: LimitsConfig = DEFAULT_
             accepted += len(spans)
             for span in spans:
                 _limit_attributes(span.attributes, limits, cut)
-                for event in span.events:
-                    _limit_attributes(event.attributes, limits, cut)
-                for link in span.links:
-                    _limit_attributes(link.attributes, limits, cut)
+                if span.events:
+                    for event in span.events:
+                        _limit_attributes(event.attributes, limits, cut)
+                if span.links:
+                    for link in span.links:
+                        _limit_attributes(link.attributes, limits, cut)
     messages = [f"{rejected} span(s) rejected: {first_problem}"] if rejected else []
     if cut:
         messages.append(cut.describe())
@@ -199,7 +201,13 @@ def validate(request: ExportTraceServiceRequest, limits: LimitsConfig = DEFAULT_
 
 
 def _limit_attributes(attributes, limits: LimitsConfig, cut: Truncations) -> None:
-    """Apply the count, length and nesting limits to one attribute list, in place."""
+    """Apply the count, length and nesting limits to one attribute list, in place.
+
+    One pass; scalar values are judged inline (a str of n characters is at most 4n UTF-8 bytes, so only a
+    string over limit/4 characters is measured); only possibly-long and nested values take the full check.
+    """
+    if not attributes:
+        return
     limit = limits.max_attributes_per_span
     if len(attributes) > limit:
         dropped = len(attributes) - limit
@@ -208,8 +216,18 @@ def _limit_attributes(attributes, limits: LimitsConfig, cut: Truncations) -> Non
         marker.key = TRUNCATED_ATTRIBUTES
         marker.value.int_value = dropped
         cut.dropped_attributes += dropped
+    max_bytes = limits.max_attribute_value_bytes
     for kv in attributes:
-        _limit_value(kv.value, 0, limits, cut)
+        value = kv.value
+        which = value.WhichOneof("value")
+        if which == "string_value":
+            if len(value.string_value) * 4 > max_bytes:
+                _limit_value(value, 0, limits, cut)
+        elif which in _NESTED_OR_BYTES:
+            _limit_value(value, 0, limits, cut)
+
+
+_NESTED_OR_BYTES = frozenset(("array_value", "kvlist_value", "bytes_value"))  # bool/int/double/unset: nothing to limit
 
 
 def truncation_marker(cut_bytes: int) -> str:
