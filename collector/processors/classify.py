@@ -9,6 +9,7 @@ egress, credential read). The labels land in span attributes, so the materialize
 
 from __future__ import annotations
 
+import functools
 import logging
 import posixpath
 
@@ -24,6 +25,11 @@ log = logging.getLogger("foothold.collector.classify")
 
 _COMMAND_KEYS = ("command", "cmd", "script", "commands", "code")
 _READ_ACTIONS = frozenset({"read", "open", "list", "stat"})
+# Agents repeat the same calls (git status, pytest, reading the same files): a tool call's labels are a
+# pure function of (tool, arguments, cwd, home, MCP method), so they are memoised exactly in a bounded
+# LRU per processor. Only calls whose arguments are short are cached (a few MiB at most).
+_CACHE_ENTRIES = 8192
+_CACHE_MAX_CHARS = 4096
 
 
 def _tool_name(attrs: dict[str, str]) -> str:
@@ -69,6 +75,7 @@ class ClassifyProcessor:
     def __init__(self, categories: ToolCategories | None = None) -> None:
         self._categories = categories or tool_categories()
         self._warned = False
+        self._judge_cached = functools.lru_cache(maxsize=_CACHE_ENTRIES)(self._judge)
 
     def process(self, batch: SpanBatch) -> None:
         for attrs in batch.span_attributes:
@@ -97,15 +104,26 @@ class ClassifyProcessor:
     def _tool_call(self, attrs: dict[str, str]) -> None:
         name, arguments = _tool_name(attrs), _arguments(attrs)
         cwd, home = attrs.get(semconv.CWD) or None, attrs.get(semconv.HOME) or None
-        _label(attrs, classify_tool_call(name, arguments, cwd=cwd, home=home))
+        resources_read = attrs.get(semconv.MCP_METHOD_NAME) == "resources/read"
+        key = (name, arguments, cwd, home, resources_read)
+        short = len(arguments) <= _CACHE_MAX_CHARS and len(name) + len(cwd or "") + len(home or "") <= _CACHE_MAX_CHARS
+        findings, categories = self._judge_cached(*key) if short else self._judge(*key)
+        _label(attrs, list(findings))
+        if categories:
+            attrs[semconv.TOOL_CATEGORIES] = categories
+
+    def _judge(
+        self, name: str, arguments: str, cwd: str | None, home: str | None, resources_read: bool
+    ) -> tuple[tuple[Finding, ...], str]:
+        """The persistence findings and the flow categories (comma-joined) of one tool call."""
+        findings = tuple(classify_tool_call(name, arguments, cwd=cwd, home=home))
         categories = self._categories.for_tool(name)
-        if attrs.get(semconv.MCP_METHOD_NAME) == "resources/read":
+        if resources_read:
             categories.add("untrusted_input")
         command = shell_command(arguments)
         if command:
             categories |= self._command_categories(command, cwd, home)
-        if categories:
-            attrs[semconv.TOOL_CATEGORIES] = ",".join(sorted(categories))
+        return findings, ",".join(sorted(categories))
 
     def _command_categories(self, command: str, cwd: str | None, home: str | None) -> set[str]:
         categories = {"exec"}
