@@ -14,8 +14,8 @@ from rich.table import Table
 
 grafana_app = typer.Typer(no_args_is_help=True, add_completion=False,
                           help="Grafana dashboards, alert rules and provisioning for Foothold.")  # fmt: skip
-console = Console()
-err = Console(stderr=True)
+console = Console(soft_wrap=True)  # paths and messages stay whole lines, terminal or not
+err = Console(stderr=True, soft_wrap=True)
 
 
 @grafana_app.command()

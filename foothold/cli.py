@@ -17,7 +17,7 @@ from rich.table import Table
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="Tool-call observability and audit for AI agents.")
 console = Console()
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)  # error messages stay whole lines when piped
 
 ConfigOption = Annotated[
     Path | None, typer.Option("--config", "-c", help="YAML config file (FOOTHOLD_* env vars override it).")
