@@ -270,6 +270,8 @@ def _start_profiler(pid: int, out_dir: Path, name: str, duration: float) -> subp
                "--duration", str(max(int(duration) - 2, 3)), "--output", str(raw), "--nonblocking"]  # fmt: skip
     if os.environ.get("BENCH_PROFILE_NATIVE"):
         command.append("--native")  # C/C++ frames too (chDB, upb, grpc core); slower sampling
+    if os.environ.get("BENCH_PROFILE_GIL"):
+        command.append("--gil")  # only the thread holding the GIL: what the one Python core is busy with
     progress(f"profiling the collector with py-spy into {raw}")
     return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 

@@ -45,14 +45,20 @@ def json_columns(batch: SpanBatch) -> bytes:
     """
     columns = dict(batch.columns)
     for name in _TIME_COLUMNS:
-        columns[name] = [_seconds(ns) for ns in columns[name]]
+        columns[name] = [nanoseconds_json(ns) for ns in columns[name]]
     for name in _TIME_ARRAY_COLUMNS:
-        columns[name] = [[_seconds(ns) for ns in row] for row in columns[name]]
+        columns[name] = [[nanoseconds_json(ns) for ns in row] for row in columns[name]]
     return orjson.dumps(columns)
 
 
-def _seconds(ns: int) -> orjson.Fragment:
+def nanoseconds_json(ns: int) -> orjson.Fragment:
+    """A DateTime64(9) value from integer nanoseconds, as exact decimal seconds (see :func:`json_columns`)."""
     return orjson.Fragment(b"%d.%09d" % divmod(ns, _NS_PER_SECOND))
+
+
+def milliseconds_json(ms: int) -> orjson.Fragment:
+    """A DateTime64(3) value from integer milliseconds, as exact decimal seconds (see :func:`json_columns`)."""
+    return orjson.Fragment(b"%d.%03d" % divmod(ms, 1000))
 
 
 def _dedup_settings(token: str) -> dict[str, object]:
