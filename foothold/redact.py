@@ -93,6 +93,19 @@ def _named_value(_text: str, match: re.Match[str]) -> bool:
     return looks_secret_for(match.group("name"), match.group("secret"))
 
 
+_WORD_CHAR = re.compile(r"\w")
+
+
+def _at_word_start(text: str, match: re.Match[str]) -> bool:
+    return match.start() == 0 or _WORD_CHAR.match(text, match.start() - 1) is None
+
+
+def _token(kind: str, pattern: str) -> _Rule:
+    """A token rule starting at a word boundary. The boundary is checked after the match because a
+    leading ``\\b`` stops ``re`` from skipping ahead to the token's literal prefix (~50x slower)."""
+    return _Rule(kind, re.compile(pattern), accept=_at_word_start)
+
+
 # Order matters: on overlapping matches the earlier rule wins (``sk-ant-`` before OpenAI's ``sk-``).
 _RULES: tuple[_Rule, ...] = (
     _Rule(
@@ -102,23 +115,43 @@ _RULES: tuple[_Rule, ...] = (
             r"[\s\S]*?(?:-----END (?:[A-Z0-9]+ ){0,4}PRIVATE KEY(?: BLOCK)?-----|\Z))"
         ),
     ),
-    _Rule("aws_access_key_id", re.compile(r"\b(?P<secret>(?:A3T[A-Z0-9]|AKIA|ASIA|ABIA|ACCA)[A-Z2-7]{16})\b")),
+    _token("aws_access_key_id", r"(?P<secret>(?:A3T[A-Z0-9]|AKIA|ASIA|ABIA|ACCA)[A-Z2-7]{16})\b"),
     _Rule(
         "aws_secret_access_key",
         re.compile(
             r"(?i)aws.{0,20}?(?:secret|access).{0,20}?['\"]?\s*[:=]\s*['\"]?(?P<secret>[A-Za-z0-9/+=]{40})(?![A-Za-z0-9/+=])"
         ),
     ),
-    _Rule("github_token", re.compile(r"\b(?P<secret>gh[pousr]_[A-Za-z0-9]{36,255})\b")),
-    _Rule("github_token", re.compile(r"\b(?P<secret>github_pat_[A-Za-z0-9_]{50,255})\b")),
-    _Rule("gitlab_token", re.compile(r"\b(?P<secret>glpat-[A-Za-z0-9_.\-]{20,})")),
+    _token("github_token", r"(?P<secret>gh[pousr]_[A-Za-z0-9]{36,255})\b"),
+    _token("github_token", r"(?P<secret>github_pat_[A-Za-z0-9_]{50,255})\b"),
+    _token("gitlab_token", r"(?P<secret>gl(?:pat|dt|rt|ptt)-[A-Za-z0-9_.\-]{20,})"),
     _Rule("slack_webhook", re.compile(r"(?P<secret>https://hooks\.slack\.com/(?:services|workflows|triggers)/[A-Za-z0-9+/_\-]{20,})")),
-    _Rule("slack_token", re.compile(r"\b(?P<secret>xox[abposre]-[A-Za-z0-9-]{10,})")),
-    _Rule("anthropic_key", re.compile(r"\b(?P<secret>sk-ant-[A-Za-z0-9_\-]{32,})")),
-    _Rule("openai_key", re.compile(r"\b(?P<secret>sk-(?:proj-|svcacct-|admin-)?[A-Za-z0-9_\-]{32,})")),
-    _Rule("stripe_key", re.compile(r"\b(?P<secret>(?:sk|rk)_(?:live|test)_[A-Za-z0-9]{10,99})\b")),
-    _Rule("stripe_webhook_secret", re.compile(r"\b(?P<secret>whsec_[A-Za-z0-9]{24,})\b")),
-    _Rule("jwt", re.compile(r"\b(?P<secret>eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*)")),
+    _token("slack_token", r"(?P<secret>(?:xox[abposre]|xapp)-[A-Za-z0-9-]{10,})"),
+    _token("anthropic_key", r"(?P<secret>sk-ant-[A-Za-z0-9_\-]{32,})"),
+    _token("openai_key", r"(?P<secret>sk-(?:proj-|svcacct-|admin-)?[A-Za-z0-9_\-]{32,})"),
+    _token("stripe_key", r"(?P<secret>(?:sk|rk)_(?:live|test)_[A-Za-z0-9]{10,99})\b"),
+    _token("stripe_webhook_secret", r"(?P<secret>whsec_[A-Za-z0-9]{24,})\b"),
+    _token("gcp_api_key", r"(?P<secret>AIza[A-Za-z0-9_\-]{35})(?![A-Za-z0-9_\-])"),
+    _token("google_oauth_token", r"(?P<secret>ya29\.[A-Za-z0-9_\-]{30,})"),
+    _token("huggingface_token", r"(?P<secret>(?:hf_|api_org_)[A-Za-z0-9]{34,})\b"),
+    _token("groq_key", r"(?P<secret>gsk_[A-Za-z0-9]{48,})\b"),
+    _token("xai_key", r"(?P<secret>xai-[A-Za-z0-9]{70,})\b"),
+    _token("azure_key", r"(?:AccountKey|SharedAccessKey)=(?P<secret>[A-Za-z0-9+/]{40,}={0,2})"),
+    _Rule(
+        "azure_ad_client_secret",
+        re.compile(r"(?<![A-Za-z0-9_~.\-])(?P<secret>[A-Za-z0-9_~.]{3}[0-9]Q~[A-Za-z0-9_~.\-]{31,34})(?![A-Za-z0-9_~.\-])"),
+    ),
+    _token("npm_token", r"(?P<secret>npm_[A-Za-z0-9]{36,})\b"),
+    _token("pypi_token", r"(?P<secret>pypi-AgEIcHlwaS5vcmc[A-Za-z0-9_\-]{50,})"),
+    _token("sendgrid_key", r"(?P<secret>SG\.[A-Za-z0-9_\-]{22}\.[A-Za-z0-9_\-]{43})(?![A-Za-z0-9_\-])"),
+    _token("digitalocean_token", r"(?P<secret>do[opr]_v1_[a-f0-9]{64})\b"),
+    _token("shopify_token", r"(?P<secret>shp(?:at|ca|pa|ss)_[a-fA-F0-9]{32})\b"),
+    _token("databricks_token", r"(?P<secret>dapi[a-f0-9]{32}(?:-[0-9])?)\b"),
+    _token("vault_token", r"(?P<secret>hv[sb]\.[A-Za-z0-9_\-]{90,})"),
+    _token("doppler_token", r"(?P<secret>dp\.(?:pt|st|sa|ct)\.[A-Za-z0-9]{40,})\b"),
+    _token("grafana_token", r"(?P<secret>glsa_[A-Za-z0-9]{32}_[A-Fa-f0-9]{8}|glc_[A-Za-z0-9+/]{32,}={0,2})"),
+    _token("age_secret_key", r"(?P<secret>AGE-SECRET-KEY-1[QPZRY9X8GF2TVDW0S3JN54KHCE6MUA7L]{58})\b"),
+    _token("jwt", r"(?P<secret>eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*)"),
     _Rule(
         "authorization",
         re.compile(r"(?i)\b(?:authorization|bearer|basic)\b\s*[:=]?\s*(?:bearer|basic|token|digest)?\s+(?P<secret>[A-Za-z0-9._~+/=\-]{8,})"),

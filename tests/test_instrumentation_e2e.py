@@ -9,12 +9,15 @@ from __future__ import annotations
 import asyncio
 import subprocess
 
+import orjson
 import pytest
 
 from foothold import instrumentation as fh
+from foothold import semconv
+from foothold.redact import fingerprint
 from tests.conftest import rows, sdk_agent
-from tests.test_instrumentation import _reset, home, instrument  # noqa: F401 (fixture)
-from tests.test_redact import planted_secrets
+from tests.test_instrumentation import KEY, _reset, home, instrument  # noqa: F401 (fixture)
+from tests.test_redact import every_planted, planted_secrets
 
 
 @pytest.fixture
@@ -65,24 +68,79 @@ def test_calls_and_artifacts_arrive_with_attributes_and_parentage(wired):
     assert keys[6:] == ("ssh_authorized_keys", "T1098.004")
 
 
+def stored_text(collector) -> str:
+    """Every string held in every table of the test's database, raw (not repr'd, so newlines stay
+    newlines), including map keys and values and array elements, NUL-separated. Views hold no data of
+    their own; ALIAS columns are not stored."""
+    columns = rows(
+        collector,
+        "SELECT c.table, groupArray(c.name) FROM system.columns AS c "
+        "JOIN system.tables AS t ON t.database = c.database AND t.name = c.table "
+        "WHERE c.database = '{db}' AND t.engine NOT LIKE '%View' AND c.default_kind != 'ALIAS' "
+        "AND match(c.type, 'String|Map|Array|Tuple|JSON|Object') GROUP BY c.table",
+    )
+    assert columns, "no tables found"
+    found: list[str] = []
+
+    def walk(value) -> None:
+        if isinstance(value, str):
+            found.append(value)
+        elif isinstance(value, bytes):
+            found.append(value.decode("utf-8", "replace"))
+        elif isinstance(value, dict):
+            for item in value.items():
+                walk(item)
+        elif isinstance(value, list | tuple):
+            for item in value:
+                walk(item)
+
+    for table, names in columns:
+        walk(rows(collector, f"SELECT {', '.join(f'`{n}`' for n in names)} FROM {{db}}.`{table}`"))
+    return "\0".join(found)
+
+
+def leaked(collector, secrets: dict[str, str]) -> list[str]:
+    """Names of the secrets found in the store, whole or as any one line of a multi-line secret."""
+    stored = stored_text(collector)
+    return [
+        name
+        for name, secret in secrets.items()
+        if any(part in stored for part in (secret, *(line for line in secret.splitlines() if not line.startswith("-----"))))
+    ]
+
+
+def test_leak_check_finds_raw_multiline_secrets_in_any_table(collector):
+    pems = {name: planted_secrets()[name][1] for name in ("pem", "gcp_service_account")}
+    table = f"{collector.store.database}.leak_probe"
+    client = collector.store.client()
+    client.command(f"CREATE TABLE {table} (m Map(String, String), a Array(String)) ENGINE = Memory")
+    client.insert(table, [[{"k": pems["pem"]}, [orjson.dumps(pems["gcp_service_account"]).decode()]]], column_names=["m", "a"])
+    assert leaked(collector, pems) == ["pem", "gcp_service_account"]  # raw, and JSON-escaped line by line
+    assert not any(value in str(rows(collector, f"SELECT * FROM {table}")) for value in pems.values())  # what str() missed
+
+
 def test_planted_secrets_never_reach_clickhouse_but_their_fingerprints_do(wired):
     collector, harness, home = wired
-    secrets = {name: value for name, (_, value) in planted_secrets().items()}
+    planted = every_planted()
     with fh.session(conversation_id="secrets"):
-        for name, value in secrets.items():
-            with fh.tool_call("call_api", arguments={"header": f"token {value}", "name": name}) as call:
-                call.set_result(f"echoed {value}")
-        with fh.credential(secrets["github_classic"], kind="github_token", task_id="t") as declared:
+        for name, (_, _, text) in planted.items():
+            with fh.tool_call(name, arguments={"header": text, "name": name}) as call:
+                call.set_result(f"echoed {text}")
+        with fh.credential(planted["github_classic"][1], kind="github_token", task_id="t") as declared:
             with fh.tool_call("git_push"):
                 pass
     harness.instrumentation.force_flush()
 
-    stored = " ".join(
-        str(r) for table in ("otel_traces", "tool_calls", "artifacts") for r in rows(collector, f"SELECT * FROM {{db}}.{table}")
+    assert leaked(collector, {name: secret for name, (_, secret, _) in planted.items()}) == []
+    content = rows(
+        collector,
+        f"SELECT SpanAttributes['{semconv.GEN_AI_TOOL_NAME}'], SpanAttributes['{semconv.GEN_AI_TOOL_CALL_ARGUMENTS}'], "
+        f"SpanAttributes['{semconv.GEN_AI_TOOL_CALL_RESULT}'] FROM {{db}}.otel_traces",
     )
-    leaked = [name for name, value in secrets.items() if value in stored]
-    assert leaked == []
-    assert stored.count("[REDACTED:") >= 2 * len(secrets)
+    by_tool = {tool: (arguments, result) for tool, arguments, result in content}
+    for name, (kind, secret, _) in planted.items():
+        redacted = f"[REDACTED:{kind}:fp={fingerprint(secret, KEY)}]"
+        assert all(redacted in text for text in by_tool[name]), name  # in the arguments and in the result
     fingerprints = rows(collector, "SELECT CredentialFingerprint FROM {db}.tool_calls WHERE ToolName = 'git_push'")
     assert fingerprints == [(declared.fingerprint,)]
-    assert f"fp={declared.fingerprint}" in stored  # the redacted occurrence correlates with the declaration
+    assert f"fp={declared.fingerprint}" in by_tool["github_classic"][0]  # the redacted occurrence correlates with the declaration

@@ -7,21 +7,22 @@ import string
 
 import pytest
 
-from foothold.redact import fingerprint, redact_text, redact_value
+from foothold.redact import _RULES, fingerprint, redact_text, redact_value
 
 KEY = b"test-deployment-key"
 _rng = random.Random(20261122)
+_ALNUM = string.ascii_letters + string.digits
+_B64, _URLSAFE, _HEX = _ALNUM + "/+", _ALNUM + "_-", "0123456789abcdef"
 
 
-def _rand(n: int, alphabet: str = string.ascii_letters + string.digits) -> str:
+def _rand(n: int, alphabet: str = _ALNUM) -> str:
     return "".join(_rng.choice(alphabet) for _ in range(n))
 
 
 def planted_secrets() -> dict[str, tuple[str, str]]:
-    """Real-looking secrets of each supported kind: name -> (kind, secret value). Built at run time so
-    the repository holds no secret-shaped literals."""
-    b64 = string.ascii_letters + string.digits + "/+"
-    pem_body = "\n".join(_rand(64, b64) for _ in range(6))
+    """Real-looking secrets of each kind recognisable on its own: name -> (kind, secret value). Built at
+    run time so the repository holds no secret-shaped literals."""
+    pem_body = "\n".join(_rand(64, _B64) for _ in range(6))
     gcp_key = "-----BEGIN PRIVATE KEY-----\n" + pem_body + "\n-----END PRIVATE KEY-----"
     return {
         "aws_access_key_id": ("aws_access_key_id", "AKIA" + _rand(16, string.ascii_uppercase + "234567")),
@@ -30,23 +31,77 @@ def planted_secrets() -> dict[str, tuple[str, str]]:
         "github_app": ("github_token", "ghs_" + _rand(36)),
         "github_fine_grained": ("github_token", "github_pat_" + _rand(22) + "_" + _rand(59)),
         "gitlab": ("gitlab_token", "glpat-" + _rand(20)),
+        "gitlab_runner": ("gitlab_token", "glrt-" + _rand(20)),
         "slack_bot": ("slack_token", "xoxb-" + _rand(12, string.digits) + "-" + _rand(13, string.digits) + "-" + _rand(24)),
         "slack_user": ("slack_token", "xoxp-" + _rand(12, string.digits) + "-" + _rand(12, string.digits) + "-" + _rand(32)),
+        "slack_app": ("slack_token", "xapp-1-A" + _rand(10, string.ascii_uppercase) + "-" + _rand(13, string.digits) + "-" + _rand(64, _HEX)),
         "slack_webhook": ("slack_webhook", "https://hooks.slack.com/services/T" + _rand(10) + "/B" + _rand(10) + "/" + _rand(24)),
         "openai": ("openai_key", "sk-" + _rand(20) + "T3BlbkFJ" + _rand(20)),
         "openai_project": ("openai_key", "sk-proj-" + _rand(74)),
         "anthropic": ("anthropic_key", "sk-ant-api03-" + _rand(93) + "AA"),
         "stripe": ("stripe_key", "sk_live_" + _rand(24)),
+        "stripe_webhook": ("stripe_webhook_secret", "whsec_" + _rand(32)),
+        "google_api_key": ("gcp_api_key", "AIza" + _rand(35, _URLSAFE)),
+        "google_oauth": ("google_oauth_token", "ya29.a0" + _rand(120, _URLSAFE)),
+        "huggingface": ("huggingface_token", "hf_" + _rand(34, string.ascii_letters)),
+        "huggingface_org": ("huggingface_token", "api_org_" + _rand(34, string.ascii_letters)),
+        "groq": ("groq_key", "gsk_" + _rand(52)),
+        "xai": ("xai_key", "xai-" + _rand(80)),
+        "azure_ad_client_secret": ("azure_ad_client_secret", _rand(3) + "8Q~" + _rand(34, _URLSAFE + "~.")),
+        "npm": ("npm_token", "npm_" + _rand(36)),
+        "pypi": ("pypi_token", "pypi-AgEIcHlwaS5vcmc" + _rand(70, _URLSAFE)),
+        "sendgrid": ("sendgrid_key", "SG." + _rand(22) + "." + _rand(43)),
+        "digitalocean": ("digitalocean_token", "dop_v1_" + _rand(64, _HEX)),
+        "shopify": ("shopify_token", "shpat_" + _rand(32, _HEX)),
+        "databricks": ("databricks_token", "dapi" + _rand(32, _HEX)),
+        "vault": ("vault_token", "hvs.CAESI" + _rand(90, _URLSAFE)),
+        "doppler": ("doppler_token", "dp.pt." + _rand(43)),
+        "grafana_service_account": ("grafana_token", "glsa_" + _rand(32) + "_" + _rand(8, _HEX)),
+        "grafana_cloud": ("grafana_token", "glc_eyJvIjoi" + _rand(60, _B64) + "=="),
+        "age": ("age_secret_key", "AGE-SECRET-KEY-1" + _rand(58, "QPZRY9X8GF2TVDW0S3JN54KHCE6MUA7L")),
         "jwt": ("jwt", "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiJhZ2VudCIsImV4cCI6MTk5OTk5OTk5OX0." + _rand(43)),
         "pem": ("private_key", "-----BEGIN OPENSSH PRIVATE KEY-----\n" + pem_body + "\n-----END OPENSSH PRIVATE KEY-----"),
         "gcp_service_account": ("private_key", gcp_key),
     }
 
 
-@pytest.mark.parametrize("name", sorted(planted_secrets()))
+def planted_in_context() -> dict[str, tuple[str, str, str]]:
+    """Secrets recognised only by what surrounds them: name -> (kind, secret value, text holding it)."""
+    aws, token, basic, named = _rand(40, _B64), _rand(40), _rand(28, _B64), _rand(32)
+    password, account_key, sas_key = "hunter2-" + _rand(6), _rand(86, _B64) + "==", _rand(43) + "="
+    return {
+        "aws_secret_access_key": ("aws_secret_access_key", aws, f"export AWS_SECRET_ACCESS_KEY={aws}"),
+        "bearer_header": ("authorization", token, f"Authorization: Bearer {token}"),
+        "basic_header": ("authorization", basic, f"Authorization: Basic {basic}"),
+        "url_credentials": ("url_credentials", password, f"postgres://agent:{password}@db.internal:5432/app"),
+        "secret_named": ("secret_value", named, f"client_secret={named}"),
+        "password_named": ("secret_value", password, f'DB_PASSWORD="{password}"'),
+        "azure_storage": (
+            "azure_key",
+            account_key,
+            f"DefaultEndpointsProtocol=https;AccountName=agentdata;AccountKey={account_key};EndpointSuffix=core.windows.net",
+        ),
+        "azure_service_bus": (
+            "azure_key",
+            sas_key,
+            f"Endpoint=sb://ns.servicebus.windows.net/;SharedAccessKeyName=Root;SharedAccessKey={sas_key}",
+        ),
+    }
+
+
+def every_planted() -> dict[str, tuple[str, str, str]]:
+    """Every supported kind: name -> (kind, secret value, text holding it)."""
+    return {name: (kind, secret, secret) for name, (kind, secret) in planted_secrets().items()} | planted_in_context()
+
+
+def test_every_rule_has_a_planted_secret():
+    assert {kind for kind, _, _ in every_planted().values()} == {rule.kind for rule in _RULES}
+
+
+@pytest.mark.parametrize("name", sorted(every_planted()))
 def test_each_kind_is_redacted_with_its_fingerprint(name: str):
-    kind, secret = planted_secrets()[name]
-    out, hits = redact_text(f"config: {secret} (end)", KEY)
+    kind, secret, text = every_planted()[name]
+    out, hits = redact_text(f"config: {text} (end)", KEY)
     assert secret not in out
     assert [h.kind for h in hits] == [kind]
     assert f"[REDACTED:{kind}:fp={fingerprint(secret, KEY)}]" in out
@@ -67,12 +122,6 @@ def test_gcp_service_account_json_loses_its_key():
     assert account["private_key_id"] not in str(out)
     assert out["client_email"] == account["client_email"]
     assert "BEGIN PRIVATE KEY" not in redact_text(str(account), KEY)[0]  # also as escaped JSON-ish text
-
-
-def test_aws_secret_key_by_context():
-    secret = _rand(40, string.ascii_letters + string.digits + "/+")
-    out, hits = redact_text(f"export AWS_SECRET_ACCESS_KEY={secret}", KEY)
-    assert secret not in out and hits[0].kind == "aws_secret_access_key"
 
 
 def test_headers_and_url_credentials_keep_their_shape():
@@ -128,6 +177,24 @@ def test_ordinary_text_is_untouched():
     assert redact_text(text, KEY) == (text, [])
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        "git checkout 3f786850e387550fdab836ed7e6dc881de23001b",
+        "request 123e4567-e89b-12d3-a456-426614174000 done",
+        "docker pull app@sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
+        "<img src='data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg=='>",
+        "Google API keys start with AIza and OAuth access tokens with ya29, e.g. ya29.<token>",
+        "from huggingface_hub import hf_hub_download; hf_transfer=1 npm_config_cache=/tmp gsk_ prefix",
+        "AccountKey=<your-key>;SharedAccessKey=${SB_KEY}",
+        "SG.example.com dapi.example.com dop_v1_ glsa_ hvs.short AGE-SECRET-KEY-1 pypi-token",
+        "def compute_api_org_stats(api_org_id): return fetch_api_org_members_and_repositories(api_org_id)",
+    ],
+)
+def test_look_alikes_are_not_redacted(text: str):
+    assert redact_text(text, KEY) == (text, [])
+
+
 def test_large_input_scans_in_linear_time():
     import time
 
@@ -140,8 +207,8 @@ def test_large_input_scans_in_linear_time():
 def test_redacting_twice_changes_nothing():
     """The agent redacts, then the collector scans again: markers must never be taken for secrets."""
     key = b"deployment-key"
-    for secret in planted_secrets().values():
-        for text in (f"token={secret}", f'{{"token": "{secret}", "auth": "Authorization: Bearer {secret}"}}'):
+    for _, secret, planted in every_planted().values():
+        for text in (planted, f"token={secret}", f'{{"token": "{secret}", "auth": "Authorization: Bearer {secret}"}}'):
             once = redact_text(text, key)[0]
             assert redact_text(once, key)[0] == once
             structured = redact_value({"token": once, "nested": [once]}, key)
