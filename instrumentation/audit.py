@@ -121,6 +121,16 @@ def _on_remove(recorder: Recorder, args: tuple) -> None:
         recorder.touch(path, "remove")
 
 
+def _on_new_name(recorder: Recorder, args: tuple) -> None:  # os.symlink / os.link: (src, dst, ...)
+    if (path := _path(args[1])) is not None:
+        recorder.touch(path, "write")  # a new name is a write there: a symlinked unit file is still a unit
+
+
+def _on_truncate(recorder: Recorder, args: tuple) -> None:  # (path or fd, length)
+    if (path := _path(args[0])) is not None:
+        recorder.touch(path, "write")
+
+
 def _on_chmod(recorder: Recorder, args: tuple) -> None:
     if (path := _path(args[0])) is not None:
         recorder.touch(path, "chmod")
@@ -159,6 +169,9 @@ _HANDLERS: dict[str, Callable[[Recorder, tuple], None]] = {
     "os.rename": _on_rename,  # os.replace raises os.rename too
     "os.remove": _on_remove,  # and os.unlink
     "os.chmod": _on_chmod,
+    "os.symlink": _on_new_name,
+    "os.link": _on_new_name,
+    "os.truncate": _on_truncate,
     "subprocess.Popen": _on_popen,
     "os.exec": _on_exec,
     "os.posix_spawn": _on_exec,

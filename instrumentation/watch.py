@@ -69,7 +69,10 @@ DEFAULT_WATCH: tuple[str, ...] = (
     "~/.config/fish/config.fish",
     "~/.gitconfig",
     # agent configuration and memory (user level)
-    "~/.claude/",
+    "~/.claude/",  # one level: settings and CLAUDE.md; the subfolders below, not its churning state files
+    "~/.claude/agents/",
+    "~/.claude/commands/",
+    "~/.claude.json",
     "~/.codex/",
     "~/.cursor/",
     "~/.gemini/",
@@ -80,10 +83,18 @@ DEFAULT_WATCH: tuple[str, ...] = (
     ".gitlab-ci.yml",
     ".vscode/",
     "CLAUDE.md",
+    "CLAUDE.local.md",
     "AGENTS.md",
+    "GEMINI.md",
     ".mcp.json",
     ".cursor/",
+    ".cursor/rules/",
+    ".cursor/memories/",
     ".claude/",
+    ".claude/agents/",
+    ".claude/commands/",
+    ".claude/hooks/",
+    ".claude/memory/",
 )
 
 
