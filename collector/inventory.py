@@ -7,8 +7,10 @@ store). Session-scoped queries filter on ``SessionId``, the audit tables' first 
 from __future__ import annotations
 
 import hashlib
+import shlex
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
+from pathlib import PurePosixPath
 from typing import Any
 
 from foothold.collector.access import Reader
@@ -56,21 +58,29 @@ WHERE ({sessions:Array(String)} = [] OR has({sessions:Array(String)}, SessionId)
 
 EPOCH = datetime(1970, 1, 1)
 
-# What a responder runs for each persistence kind ({path} is filled in). Review before running.
+# What a responder runs for each persistence kind: one shell line, to review before running. {path} and
+# {unit} (the file name) are filled in shell-quoted, and never inside the comment: agents choose the paths.
+_SYSTEMD = "systemctl disable --now -- {unit} && rm -- {path} && systemctl daemon-reload"
 REMEDIATION = {
-    "ssh_authorized_keys": "list the keys (ssh-keygen -lf {path}) and delete the lines nobody issued",
-    "cron": "crontab -l; remove the entry, or: rm -- {path}",
-    "systemd_unit": "systemctl disable --now \"$(basename {path})\" && rm -- {path} && systemctl daemon-reload",
-    "systemd_timer": "systemctl disable --now \"$(basename {path})\" && rm -- {path} && systemctl daemon-reload",
-    "shell_rc": "diff the file against a known-good copy and remove the added lines: {path}",
-    "sudoers": "visudo -c; remove the added rule from {path}",
-    "ld_preload": "remove the preloaded library line from {path}",
-    "ci_pipeline": "git log -p -- {path}; revert the change and rotate secrets the pipeline can read",
-    "git_hook": "rm -- {path} (and check git config core.hooksPath)",
-    "agent_config": "git log -p -- {path}; revert the instructions the agent added",
-    "agent_memory": "review and purge the poisoned memory entries in {path}",
+    "ssh_authorized_keys": "ssh-keygen -lf {path}  # then delete the key lines nobody issued",
+    "cron": "crontab -l; rm -i -- {path}  # or remove only the added entry",
+    "systemd_unit": _SYSTEMD,
+    "systemd_timer": _SYSTEMD,
+    "shell_rc": "cat -n -- {path}  # diff against a known-good copy and remove the added lines",
+    "sudoers": "visudo -c -f {path}  # then remove the added rule with visudo -f",
+    "ld_preload": "cat -n -- {path}  # remove the preloaded library line",
+    "ci_pipeline": "git log -p -- {path}  # revert the change and rotate the secrets the pipeline can read",
+    "git_hook": "rm -- {path}  # and check git config core.hooksPath",
+    "agent_config": "git log -p -- {path}  # revert the instructions the agent added",
+    "agent_memory": "cat -n -- {path}  # review and purge the poisoned memory entries",
 }
-DEFAULT_REMEDIATION = "inspect, then restore from a known-good copy or remove: {path}"
+DEFAULT_REMEDIATION = "ls -l -- {path}  # inspect, then restore from a known-good copy or remove"
+
+
+def remediation_command(kind: str, path: str) -> str:
+    """The shell line for one artifact, with the path (and unit name) quoted as single shell words."""
+    template = REMEDIATION.get(kind, DEFAULT_REMEDIATION)
+    return template.format(path=shlex.quote(path), unit=shlex.quote(PurePosixPath(path).name))
 
 
 @dataclass
@@ -148,12 +158,12 @@ def remediation_report(reader: Reader, *, session: str | None = None, since: dat
     if not sessions:
         return report
     for a in artifact_inventory(reader, sessions=sessions):
-        command = REMEDIATION.get(a.kind, DEFAULT_REMEDIATION).format(path=a.path)
+        command = remediation_command(a.kind, a.path)
         report.remove.append(RemovalStep(a.path, a.kind, a.technique, a.sha256, a.sessions, a.trace_id, command, True))
     observed = {step.path for step in report.remove}
     for target, kind, technique, session_id, tool, evidence, trace_id in reader.query(_DECLARED_ONLY, _params(sessions)).rows:
         if target not in observed:
-            command = "verify on the host: " + REMEDIATION.get(kind, DEFAULT_REMEDIATION).format(path=target)
+            command = remediation_command(kind, target) + "  # declared, not observed: verify on the host first"
             report.remove.append(RemovalStep(target, kind, technique, "", [session_id], trace_id, command, False))
     columns, rows = credential_usage(reader, sessions=sessions)
     for row in rows:

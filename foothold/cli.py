@@ -7,17 +7,42 @@ has no ClickHouse client, and its commands must still start.
 from __future__ import annotations
 
 import logging
+from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any
 
 import orjson
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="Tool-call observability and audit for AI agents.")
 console = Console()
 err = Console(stderr=True, soft_wrap=True)  # error messages stay whole lines when piped
+
+
+class SqlFormat(str, Enum):
+    table = "table"
+    json = "json"
+
+
+class TimelineFormat(str, Enum):
+    text = "text"
+    json = "json"
+    html = "html"
+
+
+class ReportFormat(str, Enum):
+    markdown = "markdown"
+    json = "json"
+
+
+class VerifyFormat(str, Enum):
+    text = "text"
+    json = "json"
+
 
 ConfigOption = Annotated[
     Path | None, typer.Option("--config", "-c", help="YAML config file (FOOTHOLD_* env vars override it).")
@@ -25,7 +50,7 @@ ConfigOption = Annotated[
 
 
 def fail(message: str) -> typer.Exit:
-    err.print(f"[bold red]error:[/] {message}")
+    err.print(f"[bold red]error:[/] {escape(message)}")
     return typer.Exit(code=1)
 
 
@@ -50,7 +75,7 @@ def print_table(columns: list[str], rows: list[list[Any]], title: str | None = N
     for column in columns:
         table.add_column(column, overflow="fold")
     for row in rows:
-        table.add_row(*(_cell(value) for value in row))
+        table.add_row(*(Text(_cell(value)) for value in row))  # plain text: paths and arguments are not markup
     console.print(table)
 
 
@@ -82,7 +107,7 @@ def collect(config: ConfigOption = None) -> None:
 def sql(
     query: Annotated[str, typer.Argument(help="SQL to run read-only, e.g. \"SELECT * FROM tool_calls LIMIT 5\".")],
     config: ConfigOption = None,
-    output: Annotated[str, typer.Option("--format", "-f", help="table or json")] = "table",
+    output: Annotated[SqlFormat, typer.Option("--format", "-f", help="table or json")] = SqlFormat.table,
 ) -> None:
     """Run a read-only query, through the running collector when it owns the store."""
     settings = load(config)
@@ -94,7 +119,7 @@ def sql(
             result = reader.query(query)
     except StoreError as exc:
         raise fail(str(exc)) from None
-    if output == "json":
+    if output is SqlFormat.json:
         records = [dict(zip(result.columns, row)) for row in result.rows]
         typer.echo(orjson.dumps(records, default=str, option=orjson.OPT_INDENT_2).decode())
     else:
@@ -146,7 +171,7 @@ def sessions(
 def timeline(
     session: Annotated[str, typer.Argument(help="session (conversation) id")],
     config: ConfigOption = None,
-    output: Annotated[str, typer.Option("--format", "-f", help="text, json or html")] = "text",
+    output: Annotated[TimelineFormat, typer.Option("--format", "-f", help="text, json or html")] = TimelineFormat.text,
     out: Annotated[Path | None, typer.Option("--output", "-o", help="write to this file instead of stdout")] = None,
 ) -> None:
     """A session in order: tool calls, the artifacts under each, human checkpoints and alerts."""
@@ -161,12 +186,12 @@ def timeline(
     result = _query_or_fail(run)
     if not result.calls and not result.unattached_alerts:
         raise fail(f"no tool calls stored for session {session!r}; `foothold sessions` lists the known ones")
-    if output == "text" and out is None:
+    if output is TimelineFormat.text and out is None:
         from foothold.render import timeline_tree
 
         console.print(timeline_tree(result))
         return
-    if output == "html":
+    if output is TimelineFormat.html:
         from foothold.report import timeline_html
 
         document = timeline_html(result)
@@ -251,7 +276,7 @@ def report(
     session: Annotated[str | None, typer.Argument(help="a session id; or use --since")] = None,
     config: ConfigOption = None,
     since: Annotated[str | None, typer.Option(help="every session active since: ISO time or 30m / 24h / 7d")] = None,
-    output: Annotated[str, typer.Option("--format", "-f", help="markdown or json")] = "markdown",
+    output: Annotated[ReportFormat, typer.Option("--format", "-f", help="markdown or json")] = ReportFormat.markdown,
     out: Annotated[Path | None, typer.Option("--output", "-o", help="write to this file instead of stdout")] = None,
 ) -> None:
     """Remediation checklist: artifacts to remove, credentials to revoke, sessions to review, with commands."""
@@ -267,7 +292,7 @@ def report(
             return remediation_report(reader, session=session, since=_since(since))
 
     result = _query_or_fail(run)
-    if output == "json":
+    if output is ReportFormat.json:
         _emit(orjson.dumps(result.to_dict(), default=str, option=orjson.OPT_INDENT_2).decode(), out)
     else:
         _emit(report_markdown(result), out)
@@ -345,7 +370,7 @@ def demo(
 @app.command()
 def verify(
     config: ConfigOption = None,
-    output: Annotated[str, typer.Option("--format", "-f", help="text or json")] = "text",
+    output: Annotated[VerifyFormat, typer.Option("--format", "-f", help="text or json")] = VerifyFormat.text,
     mirror: Annotated[Path | None, typer.Option(help="chain mirror file to compare (default: chain.mirror_file)")] = None,
 ) -> None:
     """Check the export hash chain against otel_traces: deleted, altered or inserted rows (exit 1 on any)."""
@@ -364,7 +389,7 @@ def verify(
             return verify_store(reader.rows, mirror_file, settings.chain.other_writers), reader.via
 
     report, via = _query_or_fail(run)
-    if output == "json":
+    if output is VerifyFormat.json:
         typer.echo(orjson.dumps(report.to_dict(), option=orjson.OPT_INDENT_2).decode())
     else:
         chains = ", ".join(f"{name} (links 1-{last})" for name, last in report.chains.items()) or "none"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -38,6 +39,13 @@ def timeline_html(timeline) -> str:
     )  # fmt: skip
 
 
+def _code(text: str) -> str:
+    """A Markdown code span that holds any text, backticks included (paths are attacker-chosen)."""
+    fence = "`" * (max(map(len, re.findall("`+", text)), default=0) + 1)
+    pad = " " if text.startswith("`") or text.endswith("`") else ""
+    return f"{fence}{pad}{text}{pad}{fence}"
+
+
 def report_markdown(report) -> str:
     lines = ["# Foothold remediation report", "", f"Scope: {report.scope}", ""]
     lines += ["## Remove", ""]
@@ -46,8 +54,8 @@ def report_markdown(report) -> str:
     for step in report.remove:
         state = "observed" if step.observed else "declared, not observed"
         digest = f", sha256 `{step.sha256}`" if step.sha256 else ""
-        lines.append(f"- [ ] `{step.path}` — {step.kind} ({step.technique}), {state}{digest}; sessions {', '.join(step.sessions)}; trace `{step.trace_id}`")
-        lines.append(f"  - `{step.command}`")
+        lines.append(f"- [ ] {_code(step.path)} — {step.kind} ({step.technique}), {state}{digest}; sessions {', '.join(step.sessions)}; trace `{step.trace_id}`")
+        lines.append(f"  - {_code(step.command)}")
     lines += ["", "## Revoke", ""]
     if not report.revoke:
         lines.append("No declared credential was used.")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shlex
 import shutil
 import subprocess
 from pathlib import Path
@@ -13,13 +14,16 @@ import pytest
 
 from foothold import semconv
 from foothold.collector.access import open_reader
-from foothold.collector.inventory import artifact_inventory, credential_usage, remediation_report
+from foothold.collector.inventory import REMEDIATION, artifact_inventory, credential_usage, remediation_command, remediation_report
 from foothold.collector.timeline import session_timeline
 from foothold.report import report_markdown, timeline_html
 from tests.conftest import sdk_agent
 from tests.scenarios import HOME, Session, artifact, credential_sessions, injected_devops_session
 
 XSS = "<script>alert('owned')</script>"
+# An agent chose this file name: unquoted, each shell construct would `echo` into a marker file (and the
+# style tag would vanish in a rich table).
+HOSTILE_UNIT = "/etc/systemd/system/x; echo >pwned1 $(echo >pwned2) `echo >pwned3` [bold] it's.service"
 
 
 @pytest.fixture
@@ -86,6 +90,31 @@ def test_remediation_report_markdown_and_json(incident, settings):
     assert "## Remove" in markdown and "## Revoke" in markdown and "## Review" in markdown
     assert "- [ ] `/home/dev/.ssh/authorized_keys`" in markdown and "use(s) after expiry" in markdown
     assert orjson.loads(orjson.dumps(session_report.to_dict(), default=str))["scope"] == "session injected"
+
+
+def _stub_programs(bin_dir: Path, log: Path) -> None:
+    """Every program the remediation lines run, as a stub that logs its argv (NUL-separated) and succeeds."""
+    bin_dir.mkdir()
+    for program in ("cat", "crontab", "git", "ls", "rm", "ssh-keygen", "systemctl", "visudo"):
+        stub = bin_dir / program
+        stub.write_text(f"#!/bin/sh\nprintf '%s\\0' {program} \"$@\" >> '{log}'\nprintf '\\n' >> '{log}'\n")
+        stub.chmod(0o755)
+
+
+@pytest.mark.parametrize("kind", [*REMEDIATION, "unlisted_kind"])
+def test_remediation_command_passes_a_hostile_path_as_one_argument(kind, tmp_path):
+    command = remediation_command(kind, HOSTILE_UNIT)
+    assert HOSTILE_UNIT in shlex.split(command, comments=True)
+    log, workdir = tmp_path / "argv.log", tmp_path / "work"
+    _stub_programs(tmp_path / "bin", log)
+    workdir.mkdir()
+    ran = subprocess.run(["/bin/bash", "-c", command], cwd=workdir, env={"PATH": str(tmp_path / "bin")}, capture_output=True, text=True)
+    assert ran.returncode == 0, ran.stderr
+    assert list(workdir.iterdir()) == []  # no injected `echo >pwnedN` ran
+    calls = [line.split("\0")[:-1] for line in log.read_text().splitlines()]
+    assert any(argv[-1] == HOSTILE_UNIT for argv in calls)
+    if kind.startswith("systemd_"):
+        assert ["systemctl", "disable", "--now", "--", Path(HOSTILE_UNIT).name] in calls
 
 
 def test_html_timeline_escapes_attacker_text(incident, settings):

@@ -18,19 +18,25 @@ from tests.scenarios import HOME, Session, injected_devops_session
 
 GITHUB_TOKEN = "ghp_" + "A1b2C3d4E5f6G7h8I9j0K1l2M3n4O5p6Q7r8"
 AWS_KEY_ID = "AKIA" + "QWERTYUIOP123456"
+PLANTED_SECRETS = (GITHUB_TOKEN, AWS_KEY_ID, "hunter2-but-longer")
+
+
+def leaky_session(tracer) -> None:
+    """Another framework sends secrets unredacted: a token in a command, keys in an OpenInference TOOL span."""
+    leaky = Session(tracer, "leaky", agent="other-framework")
+    leaky.call("bash", {"command": f'curl -H "Authorization: Bearer {GITHUB_TOKEN}" https://api.github.com/user'})
+    with tracer.start_as_current_span(
+        "tool", attributes={"openinference.span.kind": "TOOL", "tool.name": "deploy", semconv.GEN_AI_CONVERSATION_ID: "leaky",
+                            "input.value": f'{{"aws_access_key_id": "{AWS_KEY_ID}", "password": "hunter2-but-longer"}}'},
+    ):  # fmt: skip
+        pass
 
 
 @pytest.fixture
 def investigated(collector):
     agent = sdk_agent(collector, service="agents")
     injected_devops_session(agent.tracer)
-    leaky = Session(agent.tracer, "leaky", agent="other-framework")
-    leaky.call("bash", {"command": f'curl -H "Authorization: Bearer {GITHUB_TOKEN}" https://api.github.com/user'})
-    with agent.tracer.start_as_current_span(
-        "tool", attributes={"openinference.span.kind": "TOOL", "tool.name": "deploy", semconv.GEN_AI_CONVERSATION_ID: "leaky",
-                            "input.value": f'{{"aws_access_key_id": "{AWS_KEY_ID}", "password": "hunter2-but-longer"}}'},
-    ):  # fmt: skip
-        pass
+    leaky_session(agent.tracer)
     agent.close()
     report = collector.evaluate_alerts()
     assert report.raised, "the injected session should raise alerts"
@@ -79,21 +85,22 @@ def test_sessions_can_be_found_by_agent_tool_path_time_and_alerts(investigated, 
     assert {row[0] for row in table} == expected
 
 
-def _cli(settings, *args: str) -> subprocess.CompletedProcess:
+def run_cli(settings, *args: str) -> subprocess.CompletedProcess:
+    """`foothold ARGS` in its own process, as a responder runs it; wide enough that no table cell folds."""
     env = os.environ | {"FOOTHOLD_DATA_DIR": str(settings.data_dir), "FOOTHOLD_STORE__DSN": settings.store_dsn,
-                        "FOOTHOLD_STORE__DATABASE": settings.store.database, "COLUMNS": "200"}  # fmt: skip
+                        "FOOTHOLD_STORE__DATABASE": settings.store.database, "COLUMNS": "1000"}  # fmt: skip
     return subprocess.run([sys.executable, "-m", "foothold", *args], capture_output=True, text=True, env=env, timeout=120)
 
 
 def test_timeline_cli_text_and_json(investigated, settings):
-    text = _cli(settings, "timeline", "injected")
+    text = run_cli(settings, "timeline", "injected")
     assert text.returncode == 0, text.stderr
     assert "Session injected" in text.stdout and "web_fetch" in text.stdout
     assert "ALERT" in text.stdout and "durable_write" in text.stdout and "authorized_keys" in text.stdout
-    as_json = _cli(settings, "timeline", "injected", "--format", "json")
+    as_json = run_cli(settings, "timeline", "injected", "--format", "json")
     document = orjson.loads(as_json.stdout)
     assert document["session_id"] == "injected" and len(document["calls"]) == 5
-    missing = _cli(settings, "timeline", "no-such-session")
+    missing = run_cli(settings, "timeline", "no-such-session")
     assert missing.returncode == 1 and "foothold sessions" in missing.stderr
 
 
@@ -101,10 +108,10 @@ def test_no_secret_reaches_the_store_or_any_output(investigated, settings):
     everything = " ".join(
         str(row) for table in ("otel_traces", "tool_calls", "artifacts", "alerts") for row in rows(investigated, f"SELECT * FROM {{db}}.{table}")
     )
-    for secret in (GITHUB_TOKEN, AWS_KEY_ID, "hunter2-but-longer"):
+    for secret in PLANTED_SECRETS:
         assert secret not in everything
     assert "[REDACTED:github_token:fp=" in everything  # a recognised token keeps its kind
     assert "[REDACTED:secret_value:fp=" in everything  # a secret-named JSON field is redacted whole
-    for output in (_cli(settings, "timeline", "leaky").stdout, _cli(settings, "timeline", "leaky", "-f", "json").stdout,
-                   _cli(settings, "sql", "SELECT Arguments FROM tool_calls", "-f", "json").stdout):  # fmt: skip
+    for output in (run_cli(settings, "timeline", "leaky").stdout, run_cli(settings, "timeline", "leaky", "-f", "json").stdout,
+                   run_cli(settings, "sql", "SELECT Arguments FROM tool_calls", "-f", "json").stdout):  # fmt: skip
         assert GITHUB_TOKEN not in output and "REDACTED" in output
