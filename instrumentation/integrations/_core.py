@@ -13,7 +13,6 @@ from collections.abc import Sequence
 from typing import Any
 
 from opentelemetry import context as otel_context
-from opentelemetry import trace
 from opentelemetry.trace import Span, SpanContext, Status
 from opentelemetry.util.types import Attributes
 
@@ -21,7 +20,7 @@ from foothold import semconv
 
 from .. import runtime
 from ..context import _CREDENTIAL, _SESSION
-from ..tools import ToolCall, render_content
+from ..tools import ToolCall
 
 # Session attributes carried to a remote tool server as W3C baggage (the MCP SDK injects the global
 # propagator's fields, tracecontext and baggage by default, into params._meta).
@@ -147,18 +146,3 @@ def session_baggage_context() -> otel_context.Context | None:
             ctx = baggage.set_baggage(key, values[key], ctx)
     return ctx
 
-
-def content(value: Any) -> str | None:
-    """Redacted, size-limited text of a value when content capture is on."""
-    rt = runtime.current
-    if rt.disabled or not rt.capture_content:
-        return None
-    try:
-        return render_content(value, rt)
-    except Exception as exc:
-        runtime.report_once("render content", exc)
-        return None
-
-
-def current_span() -> Span:
-    return trace.get_current_span()
