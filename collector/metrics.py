@@ -15,12 +15,32 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from foothold.collector.pipeline import Pipeline
+from foothold.collector.pipeline import Pipeline, PipelineStats
 
 # Export latency buckets, seconds: an embedded insert takes milliseconds, a remote one under load seconds.
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 Labels = tuple[tuple[str, str], ...]
+
+# PipelineStats fields as metrics: (field, name, type, help). With PipelineStats.REFUSALS (one labelled
+# counter) this is the one list behind /metrics and collector_metrics. rejected_spans is the receivers'
+# foothold_spans_rejected_total; last_export_seconds is in foothold_export_duration_seconds.
+PIPELINE_FIGURES = (
+    ("accepted_spans", "foothold_spans_accepted_total", "counter", "spans accepted into the pipeline"),
+    ("refused_spans", "foothold_spans_refused_total", "counter", "spans refused with 429/RESOURCE_EXHAUSTED (queue full)"),
+    ("exported_spans", "foothold_spans_exported_total", "counter", "spans written to the store"),
+    ("exported_batches", "foothold_batches_exported_total", "counter", "batches written to the store"),
+    ("export_failures", "foothold_export_failures_total", "counter", "failed store writes (each is retried with back-off)"),
+    ("lost_spans", "foothold_spans_lost_total", "counter", "accepted spans that could not be stored"),
+    ("limit_refused_spans", "foothold_spans_limit_refused_total", "counter", "spans in requests over limits.max_spans_per_request"),
+    ("dropped_attributes", "foothold_attributes_dropped_total", "counter", "attributes dropped beyond limits.max_attributes_per_span"),
+    ("truncated_values", "foothold_values_truncated_total", "counter", "values cut at limits.max_attribute_value_bytes"),
+    ("truncated_nesting", "foothold_values_nesting_truncated_total", "counter", "values nested deeper than limits.max_nesting_depth"),
+    ("replayed_spans", "foothold_spans_replayed_total", "counter", "spans found in the spool at start"),
+    ("spool_truncated_bytes", "foothold_spool_truncated_bytes_total", "counter", "torn or corrupt spool bytes cut at start"),
+    ("spool_write_errors", "foothold_spool_write_errors_total", "counter", "failed spool writes or fsyncs (answered 429)"),
+    ("spool_bytes", "foothold_spool_bytes", "gauge", "bytes held in the on-disk spool"),
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -83,19 +103,12 @@ class Metrics:
         def stat(attr: str) -> float:
             return float(getattr(stats, attr, 0) or 0) if stats is not None else 0.0
 
-        for name, kind, text, value in (
-            ("foothold_spans_accepted_total", "counter", "spans accepted into the pipeline", stat("accepted_spans")),
-            ("foothold_spans_refused_total", "counter", "spans refused with 429/RESOURCE_EXHAUSTED (queue full)", stat("refused_spans")),
-            ("foothold_spans_exported_total", "counter", "spans written to the store", stat("exported_spans")),
-            ("foothold_batches_exported_total", "counter", "batches written to the store", stat("exported_batches")),
-            ("foothold_export_failures_total", "counter", "failed store writes (each is retried with back-off)", stat("export_failures")),
-            ("foothold_export_retries_total", "counter", "store write retries (one per failed write)", stat("export_failures")),
-            ("foothold_spans_lost_total", "counter", "accepted spans that could not be stored", stat("lost_spans")),
-            ("foothold_queue_spans", "gauge", "spans accepted and not yet stored",
-             float(self.pipeline.queued_spans) if self.pipeline is not None else 0.0),
-            ("foothold_spool_bytes", "gauge", "bytes held in the on-disk spool", stat("spool_bytes")),
-        ):  # fmt: skip
-            out.append(_Family(name, kind, text, {(): value}))
+        for attr, name, kind, text in PIPELINE_FIGURES:
+            out.append(_Family(name, kind, text, {(): stat(attr)}))
+        refused = {(("reason", reason),): stat(attr) for reason, attr in PipelineStats.REFUSALS.items()}
+        out.append(_Family("foothold_requests_refused_total", "counter", "requests refused whole, by reason", refused))
+        queued = float(self.pipeline.queued_spans) if self.pipeline is not None else 0.0
+        out.append(_Family("foothold_queue_spans", "gauge", "spans accepted and not yet stored", {(): queued}))
         histogram = _Family("foothold_export_duration_seconds", "histogram", "duration of successful store writes")
         cumulative = 0
         for bound, n in zip((*LATENCY_BUCKETS, math.inf), buckets, strict=True):

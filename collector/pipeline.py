@@ -26,7 +26,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
-from typing import Protocol
+from typing import ClassVar, Protocol
 
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
@@ -66,9 +66,14 @@ class PipelineStats:
     export_failures: int = 0
     lost_spans: int = 0
     last_export_seconds: float = 0.0
-    # input limits (collector/otlp.py): everything refused or changed is counted
+    # requests refused whole, one counter per reason (REFUSALS), counted by the receivers
     bad_requests: int = 0  # undecodable or invalid requests (400)
     limit_refused_requests: int = 0  # over limits.max_spans_per_request (400)
+    too_large_requests: int = 0  # over the receiver's byte limit (413 / RESOURCE_EXHAUSTED) or the whole spool (400)
+    unsupported_requests: int = 0  # unknown Content-Type or Content-Encoding (415)
+    bad_encoding_requests: int = 0  # invalid or truncated gzip (400)
+    unauthenticated_requests: int = 0  # missing or invalid token (401 / UNAUTHENTICATED)
+    # input limits (collector/otlp.py): everything refused or changed is counted
     limit_refused_spans: int = 0
     rejected_spans: int = 0  # invalid spans dropped from otherwise good requests (partial success)
     dropped_attributes: int = 0  # over limits.max_attributes_per_span
@@ -79,6 +84,20 @@ class PipelineStats:
     replayed_spans: int = 0  # found in the spool at start (accepted before a crash or a stop)
     spool_truncated_bytes: int = 0  # torn or corrupt records cut at start
     spool_write_errors: int = 0
+
+    # reason label of foothold_requests_refused_total -> the field counting it
+    REFUSALS: ClassVar[dict[str, str]] = {
+        "malformed": "bad_requests",
+        "over_limits": "limit_refused_requests",
+        "too_large": "too_large_requests",
+        "unsupported_media_type": "unsupported_requests",
+        "bad_encoding": "bad_encoding_requests",
+        "unauthenticated": "unauthenticated_requests",
+    }
+
+    def count_refusal(self, reason: str) -> None:
+        field = self.REFUSALS[reason]
+        setattr(self, field, getattr(self, field) + 1)
 
     def count_truncations(self, cut: Truncations) -> None:
         self.dropped_attributes += cut.dropped_attributes
@@ -165,8 +184,11 @@ class Pipeline:
                 with self._cond:
                     self._queued_spans -= spans
                     self.stats.refused_spans += spans
+                    if isinstance(exc, SpoolFull) and exc.too_large:
+                        self.stats.count_refusal("too_large")
+                        return Submitted.TOO_LARGE
                     if isinstance(exc, SpoolFull):
-                        return Submitted.TOO_LARGE if exc.too_large else Submitted.FULL
+                        return Submitted.FULL
                 log.error("%s; answering 429 so the client keeps the data", exc)
                 self.stats.spool_write_errors += 1
                 return Submitted.FULL

@@ -6,6 +6,7 @@ before it is spooled. Bounded for CI: a fixed number of examples and a per-examp
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 
@@ -15,6 +16,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 
 from foothold.collector.config import LimitsConfig
 from foothold.collector.otlp import BadRequest, decode_json, decode_protobuf, validate
+from foothold.collector.receivers.http import _decompress, _HttpError
 from foothold.collector.rows import to_batch
 
 LIMITS = LimitsConfig(max_spans_per_request=500, max_attributes_per_span=16, max_attribute_value_bytes=64, max_nesting_depth=4)
@@ -74,6 +76,29 @@ def test_mutated_valid_protobuf(mutations, cut):
     for index, byte in mutations:
         body[index] = byte
     _pipeline(decode_protobuf, bytes(body[:cut]) if cut % 3 == 0 else bytes(body))
+
+
+GZIPPED, GZIP_LIMIT = gzip.compress(VALID, mtime=0), 3 * len(VALID)
+
+
+@FUZZ
+@given(st.integers(1, 4), st.lists(st.tuples(st.integers(0, 4 * len(GZIPPED)), st.integers(0, 255)), max_size=4),
+       st.none() | st.integers(0, 4 * len(GZIPPED)))  # fmt: skip
+def test_gzip_bodies_are_inflated_whole_or_refused(members, mutations, cut):
+    """Each member to its end, all members, never over the limit: else 400 or 413, never a silent prefix."""
+    body = bytearray(GZIPPED * members)
+    for index, byte in mutations:
+        body[index % len(body)] = byte
+    intact = not mutations and (cut is None or cut >= len(body))
+    body = bytes(body[:cut])
+    try:
+        inflated = _decompress(body, "gzip", GZIP_LIMIT)
+    except _HttpError as exc:
+        assert exc.status in (400, 413)
+        assert not intact or (exc.status == 413 and members * len(VALID) > GZIP_LIMIT)
+        return
+    assert len(inflated) <= GZIP_LIMIT and inflated == gzip.decompress(body)  # the stdlib reads it the same way
+    assert not intact or inflated == VALID * members
 
 
 def _varint(n: int) -> bytes:

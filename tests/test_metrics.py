@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import dataclasses
+import gzip
 import hashlib
 import os
 import re
 
+import grpc
 import httpx
+import pytest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
+from foothold.collector.metrics import PIPELINE_FIGURES
+from foothold.collector.pipeline import PipelineStats
 from foothold.collector.service import CollectorThread
 from foothold.collector.store import open_store
 from tests.conftest import make_settings, rows
@@ -106,3 +112,70 @@ def test_collector_metrics_table_gets_periodic_and_final_rows(tmp_path, chdb_dsn
     finally:
         store.close()
     assert latest == [(3.0,)] and labelled == [({"receiver": "otlp_http"},)]
+
+
+def test_every_pipeline_counter_is_exposed_once():
+    figures = [attr for attr, *_ in PIPELINE_FIGURES] + list(PipelineStats.REFUSALS.values())
+    assert len(figures) == len(set(figures))
+    # rejected_spans is foothold_spans_rejected_total (by receiver); last_export_seconds is in the duration histogram
+    assert {f.name for f in dataclasses.fields(PipelineStats)} - set(figures) == {"rejected_spans", "last_export_seconds"}
+
+
+def test_every_refusal_is_counted_by_reason_on_metrics_and_in_collector_metrics(tmp_path, chdb_dsn, database):
+    token = "fh_agent"
+    settings = make_settings(
+        tmp_path, chdb_dsn, database,
+        auth={"tokens": [{"name": "agent", "sha256": hashlib.sha256(token.encode()).hexdigest()}]},
+        receivers={"grpc": {"endpoint": "127.0.0.1:0", "max_message_bytes": 4096}, "http": {"endpoint": "127.0.0.1:0", "max_body_bytes": 4096}},
+        limits={"max_spans_per_request": 2, "max_attributes_per_span": 3, "max_attribute_value_bytes": 64, "max_nesting_depth": 1},
+        metrics={"interval_seconds": 3600},  # only the final snapshot, written at stop
+    )  # fmt: skip
+    cut = ExportTraceServiceRequest.FromString(_request(1, bad=1))  # one good span, one rejected
+    attributes = cut.resource_spans[0].scope_spans[0].spans[0].attributes
+    attributes.add(key="long").value.string_value = "x" * 100  # truncated
+    attributes.add(key="deep").value.kvlist_value.values.add(key="a").value.kvlist_value.values.add(key="b")  # nesting
+    attributes.add(key="extra").value.int_value = 1  # with the sender stamp, one over the limit: one dropped
+    protobuf, bearer = "application/x-protobuf", f"Bearer {token}"
+    with CollectorThread(settings) as collector:
+        url = collector.endpoint_url("otlp_http") + "/v1/traces"
+        answers = [
+            httpx.post(url, content=body, headers={"content-type": kind, "authorization": auth, **extra}).status_code
+            for body, kind, auth, extra in [
+                (cut.SerializeToString(), protobuf, bearer, {}),
+                (_request(1), protobuf, "", {}),  # unauthenticated
+                (os.urandom(5000), protobuf, bearer, {}),  # too_large
+                (b"{}", "text/plain", bearer, {}),  # unsupported_media_type
+                (gzip.compress(_request(1))[:-6], protobuf, bearer, {"content-encoding": "gzip"}),  # bad_encoding
+                (b"garbage", protobuf, bearer, {}),  # malformed
+                (_request(3), protobuf, bearer, {}),  # over_limits
+            ]
+        ]  # fmt: skip
+        assert answers == [200, 401, 413, 415, 400, 400, 400]
+        with grpc.insecure_channel(collector.endpoint_url("otlp_grpc")) as channel:
+            export = channel.unary_unary("/opentelemetry.proto.collector.trace.v1.TraceService/Export")
+            with pytest.raises(grpc.RpcError) as raised:
+                export(os.urandom(5000), metadata=(("authorization", bearer),))  # too_large
+            assert raised.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert collector.pipeline.flush(30)
+        text = httpx.get(collector.endpoint_url("query_api") + "/metrics", headers={"authorization": bearer}).text
+        scraped = _scrape(collector, headers={"authorization": bearer})
+    expected = {f'foothold_requests_refused_total{{reason="{reason}"}}': 1.0 for reason in PipelineStats.REFUSALS}
+    expected |= {'foothold_requests_refused_total{reason="too_large"}': 2.0, "foothold_spans_limit_refused_total": 3.0,
+                 "foothold_attributes_dropped_total": 1.0, "foothold_values_truncated_total": 1.0,
+                 "foothold_values_nesting_truncated_total": 1.0, 'foothold_spans_rejected_total{receiver="otlp_http"}': 1.0,
+                 'foothold_requests_total{outcome="bad_request",receiver="otlp_http"}': 5.0,
+                 'foothold_requests_total{outcome="bad_request",receiver="otlp_grpc"}': 1.0}  # fmt: skip
+    assert {name: scraped[name] for name in expected} == expected
+    assert "# TYPE foothold_requests_refused_total counter" in text
+    assert all(f"# TYPE {name} {kind}" in text for _, name, kind, _ in PIPELINE_FIGURES)
+
+    store = open_store(chdb_dsn, database)
+    try:
+        stored = store.client().query(
+            f"SELECT Name, Labels, argMax(Value, Timestamp) FROM {database}.collector_metrics GROUP BY Name, Labels"
+        ).result_rows
+    finally:
+        store.close()
+    table = {name + ("{" + ",".join(f'{k}="{v}"' for k, v in sorted(labels.items())) + "}" if labels else ""): value
+             for name, labels, value in stored}  # fmt: skip
+    assert {name: table[name] for name in expected} == expected

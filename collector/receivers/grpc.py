@@ -1,7 +1,9 @@
 """OTLP/gRPC receiver (``TraceService/Export``) on grpc.aio.
 
 The request is taken as raw bytes and decoded here, so a malformed body gets INVALID_ARGUMENT with a
-reason instead of the library's generic deserialization error. With tokens configured every call
+reason instead of the library's generic deserialization error. The method is registered as client-streaming
+(the same wire format as unary) so that a message the gRPC core refuses as over ``max_message_bytes``
+still reaches the handler, as an empty stream, and is counted. With tokens configured every call
 needs ``authorization: Bearer <token>`` metadata (else UNAUTHENTICATED); with ``tls.cert_file`` the port
 is TLS, and with ``tls.client_ca_file`` clients must present a certificate that CA signed.
 """
@@ -9,6 +11,7 @@ is TLS, and with ``tls.client_ca_file`` clients must present a certificate that 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 
 import grpc
 from google.protobuf.any_pb2 import Any as AnyProto
@@ -51,7 +54,7 @@ class GrpcReceiver:
         self._server: grpc.aio.Server | None = None
         self.port: int | None = None
 
-    async def _export(self, body: bytes, context: grpc.aio.ServicerContext) -> ExportTraceServiceResponse:
+    async def _export(self, _requests: AsyncIterator[bytes], context: grpc.aio.ServicerContext) -> ExportTraceServiceResponse:
         metadata = context.invocation_metadata() or ()
         authorization = next((value for key, value in metadata if key == "authorization"), None)
         try:
@@ -59,7 +62,14 @@ class GrpcReceiver:
         except AuthError as exc:
             self._metrics.inc("foothold_auth_failures_total", listener="otlp_grpc", reason=exc.reason)
             self._metrics.inc("foothold_requests_total", receiver="otlp_grpc", outcome="unauthenticated")
+            self._pipeline.stats.count_refusal("unauthenticated")
             await context.abort(grpc.StatusCode.UNAUTHENTICATED, str(exc))
+        body = await context.read()
+        if body is grpc.aio.EOF:  # the core refused the message as too large (or the client left before sending it)
+            self._metrics.inc("foothold_requests_total", receiver="otlp_grpc", outcome="bad_request")
+            self._pipeline.stats.count_refusal("too_large")
+            message = f"message over the {self._config.max_message_bytes}-byte limit (receivers.grpc.max_message_bytes)"
+            await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, message)
 
         def received(spans: int) -> None:
             self._metrics.inc("foothold_spans_received_total", spans, receiver="otlp_grpc")
@@ -86,7 +96,7 @@ class GrpcReceiver:
         self._server = grpc.aio.server(
             options=[("grpc.max_receive_message_length", limit), ("grpc.max_send_message_length", limit)]
         )
-        handler = grpc.unary_unary_rpc_method_handler(
+        handler = grpc.stream_unary_rpc_method_handler(
             self._export, request_deserializer=None, response_serializer=ExportTraceServiceResponse.SerializeToString
         )
         self._server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE, {"Export": handler}),))

@@ -1,8 +1,9 @@
 """OTLP/HTTP receiver: ``POST /v1/traces`` with protobuf or JSON bodies, optionally gzip-compressed.
 
-Status codes follow the OTLP specification: 400 undecodable, 413 too large (checked on the declared
-length, the received bytes and the decompressed size), 415 unsupported content type or encoding,
-429/503 with Retry-After when the collector cannot take data now. Responses and errors are encoded in the
+Status codes follow the OTLP specification: 400 undecodable (a truncated gzip stream included), 413 too
+large (checked on the declared length, the received bytes and the decompressed size), 415 unsupported
+content type or encoding, 429/503 with Retry-After when the collector cannot take data now. Every refusal
+is counted by reason (``PipelineStats.REFUSALS``). Responses and errors are encoded in the
 request's own format (ExportTraceServiceResponse / google.rpc.Status). With tokens configured a request
 needs ``Authorization: Bearer <token>``, else 401 with ``WWW-Authenticate: Bearer`` and a Status body,
 answered before the body is read. TLS is uvicorn's (collector/service.py).
@@ -53,37 +54,47 @@ _FORMATS = {PROTOBUF: _Format(PROTOBUF, decode_protobuf), "application/protobuf"
 
 
 class _HttpError(Exception):
-    def __init__(self, status: int, message: str) -> None:
+    def __init__(self, status: int, reason: str, message: str) -> None:
         super().__init__(message)
         self.status = status
+        self.reason = reason  # a PipelineStats.REFUSALS key
 
 
 async def _read_body(request: Request, limit: int) -> bytes:
     declared = request.headers.get("content-length")
-    if declared is not None and (not declared.isdigit() or int(declared) > limit):
-        raise _HttpError(413, f"request body over the {limit}-byte limit (receivers.http.max_body_bytes)")
+    if declared is not None and not declared.isdigit():  # uvicorn (h11) already answers these 400 itself
+        raise _HttpError(400, "malformed", f"Content-Length {declared!r} is not a number of bytes")
+    if declared is not None and int(declared) > limit:
+        raise _HttpError(413, "too_large", f"request body over the {limit}-byte limit (receivers.http.max_body_bytes)")
     chunks, size = [], 0
     async for chunk in request.stream():
         size += len(chunk)
         if size > limit:
-            raise _HttpError(413, f"request body over the {limit}-byte limit (receivers.http.max_body_bytes)")
+            raise _HttpError(413, "too_large", f"request body over the {limit}-byte limit (receivers.http.max_body_bytes)")
         chunks.append(chunk)
     return b"".join(chunks)
 
 
 def _decompress(body: bytes, encoding: str, limit: int) -> bytes:
+    """Every member of a gzip body (RFC 1952 allows several), each read to its end, at most ``limit`` bytes in all."""
     if encoding in ("", "identity"):
         return body
     if encoding != "gzip":
-        raise _HttpError(415, f"unsupported Content-Encoding {encoding!r}: use gzip or none")
-    inflater = zlib.decompressobj(wbits=31)
-    try:
-        out = inflater.decompress(body, limit + 1)
-    except zlib.error as exc:
-        raise _HttpError(400, f"body is not valid gzip: {exc}") from exc
-    if len(out) > limit or inflater.unconsumed_tail:
-        raise _HttpError(413, f"decompressed body over the {limit}-byte limit (receivers.http.max_body_bytes)")
-    return out
+        raise _HttpError(415, "unsupported_media_type", f"unsupported Content-Encoding {encoding!r}: use gzip or none")
+    out, rest = bytearray(), body
+    while True:
+        inflater = zlib.decompressobj(wbits=31)
+        try:
+            out += inflater.decompress(rest, limit + 1 - len(out))
+        except zlib.error as exc:
+            raise _HttpError(400, "bad_encoding", f"body is not valid gzip: {exc}") from exc
+        if len(out) > limit or inflater.unconsumed_tail:
+            raise _HttpError(413, "too_large", f"decompressed body over the {limit}-byte limit (receivers.http.max_body_bytes)")
+        if not inflater.eof:
+            raise _HttpError(400, "bad_encoding", "gzip body is truncated: it ends inside a gzip member")
+        rest = inflater.unused_data
+        if not rest:
+            return bytes(out)
 
 
 def _status_response(fmt: _Format, status: int, message: str, retry_after: int | None = None) -> Response:
@@ -109,6 +120,11 @@ def otlp_http_app(
     def received(spans: int) -> None:
         metrics.inc("foothold_spans_received_total", spans, receiver="otlp_http")
 
+    def refused(fmt: _Format, error: _HttpError) -> Response:
+        pipeline.stats.count_refusal(error.reason)
+        metrics.inc("foothold_requests_total", receiver="otlp_http", outcome="bad_request")
+        return _status_response(fmt, error.status, str(error))
+
     async def traces(request: Request) -> Response:
         media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
         fmt = _FORMATS.get(media_type)
@@ -117,16 +133,17 @@ def otlp_http_app(
         except AuthError as exc:
             metrics.inc("foothold_auth_failures_total", listener="otlp_http", reason=exc.reason)
             metrics.inc("foothold_requests_total", receiver="otlp_http", outcome="unauthenticated")
+            pipeline.stats.count_refusal("unauthenticated")
             return _unauthorized(fmt or _FORMATS[JSON], exc)
         if fmt is None:
             message = f"unsupported Content-Type {media_type or '(none)'!r}: use {PROTOBUF} or {JSON}"
-            return _status_response(_FORMATS[JSON], 415, message)
+            return refused(_FORMATS[JSON], _HttpError(415, "unsupported_media_type", message))
         try:
             raw = await _read_body(request, config.max_body_bytes)
             encoding = request.headers.get("content-encoding", "").strip().lower()
             body = _decompress(raw, encoding, config.max_body_bytes)
         except _HttpError as exc:
-            return _status_response(fmt, exc.status, str(exc))
+            return refused(fmt, exc)
         decode = stamping(fmt.decode, identity.sender, json=fmt.media_type == JSON, count=received)
         outcome = await asyncio.to_thread(ingest, pipeline, decode, body)  # off the loop: decode and spool fsync
         metrics.inc("foothold_requests_total", receiver="otlp_http", outcome=outcome.verdict.value)
