@@ -29,6 +29,9 @@ JSONRPC_REQUEST_ID = "jsonrpc.request.id"
 
 # --- Foothold ------------------------------------------------------------------------------------------
 TASK_ID = "foothold.task.id"
+# Span marking that a task ended (instrumentation/context.py end_task): the task is its foothold.task.id,
+# the end its start time. Credential rules read it; a task with no such span has no known end.
+TASK_END_SPAN = "foothold.task.end"
 CWD = "foothold.cwd"  # working directory a tool call's relative paths resolve against
 HOME = "foothold.home"  # what `~` means for this agent, so ~/.ssh/... is recognised wherever home is
 SENDER = "foothold.sender"  # identity of the authenticated sender, set by the collector
@@ -85,6 +88,7 @@ DOCUMENTED: tuple[tuple[str, str], ...] = (
     (MCP_SESSION_ID, "MCP session id (session fallback)"),
     (JSONRPC_REQUEST_ID, "JSON-RPC request id"),
     (TASK_ID, "task the agent is working on"),
+    (TASK_END_SPAN, "span name: the task in `foothold.task.id` ended (at the span's start)"),
     (CWD, "working directory of the call"),
     (HOME, "home directory `~` resolves to for the agent"),
     (SENDER, "authenticated sender identity (set by the collector)"),

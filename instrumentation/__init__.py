@@ -13,7 +13,7 @@ instrumentation errors are logged once and swallowed, export is batched on a bou
 """
 
 from .artifacts import Artifact
-from .context import Credential, credential, session
+from .context import Credential, credential, end_task, session
 from .integrations import instrument, uninstrument
 from .provider import Instrumentation, setup
 from .tools import ToolCall, checkpoint, tool, tool_call
@@ -28,6 +28,7 @@ __all__ = [
     "WatchList",
     "checkpoint",
     "credential",
+    "end_task",
     "instrument",
     "session",
     "setup",

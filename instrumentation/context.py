@@ -27,8 +27,14 @@ def session(
     agent_id: str | None = None,
     agent_name: str | None = None,
     task_id: str | None = None,
+    ends_task: bool = False,
 ) -> Iterator[None]:
-    """Tag every span started inside with these ids; nested sessions override only what they set."""
+    """Tag every span started inside with these ids; nested sessions override only what they set.
+
+    ``ends_task=True`` says the block is the whole of task ``task_id``: leaving it (normally or by an
+    exception) records the task's end (:func:`end_task`), so a credential issued for the task and used
+    afterwards is flagged. Leave it off when a task spans several blocks (e.g. one per turn).
+    """
     if runtime.current.disabled:
         yield
         return
@@ -43,7 +49,27 @@ def session(
     try:
         yield
     finally:
+        if ends_task and task_id is not None:
+            end_task(task_id)  # still inside the session, so the marker carries its ids
         _SESSION.reset(token)
+
+
+def end_task(task_id: str | None = None) -> None:
+    """Record that a task ended (default: the current session's task) as a ``foothold.task.end`` span.
+
+    Only an explicit end counts: a task nobody ended has no known end, and nothing is flagged for it.
+    """
+    if runtime.current.disabled:
+        return
+    try:
+        task = task_id if task_id is not None else (_SESSION.get() or {}).get(semconv.TASK_ID)
+        if not task:
+            return
+        span = runtime.current.tracer.start_span(semconv.TASK_END_SPAN)
+        span.set_attribute(semconv.TASK_ID, str(task))  # after start: the session processor set the current task
+        span.end()
+    except Exception as exc:  # never break the agent
+        runtime.report_once("end_task", exc)
 
 
 @dataclass(frozen=True, slots=True)

@@ -183,7 +183,9 @@ def test_every_alert_rule_query_runs_and_fires_per_session(client, variables):
     assert fired == {
         "durable_write": {"injected", "cron-writer"},
         "credential_multi_session": {"weeks-later"},
+        "credential_multi_task": set(),
         "credential_outside_task": {"weeks-later"},
+        "credential_after_task_end": {"weeks-later"},
         "credential_expired": {"weeks-later"},
         "credential_foreign_agent": {"weeks-later"},
         "chained_tools_unchecked": {"long-chain"},

@@ -17,9 +17,13 @@ from typing import Any
 
 import yaml
 
+from foothold import semconv
+
 FINDING_COLUMNS = ("finding_key", "session_id", "agent_name", "trace_id", "span_id", "seen_at", "technique", "evidence")
 SEVERITIES = ("info", "low", "medium", "high", "critical")
 _PLACEHOLDER = re.compile(r"\{(\w+)\}")
+# Span names and attribute keys a rule reads from otel_traces, filled from semconv (declared once, in code).
+SEMCONV_PLACEHOLDERS = {"span_task_end": semconv.TASK_END_SPAN, "attr_task_id": semconv.TASK_ID}
 
 
 class RuleError(ValueError):
@@ -49,7 +53,8 @@ class AlertRule:
     @property
     def sql(self) -> str:
         """The rule's SQL with params and allow-lists filled in, Grafana macros left for expansion."""
-        values = {name: _literal(value) for name, value in self.params.items()}
+        values = {name: _string(value) for name, value in SEMCONV_PLACEHOLDERS.items()}
+        values |= {name: _literal(value) for name, value in self.params.items()}
         values |= {f"allow_{name}": _array(items) for name, items in self.allow.items()}
 
         def fill(match: re.Match[str]) -> str:
@@ -78,9 +83,12 @@ def _literal(value: Any) -> str:
     return repr(value)
 
 
+def _string(value: str) -> str:
+    return "'" + str(value).replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
 def _array(items: list[str]) -> str:
-    escaped = (str(item).replace("\\", "\\\\").replace("'", "\\'") for item in items)
-    return "CAST([" + ", ".join(f"'{item}'" for item in escaped) + "] AS Array(String))"
+    return "CAST([" + ", ".join(_string(item) for item in items) + "] AS Array(String))"
 
 
 @dataclass(frozen=True)
