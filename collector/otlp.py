@@ -5,17 +5,16 @@ handled here: trace and span ids are hex (proto3 JSON would use base64), and unk
 ignored. Invalid spans (bad ids, times past 2262) are dropped from the request and reported as a partial
 success, so one bad span never costs the good ones around it.
 
-Input limits (``limits`` in the config) are applied here, before anything is spooled or stored: a request
-with too many spans is refused whole; attributes beyond the per-list limit are dropped and counted in a
-``foothold.truncated.attributes`` attribute; over-long values are cut with a visible ``…[truncated N
-bytes]`` suffix; array/kvlist values nested deeper than the limit become a marker. Nothing is silent: the
-sender gets a partial-success warning and the pipeline counts every refusal and truncation.
+Of the input limits (``limits`` in the config), the per-request one is applied here, before anything is
+spooled: a request with too many spans is refused whole. The attribute limits (count, value length,
+nesting) are applied where the values become columns (:mod:`foothold.collector.rows`), so the receivers do
+not walk every attribute a second time; their markers and counters say what was cut.
 """
 
 from __future__ import annotations
 
 import base64
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import orjson
 from google.protobuf import json_format
@@ -29,8 +28,6 @@ from foothold.collector.config import LimitsConfig
 
 _ID_FIELDS = ("traceId", "spanId", "parentSpanId")
 MAX_TIME_UNIX_NANO = 2**63 - 1  # DateTime64(9) ends in 2262; a later time would fail every insert of its batch
-TRUNCATED_ATTRIBUTES = "foothold.truncated.attributes"
-NESTING_MARKER = "[foothold:truncated nesting]"
 DEFAULT_LIMITS = LimitsConfig()
 
 
@@ -46,41 +43,18 @@ class LimitExceeded(BadRequest):
         self.spans = spans
 
 
-@dataclass
-class Truncations:
-    """What the input limits changed in one request (summed into the pipeline's counters)."""
-
-    dropped_attributes: int = 0  # attributes dropped beyond limits.max_attributes_per_span
-    truncated_values: int = 0  # values cut at limits.max_attribute_value_bytes
-    truncated_nesting: int = 0  # array/kvlist values deeper than limits.max_nesting_depth
-
-    def __bool__(self) -> bool:
-        return bool(self.dropped_attributes or self.truncated_values or self.truncated_nesting)
-
-    def describe(self) -> str:
-        parts = []
-        if self.dropped_attributes:
-            parts.append(f"{self.dropped_attributes} attribute(s) dropped (limits.max_attributes_per_span)")
-        if self.truncated_values:
-            parts.append(f"{self.truncated_values} value(s) truncated (limits.max_attribute_value_bytes)")
-        if self.truncated_nesting:
-            parts.append(f"{self.truncated_nesting} value(s) nested too deep (limits.max_nesting_depth)")
-        return "; ".join(parts)
-
-
 @dataclass(frozen=True)
 class Accepted:
     request: ExportTraceServiceRequest
     spans: int
     rejected: int
     error_message: str
-    truncations: Truncations = field(default_factory=Truncations)
 
     def response(self) -> ExportTraceServiceResponse:
         response = ExportTraceServiceResponse()
         if self.rejected:
             response.partial_success.rejected_spans = self.rejected
-        if self.error_message:  # rejected_spans 0 with a message: an OTLP warning (here: truncation)
+        if self.error_message:
             response.partial_success.error_message = self.error_message
         return response
 
@@ -164,7 +138,7 @@ def count_spans(request: ExportTraceServiceRequest) -> int:
 
 
 def validate(request: ExportTraceServiceRequest, limits: LimitsConfig = DEFAULT_LIMITS) -> Accepted:
-    """Check limits, drop invalid spans in place, cut what is over the limits; the result says what to answer."""
+    """Check the request limit and drop invalid spans in place; the result says what to answer."""
     total = count_spans(request)
     if total > limits.max_spans_per_request:
         raise LimitExceeded(
@@ -172,11 +146,9 @@ def validate(request: ExportTraceServiceRequest, limits: LimitsConfig = DEFAULT_
             "(limits.max_spans_per_request): split it into smaller requests",
             total,
         )
-    accepted = rejected = 0
+    rejected = 0
     first_problem = ""
-    cut = Truncations()
     for resource_spans in request.resource_spans:
-        _limit_attributes(resource_spans.resource.attributes, limits, cut)
         for scope_spans in resource_spans.scope_spans:
             spans = scope_spans.spans
             bad = [i for i, span in enumerate(spans) if _span_problem(span)]
@@ -185,90 +157,5 @@ def validate(request: ExportTraceServiceRequest, limits: LimitsConfig = DEFAULT_
                 for i in reversed(bad):
                     del spans[i]
                 rejected += len(bad)
-            accepted += len(spans)
-            for span in spans:
-                _limit_attributes(span.attributes, limits, cut)
-                if span.events:
-                    for event in span.events:
-                        _limit_attributes(event.attributes, limits, cut)
-                if span.links:
-                    for link in span.links:
-                        _limit_attributes(link.attributes, limits, cut)
-    messages = [f"{rejected} span(s) rejected: {first_problem}"] if rejected else []
-    if cut:
-        messages.append(cut.describe())
-    return Accepted(request=request, spans=accepted, rejected=rejected, error_message="; ".join(messages), truncations=cut)
-
-
-def _limit_attributes(attributes, limits: LimitsConfig, cut: Truncations) -> None:
-    """Apply the count, length and nesting limits to one attribute list, in place.
-
-    One pass; scalar values are judged inline (a str of n characters is at most 4n UTF-8 bytes, so only a
-    string over limit/4 characters is measured); only possibly-long and nested values take the full check.
-    """
-    if not attributes:
-        return
-    limit = limits.max_attributes_per_span
-    if len(attributes) > limit:
-        dropped = len(attributes) - limit
-        del attributes[limit:]
-        marker = attributes.add()
-        marker.key = TRUNCATED_ATTRIBUTES
-        marker.value.int_value = dropped
-        cut.dropped_attributes += dropped
-    max_bytes = limits.max_attribute_value_bytes
-    for kv in attributes:
-        value = kv.value
-        which = value.WhichOneof("value")
-        if which == "string_value":
-            if len(value.string_value) * 4 > max_bytes:
-                _limit_value(value, 0, limits, cut)
-        elif which in _NESTED_OR_BYTES:
-            _limit_value(value, 0, limits, cut)
-
-
-_NESTED_OR_BYTES = frozenset(("array_value", "kvlist_value", "bytes_value"))  # bool/int/double/unset: nothing to limit
-
-
-def truncation_marker(cut_bytes: int) -> str:
-    return f"…[truncated {cut_bytes} bytes]"
-
-
-def _cut_text(text: str, limit: int) -> tuple[str, int]:
-    """At most ``limit`` UTF-8 bytes of ``text`` (whole characters) and the number of bytes cut."""
-    raw = text.encode("utf-8", "surrogatepass")
-    if len(raw) <= limit:
-        return text, 0
-    kept = raw[:limit].decode("utf-8", "ignore")
-    return kept, len(raw) - len(kept.encode("utf-8"))
-
-
-def _limit_value(value, depth: int, limits: LimitsConfig, cut: Truncations) -> None:
-    which = value.WhichOneof("value")
-    limit = limits.max_attribute_value_bytes
-    if which == "string_value":
-        text = value.string_value
-        if len(text) * 4 > limit:  # cheap pre-check: a str of n characters is at most 4n UTF-8 bytes
-            kept, removed = _cut_text(text, limit)
-            if removed:
-                value.string_value = kept + truncation_marker(removed)
-                cut.truncated_values += 1
-    elif which == "bytes_value":
-        data = value.bytes_value
-        if len(data) > limit:
-            value.string_value = base64.b64encode(data[:limit]).decode() + truncation_marker(len(data) - limit)
-            cut.truncated_values += 1
-    elif which in ("array_value", "kvlist_value"):
-        if depth >= limits.max_nesting_depth:
-            value.string_value = NESTING_MARKER
-            cut.truncated_nesting += 1
-            return
-        children = value.array_value.values if which == "array_value" else [kv.value for kv in value.kvlist_value.values]
-        for child in children:
-            _limit_value(child, depth + 1, limits, cut)
-        if depth == 0 and value.ByteSize() > limit:  # many small elements: the rendered value, cut, as a string
-            from foothold.collector.rows import any_value_str
-
-            kept, removed = _cut_text(any_value_str(value, limits.max_nesting_depth), limit)
-            value.string_value = kept + truncation_marker(removed) if removed else kept
-            cut.truncated_values += 1 if removed else 0
+    message = f"{rejected} span(s) rejected: {first_problem}" if rejected else ""
+    return Accepted(request=request, spans=total - rejected, rejected=rejected, error_message=message)

@@ -31,8 +31,8 @@ from typing import ClassVar, Protocol
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from foothold.collector.config import BatchConfig, LimitsConfig, SpoolConfig
-from foothold.collector.otlp import Accepted, Truncations
-from foothold.collector.rows import SpanBatch, to_batch
+from foothold.collector.otlp import Accepted
+from foothold.collector.rows import SpanBatch, Truncations, to_batch
 from foothold.collector.spool import Spool, SpoolFull
 
 log = logging.getLogger("foothold.collector.pipeline")
@@ -73,7 +73,7 @@ class PipelineStats:
     unsupported_requests: int = 0  # unknown Content-Type or Content-Encoding (415)
     bad_encoding_requests: int = 0  # invalid or truncated gzip (400)
     unauthenticated_requests: int = 0  # missing or invalid token (401 / UNAUTHENTICATED)
-    # input limits (collector/otlp.py): everything refused or changed is counted
+    # input limits (collector/rows.py, otlp.py): everything refused or changed is counted
     limit_refused_spans: int = 0
     rejected_spans: int = 0  # invalid spans dropped from otherwise good requests (partial success)
     dropped_attributes: int = 0  # over limits.max_attributes_per_span
@@ -365,7 +365,8 @@ class Pipeline:
     def _export_with_retry(self, first: int, end: int, taken: list[_Item]) -> None:
         if self.spool is not None:
             self.spool.begin_batch(first, end)
-        batch = to_batch((item.accepted.request for item in taken), max_depth=self.limits.max_nesting_depth)
+        batch = to_batch((item.accepted.request for item in taken), limits=self.limits)
+        self.stats.count_truncations(batch.truncations)
         if self.spool is not None:
             batch.dedup_token = self.spool.token(first, end)
         for processor in self._processors:

@@ -1,19 +1,27 @@
-"""Flattening OTLP trace requests into the ``otel_traces`` columns, column-wise.
+"""Flattening OTLP trace requests into the ``otel_traces`` columns, column-wise, within the input limits.
 
 Values follow the contrib ClickHouse exporter: attribute values as strings (arrays and maps as JSON),
 ids as lowercase hex, kinds and status codes in the exporter's current spelling ('Server', 'Error').
 This is the collector's hot path: plain loops over the parsed messages, no per-span objects.
+
+The attribute limits (``limits`` in the config) apply here, where every value is read anyway, rather than
+in a second walk in the receivers: attributes beyond the per-list limit are dropped and counted in a
+``foothold.truncated.attributes`` attribute (the collector's own ``foothold.sender`` stamp is always kept);
+values over the byte limit are cut with a visible ``…[truncated N bytes]`` suffix; array/kvlist values
+nested deeper than the limit become a marker. Each batch counts what it changed (``SpanBatch.truncations``).
 """
 
 from __future__ import annotations
 
 import base64
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from functools import partial
 
 import orjson
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+from foothold.collector.config import LimitsConfig
+from foothold.semconv import SENDER
 
 COLUMNS: tuple[str, ...] = (
     "Timestamp", "TraceId", "SpanId", "ParentSpanId", "TraceState", "SpanName", "SpanKind",
@@ -24,7 +32,18 @@ COLUMNS: tuple[str, ...] = (
 
 SPAN_KINDS = ("Unspecified", "Internal", "Server", "Client", "Producer", "Consumer")
 STATUS_CODES = ("Unset", "Ok", "Error")
-MAX_DEPTH = 8  # default nesting of array/kvlist values kept (limits.max_nesting_depth); deeper becomes a marker
+TRUNCATED_ATTRIBUTES = "foothold.truncated.attributes"
+NESTING_MARKER = "[foothold:truncated nesting]"
+DEFAULT_LIMITS = LimitsConfig()
+
+
+@dataclass
+class Truncations:
+    """What the input limits changed in a batch (summed into the pipeline's counters)."""
+
+    dropped_attributes: int = 0  # attributes dropped beyond limits.max_attributes_per_span
+    truncated_values: int = 0  # values cut at limits.max_attribute_value_bytes
+    truncated_nesting: int = 0  # array/kvlist values deeper than limits.max_nesting_depth
 
 
 @dataclass
@@ -35,6 +54,7 @@ class SpanBatch:
     # Set when the batch is a fixed range of spool records: a re-insert of the same range after a crash
     # carries the same token, and ClickHouse drops it instead of storing the spans twice.
     dedup_token: str = ""
+    truncations: Truncations = field(default_factory=Truncations)
 
     def __len__(self) -> int:
         return len(self.columns["SpanId"])
@@ -47,7 +67,20 @@ class SpanBatch:
         return [self.columns[name] for name in COLUMNS]
 
 
-def _plain(value, depth: int, max_depth: int = MAX_DEPTH):
+def truncation_marker(cut_bytes: int) -> str:
+    return f"…[truncated {cut_bytes} bytes]"
+
+
+def _cut_text(text: str, limit: int) -> tuple[str, int]:
+    """At most ``limit`` UTF-8 bytes of ``text`` (whole characters) and the number of bytes cut."""
+    raw = text.encode("utf-8", "surrogatepass")
+    if len(raw) <= limit:
+        return text, 0
+    kept = raw[:limit].decode("utf-8", "ignore")
+    return kept, len(raw) - len(kept.encode("utf-8"))
+
+
+def _plain(value, depth: int, max_depth: int, cut: Truncations):
     """An AnyValue as a JSON-able Python value (for arrays and maps)."""
     which = value.WhichOneof("value")
     if which == "string_value":
@@ -60,19 +93,17 @@ def _plain(value, depth: int, max_depth: int = MAX_DEPTH):
         return value.double_value
     if which == "bytes_value":
         return base64.b64encode(value.bytes_value).decode()
+    if which is None:
+        return None
     if depth >= max_depth:
-        return "[foothold:truncated nesting]"
+        cut.truncated_nesting += 1
+        return NESTING_MARKER
     if which == "array_value":
-        return [_plain(v, depth + 1, max_depth) for v in value.array_value.values]
-    if which == "kvlist_value":
-        return {kv.key: _plain(kv.value, depth + 1, max_depth) for kv in value.kvlist_value.values}
-    return None
+        return [_plain(v, depth + 1, max_depth, cut) for v in value.array_value.values]
+    return {kv.key: _plain(kv.value, depth + 1, max_depth, cut) for kv in value.kvlist_value.values}
 
 
-def any_value_str(value, max_depth: int = MAX_DEPTH) -> str:
-    which = value.WhichOneof("value")
-    if which == "string_value":
-        return value.string_value
+def _scalar_str(value, which: str | None) -> str:
     if which == "bool_value":
         return "true" if value.bool_value else "false"
     if which == "int_value":
@@ -80,28 +111,72 @@ def any_value_str(value, max_depth: int = MAX_DEPTH) -> str:
     if which == "double_value":
         text = repr(value.double_value)
         return text[:-2] if text.endswith(".0") else text
-    if which is None:
-        return ""
-    plain = _plain(value, 0, max_depth)
-    return plain if isinstance(plain, str) else orjson.dumps(plain, option=orjson.OPT_NON_STR_KEYS).decode()
+    return ""
 
 
-def attributes_map(attributes, max_depth: int = MAX_DEPTH) -> dict[str, str]:
-    out = {}
-    for kv in attributes:
-        value = kv.value
-        if value.WhichOneof("value") == "string_value":  # the common case, without the call
-            out[kv.key] = value.string_value
-        else:
-            out[kv.key] = any_value_str(value, max_depth)
-    return out
+def _value_str(value, limits: LimitsConfig, cut: Truncations) -> str:
+    """A non-string AnyValue as the stored string, within the byte and nesting limits."""
+    which = value.WhichOneof("value")
+    limit = limits.max_attribute_value_bytes
+    if which == "bytes_value":
+        data = value.bytes_value
+        if len(data) <= limit:
+            return base64.b64encode(data).decode()
+        cut.truncated_values += 1
+        return base64.b64encode(data[:limit]).decode() + truncation_marker(len(data) - limit)
+    if which not in ("array_value", "kvlist_value"):
+        return _scalar_str(value, which)
+    text = orjson.dumps(_plain(value, 0, limits.max_nesting_depth, cut), option=orjson.OPT_NON_STR_KEYS).decode()
+    return _limit_text(text, limit, cut)
+
+
+def _limit_text(text: str, limit: int, cut: Truncations) -> str:
+    kept, removed = _cut_text(text, limit)
+    if not removed:
+        return text
+    cut.truncated_values += 1
+    return kept + truncation_marker(removed)
+
+
+def attribute_mapper(limits: LimitsConfig, cut: Truncations) -> Callable[..., dict[str, str]]:
+    """A function from an OTLP attribute list to the stored map, applying ``limits`` and counting in ``cut``."""
+    max_count = limits.max_attributes_per_span
+    max_bytes = limits.max_attribute_value_bytes
+    unmeasured = max_bytes // 4  # a str of n characters is at most 4n UTF-8 bytes: shorter ones always fit
+
+    def mapped(attributes) -> dict[str, str]:
+        out = {}
+        for kv in attributes[:max_count] if len(attributes) > max_count else attributes:
+            value = kv.value
+            if value.WhichOneof("value") == "string_value":  # the common case, inline
+                text = value.string_value
+                out[kv.key] = _limit_text(text, max_bytes, cut) if len(text) > unmeasured else text
+            else:
+                out[kv.key] = _value_str(value, limits, cut)
+        if len(attributes) > max_count:
+            _drop_beyond_limit(attributes, max_count, out, cut)
+        return out
+
+    return mapped
+
+
+def _drop_beyond_limit(attributes, max_count: int, out: dict[str, str], cut: Truncations) -> None:
+    """Count what lies beyond the limit; keep the collector's sender stamp, which the receiver appended."""
+    dropped = len(attributes) - max_count
+    for kv in attributes[max_count:]:
+        if kv.key == SENDER:
+            out[SENDER] = kv.value.string_value
+            dropped -= 1
+    if dropped:
+        out[TRUNCATED_ATTRIBUTES] = str(dropped)
+        cut.dropped_attributes += dropped
 
 
 def to_batch(
-    requests: Iterable[ExportTraceServiceRequest], batch: SpanBatch | None = None, max_depth: int = MAX_DEPTH
+    requests: Iterable[ExportTraceServiceRequest], batch: SpanBatch | None = None, limits: LimitsConfig = DEFAULT_LIMITS
 ) -> SpanBatch:
     batch = SpanBatch() if batch is None else batch
-    amap = attributes_map if max_depth == MAX_DEPTH else partial(attributes_map, max_depth=max_depth)
+    amap = attribute_mapper(limits, batch.truncations)
     c = batch.columns
     timestamp, trace_id, span_id, parent_id = c["Timestamp"], c["TraceId"], c["SpanId"], c["ParentSpanId"]
     trace_state, span_name, span_kind, service = c["TraceState"], c["SpanName"], c["SpanKind"], c["ServiceName"]

@@ -28,7 +28,7 @@ def _pipeline(decode, body: bytes) -> None:
         accepted = validate(decode(body), LIMITS)
     except BadRequest:
         return
-    batch = to_batch([accepted.request], max_depth=LIMITS.max_nesting_depth)
+    batch = to_batch([accepted.request], limits=LIMITS)
     assert len(batch) == accepted.spans
     for attributes in batch.span_attributes:  # the limits held
         assert len(attributes) <= LIMITS.max_attributes_per_span + 1

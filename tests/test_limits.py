@@ -9,8 +9,10 @@ import pytest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest, ExportTraceServiceResponse
 
 from foothold.collector.config import LimitsConfig
-from foothold.collector.otlp import NESTING_MARKER, TRUNCATED_ATTRIBUTES, BadRequest, LimitExceeded, validate
-from foothold.collector.rows import to_batch
+from foothold.collector.auth import stamp_sender
+from foothold.collector.otlp import BadRequest, LimitExceeded, validate
+from foothold.collector.rows import NESTING_MARKER, TRUNCATED_ATTRIBUTES, Truncations, to_batch
+from foothold.semconv import SENDER
 from foothold.collector.service import CollectorThread
 from tests.conftest import make_settings, rows
 
@@ -36,8 +38,9 @@ def _set(span, key: str):
     return attribute.value
 
 
-def _attributes(request: ExportTraceServiceRequest) -> dict[str, str]:
-    return to_batch([request], max_depth=LIMITS.max_nesting_depth).span_attributes[0]
+def _flatten(request: ExportTraceServiceRequest, limits: LimitsConfig = LIMITS) -> tuple[dict[str, str], Truncations]:
+    batch = to_batch([request], limits=limits)
+    return batch.span_attributes[0], batch.truncations
 
 
 def test_too_many_spans_refuses_the_whole_request_naming_the_limit():
@@ -52,12 +55,21 @@ def test_attributes_beyond_the_limit_are_dropped_with_a_count_marker():
     request = _request()
     for i in range(7):
         _set(_span(request), f"k{i}").string_value = "v"
-    accepted = validate(request, LIMITS)
-    assert _attributes(request) == {"k0": "v", "k1": "v", "k2": "v", "k3": "v", TRUNCATED_ATTRIBUTES: "3"}
-    assert accepted.truncations.dropped_attributes == 3
-    response = accepted.response()  # a warning, not a rejection: OTLP partial success with 0 rejected
-    assert response.partial_success.rejected_spans == 0
-    assert "limits.max_attributes_per_span" in response.partial_success.error_message
+    attributes, cut = _flatten(request)
+    assert attributes == {"k0": "v", "k1": "v", "k2": "v", "k3": "v", TRUNCATED_ATTRIBUTES: "3"}
+    assert cut.dropped_attributes == 3
+
+
+def test_the_sender_stamp_survives_the_attribute_limit():
+    """The receiver appends foothold.sender last; a client padding its spans must not push it out."""
+    request = _request()
+    for i in range(7):
+        _set(_span(request), f"k{i}").string_value = "v"
+    _set(_span(request), SENDER).string_value = "forged"
+    stamp_sender(request, "team-a")
+    attributes, cut = _flatten(request)
+    assert attributes[SENDER] == "team-a"
+    assert attributes[TRUNCATED_ATTRIBUTES] == "3" and cut.dropped_attributes == 3
 
 
 def test_long_values_are_cut_at_a_character_boundary_with_a_visible_marker():
@@ -67,13 +79,12 @@ def test_long_values_are_cut_at_a_character_boundary_with_a_visible_marker():
     _set(span, "utf8").string_value = "é" * 40  # 80 bytes; 32 is a boundary, 33 would split a character
     _set(span, "bytes").bytes_value = b"\x01" * 50
     _set(span, "short").string_value = "fits"
-    accepted = validate(request, LIMITS)
-    attributes = _attributes(request)
+    attributes, cut = _flatten(request)
     assert attributes["ascii"] == "a" * 32 + "…[truncated 68 bytes]"
     assert attributes["utf8"] == "é" * 16 + "…[truncated 48 bytes]"
     assert attributes["bytes"].endswith("…[truncated 18 bytes]")
     assert attributes["short"] == "fits"
-    assert accepted.truncations.truncated_values == 3
+    assert cut.truncated_values == 3
 
 
 def test_large_arrays_are_rendered_then_cut():
@@ -81,10 +92,9 @@ def test_large_arrays_are_rendered_then_cut():
     array = _set(_span(request), "many").array_value
     for i in range(100):
         array.values.add().int_value = i
-    accepted = validate(request, LIMITS)
-    value = _attributes(request)["many"]
-    assert value.startswith("[0,1,2,3") and "…[truncated" in value
-    assert accepted.truncations.truncated_values == 1
+    attributes, cut = _flatten(request)
+    assert attributes["many"].startswith("[0,1,2,3") and "…[truncated" in attributes["many"]
+    assert cut.truncated_values == 1
 
 
 def test_nesting_deeper_than_the_limit_becomes_a_marker():
@@ -95,9 +105,9 @@ def test_nesting_deeper_than_the_limit_becomes_a_marker():
         value.key = "k"
         value = value.value
     value.string_value = "bottom"
-    accepted = validate(request, LIMITS.model_copy(update={"max_attribute_value_bytes": 1024}))
-    assert _attributes(request)["deep"] == '{"k":{"k":{"k":"' + NESTING_MARKER + '"}}}'
-    assert accepted.truncations.truncated_nesting == 1
+    attributes, cut = _flatten(request, LIMITS.model_copy(update={"max_attribute_value_bytes": 1024}))
+    assert attributes["deep"] == '{"k":{"k":{"k":"' + NESTING_MARKER + '"}}}'
+    assert cut.truncated_nesting == 1
 
 
 def test_event_link_and_resource_attributes_are_limited_too():
@@ -109,10 +119,9 @@ def test_event_link_and_resource_attributes_are_limited_too():
     for i in range(5):
         kv = event.attributes.add()
         kv.key, kv.value.string_value = f"e{i}", "v"
-    accepted = validate(request, LIMITS)
-    assert accepted.truncations.dropped_attributes == 2 + 1
-    assert accepted.truncations.truncated_values == 4
-    batch = to_batch([request])
+    batch = to_batch([request], limits=LIMITS)
+    assert batch.truncations.dropped_attributes == 2 + 1
+    assert batch.truncations.truncated_values == 4
     assert batch.columns["ResourceAttributes"][0][TRUNCATED_ATTRIBUTES] == "2"
     assert batch.columns["Events.Attributes"][0][0][TRUNCATED_ATTRIBUTES] == "1"
 
@@ -140,7 +149,7 @@ def test_limits_over_http_answer_400_and_count_everything(tmp_path, chdb_dsn, da
         answered = httpx.post(url, content=request.SerializeToString(), headers=headers)
         assert answered.status_code == 200
         response = ExportTraceServiceResponse.FromString(answered.content)
-        assert "2 attribute(s) dropped" in response.partial_success.error_message
+        assert not response.HasField("partial_success")  # cut, not rejected: the markers and counters say so
 
         stored = rows(collector, "SELECT SpanAttributes FROM {db}.otel_traces")
         (attributes,) = stored[0]

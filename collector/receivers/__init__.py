@@ -41,7 +41,6 @@ def ingest(pipeline: Pipeline, decode: Callable[[bytes], ExportTraceServiceReque
         stats.bad_requests += 1
         return Outcome(Verdict.BAD_REQUEST, str(exc))
     stats.rejected_spans += accepted.rejected
-    stats.count_truncations(accepted.truncations)
     if accepted.spans == 0:  # nothing to keep: answer at once, even while full or closing
         return Outcome(Verdict.OK, accepted=accepted)
     submitted = pipeline.submit(accepted)
