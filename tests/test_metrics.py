@@ -134,7 +134,8 @@ def test_every_refusal_is_counted_by_reason_on_metrics_and_in_collector_metrics(
     attributes = cut.resource_spans[0].scope_spans[0].spans[0].attributes
     attributes.add(key="long").value.string_value = "x" * 100  # truncated
     attributes.add(key="deep").value.kvlist_value.values.add(key="a").value.kvlist_value.values.add(key="b")  # nesting
-    attributes.add(key="extra").value.int_value = 1  # with the sender stamp, one over the limit: one dropped
+    attributes.add(key="extra").value.int_value = 1  # the limit reached
+    attributes.add(key="extra2").value.int_value = 2  # one over: dropped (the sender stamp after it is kept)
     protobuf, bearer = "application/x-protobuf", f"Bearer {token}"
     with CollectorThread(settings) as collector:
         url = collector.endpoint_url("otlp_http") + "/v1/traces"
