@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +33,8 @@ EXPRESSION_UID = "__expr__"
 FOLDER_TITLE = "Foothold"
 FOLDER_UID = "foothold"
 RULE_GROUP = "foothold-detections"
-RULE_INTERVAL = "1m"
+RULE_INTERVAL_SECONDS = 60
+RULE_INTERVAL = f"{RULE_INTERVAL_SECONDS // 60}m"
 RULE_WINDOW_SECONDS = 3600
 TIMELINE_UID = "foothold-session-timeline"
 CONTACT_POINT = "foothold-webhook"
@@ -208,25 +209,34 @@ class Dashboard:
 
 # --- shared SQL ----------------------------------------------------------------------------------------
 
-# `agent` is multi-valued with a custom All value; Grafana renders ${agent:singlequote} as 'a','b' server-side.
+# `agent` and `session` have the custom All value '__all', which Grafana inserts as-is; otherwise it renders
+# ${agent:singlequote} as 'a','b'. Grafana interpolates the SQL before the plugin gets it.
 ALL = "__all"
 
 
-def agent_filter(column: str = "AgentName") -> str:
-    return f"('{ALL}' IN (${{agent:singlequote}}) OR {column} IN (${{agent:singlequote}}))"
+def any_of(variable: str, column: str) -> str:
+    """``column`` is one of the variable's values, or anything when All is selected."""
+    return f"('{ALL}' IN (${{{variable}:singlequote}}) OR {column} IN (${{{variable}:singlequote}}))"
+
+
+def scope(agent: str = "AgentName", session: str = "SessionId") -> str:
+    """The agent and session variables' filter, for dashboards that have both."""
+    return f"{any_of('agent', agent)} AND {any_of('session', session)}"
 
 
 AGENT = Variable(
     "agent", "Agent", multi=True, include_all=True, all_value=f"'{ALL}'",
     sql="SELECT DISTINCT AgentName FROM tool_calls WHERE $__timeFilter(Timestamp) AND AgentName != '' ORDER BY AgentName",
 )  # fmt: skip
+# The selected agents' sessions in the time range, most recent first (re-queried when `agent` changes).
 SESSION = Variable(
     "session", "Session",
     sql=f"""
 SELECT SessionId FROM tool_calls
-WHERE $__timeFilter(Timestamp) AND {agent_filter()}
+WHERE $__timeFilter(Timestamp) AND {any_of('agent', 'AgentName')}
 GROUP BY SessionId ORDER BY max(Timestamp) DESC LIMIT 500""",
 )  # fmt: skip
+SESSION_OR_ALL = replace(SESSION, include_all=True, all_value=f"'{ALL}'")
 TRACE_ID = Variable(
     "trace_id", "Trace",
     sql="SELECT TraceId FROM tool_calls WHERE SessionId = '${session}' GROUP BY TraceId ORDER BY min(Timestamp)",
@@ -235,7 +245,7 @@ TRACE_ID = Variable(
 
 def findings(rule: AlertRule, columns: str = "seen_at, session_id, agent_name, technique, evidence") -> str:
     """A detection rule's own SQL; every rule returns FINDING_COLUMNS (the evaluator enforces it)."""
-    return f"SELECT {columns} FROM (\n{rule.sql.strip()}\n) AS finding\nWHERE {agent_filter('agent_name')}"
+    return f"SELECT {columns} FROM (\n{rule.sql.strip()}\n) AS finding\nWHERE {scope('agent_name', 'session_id')}"
 
 
 def rules_by_id() -> dict[str, AlertRule]:
@@ -248,12 +258,12 @@ SELECT Timestamp, SessionId, AgentName, PersistenceKind, Technique, Target, Sour
            if(PersistenceTarget != '', PersistenceTarget, Path) AS Target,
            concat('observed (', Source, ' ', Action, ')') AS Source, TraceId
     FROM artifacts
-    WHERE $__timeFilter(Timestamp) AND PersistenceKind != '' AND Action != 'read' AND {agent_filter()}
+    WHERE $__timeFilter(Timestamp) AND PersistenceKind != '' AND Action != 'read' AND {scope()}
     UNION ALL
     SELECT Timestamp, SessionId, AgentName, PersistenceKind, Technique, PersistenceTarget AS Target,
            concat('declared by ', ToolName) AS Source, TraceId
     FROM tool_calls
-    WHERE $__timeFilter(Timestamp) AND PersistenceKind != '' AND {agent_filter()}
+    WHERE $__timeFilter(Timestamp) AND PersistenceKind != '' AND {scope()}
 )
 )"""
 
@@ -265,11 +275,11 @@ FROM (
            sum(toUInt32(HumanCheckpoint)) OVER (PARTITION BY SessionId ORDER BY Timestamp, SpanId
                ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS Run
     FROM tool_calls
-    WHERE SessionId IN (SELECT SessionId FROM tool_calls WHERE $__timeFilter(Timestamp)) AND {agent_filter()}
+    WHERE SessionId IN (SELECT SessionId FROM tool_calls WHERE $__timeFilter(Timestamp)) AND {scope()}
 )
 GROUP BY SessionId, Run"""
 
-TOOL_CALLS_IN_RANGE = f"FROM tool_calls WHERE $__timeFilter(Timestamp) AND {agent_filter()}"
+TOOL_CALLS_IN_RANGE = f"FROM tool_calls WHERE $__timeFilter(Timestamp) AND {scope()}"
 
 
 def ts(sql: str) -> Query:
@@ -289,14 +299,14 @@ def overview() -> Dashboard:
         uid="foothold-overview",
         title="Foothold / Overview",
         description="Tool-call volume, errors and latency by tool; the busiest agents and sessions; recent alerts.",
-        variables=(AGENT,),
+        variables=(AGENT, SESSION_OR_ALL),
         panels=(
             Panel("Tool calls", "stat", table(f"SELECT count() AS calls {TOOL_CALLS_IN_RANGE}"), width=6, height=4, options=stat),
             Panel("Error rate", "stat", table(f"SELECT countIf(Status = 'Error') / greatest(count(), 1) AS error_rate {TOOL_CALLS_IN_RANGE}"),
                   unit="percentunit", width=6, height=4, options=stat),
             Panel("Sessions", "stat", table(f"SELECT uniqExact(SessionId) AS sessions {TOOL_CALLS_IN_RANGE}"), width=6, height=4, options=stat),
             Panel("Alerts raised", "stat",
-                  table(f"SELECT count() AS alerts FROM alerts FINAL WHERE $__timeFilter(RaisedAt) AND {agent_filter()}"),
+                  table(f"SELECT count() AS alerts FROM alerts FINAL WHERE $__timeFilter(RaisedAt) AND {scope()}"),
                   width=6, height=4, options=stat),
             Panel("Tool-call rate by tool", "timeseries", ts(f"""
 SELECT $__timeInterval(Timestamp) AS time, ToolName, count() / $__interval_s AS calls_per_second
@@ -329,7 +339,7 @@ GROUP BY SessionId ORDER BY calls DESC LIMIT 20"""), links=(session_link("Sessio
             Panel("Recent alerts", "table", table(f"""
 SELECT RaisedAt, Severity, RuleId, Title, SessionId, AgentName, Technique, Evidence
 FROM alerts FINAL
-WHERE $__timeFilter(RaisedAt) AND {agent_filter()}
+WHERE $__timeFilter(RaisedAt) AND {scope()}
 ORDER BY RaisedAt DESC LIMIT 100"""), width=24, links=(session_link("SessionId"),)),
         ),
     )  # fmt: skip
@@ -341,7 +351,7 @@ def durable_writes() -> Dashboard:
         uid="foothold-durable-writes",
         title="Foothold / Durable writes",
         description="Writes (observed or declared) to locations that survive the session: persistence candidates.",
-        variables=(AGENT,),
+        variables=(AGENT, SESSION_OR_ALL),
         panels=(
             Panel("Durable writes by technique", "timeseries", ts(f"""
 SELECT $__timeInterval(Timestamp) AS time, if(Technique = '', PersistenceKind, Technique) AS technique, count() AS writes
@@ -398,7 +408,7 @@ GROUP BY time, CredentialKind ORDER BY time""")),
         uid="foothold-credential-reuse",
         title="Foothold / Credential reuse",
         description="Which credentials (by fingerprint) were used where, and the credential detections' findings.",
-        variables=(AGENT,),
+        variables=(AGENT, SESSION_OR_ALL),
         panels=tuple(panels),
     )
 
@@ -414,7 +424,7 @@ def chained_tools() -> Dashboard:
         uid="foothold-chained-tools",
         title="Foothold / Chained tools",
         description="Runs of tool calls with no human checkpoint between them, and the flow rules' findings.",
-        variables=(AGENT,),
+        variables=(AGENT, SESSION_OR_ALL),
         panels=(
             Panel("Longest unchecked runs", "table", table(f"SELECT * FROM ({CHAIN_RUNS}\n)\nORDER BY length DESC LIMIT 100"),
                   description=f"A run ends at a call carrying a human checkpoint; the rule fires above {max_calls} calls.",

@@ -28,7 +28,7 @@ class ClickHouseOptions:
 
 @dataclass
 class Change:
-    kind: str  # datasource | folder | dashboard | alert-rule
+    kind: str  # datasource | folder | dashboard | alert-rule | rule-group
     uid: str
     title: str
     action: str
@@ -154,4 +154,13 @@ def push(api: Any, ch: ClickHouseOptions, *, dry_run: bool = False, on_change: C
             action = UNCHANGED if _subset_equal(payload, found) else UPDATE
             record("alert-rule", payload["uid"], payload["title"], action,
                    lambda p=payload: api.alertingprovisioning.update_alertrule(p["uid"], p))  # fmt: skip
+
+    # The group's evaluation interval: rules created one by one get Grafana's default, not the file's. Read
+    # once the rules are pushed (a dry run before the first push finds no group); a group PUT replaces the
+    # group's rules, so it sends back the rules Grafana holds.
+    group = current(lambda: api.alertingprovisioning.get_rule_group(build.FOLDER_UID, build.RULE_GROUP))
+    same = group is not None and group.get("interval") == build.RULE_INTERVAL_SECONDS
+    record("rule-group", build.RULE_GROUP, f"every {build.RULE_INTERVAL}", UNCHANGED if same else UPDATE,
+           lambda: api.alertingprovisioning.update_rule_group(build.FOLDER_UID, build.RULE_GROUP,
+                                                              group | {"interval": build.RULE_INTERVAL_SECONDS}))  # fmt: skip
     return plan

@@ -27,16 +27,26 @@ DASHBOARDS = {path.stem: json.loads(path.read_text(encoding="utf-8")) for path i
 ALERTS = yaml.safe_load((build.ALERTING_DIR / "foothold-alerts.yaml").read_text(encoding="utf-8"))
 CONTACT_POINTS = yaml.safe_load((build.ALERTING_DIR / "contact-points.yaml").read_text(encoding="utf-8"))
 PIPELINE_PANEL = "(collector_metrics)"
+SELECTED_ALL = "$__all"  # a variable's value when All is selected
+TIMELINE, TIMELINE_SESSION = "session-timeline", "injected"
 
 # Panels that may legitimately be empty on the demo data (none besides the pipeline-metric panels).
 MAY_BE_EMPTY: set[str] = set()
 
 
-def panels():
-    for name, dashboard in DASHBOARDS.items():
-        for panel in build.iter_panels(dashboard):
+def panels(names=DASHBOARDS):
+    for name in names:
+        for panel in build.iter_panels(DASHBOARDS[name]):
             if panel.get("targets"):
                 yield pytest.param(name, panel, id=f"{name}:{panel['title']}")
+
+
+def variable(dashboard: str, name: str) -> dict | None:
+    return next((v for v in DASHBOARDS[dashboard]["templating"]["list"] if v["name"] == name), None)
+
+
+# Dashboards whose session variable has an All option (the timeline always shows one session).
+SESSION_DASHBOARDS = [n for n in DASHBOARDS if (variable(n, "session") or {}).get("includeAll")]
 
 
 # --- seeding -------------------------------------------------------------------------------------------
@@ -87,7 +97,7 @@ def client(module_collector):
 @pytest.fixture(scope="module")
 def variables(client) -> dict[str, str]:
     (trace_id,) = client.query("SELECT any(TraceId) FROM tool_calls WHERE SessionId = 'injected'").result_rows[0]
-    return {"agent": "__all", "session": "injected", "trace_id": trace_id}
+    return {"agent": SELECTED_ALL, "session": SELECTED_ALL, "trace_id": trace_id}
 
 
 def window() -> TimeRange:
@@ -95,18 +105,25 @@ def window() -> TimeRange:
     return TimeRange(now - timedelta(hours=2), now + timedelta(minutes=1), interval_seconds=60)
 
 
-def grafana_sql(sql: str, values: dict[str, str]) -> str:
-    """Interpolate variables as Grafana does (custom All value, :singlequote), then the plugin's macros."""
+def grafana_sql(sql: str, values: dict[str, str | list[str]], dashboard: str | None = None) -> str:
+    """Interpolate ``dashboard``'s variables as Grafana's template service does, then the plugin's macros.
+
+    All ($__all) becomes the variable's custom allValue, inserted as-is (Grafana does not format custom all
+    values); otherwise ``:singlequote`` quotes each value (escaping quotes) and joins them with commas.
+    Without a dashboard (alert rules) any variable is an error.
+    """
 
     def formatted(match: re.Match[str]) -> str:
         name, fmt = match.group(1), match.group(2)
         value = values[name]
-        if name == "agent" and value == build.ALL:
-            return f"'{build.ALL}'"  # the variable's custom allValue, inserted as-is
-        return f"'{value}'" if fmt == "singlequote" else value
+        if value == SELECTED_ALL:
+            all_value = (variable(dashboard, name) or {}).get("allValue") if dashboard else None
+            assert all_value, f"${name}: All is selected but the variable has no custom allValue"
+            return all_value
+        chosen = [value] if isinstance(value, str) else value
+        return ",".join("'" + v.replace("'", "\\'") + "'" if fmt == "singlequote" else v for v in chosen)
 
-    sql = re.sub(r"\$\{(\w+):(\w+)\}", formatted, sql)
-    return expand(sql, window(), values)
+    return expand(re.sub(r"\$\{(\w+)(?::(\w+))?\}", formatted, sql), window())
 
 
 # --- queries on real data ------------------------------------------------------------------------------
@@ -121,8 +138,9 @@ def test_every_panel_query_runs_and_shows_the_demo_data(name, panel, client, var
         # The collector writes self-metrics on its own schedule; this test does not wait for it (see the
         # stand-in test below for the non-empty check).
         may_be_empty = True
+    values = variables | {"session": TIMELINE_SESSION} if name == TIMELINE else variables
     for target in panel["targets"]:
-        result = client.query(grafana_sql(target["rawSql"], variables))
+        result = client.query(grafana_sql(target["rawSql"], values, name))
         if not may_be_empty:
             assert result.result_rows, f"{name}: panel {panel['title']!r} is empty on the demo data"
 
@@ -130,25 +148,62 @@ def test_every_panel_query_runs_and_shows_the_demo_data(name, panel, client, var
 def test_agent_variable_filters_panels(client, variables):
     panel = next(p for p in DASHBOARDS["overview"]["panels"] if p["title"] == "Top agents")
     sql = panel["targets"][0]["rawSql"]
-    everyone = {r[0] for r in client.query(grafana_sql(sql, variables)).result_rows}
+    everyone = {r[0] for r in client.query(grafana_sql(sql, variables, "overview")).result_rows}
     assert {"devops-agent", "ops-bot", "deployer", "helper"} <= everyone
-    only = client.query(grafana_sql(sql, variables | {"agent": "ops-bot"})).result_rows
+    only = client.query(grafana_sql(sql, variables | {"agent": "ops-bot"}, "overview")).result_rows
     assert [r[0] for r in only] == ["ops-bot"]
+    two = client.query(grafana_sql(sql, variables | {"agent": ["ops-bot", "helper"]}, "overview")).result_rows
+    assert {r[0] for r in two} == {"ops-bot", "helper"}
+
+
+def test_per_session_dashboards_filter_every_panel_by_session():
+    assert SESSION_DASHBOARDS == ["chained-tools", "credential-reuse", "durable-writes", "overview"]
+    for name in SESSION_DASHBOARDS:
+        session = variable(name, "session")
+        assert session["current"]["value"] == SELECTED_ALL and session["allValue"] == f"'{build.ALL}'"
+        for param in panels([name]):
+            for target in param.values[1]["targets"]:
+                assert "${session:singlequote}" in target["rawSql"], param.id
+
+
+@pytest.mark.parametrize("agent", [SELECTED_ALL, ["helper", "ops-bot"]])
+def test_session_variable_lists_the_agents_sessions_recent_first(client, variables, agent):
+    sql = variable("overview", "session")["query"]["rawSql"]
+    assert sql == variable(TIMELINE, "session")["query"]["rawSql"]
+    listed = [r[0] for r in client.query(grafana_sql(sql, variables | {"agent": agent}, "overview")).result_rows]
+    where = "" if agent == SELECTED_ALL else f"WHERE AgentName IN {tuple(agent)}"
+    expected = client.query(f"SELECT SessionId FROM tool_calls {where} GROUP BY SessionId ORDER BY max(Timestamp) DESC")
+    assert len(listed) > 1 and listed == [r[0] for r in expected.result_rows]
+
+
+@pytest.mark.parametrize(("name", "panel"), list(panels(SESSION_DASHBOARDS)))
+def test_session_variable_narrows_every_panel(name, panel, client, variables):
+    """One session selected: a panel listing sessions shows only that one, an aggregate shows less than All."""
+    (target,) = panel["targets"]
+    everyone = client.query(grafana_sql(target["rawSql"], variables, name))
+    column = next((c for c in ("SessionId", "session_id") if c in everyone.column_names), None)
+    session = everyone.result_rows[0][everyone.column_names.index(column)] if column else TIMELINE_SESSION
+    one = client.query(grafana_sql(target["rawSql"], variables | {"session": session}, name))
+    if column:
+        assert one.result_rows and {r[one.column_names.index(column)] for r in one.result_rows} == {session}
+    else:
+        assert one.result_rows != everyone.result_rows
 
 
 def test_session_timeline_shows_the_session_and_its_trace(client, variables):
+    variables = variables | {"session": TIMELINE_SESSION}
     by_title = {p["title"]: p for p in DASHBOARDS["session-timeline"]["panels"]}
-    calls = client.query(grafana_sql(by_title["Tool calls"]["targets"][0]["rawSql"], variables)).named_results()
+    calls = client.query(grafana_sql(by_title["Tool calls"]["targets"][0]["rawSql"], variables, TIMELINE)).named_results()
     assert [c["ToolName"] for c in calls] == ["web_fetch", "bash", "bash", "bash", "bash"]
     trace = by_title["Trace"]["targets"][0]
     assert trace["queryType"] == "traces" and trace["format"] == build.TRACE
-    spans = list(client.query(grafana_sql(trace["rawSql"], variables)).named_results())
+    spans = list(client.query(grafana_sql(trace["rawSql"], variables, TIMELINE)).named_results())
     assert spans and {s["traceID"] for s in spans} == {variables["trace_id"]}
     assert {"traceID", "spanID", "parentSpanID", "serviceName", "operationName", "startTime", "duration", "tags",
             "serviceTags"} <= set(spans[0])  # fmt: skip
 
 
-def test_pipeline_panels_read_collector_metrics_samples(module_collector, variables):
+def test_pipeline_panels_read_collector_metrics_samples(module_collector):
     """The pipeline panels' SQL on a stand-in table with the announced columns, in a throwaway database.
 
     Whether or not the real schema has collector_metrics yet, this checks the panels read counters as rates
@@ -167,18 +222,19 @@ def test_pipeline_panels_read_collector_metrics_samples(module_collector, variab
                    for name in names for age, value in ((30, 10.0), (15, 25.0))]  # fmt: skip
         client.insert("cm_standin.collector_metrics", samples)
         for panel in pipeline:
-            sql = grafana_sql(panel["targets"][0]["rawSql"], variables).replace("FROM collector_metrics", "FROM cm_standin.collector_metrics")
+            sql = grafana_sql(panel["targets"][0]["rawSql"], {}, "collector-health")
+            sql = sql.replace("FROM collector_metrics", "FROM cm_standin.collector_metrics")
             rows = client.query(sql).result_rows
             assert rows and any(v and v > 0 for row in rows for v in row[1:] if isinstance(v, float)), panel["title"]
     finally:
         client.command("DROP DATABASE IF EXISTS cm_standin")
 
 
-def test_every_alert_rule_query_runs_and_fires_per_session(client, variables):
+def test_every_alert_rule_query_runs_and_fires_per_session(client):
     fired = {}
     for rule in ALERTS["groups"][0]["rules"]:
         (query,) = [d for d in rule["data"] if d["datasourceUid"] == build.DATASOURCE_UID]
-        rows = client.query(grafana_sql(query["model"]["rawSql"], variables)).result_rows
+        rows = client.query(grafana_sql(query["model"]["rawSql"], {})).result_rows  # no dashboard variables
         fired[rule["labels"]["rule_id"]] = {session for session, _agent, findings in rows if findings > 0}
     assert fired == {
         "durable_write": {"injected", "cron-writer"},
@@ -194,13 +250,13 @@ def test_every_alert_rule_query_runs_and_fires_per_session(client, variables):
     }
 
 
-def test_alert_rules_count_the_evaluators_findings(module_collector, client, variables):
+def test_alert_rules_count_the_evaluators_findings(module_collector, client):
     """Grafana's per-session counts agree with what the collector's own evaluator stored."""
     stored = set(client.query("SELECT RuleId, SessionId FROM alerts FINAL").result_rows)
     from_grafana = set()
     for rule in ALERTS["groups"][0]["rules"]:
         query = rule["data"][0]["model"]["rawSql"]
-        from_grafana |= {(rule["labels"]["rule_id"], r[0]) for r in client.query(grafana_sql(query, variables)).result_rows}
+        from_grafana |= {(rule["labels"]["rule_id"], r[0]) for r in client.query(grafana_sql(query, {})).result_rows}
     assert from_grafana == stored
 
 

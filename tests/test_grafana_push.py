@@ -2,8 +2,10 @@
 
 The stand-in (stdlib http.server on 127.0.0.1, a free port) keeps data sources, folders, dashboards and
 alert rules in memory and answers like Grafana: 404 for unknown uids, the documented paths and methods
-only, and a 400 for payloads missing what Grafana requires. The test then runs the real CLI command
-(typer, grafana-client) against it.
+only, and a 400 for payloads missing what Grafana requires. Its GET responses are normalised the way
+Grafana's are (server-side fields such as id, version, updated and provenance added, keys in the server's
+order), so "unchanged" is judged against what Grafana returns, not against what was sent. The test then
+runs the real CLI command (typer, grafana-client) against it.
 """
 
 from __future__ import annotations
@@ -26,6 +28,15 @@ from foothold.dashboards.cli import grafana_app
 TOKEN = "glsa_test-token"
 BASIC = "Basic " + base64.b64encode(b"admin:pw").decode()
 WRITES = {"POST", "PUT", "PATCH", "DELETE"}
+# A new rule group gets [unified_alerting] default_rule_evaluation_interval; Grafana ships 1m, so the
+# stand-in models an instance configured otherwise, where only an explicit group update gives 1m.
+DEFAULT_RULE_INTERVAL = 10
+UPDATED = "2025-06-02T10:00:00Z"
+
+
+def served(obj: dict, **server_fields: Any) -> dict:
+    """``obj`` as Grafana serves it: with server-side fields, keys in another order than they were sent."""
+    return json.loads(json.dumps(obj | server_fields, sort_keys=True))
 
 
 class FakeGrafana:
@@ -34,6 +45,7 @@ class FakeGrafana:
         self.folders: dict[str, dict] = {}
         self.dashboards: dict[str, dict] = {}
         self.rules: dict[str, dict] = {}
+        self.rule_intervals: dict[tuple[str, str], int] = {}  # (folder uid, group) -> seconds
         self.requests: list[tuple[str, str]] = []
         self.problems: list[str] = []
         self.authorizations: set[str | None] = set()
@@ -63,7 +75,11 @@ class FakeGrafana:
 
     # --- /api/datasources -------------------------------------------------------------------------------
     def get_datasource(self, _body, uid):
-        return (200, self.datasources[uid]) if uid in self.datasources else (404, {"message": "Data source not found"})
+        if uid not in self.datasources:
+            return 404, {"message": "Data source not found"}
+        return 200, served(self.datasources[uid], orgId=1, url="", user="", database="", basicAuth=False,
+                           withCredentials=False, readOnly=False, secureJsonFields={"password": True},
+                           typeLogoUrl="public/plugins/grafana-clickhouse-datasource/img/logo.svg")  # fmt: skip
 
     def create_datasource(self, body):
         if not self._require("POST /api/datasources", body, {"name", "type", "access", "uid", "jsonData"}):
@@ -86,7 +102,10 @@ class FakeGrafana:
 
     # --- /api/folders -----------------------------------------------------------------------------------
     def get_folder(self, _body, uid):
-        return (200, self.folders[uid]) if uid in self.folders else (404, {"message": "folder not found"})
+        if uid not in self.folders:
+            return 404, {"message": "folder not found"}
+        return 200, served(self.folders[uid], url=f"/dashboards/f/{uid}/", hasAcl=False, canSave=True, created=UPDATED,
+                           updated=UPDATED, parents=[])  # fmt: skip
 
     def create_folder(self, body):
         if not self._require("POST /api/folders", body, {"title"}):
@@ -98,12 +117,26 @@ class FakeGrafana:
         self.folders[uid] = {"uid": uid, "title": body["title"], "id": len(self.folders) + 1, "version": 1}
         return 200, self.folders[uid]
 
+    def update_folder(self, body, uid):
+        if uid not in self.folders:
+            return 404, {"message": "folder not found"}
+        if not self._require(f"PUT /api/folders/{uid}", body, {"title"}):
+            return 400, {"message": "bad request"}
+        folder = self.folders[uid]
+        if not body.get("overwrite") and body.get("version") != folder["version"]:
+            return 412, {"message": "the folder has been changed by someone else"}
+        folder |= {"title": body["title"], "version": folder["version"] + 1}
+        return 200, folder
+
     # --- /api/dashboards --------------------------------------------------------------------------------
     def get_dashboard(self, _body, uid):
         if uid not in self.dashboards:
             return 404, {"message": "Dashboard not found"}
         stored = self.dashboards[uid]
-        return 200, {"dashboard": stored["dashboard"], "meta": {"folderUid": stored["folderUid"], "version": stored["dashboard"]["version"]}}
+        meta = {"folderUid": stored["folderUid"], "folderTitle": self.folders[stored["folderUid"]]["title"], "slug": uid,
+                "url": f"/d/{uid}", "version": stored["dashboard"]["version"], "created": UPDATED, "updated": UPDATED,
+                "canSave": True, "provisioned": False}  # fmt: skip
+        return 200, {"dashboard": served(stored["dashboard"]), "meta": meta}
 
     def save_dashboard(self, body):
         if not self._require("POST /api/dashboards/db", body, {"dashboard"}):
@@ -134,8 +167,11 @@ class FakeGrafana:
             self.problems.append(f"{what}: unknown folder or data source, or a malformed query")
         return bool(ok)
 
+    def _served_rule(self, uid: str) -> dict:
+        return served(self.rules[uid], updated=UPDATED, provenance="api", notification_settings=None, record=None)
+
     def get_rule(self, _body, uid):
-        return (200, self.rules[uid]) if uid in self.rules else (404, {"message": "rule not found"})
+        return (200, self._served_rule(uid)) if uid in self.rules else (404, {"message": "rule not found"})
 
     def create_rule(self, body):
         if not self._check_rule("POST /api/v1/provisioning/alert-rules", body):
@@ -143,16 +179,47 @@ class FakeGrafana:
         if body.get("uid") in self.rules:
             self.problems.append("duplicate alert rule create")
             return 409, {"message": "rule exists"}
-        self.rules[body["uid"]] = body | {"id": len(self.rules) + 1, "provenance": "api"}
-        return 201, self.rules[body["uid"]]
+        self.rules[body["uid"]] = body | {"id": len(self.rules) + 1}
+        self.rule_intervals.setdefault((body["folderUID"], body["ruleGroup"]), DEFAULT_RULE_INTERVAL)
+        return 201, self._served_rule(body["uid"])
 
     def update_rule(self, body, uid):
         if uid not in self.rules:
             return 404, {"message": "rule not found"}
         if not self._check_rule(f"PUT /api/v1/provisioning/alert-rules/{uid}", body):
             return 400, {"message": "invalid rule"}
-        self.rules[uid] = body | {"id": self.rules[uid]["id"], "provenance": "api"}
-        return 200, self.rules[uid]
+        self.rules[uid] = body | {"id": self.rules[uid]["id"]}
+        return 200, self._served_rule(uid)
+
+    # --- /api/v1/provisioning/folder/{folderUid}/rule-groups/{group} (an AlertRuleGroup) ----------------
+    def _group(self, folder: str, group: str) -> list[str]:
+        return [uid for uid, r in self.rules.items() if (r["folderUID"], r["ruleGroup"]) == (folder, group)]
+
+    def get_rule_group(self, _body, folder, group):
+        if not self._group(folder, group):
+            return 404, {"message": "rule group does not exist"}
+        return 200, {"title": group, "folderUid": folder, "interval": self.rule_intervals[(folder, group)],
+                     "rules": [self._served_rule(uid) for uid in self._group(folder, group)]}  # fmt: skip
+
+    def put_rule_group(self, body, folder, group):
+        what = f"PUT /api/v1/provisioning/folder/{folder}/rule-groups/{group}"
+        if not self._require(what, body, {"title", "interval", "rules"}):
+            return 400, {"message": "bad request"}
+        interval = body["interval"]
+        if not isinstance(interval, int) or interval <= 0 or interval % 10:
+            self.problems.append(f"{what}: interval must be whole seconds, a multiple of 10, got {interval!r}")
+            return 400, {"message": "invalid interval"}
+        rules = body["rules"]
+        if body["title"] != group or not all(self._check_rule(what, r) for r in rules) or \
+                any((r["folderUID"], r["ruleGroup"]) != (folder, group) or r.get("uid") not in self.rules for r in rules):
+            self.problems.append(f"{what}: a rule of another group, malformed, or new (the stand-in models updates only)")
+            return 400, {"message": "invalid rule group"}
+        for uid in set(self._group(folder, group)) - {r["uid"] for r in rules}:  # the group is replaced
+            del self.rules[uid]
+        for rule in rules:
+            self.rules[rule["uid"]] = rule | {"id": self.rules[rule["uid"]]["id"]}
+        self.rule_intervals[(folder, group)] = interval
+        return 200, self.get_rule_group(None, folder, group)[1]
 
     routes = [
         (r"GET /api/datasources/uid/([^/]+)", get_datasource),
@@ -160,11 +227,14 @@ class FakeGrafana:
         (r"PUT /api/datasources/uid/([^/]+)", update_datasource),
         (r"GET /api/folders/([^/]+)", get_folder),
         (r"POST /api/folders", create_folder),
+        (r"PUT /api/folders/([^/]+)", update_folder),
         (r"GET /api/dashboards/uid/([^/]+)", get_dashboard),
         (r"POST /api/dashboards/db", save_dashboard),
         (r"GET /api/v1/provisioning/alert-rules/([^/]+)", get_rule),
         (r"POST /api/v1/provisioning/alert-rules", create_rule),
         (r"PUT /api/v1/provisioning/alert-rules/([^/]+)", update_rule),
+        (r"GET /api/v1/provisioning/folder/([^/]+)/rule-groups/([^/]+)", get_rule_group),
+        (r"PUT /api/v1/provisioning/folder/([^/]+)/rule-groups/([^/]+)", put_rule_group),
     ]
 
     def writes(self) -> list[tuple[str, str]]:
@@ -208,11 +278,12 @@ def grafana() -> Iterator[tuple[str, FakeGrafana]]:
     server.server_close()
 
 
-def run_push(url: str, *extra: str):
+def run_push(url: str, *extra: str, password: str | None = "s3cret"):
     app = typer.Typer()
     app.add_typer(grafana_app, name="grafana")
+    secret = ["--clickhouse-password", password] if password else []
     result = CliRunner().invoke(app, ["grafana", "push", "--url", url, "--token", TOKEN, "--clickhouse-host", "ch.internal",
-                                      "--clickhouse-password", "s3cret", *extra], env={"COLUMNS": "200"})  # fmt: skip
+                                      *secret, *extra], env={"COLUMNS": "200", "FOOTHOLD_CLICKHOUSE_PASSWORD": None})  # fmt: skip
     assert result.exit_code == 0, result.output
     return result.output
 
@@ -224,7 +295,7 @@ def test_push_creates_everything_then_a_second_push_updates_without_duplicates(g
 
     output = run_push(url)
     assert state.problems == []
-    assert f"{2 + len(dashboards) + rule_count} created" in output
+    assert f"{2 + len(dashboards) + rule_count} created, 1 updated" in output  # the rule group's interval
     assert set(state.datasources) == {"foothold-clickhouse"} and set(state.folders) == {"foothold"}
     ds = state.datasources["foothold-clickhouse"]
     assert ds["type"] == "grafana-clickhouse-datasource"
@@ -245,8 +316,8 @@ def test_push_creates_everything_then_a_second_push_updates_without_duplicates(g
     assert ("PUT", "/api/datasources/uid/foothold-clickhouse") in writes  # a password is always re-sent
     assert "0 created" in output and len(creates) == 2 + rule_count
     # Dashboards and rules identical to what Grafana holds are left alone.
-    assert not [w for w in writes if w[1] == "/api/dashboards/db" or "alert-rules" in w[1]]
-    assert f"{len(dashboards) + rule_count + 1} unchanged" in output
+    assert not [w for w in writes if w[1] == "/api/dashboards/db" or "alert-rules" in w[1] or "rule-groups" in w[1]]
+    assert f"{len(dashboards) + rule_count + 2} unchanged" in output
     assert len(state.dashboards) == len(dashboards) and len(state.rules) == rule_count
 
 
@@ -263,6 +334,42 @@ def test_push_updates_what_drifted(grafana):
     assert state.rules["foothold-chained-tools-unchecked"]["noDataState"] == "OK"
     assert state.dashboards["foothold-overview"]["dashboard"]["title"] == "Foothold / Overview"
     assert "0 created, 3 updated" in output
+
+
+def test_push_sets_the_rule_groups_interval_and_keeps_its_rules(grafana):
+    url, state = grafana
+    group_path = f"/api/v1/provisioning/folder/{build.FOLDER_UID}/rule-groups/{build.RULE_GROUP}"
+    run_push(url)
+    assert state.problems == [] and ("PUT", group_path) in state.writes()
+    assert state.rule_intervals == {(build.FOLDER_UID, build.RULE_GROUP): 60} and build.RULE_INTERVAL == "1m"
+    assert len(state.rules) == len(build.alert_rules_document()["groups"][0]["rules"])  # the PUT replaced none
+    state.rule_intervals[(build.FOLDER_UID, build.RULE_GROUP)] = 300  # changed in the UI
+    state.requests.clear()
+    output = run_push(url, password=None)
+    assert state.problems == [] and state.writes() == [("PUT", group_path)] and "0 created, 1 updated" in output
+    assert state.rule_intervals[(build.FOLDER_UID, build.RULE_GROUP)] == 60
+
+
+def test_push_restores_the_folder_title(grafana):
+    url, state = grafana
+    run_push(url)
+    state.folders["foothold"]["title"] = "renamed by hand"
+    state.requests.clear()
+    output = run_push(url, password=None)
+    assert state.problems == [] and state.writes() == [("PUT", "/api/folders/foothold")] and "0 created, 1 updated" in output
+    assert state.folders["foothold"]["title"] == build.FOLDER_TITLE
+
+
+def test_a_re_push_is_a_no_op_against_grafanas_normalised_responses(grafana):
+    url, state = grafana
+    run_push(url)
+    rule = state.get_rule(None, "foothold-durable-write")[1]
+    assert {"id", "updated", "provenance"} <= set(rule) and list(rule) == sorted(rule)  # not as sent
+    assert {"id", "version"} <= set(state.get_dashboard(None, "foothold-overview")[1]["dashboard"])
+    state.requests.clear()
+    output = run_push(url, password=None)  # without a password the data source can be compared too
+    assert state.problems == [] and state.writes() == []
+    assert "0 created, 0 updated" in output and all(m == "GET" for m, _ in state.requests)
 
 
 def test_dry_run_reads_only_and_prints_the_plan(grafana):
