@@ -35,6 +35,7 @@ STATUS_CODES = ("Unset", "Ok", "Error")
 TRUNCATED_ATTRIBUTES = "foothold.truncated.attributes"
 NESTING_MARKER = "[foothold:truncated nesting]"
 DEFAULT_LIMITS = LimitsConfig()
+NONE = ()  # the Events.* / Links.* value of a span without events or links (a tuple: nothing appends to it)
 
 
 @dataclass
@@ -148,8 +149,8 @@ def attribute_mapper(limits: LimitsConfig, cut: Truncations) -> Callable[..., di
         out = {}
         for kv in attributes[:max_count] if len(attributes) > max_count else attributes:
             value = kv.value
-            if value.WhichOneof("value") == "string_value":  # the common case, inline
-                text = value.string_value
+            text = value.string_value  # non-empty: the oneof holds a string (the common case, inline)
+            if text or value.WhichOneof("value") == "string_value":
                 out[kv.key] = _limit_text(text, max_bytes, cut) if len(text) > unmeasured else text
             else:
                 out[kv.key] = _value_str(value, limits, cut)
@@ -208,12 +209,23 @@ def to_batch(
                     status_code.append(STATUS_CODES[span.status.code] if 0 <= span.status.code < 3 else "Unset")
                     status_msg.append(span.status.message)
                     events, links = span.events, span.links
-                    ev_ts.append([e.time_unix_nano for e in events])
-                    ev_name.append([e.name for e in events])
-                    ev_attrs.append([amap(e.attributes) for e in events])
-                    ln_trace.append([link.trace_id.hex() for link in links])
-                    ln_span.append([link.span_id.hex() for link in links])
-                    ln_state.append([link.trace_state for link in links])
-                    ln_attrs.append([amap(link.attributes) for link in links])
+                    if events:
+                        ev_ts.append([e.time_unix_nano for e in events])
+                        ev_name.append([e.name for e in events])
+                        ev_attrs.append([amap(e.attributes) for e in events])
+                    else:  # most spans: one shared, immutable empty value instead of new lists
+                        ev_ts.append(NONE)
+                        ev_name.append(NONE)
+                        ev_attrs.append(NONE)
+                    if links:
+                        ln_trace.append([link.trace_id.hex() for link in links])
+                        ln_span.append([link.span_id.hex() for link in links])
+                        ln_state.append([link.trace_state for link in links])
+                        ln_attrs.append([amap(link.attributes) for link in links])
+                    else:
+                        ln_trace.append(NONE)
+                        ln_span.append(NONE)
+                        ln_state.append(NONE)
+                        ln_attrs.append(NONE)
     return batch
 

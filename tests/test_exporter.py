@@ -63,7 +63,7 @@ def test_json_columns_insert_stores_what_the_column_insert_stores(chdb_dsn, data
         assert stored == reference
         nanos = f"SELECT toUnixTimestamp64Nano(Timestamp), arrayMap(t -> toUnixTimestamp64Nano(t), Events.Timestamp) FROM {db}.otel_traces ORDER BY SpanId"
         expected = sorted(zip(batch.columns["SpanId"], batch.columns["Timestamp"], batch.columns["Events.Timestamp"]))
-        assert client.query(nanos).result_rows == [(ts, events) for _, ts, events in expected]
+        assert client.query(nanos).result_rows == [(ts, list(events)) for _, ts, events in expected]
         assert client.query(f"SELECT count() FROM {db}.tool_calls").result_rows == [(1,)]
     finally:
         store.close()
