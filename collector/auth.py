@@ -81,14 +81,15 @@ class Authenticator:
         return Identity(found)
 
 
-def stamp_sender(request: ExportTraceServiceRequest, sender: str, body: bytes = b"", escaped: bool = True) -> int:
-    """Set ``foothold.sender`` on every span (removing any client-supplied value); returns the span count.
+def stamp_sender(request: ExportTraceServiceRequest, sender: str, body: bytes = b"", escaped: bool = True) -> tuple[int, bool]:
+    """Set ``foothold.sender`` on every span (removing any client-supplied value).
 
-    ``body`` is the decoded request's source: when the key does not occur in it (and it could not hide
-    behind JSON escapes, ``escaped=False`` for protobuf), no span carries it and the scan is skipped.
+    Returns the span count and whether the request changed. ``body`` is the decoded request's source: when
+    the key does not occur in it (and it could not hide behind JSON escapes, ``escaped=False`` for
+    protobuf), no span carries it and the scan is skipped.
     """
     scan = not body or _SENDER_BYTES in body or (escaped and b"\\u" in body)
-    spans = 0
+    spans, changed = 0, bool(sender)
     for resource_spans in request.resource_spans:
         for scope_spans in resource_spans.scope_spans:
             spans += len(scope_spans.spans)
@@ -100,23 +101,31 @@ def stamp_sender(request: ExportTraceServiceRequest, sender: str, body: bytes = 
                     for i in range(len(attributes) - 1, -1, -1):
                         if attributes[i].key == SENDER:
                             del attributes[i]
+                            changed = True
                 if sender:
                     kv = attributes.add()
                     kv.key = SENDER
                     kv.value.string_value = sender
-    return spans
+    return spans, changed
+
+
+Decoded = tuple[ExportTraceServiceRequest, bytes | None]
 
 
 def stamping(
     decode: Callable[[bytes], ExportTraceServiceRequest], sender: str, json: bool, count: Callable[[int], None] | None = None
-) -> Callable[[bytes], ExportTraceServiceRequest]:
-    """A decoder that also stamps the sender (and reports how many spans the request held)."""
+) -> Callable[[bytes], Decoded]:
+    """A decoder that also stamps the sender (and reports how many spans the request held).
 
-    def decode_and_stamp(body: bytes) -> ExportTraceServiceRequest:
+    It returns the request and, when that is still exactly the protobuf ``body`` (nothing stamped or
+    removed), the body itself, so the spool stores it without serialising the request again.
+    """
+
+    def decode_and_stamp(body: bytes) -> Decoded:
         request = decode(body)
-        spans = stamp_sender(request, sender, body, escaped=json)
+        spans, changed = stamp_sender(request, sender, body, escaped=json)
         if count is not None:
             count(spans)
-        return request
+        return request, None if json or changed else body
 
     return decode_and_stamp

@@ -49,6 +49,7 @@ class Accepted:
     spans: int
     rejected: int
     error_message: str
+    payload: bytes = b""  # the request's protobuf encoding, when the receiver already holds it
 
     def response(self) -> ExportTraceServiceResponse:
         response = ExportTraceServiceResponse()

@@ -164,7 +164,7 @@ class Pipeline:
     def submit(self, accepted: Accepted) -> Submitted:
         if self.spool is None:
             return self._submit_memory(accepted)
-        payload = accepted.request.SerializeToString()
+        payload = accepted.payload or accepted.request.SerializeToString()
         spans = accepted.spans
         with self._cond:
             if self._closing:

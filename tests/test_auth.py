@@ -222,3 +222,30 @@ def test_duplicate_and_malformed_tokens_are_config_errors():
         load_settings(auth={"tokens": [{"name": "a", "sha256": _sha("x")}, {"name": "a", "sha256": _sha("y")}]})
     with pytest.raises(ConfigError, match="auth.tokens.0.sha256"):
         load_settings(auth={"tokens": [{"name": "a", "sha256": "not-a-hash"}]})
+
+
+def _one_span_body(attributes: dict[str, str]) -> bytes:
+    request = ExportTraceServiceRequest()
+    span = request.resource_spans.add().scope_spans.add().spans.add()
+    span.trace_id, span.span_id, span.name = os.urandom(16), os.urandom(8), "execute_tool bash"
+    for key, value in attributes.items():
+        kv = span.attributes.add()
+        kv.key, kv.value.string_value = key, value
+    return request.SerializeToString()
+
+
+@pytest.mark.parametrize(
+    ("sender", "attributes", "reused"),
+    [("", {"k": "v"}, True), ("team-a", {"k": "v"}, False), ("", {semconv.SENDER: "forged"}, False)],
+    ids=["untouched", "stamped", "forged-stamp-removed"],
+)
+def test_the_spool_reuses_the_received_body_only_when_nothing_was_stamped(sender, attributes, reused):
+    """What a replay after a crash reads is the spooled payload: it must carry the stamp the queue saw."""
+    from foothold.collector.auth import stamping
+    from foothold.collector.otlp import decode_protobuf
+
+    body = _one_span_body(attributes)
+    request, wire = stamping(decode_protobuf, sender, json=False)(body)
+    assert wire == (body if reused else None)
+    stored = {kv.key: kv.value.string_value for kv in request.resource_spans[0].scope_spans[0].spans[0].attributes}
+    assert stored.get(semconv.SENDER, "") == sender

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import Enum
 
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
-
+from foothold.collector.auth import Decoded
 from foothold.collector.otlp import Accepted, BadRequest, LimitExceeded, validate
 from foothold.collector.pipeline import Pipeline, Submitted
 
@@ -29,10 +28,11 @@ class Outcome:
     accepted: Accepted | None = None
 
 
-def ingest(pipeline: Pipeline, decode: Callable[[bytes], ExportTraceServiceRequest], body: bytes) -> Outcome:
+def ingest(pipeline: Pipeline, decode: Callable[[bytes], Decoded], body: bytes) -> Outcome:
     stats = pipeline.stats
     try:
-        accepted = validate(decode(body), pipeline.limits)
+        request, wire = decode(body)
+        accepted = validate(request, pipeline.limits)
     except LimitExceeded as exc:
         stats.limit_refused_requests += 1
         stats.limit_refused_spans += exc.spans
@@ -41,6 +41,8 @@ def ingest(pipeline: Pipeline, decode: Callable[[bytes], ExportTraceServiceReque
         stats.bad_requests += 1
         return Outcome(Verdict.BAD_REQUEST, str(exc))
     stats.rejected_spans += accepted.rejected
+    if wire is not None and not accepted.rejected:
+        accepted = replace(accepted, payload=wire)  # the request is the received protobuf: spool it as is
     if accepted.spans == 0:  # nothing to keep: answer at once, even while full or closing
         return Outcome(Verdict.OK, accepted=accepted)
     submitted = pipeline.submit(accepted)
