@@ -41,6 +41,11 @@ class _Rule:
     pattern: re.Pattern[str]
     group: str = "secret"  # the named group holding the secret itself; the rest of the match is kept
     accept: Callable[[str, re.Match[str]], bool] | None = None
+    # Substrings one of which every match contains: without any, the (slow) pattern is not run. Matched
+    # against text.casefold() when ``folded`` (for (?i) patterns; casefold maps ſ and K like re does, and
+    # no folded needle holds an "i", which re's IGNORECASE also matches to a dotless ı).
+    needles: tuple[str, ...] = ()
+    folded: bool = False
 
 
 def fingerprint(value: str | bytes, key: str | bytes) -> str:
@@ -69,6 +74,8 @@ _SECRET_NAMES = (
     r"secret|token|api[_-]?key|apikey|access[_-]?key|private[_-]?key|auth[_-]?key|client[_-]?secret"
     r"|credentials?|session[_-]?key|signing[_-]?key|encryption[_-]?key"
 )
+# Every match of the two name lists above contains one of these (casefolded): the secret_value rule's screen.
+_SECRET_NAME_NEEDLES = ("pass", "pwd", "secret", "token", "key", "credent")
 _PASSWORD_NAME_RE = re.compile(rf"(?i)(?:{_PASSWORD_NAMES})")
 _SECRET_NAME_RE = re.compile(rf"(?i)(?:{_PASSWORD_NAMES}|{_SECRET_NAMES})")
 _PLACEHOLDER_RE = re.compile(r"(?i)^(?:\$\{?[\w.]+\}?|<[^>]*>|\*+|x+|null|none|true|false|changeme|redacted)$")
@@ -121,6 +128,8 @@ _RULES: tuple[_Rule, ...] = (
         re.compile(
             r"(?i)aws.{0,20}?(?:secret|access).{0,20}?['\"]?\s*[:=]\s*['\"]?(?P<secret>[A-Za-z0-9/+=]{40})(?![A-Za-z0-9/+=])"
         ),
+        needles=("aws",),
+        folded=True,
     ),
     _token("github_token", r"(?P<secret>gh[pousr]_[A-Za-z0-9]{36,255})\b"),
     _token("github_token", r"(?P<secret>github_pat_[A-Za-z0-9_]{50,255})\b"),
@@ -140,6 +149,7 @@ _RULES: tuple[_Rule, ...] = (
     _Rule(
         "azure_ad_client_secret",
         re.compile(r"(?<![A-Za-z0-9_~.\-])(?P<secret>[A-Za-z0-9_~.]{3}[0-9]Q~[A-Za-z0-9_~.\-]{31,34})(?![A-Za-z0-9_~.\-])"),
+        needles=("Q~",),
     ),
     _token("npm_token", r"(?P<secret>npm_[A-Za-z0-9]{36,})\b"),
     _token("pypi_token", r"(?P<secret>pypi-AgEIcHlwaS5vcmc[A-Za-z0-9_\-]{50,})"),
@@ -156,8 +166,10 @@ _RULES: tuple[_Rule, ...] = (
         "authorization",
         re.compile(r"(?i)\b(?:authorization|bearer|basic)\b\s*[:=]?\s*(?:bearer|basic|token|digest)?\s+(?P<secret>[A-Za-z0-9._~+/=\-]{8,})"),
         accept=lambda _text, m: not m.group("secret").startswith(MARKER_PREFIX) and shannon_entropy(m.group("secret")) >= _ENTROPY_MIN,
+        needles=("auth", "bearer", "bas"),
+        folded=True,
     ),
-    _Rule("url_credentials", re.compile(r"\b[a-zA-Z][a-zA-Z0-9+.\-]*://[^\s:/@'\"]+:(?P<secret>[^\s@/'\"]+)@")),
+    _Rule("url_credentials", re.compile(r"\b[a-zA-Z][a-zA-Z0-9+.\-]*://[^\s:/@'\"]+:(?P<secret>[^\s@/'\"]+)@"), needles=("://",)),
     _Rule(
         "secret_value",
         re.compile(
@@ -166,6 +178,8 @@ _RULES: tuple[_Rule, ...] = (
             re.IGNORECASE,
         ),
         group="value",
+        needles=_SECRET_NAME_NEEDLES,
+        folded=True,
     ),
 )
 
@@ -199,7 +213,14 @@ def find_secrets(text: str, key: str | bytes) -> list[SecretHit]:
     """
     markers = [(m.start(), m.end()) for m in _MARKER_RE.finditer(text)] if MARKER_PREFIX in text else []
     candidates: list[tuple[int, int, int, str, str]] = []
+    folded = None
     for priority, rule in enumerate(_RULES):
+        if rule.needles:
+            if rule.folded and folded is None:
+                folded = text.casefold()
+            haystack = folded if rule.folded else text
+            if not any(needle in haystack for needle in rule.needles):
+                continue
         for match in rule.pattern.finditer(text):
             span = _secret_span(rule, match)
             if span is not None and span[1] > span[0] and not any(span[0] < end and span[1] > start for start, end in markers):

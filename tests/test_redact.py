@@ -6,7 +6,10 @@ import random
 import string
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from foothold import redact
 from foothold.redact import _RULES, fingerprint, redact_text, redact_value
 
 KEY = b"test-deployment-key"
@@ -213,3 +216,22 @@ def test_redacting_twice_changes_nothing():
             assert redact_text(once, key)[0] == once
             structured = redact_value({"token": once, "nested": [once]}, key)
             assert redact_value(structured, key) == structured
+
+
+SCREENED = [rule for rule in redact._RULES if rule.needles]
+
+
+@pytest.mark.parametrize("rule", SCREENED, ids=[rule.kind for rule in SCREENED])
+@settings(max_examples=300, deadline=None, derandomize=True)
+@given(data=st.data())
+def test_a_rules_screen_never_skips_text_the_rule_would_match(rule, data):
+    """The needles are a necessary condition: every string the pattern matches contains one of them."""
+    text = data.draw(st.from_regex(rule.pattern))
+    haystack = text.casefold() if rule.folded else text
+    assert any(needle in haystack for needle in rule.needles), (rule.kind, text)
+
+
+@pytest.mark.parametrize("text", ["PAſſWORD=hunter2-xyz", "db_paſſ: 'q9v!Lr#2Zt'", "API_\u212aEY=Zx81Qw7pLm3nB0vR"])
+def test_ignorecase_lookalike_letters_still_meet_the_screen(text):
+    """re's IGNORECASE matches ſ as s and the Kelvin sign as k; the screen must let such text through."""
+    assert [hit.kind for hit in redact.find_secrets(text, KEY)] == ["secret_value"]
