@@ -16,6 +16,9 @@ Producer modes:
           (``encode_spans``) and sent by light clients (raw gRPC unary call / httpx POST; processes x
           threads); each send gets fresh trace/span ids by patching 4 bytes of every id in place. A
           refused request (RESOURCE_EXHAUSTED / 429) waits the 1 s the collector's retry hint asks for.
+          The 16 templates repeat, so the collector's redact/classify caches hit almost always.
+  replay-fresh  the same, but every call's arguments and result also get a fresh value per send
+          (``CONTENT_NONCE``): no cache hit ever, the worst case for them; real agents lie in between.
 
 The collector's CPU time (all threads, chDB included: it is in-process) comes from /proc/<pid>/stat,
 its peak RSS from VmHWM and RSS over time from VmRSS samples. Producers run on the same 2-core machine:
@@ -23,8 +26,8 @@ their CPU time is reported too, because it is taken from the collector.
 
 The raw insert ceiling pushes the same rows (already flattened) straight through clickhouse-connect
 into an in-process chDB with the same schema and views, in batches of the pipeline's size (8192):
-column lists (``insert(..., column_oriented=True)``, what the exporter does) and Arrow
-(``insert_arrow`` with a prebuilt table). The collector's stages (protobuf decode, validate, flatten,
+column lists (``insert(..., column_oriented=True)``), Arrow (``insert_arrow`` with a prebuilt table) and
+the exporter's own JSONColumns insert (``ClickHouseExporter``: orjson, parsed by the engine). The collector's stages (protobuf decode, validate, flatten,
 redact + classify) are timed alone on the same requests for the breakdown.
 """
 
@@ -70,8 +73,11 @@ def _cpu_self() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+REPLAY_MODES = ("replay", "replay-fresh")
+
+
 def _replay_worker(transport: str, target: str, bodies: list[bytes], worker: int, threads: int,
-                   start_at: float, duration: float, out: mp.Queue) -> None:  # fmt: skip
+                   start_at: float, duration: float, out: mp.Queue, fresh_content: bool) -> None:  # fmt: skip
     templates = [Template.of(b) for b in bodies]
     totals: Counter = Counter()
     lock = threading.Lock()
@@ -94,7 +100,7 @@ def _replay_worker(transport: str, target: str, bodies: list[bytes], worker: int
         end = start_at + duration
         while time.time() < end:
             template = templates[seq % len(templates)]
-            body = template.render((slot << 24) | (seq & 0xFFFFFF))
+            body = template.render((slot << 24) | (seq & 0xFFFFFF), fresh_content=fresh_content)
             seq += 1
             mine["requests"] += 1
             if transport == "grpc":
@@ -202,11 +208,13 @@ def run_once(mode: str, transport: str, args: argparse.Namespace, bodies: list[b
     with CollectorProcess(batch=args.batch_config) as collector:
         target = collector.grpc_target if transport == "grpc" else collector.http_url
         out = ctx.Queue()
-        procs = args.replay_procs if mode == "replay" else args.sdk_procs
-        start_at = time.time() + (3.0 if mode == "replay" else 4.0)  # spawn + import time
-        if mode == "replay":
+        replay = mode in REPLAY_MODES
+        procs = args.replay_procs if replay else args.sdk_procs
+        start_at = time.time() + (3.0 if replay else 4.0)  # spawn + import time
+        if replay:
+            fresh = mode == "replay-fresh"
             workers = [ctx.Process(target=_replay_worker, args=(transport, target, bodies, w, args.replay_threads,
-                                                                start_at, args.duration, out)) for w in range(procs)]  # fmt: skip
+                                                                start_at, args.duration, out, fresh)) for w in range(procs)]  # fmt: skip
         else:
             workers = [ctx.Process(target=_sdk_worker, args=(transport, target, w, start_at, args.duration, out))
                        for w in range(procs)]  # fmt: skip
@@ -380,6 +388,7 @@ def _arrow_table(columns: dict[str, list]):
 def ceiling(args: argparse.Namespace, bodies: list[bytes]) -> list[list[Any]]:
     from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
+    from foothold.collector.exporter import ClickHouseExporter
     from foothold.collector.otlp import validate
     from foothold.collector.rows import COLUMNS, SpanBatch, to_batch
     from foothold.collector.service import default_processors
@@ -398,8 +407,9 @@ def ceiling(args: argparse.Namespace, bodies: list[bytes]) -> list[list[Any]]:
     table_name = f"{store.database}.otel_traces"
     bare_name = f"{store.database}.bench_traces_no_views"  # same columns, engine and indexes; no views
     client.command(f"CREATE TABLE IF NOT EXISTS {bare_name} AS {table_name}")
+    exporter = ClickHouseExporter(store)
     figures: dict[str, list[float]] = {k: [] for k in ("decode", "validate", "flatten", "redact", "classify",
-                                                          "insert_columns", "insert_bare", "insert_arrow",
+                                                          "insert_columns", "insert_bare", "insert_arrow", "insert_json",
                                                           "arrow_build")}  # fmt: skip
     spans_total = calls = 0
 
@@ -451,6 +461,12 @@ def ceiling(args: argparse.Namespace, bodies: list[bytes]) -> list[list[Any]]:
             for tbl in arrow:
                 client.insert_arrow(table_name, tbl)
             figures["insert_arrow"].append(time.perf_counter() - t)
+            check()
+            truncate()
+            t = time.perf_counter()
+            for batch in batches:
+                exporter.export(batch)
+            figures["insert_json"].append(time.perf_counter() - t)
             calls = check()
             progress(f"ceiling run {run + 1}/{args.runs} done")
     finally:
@@ -459,14 +475,15 @@ def ceiling(args: argparse.Namespace, bodies: list[bytes]) -> list[list[Any]]:
 
         shutil.rmtree(base, ignore_errors=True)
     rate = {k: spans_total / median(v) for k, v in figures.items()}
-    serial = 1 / sum(1 / rate[k] for k in ("decode", "validate", "flatten", "redact", "classify", "insert_columns"))
+    serial = 1 / sum(1 / rate[k] for k in ("decode", "validate", "flatten", "redact", "classify", "insert_json"))
     rows = [
         ["protobuf decode (upb)", rate["decode"], "receiver, event loop"],
         ["validate ids", rate["validate"], "receiver, event loop"],
         ["flatten to columns (rows.py)", rate["flatten"], "pipeline worker"],
         ["redact processor", rate["redact"], "pipeline worker"],
         ["classify processor", rate["classify"], "pipeline worker"],
-        ["INSERT column lists (ceiling)", rate["insert_columns"], "exporter: clickhouse-connect -> chDB"],
+        ["INSERT JSONColumns (the exporter)", rate["insert_json"], "orjson -> chDB, parsed with the GIL released"],
+        ["INSERT column lists (ceiling)", rate["insert_columns"], "clickhouse-connect Native -> chDB"],
         ["INSERT column lists, no views", rate["insert_bare"], "same table without the 3 materialized views"],
         ["build Arrow table from lists", rate["arrow_build"], "(not in the collector)"],
         ["INSERT Arrow, prebuilt (ceiling)", rate["insert_arrow"], "insert_arrow -> chDB"],
@@ -487,7 +504,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=None, help="runs per case (median reported); default 3")
     parser.add_argument("--duration", type=float, default=None, help="send window per run, seconds; default 20")
     parser.add_argument("--transports", default="grpc,http")
-    parser.add_argument("--modes", default="replay,sdk")
+    parser.add_argument("--modes", default="replay,replay-fresh,sdk")
     parser.add_argument("--replay-procs", type=int, default=2)
     parser.add_argument("--replay-threads", type=int, default=4)
     parser.add_argument("--sdk-procs", type=int, default=3)
@@ -545,12 +562,13 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.profile is not None:
         progress("profiled run (not part of the figures above)")
-        run = run_once("replay", "grpc", args, bodies, profile_dir=args.profile)
-        raw = args.profile / "pyspy-grpc-replay.txt"
-        print(f"\n-- py-spy profile of the collector under gRPC replay load ({run.rate:,.0f} spans/s while sampled)")
+        mode = next((m for m in args.modes.split(",") if m in REPLAY_MODES), "replay")
+        run = run_once(mode, "grpc", args, bodies, profile_dir=args.profile)
+        raw = args.profile / f"pyspy-grpc-{mode}.txt"
+        print(f"\n-- py-spy profile of the collector under gRPC {mode} load ({run.rate:,.0f} spans/s while sampled)")
         if raw.exists():
             summary = summarize_profile(raw)
-            (args.profile / "pyspy-grpc-replay-summary.txt").write_text(summary)
+            (args.profile / f"pyspy-grpc-{mode}-summary.txt").write_text(summary)
             print(summary)
     return 0
 

@@ -342,6 +342,8 @@ def tool_call_attributes(rng: random.Random, session: str, agent: str, call_no: 
     else:
         arguments = {"url": "https://hooks.example.com/notify", "json": {"status": "done", "build": rng.randint(1, 9999)}}
         result = '{"ok": true}'
+    arguments["request_id"] = CONTENT_NONCE  # constant here; replay-fresh rewrites it per send
+    result += f"\nrequest {CONTENT_NONCE}"
     attrs = {
         semconv.GEN_AI_OPERATION_NAME: semconv.OPERATION_EXECUTE_TOOL,
         semconv.GEN_AI_TOOL_NAME: tool,
@@ -442,6 +444,9 @@ def encoded_requests(count: int, spans_per_request: int, seed: int = 1, service:
 
 
 PROBE_PLACEHOLDER = "PROBE-SEQ-000000000000"  # 22 characters, patched in place
+# In every call's arguments and result: rewritten per send in replay-fresh, so no two calls' content is equal
+# and the collector's processor caches never hit (the worst case for them; real traffic lies in between).
+CONTENT_NONCE = "~00000000"
 PROBE_SESSION = "bench-latency-probe"
 
 
@@ -453,6 +458,7 @@ class Template:
     spans: int
     id_offsets: list[int]  # first byte of every trace/span/parent id occurrence
     probe_offset: int = -1
+    nonce_offsets: tuple[int, ...] = ()  # every CONTENT_NONCE in the body
 
     @classmethod
     def of(cls, body: bytes) -> Template:
@@ -473,16 +479,24 @@ class Template:
             while start >= 0:
                 offsets.append(start + 1)
                 start = body.find(tagged, start + 1)
-        return cls(body, spans, sorted(offsets), body.find(PROBE_PLACEHOLDER.encode()))
+        nonce = CONTENT_NONCE.encode()
+        nonces = tuple(i for i in range(len(body)) if body.startswith(nonce, i))
+        return cls(body, spans, sorted(offsets), body.find(PROBE_PLACEHOLDER.encode()), nonces)
 
-    def render(self, unique: int, probe_seq: str | None = None) -> bytes:
-        """The body with the first 4 bytes of every id replaced by ``unique`` (must be non-zero)."""
+    def render(self, unique: int, probe_seq: str | None = None, fresh_content: bool = False) -> bytes:
+        """The body with the first 4 bytes of every id replaced by ``unique`` (must be non-zero).
+
+        With ``fresh_content`` every call's arguments and result get a value of their own as well.
+        """
         out = bytearray(self.body)
         prefix = unique.to_bytes(4, "big")
         for offset in self.id_offsets:
             out[offset : offset + 4] = prefix
         if probe_seq is not None and self.probe_offset >= 0:
             out[self.probe_offset : self.probe_offset + len(PROBE_PLACEHOLDER)] = probe_seq.encode()
+        if fresh_content:
+            for i, offset in enumerate(self.nonce_offsets):
+                out[offset : offset + len(CONTENT_NONCE)] = b"~%08x" % ((unique * 4099 + i) & 0xFFFFFFFF)
         return bytes(out)
 
 
