@@ -121,14 +121,14 @@ class Watcher:
     """Takes snapshots of a watch list and turns differences into artifacts, keeping the last known
     hash of every watched file so a change reports its before-hash too."""
 
-    def __init__(self, watch_list: WatchList, hash_limit: int) -> None:
+    def __init__(self, watch_list: WatchList, hash_limit: int, *, inotify: bool = True) -> None:
         self.watch_list = watch_list
         self._hash_limit = hash_limit
         self._roots_by_cwd: dict[str, tuple[tuple[str, int], ...]] = {}
         self._known: dict[str, tuple[FileState, str | None]] = {}
         self._listings: dict[str, tuple[tuple[int, int], list[str]]] = {}
         self._lock = threading.Lock()
-        self._signal = change_signal()
+        self._signal = change_signal() if inotify else None  # a process taking one snapshot has no use for it
         self._scans: dict[tuple[tuple[str, int], ...], dict[str, FileState]] = {}  # last scan per root set
         self._scan_lock = threading.Lock()
 
@@ -150,6 +150,17 @@ class Watcher:
                 changed[path] = new
                 found.append(self._artifact(path, old, new, now))
         return found, changed
+
+    def known(self) -> dict[str, tuple[FileState, str | None]]:
+        """The last known hash of every watched file seen, with the state it was taken at (to persist)."""
+        with self._lock:
+            return dict(self._known)
+
+    def seed(self, known: dict[str, tuple[FileState, str | None]]) -> None:
+        """Take hashes known from elsewhere (an earlier process): a file still in that state is not hashed
+        again. The caller vouches that the file did not change without changing its state."""
+        with self._lock:
+            self._known.update(known)
 
     def close(self) -> None:
         """Release the inotify descriptor (a process may hold only so many); scans continue without it."""

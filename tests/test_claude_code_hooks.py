@@ -4,14 +4,20 @@ chDB. HOME is a temp dir: the authorized_keys the session appends to is never th
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import re
+import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
+from foothold.instrumentation.integrations import claude_code
+from foothold.redact import fingerprint
 from tests.conftest import rows
 
 HOOK = [sys.executable, "-m", "foothold", "hook"]
@@ -160,3 +166,108 @@ def test_install_merges_with_existing_hooks_idempotently(tmp_path: Path):
     assert ours == ["foothold hook claude-code --deny-persistence"]  # replaced, not added twice
     for event in ("SessionStart", "UserPromptSubmit", "PostToolUse", "Notification", "Stop", "SessionEnd"):
         assert [h["command"] for g in data["hooks"][event] for h in g["hooks"]] == ["foothold hook claude-code --deny-persistence"]
+
+
+def test_fingerprints_correlate_across_hook_processes_with_the_installed_key_file(sandbox, tmp_path: Path):
+    key_file, settings = tmp_path / "fingerprint.key", tmp_path / "settings.json"
+    key_file.write_text("deployment-key-0123\n")
+    base = {k: v for k, v in sandbox["env"].items() if k != "FOOTHOLD_FINGERPRINT_KEY"}
+    done = subprocess.run([*HOOK, "install", "--claude-code", "--settings", str(settings), "--fingerprint-key-file",
+                           str(key_file)], capture_output=True, text=True, env=base, timeout=60)
+    assert done.returncode == 0 and "warning" not in done.stderr, done.stderr
+    installed = settings.read_text()
+    assert json.loads(installed)["env"] == {"FOOTHOLD_FINGERPRINT_KEY_FILE": str(key_file)}
+    assert "deployment-key-0123" not in installed  # the path, never the key
+
+    token = "ghp_" + "A1b2C3d4E5f6G7h8I9j0K1l2M3n4O5p6Q7r8"
+    configurations = [json.loads(installed)["env"], {}, {"FOOTHOLD_FINGERPRINT_KEY_FILE": str(tmp_path / "missing.key")}]
+    for n, extra in enumerate(configurations):  # the settings' env, as Claude Code applies it; none; a bad path
+        sandbox["env"] = {**base, **extra}
+        for prompt in (f"deploy with {token}", f"again: {token}"):  # two processes, as Claude Code runs them
+            event = {"hook_event_name": "UserPromptSubmit", "prompt": prompt, "session_id": f"fp-{n}"}
+            assert hook(sandbox, event).returncode == 0
+    spans = rows(sandbox["collector"], "SELECT SpanAttributes FROM {db}.otel_traces "
+                                       "WHERE SpanName = 'claude_code UserPromptSubmit' ORDER BY Timestamp")  # fmt: skip
+    prints = [re.findall(r"fp=([0-9a-f]+)", dict(attributes)["claude_code.prompt"]) for (attributes,) in spans]
+    assert prints[0] == prints[1] == [fingerprint(token, "deployment-key-0123")]  # the file's key, in both
+    assert prints[2] != prints[3]  # no key: each process draws its own
+    assert len(prints) == 6  # an unreadable key file costs correlation, not the record
+    log = (sandbox["state"] / "hook.log").read_text()
+    assert f"FOOTHOLD_FINGERPRINT_KEY_FILE={tmp_path / 'missing.key'}: cannot read the fingerprint key" in log
+    assert "deployment-key-0123" not in log
+
+
+def test_install_warns_without_a_fingerprint_key_and_refuses_an_unreadable_key_file(tmp_path: Path):
+    settings, key_file = tmp_path / "settings.json", tmp_path / "key"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FOOTHOLD_FINGERPRINT_KEY")} | {"HOME": str(tmp_path)}
+
+    def install(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([*HOOK, "install", "--claude-code", "--settings", str(settings), *args],
+                              capture_output=True, text=True, env=env, timeout=60)
+
+    bare = install()
+    assert bare.returncode == 0 and "will not correlate" in bare.stderr and "--fingerprint-key-file" in bare.stderr
+    refused = install("--fingerprint-key-file", str(key_file))
+    assert refused.returncode == 1 and f"FOOTHOLD_FINGERPRINT_KEY_FILE={key_file}: cannot read" in refused.stderr
+    key_file.write_text("\n")
+    assert "the file is empty" in install("--fingerprint-key-file", str(key_file)).stderr
+    assert "env" not in json.loads(settings.read_text())
+    key_file.write_text("k3y")
+    assert install("--fingerprint-key-file", str(key_file)).stderr == ""
+    again = install("--deny-persistence")  # a later install keeps the key file and does not warn
+    assert again.stderr == "" and json.loads(settings.read_text())["env"] == {"FOOTHOLD_FINGERPRINT_KEY_FILE": str(key_file)}
+
+
+def test_persisted_states_spare_the_hashing_but_not_a_same_size_rewrite_with_its_mtime_restored(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """The Pre stats the watch list and hashes only files whose lstat (ctime included) changed since an earlier
+    hook process hashed them. A rewrite keeping size, inode and mode with the mtime put back leaves the watch
+    state as it was; only the ctime, which user space cannot set, gives it away."""
+    from foothold.instrumentation import watch
+    from foothold.instrumentation.artifacts import hash_file
+
+    home, project = tmp_path / "home", tmp_path / "home" / "project"
+    project.mkdir(parents=True)
+    bashrc = home / ".bashrc"
+    bashrc.write_text("export A=1\n")
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("FOOTHOLD_HOOK_STATE_DIR", str(tmp_path / "state"))
+    hashed: list[str] = []
+    monkeypatch.setattr(watch, "hash_file", lambda path, limit: hashed.append(path) or hash_file(path, limit))
+
+    def pre(use_id: str) -> list[str]:
+        hashed.clear()
+        payload = {"hook_event_name": "PreToolUse", "session_id": SESSION, "cwd": str(project), "tool_name": "Bash",
+                   "tool_input": {"command": "ls"}, "tool_use_id": use_id}
+        assert claude_code._Hook(payload, None).handle(deny=False, deny_with_exit_code=False).stdout is None
+        return list(hashed)
+
+    assert str(bashrc) in pre("toolu_first")  # first sight: everything watched is hashed once
+    assert pre("toolu_second") == []  # a later process: stats only
+    time.sleep(0.05)  # ctime has kernel-tick granularity: the rewrite lands in a later tick than the creation
+    before = os.lstat(bashrc)
+    bashrc.write_text("export B=2\n")  # same size, same inode
+    os.utime(bashrc, ns=(before.st_atime_ns, before.st_mtime_ns))
+    after = os.lstat(bashrc)
+    assert (after.st_mtime_ns, after.st_size, after.st_ino, after.st_mode) == (
+        before.st_mtime_ns, before.st_size, before.st_ino, before.st_mode)  # invisible to the watch state
+    assert pre("toolu_third") == [str(bashrc)]
+    state = json.loads(claude_code._state_file(SESSION, "toolu_third").read_text())
+    assert state["known"][str(bashrc)] == hashlib.sha256(b"export B=2\n").hexdigest()  # the Post's before-hash
+
+
+def test_a_hung_collector_costs_at_most_the_hook_timeout(tmp_path: Path):
+    with socket.socket() as hung:  # accepts connections (the kernel's backlog) and never answers
+        hung.bind(("127.0.0.1", 0))
+        hung.listen(8)
+        env = {"HOME": str(tmp_path), "PATH": os.environ.get("PATH", ""), "FOOTHOLD_HOOK_STATE_DIR": str(tmp_path / "state"),
+               "FOOTHOLD_FINGERPRINT_KEY": "k", "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{hung.getsockname()[1]}",
+               "OTEL_EXPORTER_OTLP_TIMEOUT": "30", "FOOTHOLD_HOOK_TIMEOUT": "0.3"}
+        event = {"hook_event_name": "SessionStart", "session_id": SESSION, "cwd": str(tmp_path), "source": "startup"}
+        started = time.monotonic()
+        done = subprocess.run([*HOOK, "claude-code"], input=json.dumps(event), capture_output=True, text=True, env=env,
+                              timeout=60)
+        elapsed = time.monotonic() - started
+    assert (done.returncode, done.stdout, done.stderr) == (0, "", "")
+    assert elapsed < 10, elapsed  # the exporter alone would wait 30 s
+    assert "did not finish within 0.3 s" in (tmp_path / "state" / "hook.log").read_text()

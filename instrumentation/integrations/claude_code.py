@@ -7,14 +7,19 @@ watch-list snapshot) under a per-session state directory, and its PostToolUse (o
 ONE ``execute_tool {tool}`` span from the Pre's start to now, with the snapshot's changes (Bash subprocesses
 included) and the files Write/Edit/MultiEdit touched as artifact spans. Every span of a session shares a
 trace id derived from the session id; ``gen_ai.conversation.id`` is the session id, ``foothold.cwd`` the cwd.
+The watched files' hashes persist across processes (``known-states.json`` in the state directory, keyed by
+lstat with ctime), so a Pre hashes only what changed since the last one.
+
+Fingerprints correlate across processes only with a deployment key: ``FOOTHOLD_FINGERPRINT_KEY_FILE`` (which
+``hook install --fingerprint-key-file`` puts in the settings' ``env``) or ``FOOTHOLD_FINGERPRINT_KEY``.
 
 The classifier judges Bash commands and write-tool paths at once; the verdict goes on the span as
 ``foothold.persistence.*``, and with ``--deny-persistence`` (or ``FOOTHOLD_DENY_PERSISTENCE=1``) a matching
 PreToolUse is denied through the documented JSON answer (``hookSpecificOutput.permissionDecision``).
 
-It never gets in the agent's way: export has a short timeout (``FOOTHOLD_HOOK_TIMEOUT``, default 0.5 s), and
-any error is written to the log file (``FOOTHOLD_HOOK_LOG``, default ``<state dir>/hook.log``) and the hook
-exits 0 with no output.
+It never gets in the agent's way: export waits at most ``FOOTHOLD_HOOK_TIMEOUT`` (default 0.5 s, whatever the
+``OTEL_EXPORTER_OTLP_*`` timeouts say), and any error is written to the log file (``FOOTHOLD_HOOK_LOG``,
+default ``<state dir>/hook.log``) and the hook exits 0 with no output.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ import random
 import shutil
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +43,7 @@ LOG_ENV = "FOOTHOLD_HOOK_LOG"
 TIMEOUT_ENV = "FOOTHOLD_HOOK_TIMEOUT"
 DENY_ENV = "FOOTHOLD_DENY_PERSISTENCE"
 SERVICE_NAME = "claude-code"
+KNOWN_FILE = "known-states.json"
 HOOK_COMMAND = "foothold hook claude-code"
 TOOL_EVENTS = ("PreToolUse", "PostToolUse", "PostToolUseFailure")
 EVENTS = (
@@ -148,6 +155,7 @@ class _Hook:
         tool_input = payload.get("tool_input")
         self.tool_input = tool_input if isinstance(tool_input, dict) else {}
         self.tool_use_id = str(payload.get("tool_use_id") or "")
+        self._timeout = float(os.environ.get(TIMEOUT_ENV) or 0.5)
         self._setup: Any = None
 
     # --- events -----------------------------------------------------------------------------------------
@@ -166,8 +174,9 @@ class _Hook:
     def _pre(self, deny: bool, deny_with_exit_code: bool) -> Answer:
         from ._core import classify
 
-        findings = classify(self.tool_name, self.tool_input, self.cwd, self.home)
-        if deny and findings:
+        # The verdict goes on the Post's span: without a deny policy the Pre does not load the classifier.
+        findings = classify(self.tool_name, self.tool_input, self.cwd, self.home) if deny else []
+        if findings:
             reason = (f"Foothold: {findings[0].kind} ({findings[0].technique}) - {findings[0].evidence}. "
                       "Writing persistence locations is blocked by policy.")
             self._emit_call(time.time_ns(), findings, denied=reason)
@@ -181,7 +190,12 @@ class _Hook:
 
     def _save_state(self) -> None:
         watcher = _watcher(self.home)
+        seeded = _load_known()
+        watcher.seed(seeded)
         snapshot = watcher.before(self.cwd)
+        known = watcher.known()
+        if known != seeded:
+            _save_known(known)
         files = {}
         for path in self._file_paths():
             from foothold.instrumentation.artifacts import hash_file
@@ -192,7 +206,7 @@ class _Hook:
             "tool_name": self.tool_name,
             "roots": snapshot.roots,
             "states": snapshot.states,
-            "known": {p: h for p, (s, h) in watcher._known.items() if p in snapshot.states},
+            "known": {p: h for p, (s, h) in known.items() if p in snapshot.states},
             "files": files,
         }
         path = _state_file(self.session_id, self.tool_use_id)
@@ -255,7 +269,7 @@ class _Hook:
         from opentelemetry.sdk.trace import TracerProvider
 
         if self._setup is None:
-            timeout = float(os.environ.get(TIMEOUT_ENV) or 0.5)
+            timeout = self._timeout
             resource = Resource.create({"service.name": SERVICE_NAME} if "OTEL_SERVICE_NAME" not in os.environ else {})
             tracer_provider = TracerProvider(resource=resource, id_generator=_session_ids(self.session_id))
             capture = runtime.env_flag(runtime.CAPTURE_CONTENT_ENV, default=True)
@@ -266,8 +280,15 @@ class _Hook:
         return self._provider.get_tracer("foothold.claude_code"), runtime.current
 
     def _flush(self) -> None:
-        if self._setup is not None:
-            self._setup.shutdown()
+        """Export, waiting at most the hook timeout: the exporter's own timeout may be longer
+        (``OTEL_EXPORTER_OTLP_TIMEOUT``) and does not cover every wait (a name lookup)."""
+        if self._setup is None:
+            return
+        export = threading.Thread(target=self._setup.shutdown, daemon=True)
+        export.start()
+        export.join(self._timeout)
+        if export.is_alive():
+            log.warning("span export did not finish within %s s (%s): spans dropped", self._timeout, TIMEOUT_ENV)
 
     def _emit_call(self, start_ns: int, findings: list[Any], *, state: dict[str, Any] | None = None,
                    failed: bool = False, denied: str | None = None) -> None:
@@ -349,9 +370,8 @@ class _Hook:
             return []
         watcher = _watcher(self.home)
         states = {p: tuple(s) for p, s in (state.get("states") or {}).items()}
-        for path, sha in (state.get("known") or {}).items():
-            if path in states:
-                watcher._known[path] = (states[path], sha)  # type: ignore[assignment]
+        known = state.get("known") or {}
+        watcher.seed({p: (states[p], sha) for p, sha in known.items() if p in states})  # type: ignore[misc]
         roots = tuple((str(r), int(d)) for r, d in state["roots"])
         found, _changed = watcher.after(Snapshot(roots, states))  # type: ignore[arg-type]
         return found
@@ -361,11 +381,47 @@ def _watcher(home: str) -> Any:
     """A watcher that scans directly: one hook process takes one snapshot, an inotify watch would not pay."""
     from foothold.instrumentation.watch import Watcher, WatchList
 
-    watcher = Watcher(WatchList(home=home), 1 << 20)
-    close = getattr(watcher, "close", None)
-    if callable(close):
-        close()
-    return watcher
+    return Watcher(WatchList(home=home), 1 << 20, inotify=False)
+
+
+def _lstat(path: str) -> tuple[tuple[int, int, int, int], int] | None:
+    """A file's watch state (mtime, size, inode, mode) and its ctime."""
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return None
+    return (st.st_mtime_ns, st.st_size, st.st_ino, st.st_mode), st.st_ctime_ns
+
+
+def _load_known() -> dict[str, Any]:
+    """The hashes earlier hook processes took, for the files whose lstat has not changed since.
+
+    Stat-first trade-off: a file rewritten in place to the same size with its mtime put back keeps its watch
+    state, so the ctime is part of the key too. User space cannot set a ctime; what remains is a rewrite in the
+    same kernel clock tick (a few ms) as the file's previous change, or a clock set back by root. The state
+    directory is the user's, as trusted as the per-call state files next to it."""
+    try:
+        entries = json.loads((state_root() / KNOWN_FILE).read_text(encoding="utf-8"))
+        known = {}
+        for path, (state, ctime, sha256) in entries.items():
+            if _lstat(path) == (tuple(state), ctime):
+                known[path] = (tuple(state), sha256)
+        return known
+    except (OSError, ValueError, TypeError):  # absent or damaged: hash everything once, as a first run would
+        return {}
+
+
+def _save_known(known: dict[str, Any]) -> None:
+    entries = {}
+    for path, (state, sha256) in known.items():
+        now = _lstat(path)
+        if now is not None and now[0] == state:  # unchanged since it was hashed: its ctime vouches for the hash
+            entries[path] = [state, now[1], sha256]
+    path = state_root() / KNOWN_FILE
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    tmp = path.with_name(f"{KNOWN_FILE}.{os.getpid()}.tmp")  # hooks run in parallel: each writes its own, last wins
+    tmp.write_text(json.dumps(entries), encoding="utf-8")
+    os.replace(tmp, path)
 
 
 def _is_error(response: Any) -> bool:
@@ -380,9 +436,13 @@ def default_settings_path() -> Path:
 
 
 def install(settings_path: Path | None = None, *, deny_persistence: bool = False, command: str = HOOK_COMMAND,
-            timeout_seconds: int = 10) -> Path:
+            timeout_seconds: int = 10, fingerprint_key_file: Path | None = None) -> tuple[Path, str | None]:
     """Add (or refresh) Foothold's hook entries in a Claude Code settings.json, keeping every other hook and
-    setting; running it twice leaves one entry per event."""
+    setting; running it twice leaves one entry per event. ``fingerprint_key_file`` goes into the settings'
+    ``env`` (applied to the session and its hooks) as ``FOOTHOLD_FINGERPRINT_KEY_FILE``: the path, never the
+    key. Returns the settings file and a warning when the hooks will have no fingerprint key."""
+    from foothold.instrumentation.runtime import FINGERPRINT_KEY_ENV, FINGERPRINT_KEY_FILE_ENV, read_key_file
+
     path = settings_path or default_settings_path()
     try:
         settings = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
@@ -393,6 +453,13 @@ def install(settings_path: Path | None = None, *, deny_persistence: bool = False
     hooks = settings.setdefault("hooks", {})
     if not isinstance(hooks, dict):
         raise ValueError(f"{path}: 'hooks' is not an object")
+    env = settings.get("env", {})
+    if not isinstance(env, dict):
+        raise ValueError(f"{path}: 'env' is not an object")
+    if fingerprint_key_file is not None:
+        key_file = str(fingerprint_key_file.expanduser().resolve())
+        read_key_file(key_file)  # unreadable or empty: fail now, not in every hook
+        env = settings["env"] = {**env, FINGERPRINT_KEY_FILE_ENV: key_file}
     full = f"{command} --deny-persistence" if deny_persistence else command
     base = command.split(" --")[0]
     for event in EVENTS:
@@ -409,7 +476,12 @@ def install(settings_path: Path | None = None, *, deny_persistence: bool = False
     tmp = path.with_name(path.name + ".foothold.tmp")
     tmp.write_text(json.dumps(settings, indent=2) + "\n", encoding="utf-8")
     os.replace(tmp, path)
-    return path
+    keyed = any(name in env or os.environ.get(name) for name in (FINGERPRINT_KEY_FILE_ENV, FINGERPRINT_KEY_ENV))
+    return path, None if keyed else (
+        f"no fingerprint key: each hook event is a new process with its own random key, so fingerprints of the "
+        f"same secret will not correlate across tool calls or with the collector (credential reuse goes "
+        f"unnoticed). Put the deployment key (the collector's fingerprint_key) in a file only you can read and "
+        f"run again with --fingerprint-key-file PATH (sets {FINGERPRINT_KEY_FILE_ENV} in {path}'s env).")
 
 
 def _is_ours(hook: Any, base: str) -> bool:

@@ -46,6 +46,7 @@ def install_command(
     settings: Annotated[Path | None, typer.Option("--settings", help="settings.json to edit (default ~/.claude/settings.json)")] = None,
     deny_persistence: Annotated[bool, typer.Option("--deny-persistence", help="deny tool calls that write persistence locations")] = False,
     command: Annotated[str | None, typer.Option("--command", help="hook command to register (default: foothold hook claude-code)")] = None,
+    fingerprint_key_file: Annotated[Path | None, typer.Option("--fingerprint-key-file", help="file holding the deployment fingerprint key; its path (never the key) goes into the settings' env as FOOTHOLD_FINGERPRINT_KEY_FILE")] = None,
 ) -> None:
     """Write Foothold's hook entries into an agent's settings (idempotent, keeps other hooks)."""
     if not claude_code:
@@ -54,11 +55,14 @@ def install_command(
     from .claude_code import HOOK_COMMAND, install
 
     try:
-        path = install(settings, deny_persistence=deny_persistence, command=command or HOOK_COMMAND)
+        path, warning = install(settings, deny_persistence=deny_persistence, command=command or HOOK_COMMAND,
+                                fingerprint_key_file=fingerprint_key_file)
     except (OSError, ValueError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from None
     typer.echo(f"Foothold hooks installed in {path}")
+    if warning:
+        typer.echo(f"warning: {warning}", err=True)
 
 
 def mcp_proxy_command(
