@@ -328,7 +328,7 @@ def tool_call_attributes(rng: random.Random, session: str, agent: str, call_no: 
     description = next(t[1] for t in TOOLS if t[0] == tool)
     path = rng.choice(FILES)
     if tool == "bash":
-        arguments = {"command": rng.choice(COMMANDS), "timeout": 120}
+        arguments = {"command": f"{rng.choice(COMMANDS)}  # {CONTENT_NONCE}", "timeout": 120}
         result = "collected 42 items\n\n" + "." * 40 + "\n42 passed in 3.21s"
     elif tool in ("write_file", "edit_file"):
         arguments = {"path": f"/srv/app/{path}", "content": "def handler(request):\n    return {'ok': True}\n" * 3}

@@ -76,6 +76,9 @@ class ClassifyProcessor:
         self._categories = categories or tool_categories()
         self._warned = False
         self._judge_cached = functools.lru_cache(maxsize=_CACHE_ENTRIES)(self._judge)
+        self._tool_categories = functools.lru_cache(maxsize=_CACHE_ENTRIES)(lambda name: frozenset(self._categories.for_tool(name)))
+        # The same command recurs with other arguments around it (timeouts, descriptions): parse it once.
+        self._command_categories = functools.lru_cache(maxsize=_CACHE_ENTRIES)(self._command_categories)
 
     def process(self, batch: SpanBatch) -> None:
         for attrs in batch.span_attributes:
@@ -117,7 +120,7 @@ class ClassifyProcessor:
     ) -> tuple[tuple[Finding, ...], str]:
         """The persistence findings and the flow categories (comma-joined) of one tool call."""
         findings = tuple(classify_tool_call(name, arguments, cwd=cwd, home=home))
-        categories = self._categories.for_tool(name)
+        categories = set(self._tool_categories(name))
         if resources_read:
             categories.add("untrusted_input")
         command = shell_command(arguments)
@@ -125,7 +128,7 @@ class ClassifyProcessor:
             categories |= self._command_categories(command, cwd, home)
         return findings, ",".join(sorted(categories))
 
-    def _command_categories(self, command: str, cwd: str | None, home: str | None) -> set[str]:
+    def _command_categories(self, command: str, cwd: str | None, home: str | None) -> frozenset[str]:
         categories = {"exec"}
         for invocation in shell.analyze(command, cwd=cwd, home=home).invocations:
             if not invocation.argv:
@@ -135,4 +138,4 @@ class ClassifyProcessor:
                 operand = word.rpartition("=")[2].lstrip("@")  # --file=PATH, curl -d @PATH
                 if "/" in operand or operand.startswith((".", "~")):
                     categories |= self._categories.for_path(shell.resolve_path(operand, cwd, home), home=home)
-        return categories
+        return frozenset(categories)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import gzip
 import posixpath
 import re
@@ -102,9 +103,25 @@ class _Ctx:
 
 
 def analyze(command: str, *, cwd: str | None = None, home: str | None = None) -> ShellIntent:
-    """Parse ``command`` and return the files it writes and the programs it runs. Never raises."""
+    """Parse ``command`` and return the files it writes and the programs it runs. Never raises.
+
+    Memoised: the collector judges a command for its findings and for its flow categories, and agents
+    repeat commands. The result is shared between callers, so treat it as read-only.
+    """
+    if not isinstance(command, str):
+        return ShellIntent()
+    return _analyze(command, _text_or_none(cwd), _text_or_none(home))
+
+
+def _text_or_none(value: object) -> str | None:
+    """cwd/home from span attributes: anything but a string is unknown (and would not hash for the cache)."""
+    return value if isinstance(value, str) else None
+
+
+@functools.lru_cache(maxsize=4096)
+def _analyze(command: str, cwd: str | None, home: str | None) -> ShellIntent:
     intent = ShellIntent()
-    if not isinstance(command, str) or not command.strip():
+    if not command or not command.strip():
         return intent
     ctx = _Ctx(cwd=_clean_dir(cwd), home=_clean_dir(home), heredocs={}, intent=intent)
     try:
