@@ -187,3 +187,33 @@ def test_unchained_rows_from_other_writers(tmp_path, chdb_dsn, database, other_w
         report = collector.verify_chain()
     inserted = sorted(f.span_id for f in report.findings if f.kind == "inserted")
     assert inserted == (["b2"] if other_writers else ["b1", "b2"])
+
+
+def test_a_batch_replayed_after_a_crash_is_no_deleted_row(chdb_dsn, database):
+    """A crash between a batch's chain link and its spool checkpoint replays the batch: the insert is
+    deduplicated, a second link records the same rows. Verify passes; a row then deleted is still caught."""
+    from foothold.collector.chain import ChainingExporter
+    from foothold.collector.exporter import ClickHouseExporter
+    from foothold.collector.rows import to_batch
+    from foothold.collector.store import open_store
+    from foothold.collector.verify import verify
+
+    store = open_store(chdb_dsn, database)
+    try:
+        batch = to_batch([ExportTraceServiceRequest.FromString(_request("replayed", 3))])
+        batch.dedup_token = "foothold-spool:test:7-8"
+        for _ in range(2):  # the first run, then the restarted collector's replay of the same spool range
+            ChainingExporter(ClickHouseExporter(store), ChainStore(store, "collector-a")).export(batch)
+        client, db = store.client(), store.database
+        assert client.query(f"SELECT count() FROM {db}.otel_traces").result_rows == [(3,)]
+        assert client.query(f"SELECT Sequence FROM {db}.export_chain ORDER BY Sequence").result_rows == [(1,), (2,)]
+
+        def query(sql: str) -> list:  # as the collector's /v1/verify runs it: unqualified, in the store's database
+            return client.query(sql).result_rows
+
+        assert verify(query).findings == []
+        client.command(f"ALTER TABLE {db}.otel_traces DELETE WHERE SpanName = 'replayed-1 é✓' SETTINGS mutations_sync = 1")
+        found = verify(query).findings
+        assert {(f.kind, f.sequence) for f in found} == {("deleted", 1), ("deleted", 2)}
+    finally:
+        store.close()
