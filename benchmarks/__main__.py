@@ -12,9 +12,10 @@ import subprocess
 import sys
 import time
 
-BENCHMARKS = ("bench_ingest", "bench_latency", "bench_queries", "bench_instrumentation")
-QUICK_ARGS = {  # bench_instrumentation has no --quick: a smaller iteration count instead
+BENCHMARKS = ("bench_ingest", "bench_latency", "bench_queries", "bench_instrumentation", "bench_hook")
+QUICK_ARGS = {  # these have no --quick: smaller counts instead
     "bench_instrumentation": ["--iterations", "2000", "--runs", "3"],
+    "bench_hook": ["--calls", "10"],
 }
 
 

@@ -41,8 +41,8 @@ MODULE_ENTRY = [sys.executable, "-m", "foothold.instrumentation.integrations.cla
 GROUPS = {
     "CLI framework (typer, rich, pydantic)": ("typer", "rich", "pydantic", "pydantic_core", "annotated_types",
                                               "typing_inspection", "click", "shellingham", "markdown_it", "mdurl",
-                                              "pygments", "yaml", "foothold.cli", "foothold.dashboards"),
-    "classifier (bashlex builds its LALR tables)": ("bashlex", "foothold.detections"),
+                                              "pygments", "foothold.cli", "foothold.dashboards"),
+    "classifier (bashlex builds its LALR tables; rules YAML)": ("bashlex", "yaml", "foothold.detections"),
     "OTLP/HTTP export (requests, protobuf)": ("opentelemetry.exporter", "opentelemetry.proto", "google", "requests",
                                               "urllib3", "charset_normalizer", "idna", "certifi", "ssl", "_ssl",
                                               "http", "email"),

@@ -260,12 +260,17 @@ class MetricsConfig(_Section):
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="FOOTHOLD_", env_nested_delimiter="__", extra="forbid")
+    # hide_input_in_errors: a validation error never echoes the input (the fingerprint key among it)
+    model_config = SettingsConfigDict(env_prefix="FOOTHOLD_", env_nested_delimiter="__", extra="forbid",
+                                      hide_input_in_errors=True)
 
     data_dir: Path = Path(os.environ.get("XDG_DATA_HOME", Path.home() / ".local" / "share")) / "foothold"
     log_level: str = Field("INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR)$")
     fingerprint_key: SecretStr | None = Field(
         None, description="deployment HMAC key shared with the agents (FOOTHOLD_FINGERPRINT_KEY), so fingerprints correlate"
+    )
+    fingerprint_key_file: Path | None = Field(
+        None, description="file holding fingerprint_key, read at start (FOOTHOLD_FINGERPRINT_KEY_FILE); not with fingerprint_key"
     )
     receivers: ReceiversConfig = ReceiversConfig()
     batch: BatchConfig = BatchConfig()
@@ -301,6 +306,23 @@ class Settings(BaseSettings):
             )
         return auth
 
+    @model_validator(mode="after")
+    def _key_from_file(self) -> Settings:
+        if self.fingerprint_key_file is None:
+            return self
+        from foothold.instrumentation.runtime import read_key_file
+
+        if self.fingerprint_key is not None:
+            raise ValueError("fingerprint_key (FOOTHOLD_FINGERPRINT_KEY) and fingerprint_key_file "
+                             "(FOOTHOLD_FINGERPRINT_KEY_FILE) are both set: keep one")
+        try:
+            self.fingerprint_key = SecretStr(read_key_file(str(self.fingerprint_key_file)).decode())
+        except UnicodeDecodeError:
+            raise ValueError(f"fingerprint_key_file {self.fingerprint_key_file} does not hold UTF-8 text") from None
+        except ValueError as exc:  # its message names FOOTHOLD_FINGERPRINT_KEY_FILE and the file, never the key
+            raise ValueError(f"fingerprint_key_file: {exc}") from None
+        return self
+
     @classmethod
     def settings_customise_sources(
         cls,
@@ -321,6 +343,9 @@ class Settings(BaseSettings):
 def _format_errors(error: ValidationError, origin: str) -> str:
     lines = [f"invalid configuration ({origin}):"]
     for item in error.errors():
+        if not item["loc"]:  # a check across keys: its message names them
+            lines.append(f"  {item['msg']}")
+            continue
         key = ".".join(str(p) for p in item["loc"])
         env = "FOOTHOLD_" + "__".join(str(p).upper() for p in item["loc"])
         lines.append(f"  {key}: {item['msg']} (set it in the YAML file or with {env})")

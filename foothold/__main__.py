@@ -1,3 +1,3 @@
-from foothold.cli import main
+from foothold._entry import main
 
-main()
+raise SystemExit(main())

@@ -12,6 +12,7 @@ import socket
 import subprocess
 import sys
 import time
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -20,7 +21,11 @@ from foothold.instrumentation.integrations import claude_code
 from foothold.redact import fingerprint
 from tests.conftest import rows
 
-HOOK = [sys.executable, "-m", "foothold", "hook"]
+ROOT = Path(__file__).resolve().parent.parent
+HOOK = [sys.executable, "-c", "from foothold.cli import main; main()", "hook"]  # through the typer app, not the fast path
+_module, _function = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]["foothold"].split(":")
+SCRIPT = [sys.executable, "-X", "importtime", "-c",  # the `foothold` console script, import times on stderr
+          f"import sys; from {_module} import {_function}; sys.exit({_function}())", "hook"]
 SESSION = "cc-session-1"
 
 
@@ -41,10 +46,10 @@ def sandbox(tmp_path: Path, collector) -> dict:
     return {"home": home, "project": project, "env": env, "state": tmp_path / "state", "collector": collector}
 
 
-def hook(sandbox: dict, payload: dict, *args: str, event_only: bool = False) -> subprocess.CompletedProcess:
+def hook(sandbox: dict, payload: dict, *args: str, command: list[str] = HOOK) -> subprocess.CompletedProcess:
     body = {"session_id": SESSION, "transcript_path": str(sandbox["home"] / "t.jsonl"), "cwd": str(sandbox["project"]),
             "permission_mode": "default", **payload}
-    done = subprocess.run([*HOOK, "claude-code", *args], input=json.dumps(body), capture_output=True, text=True,
+    done = subprocess.run([*command, "claude-code", *args], input=json.dumps(body), capture_output=True, text=True,
                           env=sandbox["env"], cwd=sandbox["project"], timeout=60)
     return done
 
@@ -136,6 +141,37 @@ def test_deny_persistence_answers_with_the_documented_json(sandbox):
                                        "ORDER BY ToolCallId")  # fmt: skip
     assert calls == [("toolu_deny", "Error", "foothold_denied", "ssh_authorized_keys"),
                      ("toolu_env", "Error", "foothold_denied", "ssh_authorized_keys")]
+
+
+def test_the_console_script_runs_the_hook_without_the_cli_framework(sandbox):
+    """A process per hook event: `foothold hook claude-code` loads no typer, rich or pydantic, and a call with no
+    shell command no bashlex; the flags are the same as through the typer app."""
+    notes = sandbox["project"] / "notes.md"
+    notes.write_text("# notes\n")
+    sandbox["env"]["OTEL_EXPORTER_OTLP_ENDPOINT"] = "http://127.0.0.1:9"  # nothing listens: --endpoint must win
+    endpoint = sandbox["collector"].endpoint_url("otlp_http")
+    read = {"tool_name": "Read", "tool_input": {"file_path": str(notes)}, "tool_use_id": "toolu_script"}
+    for event in ("PreToolUse", "PostToolUse"):
+        done = hook(sandbox, {"hook_event_name": event, **read}, "--deny-persistence", "--endpoint", endpoint,
+                    command=SCRIPT)
+        loaded = set(re.findall(r"^import time:[^|]*\|[^|]*\| *(\S+)$", done.stderr, re.M))
+        assert done.returncode == 0 and done.stdout == ""
+        assert "foothold.instrumentation.integrations.claude_code" in loaded  # importtime saw the hook's imports
+        assert not {m for m in loaded if m.split(".")[0] in ("typer", "rich", "click", "pydantic", "bashlex")}
+    append = {"command": "echo key >> ~/.ssh/authorized_keys"}
+    denied = hook(sandbox, {"hook_event_name": "PreToolUse", "tool_name": "Bash", "tool_input": append,
+                            "tool_use_id": "toolu_script_deny"}, "--deny-persistence", "--deny-exit-code",
+                  f"--endpoint={endpoint}", command=SCRIPT)
+    assert denied.returncode == 2 and "ssh_authorized_keys" in denied.stderr and denied.stdout == ""
+    assert rows(sandbox["collector"], "SELECT ToolCallId, Status FROM {db}.tool_calls ORDER BY ToolCallId") == [
+        ("toolu_script", "Unset"), ("toolu_script_deny", "Error")]
+
+    for command in (SCRIPT, HOOK):  # one definition of the flags, whichever way the command is started
+        assert "--deny-exit-code" in hook(sandbox, {}, "--help", command=command).stdout
+        bad = hook(sandbox, {}, "--deny", command=command)
+        assert bad.returncode == 2 and "unrecognized arguments: --deny" in bad.stderr
+    listed = subprocess.run([*HOOK, "--help"], capture_output=True, text=True, env=sandbox["env"], timeout=60)
+    assert "claude-code" in listed.stdout and "install" in listed.stdout
 
 
 def test_bad_input_and_a_dead_collector_never_fail_the_agent(sandbox):

@@ -24,8 +24,6 @@ import re
 import shlex
 from dataclasses import dataclass, field
 
-import bashlex
-
 # bashlex is a recursive LALR parser; huge inputs are slow and deep nesting can recurse too far.
 MAX_BASHLEX_CHARS = 16_000
 MAX_DEPTH = 4  # nested bash -c / eval / base64 layers followed
@@ -212,6 +210,9 @@ def _extract_heredocs(text: str, ctx: _Ctx) -> str:
 
 def _parse(text: str) -> tuple[list[_Pipeline], str]:
     if len(text) <= MAX_BASHLEX_CHARS:
+        # Imported here: bashlex builds its parser tables at import (~90 ms), a Read or an Edit never parses.
+        import bashlex
+
         try:
             nodes = bashlex.parse(text)
             pipelines: list[_Pipeline] = []

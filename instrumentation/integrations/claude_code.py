@@ -490,13 +490,25 @@ def _is_ours(hook: Any, base: str) -> bool:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m foothold.instrumentation.integrations.claude_code [--deny-persistence]``: the hook
-    without typer (the fastest start)."""
-    args = sys.argv[1:] if argv is None else argv
-    answer = run(sys.stdin.read(), deny_persistence="--deny-persistence" in args,
-                 deny_with_exit_code="--deny-exit-code" in args)
+    """``foothold hook claude-code [flags]``: the console script calls it before loading the CLI framework (one
+    process per hook event), the typer command forwards its arguments to it, and so does ``python -m
+    foothold.instrumentation.integrations.claude_code``. The one definition of the hook's flags."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog=HOOK_COMMAND, allow_abbrev=False, description=(
+        "Read one Claude Code hook event (JSON on stdin) and record it. Configure it with `foothold hook install "
+        "--claude-code`. Never fails the agent: errors go to a log file, exit code 0."))
+    parser.add_argument("--deny-persistence", action="store_true",
+                        help=f"deny a PreToolUse that writes a persistence location (also {DENY_ENV}=1)")
+    parser.add_argument("--deny-exit-code", action="store_true",
+                        help="deny by exit code 2 and stderr instead of the JSON answer")
+    parser.add_argument("--endpoint", help="OTLP endpoint (default: OTEL_EXPORTER_OTLP_* variables)")
+    args = parser.parse_args(argv)
+    answer = run(sys.stdin.read(), deny_persistence=args.deny_persistence, endpoint=args.endpoint,
+                 deny_with_exit_code=args.deny_exit_code)
     if answer.stdout:
         sys.stdout.write(answer.stdout + "\n")
+        sys.stdout.flush()
     if answer.stderr:
         sys.stderr.write(answer.stderr + "\n")
     return answer.exit_code

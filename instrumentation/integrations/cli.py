@@ -10,7 +10,6 @@ Until mounted, ``python -m foothold.instrumentation.integrations.cli hook claude
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -20,24 +19,12 @@ hook_app = typer.Typer(no_args_is_help=True, add_completion=False, help="Agent h
 PROXY_CONTEXT = {"allow_extra_args": True, "ignore_unknown_options": True}
 
 
-@hook_app.command("claude-code")
-def claude_code_command(
-    deny_persistence: Annotated[bool, typer.Option("--deny-persistence", help="deny a PreToolUse that writes a persistence location (also FOOTHOLD_DENY_PERSISTENCE=1)")] = False,
-    deny_exit_code: Annotated[bool, typer.Option("--deny-exit-code", help="deny by exit code 2 and stderr instead of the JSON answer")] = False,
-    endpoint: Annotated[str | None, typer.Option("--endpoint", help="OTLP endpoint (default: OTEL_EXPORTER_OTLP_* variables)")] = None,
-) -> None:
-    """Read one Claude Code hook event (JSON on stdin) and record it. Configure it in settings.json with
-    `foothold hook install --claude-code`. Never fails the agent: errors go to a log file, exit code 0."""
-    from .claude_code import run
+@hook_app.command("claude-code", context_settings=PROXY_CONTEXT, add_help_option=False)
+def claude_code_command(ctx: typer.Context) -> None:
+    """Read one Claude Code hook event (JSON on stdin) and record it; flags: `foothold hook claude-code --help`."""
+    from .claude_code import main
 
-    answer = run(sys.stdin.read(), deny_persistence=deny_persistence, endpoint=endpoint,
-                 deny_with_exit_code=deny_exit_code)
-    if answer.stdout:
-        sys.stdout.write(answer.stdout + "\n")
-        sys.stdout.flush()
-    if answer.stderr:
-        sys.stderr.write(answer.stderr + "\n")
-    raise typer.Exit(answer.exit_code)
+    raise typer.Exit(main(ctx.args))
 
 
 @hook_app.command("install")

@@ -1,0 +1,17 @@
+"""The ``foothold`` console script. Claude Code starts ``foothold hook claude-code`` as a new process for every
+hook event, twice per tool call, so that command goes straight to the hook, before typer, rich and pydantic load
+(~115 ms); every other command goes to the typer app in ``foothold.cli``."""
+
+from __future__ import annotations
+
+import sys
+
+
+def main() -> int | None:
+    if sys.argv[1:3] == ["hook", "claude-code"]:
+        from foothold.instrumentation.integrations.claude_code import main as hook
+
+        return hook(sys.argv[3:])
+    from foothold.cli import main as cli
+
+    return cli()
