@@ -23,10 +23,12 @@ from pathlib import Path
 import orjson
 import yaml
 from rich.console import Console
+from rich.markup import escape
 from rich.panel import Panel
 from rich.table import Table
 
 from foothold.collector.access import ApiReader
+from foothold.collector.inventory import remediation_report
 from foothold.collector.service import DISCOVERY_FILE
 from foothold.collector.timeline import session_timeline
 from foothold.render import SEVERITY_STYLE, timeline_tree
@@ -147,7 +149,9 @@ def _run_agents(grpc_endpoint: str, home: Path, project: Path) -> None:
             (project / path).write_text(content)
 
     expires = (datetime.now(UTC) + timedelta(seconds=2)).isoformat()
-    with fh.session(conversation_id=ATTACKED_SESSION, agent_id="devops-agent", agent_name="devops-agent", task_id="fix-flaky-ci"):
+    # The task ends with the session: its token must not be used again (credential_after_task_end).
+    with fh.session(conversation_id=ATTACKED_SESSION, agent_id="devops-agent", agent_name="devops-agent", task_id="fix-flaky-ci",
+                    ends_task=True):  # fmt: skip
         with fh.tool_call("read_file", arguments={"file_path": "README.md"}, cwd=str(project)) as call:
             call.set_result((project / "README.md").read_text())
         with fh.tool_call("web_fetch", arguments={"url": "https://git.example.com/webapp/issues/4711"}) as call:
@@ -203,13 +207,11 @@ def _print_results(reader: ApiReader, console: Console, report: dict) -> None:
 
 
 def _print_remediation(reader: ApiReader, console: Console) -> None:
-    durable = reader.query(
-        "SELECT Path, Sha256, Technique, SessionId FROM artifacts FINAL WHERE Durable AND PersistenceKind != '' ORDER BY Timestamp"
-    ).rows
-    credentials = reader.query(
-        "SELECT CredentialKind, CredentialFingerprint, groupUniqArray(SessionId), max(Timestamp) FROM tool_calls FINAL "
-        "WHERE CredentialFingerprint != '' GROUP BY CredentialKind, CredentialFingerprint"
-    ).rows
-    lines = ["[bold]Remove[/]"] + [f"  {path}  (sha256 {sha[:16]}…, {technique}, session {session})" for path, sha, technique, session in durable]
-    lines += ["[bold]Revoke[/]"] + [f"  {kind} fp={fp}  used in {', '.join(sessions)}, last {str(last)[:19]}" for kind, fp, sessions, last in credentials]
-    console.print(Panel("\n".join(lines), title="What to remove and revoke", expand=True))
+    """What `foothold report` gives a responder: each artifact with the shell line to remove it, each credential to revoke."""
+    report = remediation_report(reader, since=datetime.now(UTC).replace(tzinfo=None) - timedelta(hours=1))
+    lines = ["[bold]Remove[/]"]
+    for step in report.remove:
+        lines.append(f"  {escape(step.path)}  (sha256 {step.sha256[:16]}…, {step.technique}, session {', '.join(step.sessions)})")
+        lines.append(f"    [dim]$[/] {escape(step.command)}")
+    lines += ["[bold]Revoke[/]"] + [f"  {escape(usage['action'])}" for usage in report.revoke]
+    console.print(Panel("\n".join(lines), title="What to remove and revoke (foothold report --since 1h)", expand=True))

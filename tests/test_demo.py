@@ -16,12 +16,18 @@ def test_demo_end_to_end(tmp_path):
                             capture_output=True, text=True, env=env, timeout=300)  # fmt: skip
     out = result.stdout
     assert result.returncode == 0, out + result.stderr
-    assert "Alerts raised (7)" in out
+    assert "Stored" in out and "tool calls" in out and "artifacts" in out
+    assert "Alerts raised (8)" in out
     for rule in ("durable_write", "untrusted_input_to_durable_write", "credential_multi_session", "credential_expired",
-                 "credential_outside_task", "credential_foreign_agent"):  # fmt: skip
+                 "credential_outside_task", "credential_after_task_end", "credential_foreign_agent"):  # fmt: skip
         assert rule in out
     assert "T1098.004" in out and "T1677" in out and "✔ human checkpoint" in out
-    assert "What to remove and revoke" in out and ".ssh/authorized_keys" in out and "github_token fp=" in out
+    timeline = out[out.index("Session fix-ci-4711"):out.index("What to remove and revoke")]
+    calls = ["read_file  done", "web_fetch  done", "bash  done", "write_file  done", "git_push  done"]
+    assert [timeline.index(call) for call in calls] == sorted(timeline.index(call) for call in calls)  # in order
+    remediation = out[out.index("What to remove and revoke"):]
+    assert ".ssh/authorized_keys" in remediation and "$ ssh-keygen -lf" in remediation
+    assert "revoke and reissue the github_token with fingerprint" in remediation
     assert "Tamper evidence (foothold verify):" in out and "intact" in out
     assert DEMO_TOKEN not in out  # the token is only ever shown as a fingerprint
     sandbox_keys = tmp_path / "demo" / "sandbox" / "home" / ".ssh" / "authorized_keys"
