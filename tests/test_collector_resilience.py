@@ -14,7 +14,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 
 from foothold.collector.config import ConfigError, load_settings
 from foothold.collector.exporter import ClickHouseExporter
-from foothold.collector.rows import SpanBatch
+from foothold.collector.rows import COLUMNS, SpanBatch
 from foothold.collector.schema import migrations
 from foothold.collector.schema.ddl import Topology
 from foothold.collector.service import CollectorThread
@@ -135,16 +135,46 @@ def test_cluster_ddl_is_replicated_distributed_and_sharded_by_session():
     assert "ON CLUSTER" not in single and "_local" not in single and "Distributed" not in single
 
 
+# The contrib ClickHouse exporter's traces table (exporter/clickhouseexporter/internal/sql_templates/
+# traces_table.sql), as ClickHouse reports it: every column in order with its type and codec, every index.
+CONTRIB_TRACES_COLUMNS = [
+    ("Timestamp", "DateTime64(9)", "CODEC(Delta(8), ZSTD(1))"), ("TraceId", "String", "CODEC(ZSTD(1))"),
+    ("SpanId", "String", "CODEC(ZSTD(1))"), ("ParentSpanId", "String", "CODEC(ZSTD(1))"),
+    ("TraceState", "String", "CODEC(ZSTD(1))"), ("SpanName", "LowCardinality(String)", "CODEC(ZSTD(1))"),
+    ("SpanKind", "LowCardinality(String)", "CODEC(ZSTD(1))"), ("ServiceName", "LowCardinality(String)", "CODEC(ZSTD(1))"),
+    ("ResourceAttributes", "Map(LowCardinality(String), String)", "CODEC(ZSTD(1))"),
+    ("ScopeName", "String", "CODEC(ZSTD(1))"), ("ScopeVersion", "String", "CODEC(ZSTD(1))"),
+    ("SpanAttributes", "Map(LowCardinality(String), String)", "CODEC(ZSTD(1))"), ("Duration", "UInt64", "CODEC(ZSTD(1))"),
+    ("StatusCode", "LowCardinality(String)", "CODEC(ZSTD(1))"), ("StatusMessage", "String", "CODEC(ZSTD(1))"),
+    ("Events.Timestamp", "Array(DateTime64(9))", "CODEC(ZSTD(1))"), ("Events.Name", "Array(LowCardinality(String))", "CODEC(ZSTD(1))"),
+    ("Events.Attributes", "Array(Map(LowCardinality(String), String))", "CODEC(ZSTD(1))"),
+    ("Links.TraceId", "Array(String)", "CODEC(ZSTD(1))"), ("Links.SpanId", "Array(String)", "CODEC(ZSTD(1))"),
+    ("Links.TraceState", "Array(String)", "CODEC(ZSTD(1))"),
+    ("Links.Attributes", "Array(Map(LowCardinality(String), String))", "CODEC(ZSTD(1))"),
+]  # fmt: skip
+CONTRIB_TRACES_INDEXES = {
+    ("idx_trace_id", "bloom_filter(0.001)", "TraceId"), ("idx_duration", "minmax", "Duration"),
+    ("idx_res_attr_key", "bloom_filter(0.01)", "mapKeys(ResourceAttributes)"),
+    ("idx_res_attr_value", "bloom_filter(0.01)", "mapValues(ResourceAttributes)"),
+    ("idx_span_attr_key", "bloom_filter(0.01)", "mapKeys(SpanAttributes)"),
+    ("idx_span_attr_value", "bloom_filter(0.01)", "mapValues(SpanAttributes)"),
+}  # fmt: skip
+
+
 def test_traces_table_matches_the_otel_collector_exporter(store):
-    client = store.client()
-    db = store.database
-    ddl = client.query(f"SELECT sorting_key, partition_key FROM system.tables WHERE database = '{db}' AND name = 'otel_traces'").result_rows
-    assert ddl == [("ServiceName, SpanName, toDateTime(Timestamp)", "toDate(Timestamp)")]
-    columns = dict(client.query(f"SELECT name, type FROM system.columns WHERE database = '{db}' AND table = 'otel_traces'").result_rows)
-    assert columns["Timestamp"] == "DateTime64(9)" and columns["Duration"] == "UInt64"
-    assert columns["SpanAttributes"] == "Map(LowCardinality(String), String)"
-    assert columns["Events.Attributes"] == "Array(Map(LowCardinality(String), String))"
-    assert columns["Links.TraceState"] == "Array(String)"
+    """otelcol-contrib can write into our otel_traces and create nothing: same columns, codecs, keys, indexes."""
+    client, db = store.client(), store.database
+    table = client.query(f"SELECT engine, sorting_key, partition_key FROM system.tables WHERE database = '{db}' AND name = 'otel_traces'").result_rows
+    assert table == [("MergeTree", "ServiceName, SpanName, toDateTime(Timestamp)", "toDate(Timestamp)")]
+    columns = client.query(
+        f"SELECT name, type, compression_codec FROM system.columns WHERE database = '{db}' AND table = 'otel_traces' ORDER BY position"
+    ).result_rows
+    assert columns == CONTRIB_TRACES_COLUMNS
+    indexes = client.query(
+        f"SELECT name, type_full, expr FROM system.data_skipping_indices WHERE database = '{db}' AND table = 'otel_traces'"
+    ).result_rows
+    assert set(indexes) == CONTRIB_TRACES_INDEXES
+    assert [name for name, _, _ in CONTRIB_TRACES_COLUMNS] == list(COLUMNS)  # and the exporter inserts exactly these
 
 
 def test_old_exporter_spellings_of_status_and_kind_are_understood(store):
