@@ -732,6 +732,24 @@ def _h_copy(argv: list[str], ctx: _Ctx, stdin: str | None) -> None:
             _add_write(ctx, dest, action, f"{prog} {src} {dest}", alt=alt)
 
 
+def _h_extract(argv: list[str], ctx: _Ctx, stdin: str | None) -> None:
+    """tar -x / unzip write files of unknown names into a directory: recorded as ``DIR/*``, which a rule
+    for the whole directory (``~/.config/systemd/user/**``) matches and a rule for one file name does not."""
+    prog, args = _prog(argv[0]), argv[1:]
+    if prog == "unzip":
+        if any(a in ("-l", "-v", "-t", "-Z", "-z") for a in args):
+            return  # list, test, comment: nothing written
+        opts, _pos = _split_opts(args, {"-d", "-x", "-P"})
+        directory = _opt_value(opts, "-d", "--directory")
+    else:
+        bundle = args[0] if args and not args[0].startswith("--") else ""  # tar xzf / tar -xzf: mode letters
+        if not ("x" in bundle.lstrip("-") or any(a in ("--extract", "--get") for a in args)):
+            return  # create, list, append: the archive is the only file written, not an extraction
+        opts, _pos = _split_opts(args, {"-C", "--directory", "-f", "--file"})
+        directory = _opt_value(opts, "-C", "--directory")
+    _add_write(ctx, posixpath.join(directory or ".", "*"), "extract", f"{prog} extracting into {directory or '.'}")
+
+
 def _opt_value(opts: list[str], short: str, long: str) -> str | None:
     for i, o in enumerate(opts):
         if o in (short, long) and i + 1 < len(opts):
@@ -1153,6 +1171,10 @@ _HANDLERS = {
     "gsed": _h_sed,
     "cp": _h_copy,
     "mv": _h_copy,
+    "tar": _h_extract,
+    "gtar": _h_extract,
+    "bsdtar": _h_extract,
+    "unzip": _h_extract,
     "install": _h_copy,
     "ln": _h_copy,
     "rsync": _h_copy,
