@@ -25,7 +25,7 @@ its peak RSS from VmHWM and RSS over time from VmRSS samples. Producers run on t
 their CPU time is reported too, because it is taken from the collector.
 
 The raw insert ceiling pushes the same rows (already flattened) straight through clickhouse-connect
-into an in-process chDB with the same schema and views, in batches of the pipeline's size (8192):
+into an in-process chDB with the same schema and views, in batches of the pipeline's size (``batch.max_spans``):
 column lists (``insert(..., column_oriented=True)``), Arrow (``insert_arrow`` with a prebuilt table) and
 the exporter's own JSONColumns insert (``ClickHouseExporter``: orjson, parsed by the engine). The collector's stages (protobuf decode, validate, flatten,
 redact + classify) are timed alone on the same requests for the breakdown.
@@ -60,9 +60,10 @@ from benchmarks.common import (
     resource_attributes,
     table,
 )
+from foothold.collector.config import BatchConfig
 
 GRPC_METHOD = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
-PIPELINE_BATCH = 8192
+PIPELINE_BATCH = BatchConfig().max_spans  # the ceiling inserts in the collector's batch size
 
 
 # --- producers (run in their own processes) ---------------------------------------------------------------
@@ -511,15 +512,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--spans-per-request", type=int, default=512)
     parser.add_argument("--ceiling-spans", type=int, default=None, help="spans for the insert ceiling; default 65536")
     parser.add_argument("--no-ceiling", action="store_true")
+    parser.add_argument("--batch-max-spans", type=int, default=None, help=f"the collector's batch.max_spans (default {PIPELINE_BATCH})")
     parser.add_argument("--profile", type=Path, default=None,
                         help="also run one profiled gRPC replay run under py-spy, output in this dir")  # fmt: skip
     args = parser.parse_args(argv)
     args.runs = args.runs or (1 if args.quick else 3)
     args.duration = args.duration or (8.0 if args.quick else 20.0)
     args.ceiling_spans = args.ceiling_spans or (16384 if args.quick else 65536)
-    args.batch_config = {}
+    args.batch_config = {"max_spans": args.batch_max_spans} if args.batch_max_spans else {}
     print_machine("ingest benchmark")
-    print(f"   collector: default batch settings (max_spans 8192, timeout 1 s, max_queued_spans 200000), "
+    print(f"   collector: batch max_spans {args.batch_max_spans or PIPELINE_BATCH}, timeout 1 s, max_queued_spans 200000, "
           f"alerts off; {args.duration:.0f} s send window; {args.runs} run(s) per case\n"
           f"   replay: {args.replay_procs} processes x {args.replay_threads} threads, {args.spans_per_request} "
           f"spans/request; sdk: {args.sdk_procs} processes, BatchSpanProcessor (512/export)\n")  # fmt: skip

@@ -2,7 +2,7 @@
 
     python -m benchmarks.bench_latency [--quick] [--rates 5000] [--duration 30] [--runs 3]
 
-Method. A fresh collector runs as a subprocess (default batch settings: export at 8192 spans or every
+Method. A fresh collector runs as a subprocess (default batch settings: export at ``batch.max_spans`` spans or every
 1 s). An open-loop sender paces OTLP/gRPC requests (SDK-encoded, ~500 spans each, fresh ids per send)
 at the target span rate from a few threads, so a slow answer never lowers the offered load. Every
 request carries one probe tool call whose ``gen_ai.tool.call.id`` is its sequence number; the sender
