@@ -32,6 +32,7 @@ PIPELINE_FIGURES = (
     ("exported_batches", "foothold_batches_exported_total", "counter", "batches written to the store"),
     ("export_failures", "foothold_export_failures_total", "counter", "failed store writes (each is retried with back-off)"),
     ("lost_spans", "foothold_spans_lost_total", "counter", "accepted spans that could not be stored"),
+    ("quarantined_spans", "foothold_spans_quarantined_total", "counter", "spans of batches the processors failed on, kept in data_dir/quarantine"),
     ("limit_refused_spans", "foothold_spans_limit_refused_total", "counter", "spans in requests over limits.max_spans_per_request"),
     ("dropped_attributes", "foothold_attributes_dropped_total", "counter", "attributes dropped beyond limits.max_attributes_per_span"),
     ("truncated_values", "foothold_values_truncated_total", "counter", "values cut at limits.max_attribute_value_bytes"),

@@ -19,6 +19,7 @@ With ``spool.enabled: false`` the pipeline is memory-only (the queue is lost on 
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from collections import deque
@@ -65,6 +66,7 @@ class PipelineStats:
     exported_batches: int = 0
     export_failures: int = 0
     lost_spans: int = 0
+    quarantined_spans: int = 0  # in batches the processors failed on: kept as OTLP files in the quarantine dir
     last_export_seconds: float = 0.0
     # requests refused whole, one counter per reason (REFUSALS), counted by the receivers
     bad_requests: int = 0  # undecodable or invalid requests (400)
@@ -124,12 +126,14 @@ class Pipeline:
         *,
         spool: Spool | None = None,
         limits: LimitsConfig | None = None,
+        quarantine_dir: Path | None = None,
     ) -> None:
         self._config = config
         self._exporter = exporter
         self._processors = tuple(processors)
         self.limits = limits or LimitsConfig()
         self.spool = spool
+        self.quarantine_dir = quarantine_dir
         self.stats = PipelineStats()
         self._cond = threading.Condition()
         # Records are numbered (the spool's sequence numbers). The worker takes them in order from _cursor.
@@ -295,9 +299,9 @@ class Pipeline:
                 self._export_with_retry(first, end, items)
             except _Abandoned:
                 return
-            except Exception:  # a processor bug must not kill the worker or lose the rest
-                log.exception("dropping a batch of %d span(s) that could not be processed", spans)
-                self.stats.lost_spans += spans
+            except Exception:  # a processor bug must not kill the worker, block the rest, or lose the batch
+                log.exception("a batch of %d span(s) could not be processed", spans)
+                self._quarantine(items, spans)
             if self.spool is not None:
                 try:
                     self.spool.commit(end)
@@ -308,6 +312,26 @@ class Pipeline:
                 self._queued_spans -= spans
                 self._done = max(self._done, end)
                 self._cond.notify_all()
+
+    def _quarantine(self, items: list[_Item], spans: int) -> None:
+        """Keep the requests of a batch that cannot be processed as OTLP/protobuf files (fsync'ed before the
+        spool moves past them), to re-send once the bug is fixed: POST each to /v1/traces."""
+        if self.quarantine_dir is None:
+            self.stats.lost_spans += spans
+            return
+        stamp = time.time_ns()
+        try:
+            self.quarantine_dir.mkdir(parents=True, exist_ok=True)
+            for item in items:
+                _write_durably(self.quarantine_dir / f"{stamp}-{item.seq}.otlp.pb", item.accepted.request.SerializeToString())
+        except OSError as exc:
+            log.error("cannot quarantine the batch in %s (%s): %d span(s) lost", self.quarantine_dir, exc, spans)
+            self.stats.lost_spans += spans
+            return
+        self.stats.quarantined_spans += spans
+        log.error("kept the batch's %d request(s) in %s: after the fix, re-send each with "
+                  "curl --data-binary @FILE -H 'Content-Type: application/x-protobuf' http://<collector>:4318/v1/traces",
+                  len(items), self.quarantine_dir)
 
     def _disk_bound(self) -> int:
         """Records in [_cursor, bound) are to be read from disk."""
@@ -387,6 +411,15 @@ class Pipeline:
             self.stats.exported_batches += 1
             self.stats.last_export_seconds = time.perf_counter() - started
             return
+
+
+def _write_durably(path: Path, data: bytes) -> None:
+    partial = path.with_name(path.name + ".partial")
+    with open(partial, "wb") as out:
+        out.write(data)
+        out.flush()
+        os.fsync(out.fileno())
+    os.replace(partial, path)
 
 
 class _Abandoned(Exception):

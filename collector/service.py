@@ -114,7 +114,8 @@ class Collector:
         except Exception:
             self.store.close()
             raise
-        self.pipeline = Pipeline(s.batch, self._exporter_factory(self.store), self._processors, spool=spool, limits=s.limits)
+        self.pipeline = Pipeline(s.batch, self._exporter_factory(self.store), self._processors, spool=spool, limits=s.limits,
+                                 quarantine_dir=s.data_dir / "quarantine")
         self.metrics.pipeline = self.pipeline
         self._warn_about_exposure()
         if s.receivers.grpc.enabled:

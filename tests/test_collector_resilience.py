@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 
 import grpc
 import httpx
@@ -223,3 +224,45 @@ def test_broken_config_names_the_key_and_the_fix(tmp_path, text, message):
 def test_missing_config_file(tmp_path):
     with pytest.raises(ConfigError, match="not found"):
         load_settings(tmp_path / "absent.yaml")
+
+
+# --- a processor bug ---------------------------------------------------------------------------------------
+
+
+class _BuggyProcessor:
+    """Fails on any batch holding a span named 'poison', as a classifier bug on odd input would."""
+
+    def process(self, batch: SpanBatch) -> None:
+        if "poison" in batch.columns["SpanName"]:
+            raise RuntimeError("processor bug")
+
+
+def _named_request(name: str) -> bytes:
+    request = ExportTraceServiceRequest()
+    span = request.resource_spans.add().scope_spans.add().spans.add()
+    span.trace_id, span.span_id, span.name = os.urandom(16), os.urandom(8), name
+    span.start_time_unix_nano = span.end_time_unix_nano = time.time_ns()
+    return request.SerializeToString()
+
+
+def _post_and_flush(collector, body: bytes) -> None:
+    response = httpx.post(collector.endpoint_url("otlp_http") + "/v1/traces", content=body,
+                          headers={"content-type": "application/x-protobuf"})  # fmt: skip
+    assert response.status_code == 200
+    assert collector.pipeline.flush(30)  # one batch per request
+
+
+def test_a_batch_a_processor_fails_on_is_quarantined_then_resent_not_lost(tmp_path, chdb_dsn, database):
+    settings = make_settings(tmp_path, chdb_dsn, database)
+    with CollectorThread(settings, processors=[_BuggyProcessor()]) as collector:
+        for name in ("good-1", "poison", "good-2"):
+            _post_and_flush(collector, _named_request(name))
+        assert sorted(n for (n,) in rows(collector, "SELECT SpanName FROM {db}.otel_traces")) == ["good-1", "good-2"]
+        stats = collector.pipeline.stats
+        assert (stats.quarantined_spans, stats.lost_spans) == (1, 0)
+    (kept,) = (settings.data_dir / "quarantine").glob("*.otlp.pb")
+    assert ExportTraceServiceRequest.FromString(kept.read_bytes()).resource_spans[0].scope_spans[0].spans[0].name == "poison"
+
+    with CollectorThread(settings) as fixed:  # the fix deployed: re-send the file as the log says
+        _post_and_flush(fixed, kept.read_bytes())
+        assert sorted(n for (n,) in rows(fixed, "SELECT SpanName FROM {db}.otel_traces")) == ["good-1", "good-2", "poison"]
