@@ -20,8 +20,6 @@ from foothold.collector.schema.ddl import TRACES
 from foothold.collector.store import Store
 
 _NS_PER_SECOND = 1_000_000_000
-_TIME_COLUMNS = ("Timestamp",)
-_TIME_ARRAY_COLUMNS = ("Events.Timestamp",)
 
 
 class ClickHouseExporter:
@@ -44,10 +42,8 @@ def json_columns(batch: SpanBatch) -> bytes:
     float would round; a quoted string meets the date-text heuristics, which read ``20230101.5`` as a date).
     """
     columns = dict(batch.columns)
-    for name in _TIME_COLUMNS:
-        columns[name] = [nanoseconds_json(ns) for ns in columns[name]]
-    for name in _TIME_ARRAY_COLUMNS:
-        columns[name] = [[nanoseconds_json(ns) for ns in row] for row in columns[name]]
+    columns["Timestamp"] = [nanoseconds_json(ns) for ns in columns["Timestamp"]]
+    columns["Events.Timestamp"] = [[nanoseconds_json(ns) for ns in row] for row in columns["Events.Timestamp"]]
     return orjson.dumps(columns)
 
 

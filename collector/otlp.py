@@ -51,6 +51,10 @@ class Accepted:
     error_message: str
     payload: bytes = b""  # the request's protobuf encoding, when the receiver already holds it
 
+    def encoded(self) -> bytes:
+        """The request as protobuf: the body as received when it is still that, else serialised."""
+        return self.payload or self.request.SerializeToString()
+
     def response(self) -> ExportTraceServiceResponse:
         response = ExportTraceServiceResponse()
         if self.rejected:

@@ -168,7 +168,7 @@ class Pipeline:
     def submit(self, accepted: Accepted) -> Submitted:
         if self.spool is None:
             return self._submit_memory(accepted)
-        payload = accepted.payload or accepted.request.SerializeToString()
+        payload = accepted.encoded()
         spans = accepted.spans
         with self._cond:
             if self._closing:
@@ -323,7 +323,7 @@ class Pipeline:
         try:
             self.quarantine_dir.mkdir(parents=True, exist_ok=True)
             for item in items:
-                _write_durably(self.quarantine_dir / f"{stamp}-{item.seq}.otlp.pb", item.accepted.request.SerializeToString())
+                _write_durably(self.quarantine_dir / f"{stamp}-{item.seq}.otlp.pb", item.accepted.encoded())
         except OSError as exc:
             log.error("cannot quarantine the batch in %s (%s): %d span(s) lost", self.quarantine_dir, exc, spans)
             self.stats.lost_spans += spans

@@ -35,7 +35,7 @@ STATUS_CODES = ("Unset", "Ok", "Error")
 TRUNCATED_ATTRIBUTES = "foothold.truncated.attributes"
 NESTING_MARKER = "[foothold:truncated nesting]"
 DEFAULT_LIMITS = LimitsConfig()
-NONE = ()  # the Events.* / Links.* value of a span without events or links (a tuple: nothing appends to it)
+EMPTY = ()  # the Events.* / Links.* value of a span without events or links (a tuple: nothing appends to it)
 
 
 @dataclass
@@ -214,18 +214,18 @@ def to_batch(
                         ev_name.append([e.name for e in events])
                         ev_attrs.append([amap(e.attributes) for e in events])
                     else:  # most spans: one shared, immutable empty value instead of new lists
-                        ev_ts.append(NONE)
-                        ev_name.append(NONE)
-                        ev_attrs.append(NONE)
+                        ev_ts.append(EMPTY)
+                        ev_name.append(EMPTY)
+                        ev_attrs.append(EMPTY)
                     if links:
                         ln_trace.append([link.trace_id.hex() for link in links])
                         ln_span.append([link.span_id.hex() for link in links])
                         ln_state.append([link.trace_state for link in links])
                         ln_attrs.append([amap(link.attributes) for link in links])
                     else:
-                        ln_trace.append(NONE)
-                        ln_span.append(NONE)
-                        ln_state.append(NONE)
-                        ln_attrs.append(NONE)
+                        ln_trace.append(EMPTY)
+                        ln_span.append(EMPTY)
+                        ln_state.append(EMPTY)
+                        ln_attrs.append(EMPTY)
     return batch
 

@@ -34,11 +34,11 @@ def ingest(pipeline: Pipeline, decode: Callable[[bytes], Decoded], body: bytes) 
         request, wire = decode(body)
         accepted = validate(request, pipeline.limits)
     except LimitExceeded as exc:
-        stats.limit_refused_requests += 1
+        stats.count_refusal("over_limits")
         stats.limit_refused_spans += exc.spans
         return Outcome(Verdict.BAD_REQUEST, str(exc))
     except BadRequest as exc:
-        stats.bad_requests += 1
+        stats.count_refusal("malformed")
         return Outcome(Verdict.BAD_REQUEST, str(exc))
     stats.rejected_spans += accepted.rejected
     if wire is not None and not accepted.rejected:
