@@ -71,8 +71,7 @@ DEFAULT_WATCH: tuple[str, ...] = (
     # agent configuration and memory (user level)
     "~/.claude/",  # one level: settings and CLAUDE.md; the subfolders below, not its churning state files
     "~/.claude/agents/",
-    "~/.claude/commands/",
-    "~/.claude.json",
+    "~/.claude/commands/",  # not ~/.claude.json: Claude Code rewrites it itself (usage, per-project state)
     "~/.codex/",
     "~/.cursor/",
     "~/.gemini/",

@@ -742,8 +742,9 @@ def _h_extract(argv: list[str], ctx: _Ctx, stdin: str | None) -> None:
         opts, _pos = _split_opts(args, {"-d", "-x", "-P"})
         directory = _opt_value(opts, "-d", "--directory")
     else:
-        bundle = args[0] if args and not args[0].startswith("--") else ""  # tar xzf / tar -xzf: mode letters
-        if not ("x" in bundle.lstrip("-") or any(a in ("--extract", "--get") for a in args)):
+        # mode letters: the old style's first word (tar xzf) or any short-option cluster (-xzf, -C DIR -x)
+        clusters = [a.lstrip("-") for i, a in enumerate(args) if (a.startswith("-") and not a.startswith("--")) or i == 0]
+        if not any("x" in c for c in clusters) and not any(a in ("--extract", "--get") for a in args):
             return  # create, list, append: the archive is the only file written, not an extraction
         opts, _pos = _split_opts(args, {"-C", "--directory", "-f", "--file"})
         directory = _opt_value(opts, "-C", "--directory")
