@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test bench readme clean
+.PHONY: demo test lint bench readme clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -13,9 +13,13 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/foothold demo
+	$(BIN)/foothold-audit demo
 
-test: $(STAMP)
+# The house checks run first: a formatting slip fails in seconds, not after the suite.
+lint: $(STAMP)
+	$(BIN)/ruff format --check --quiet .
+
+test: lint
 	$(BIN)/python -m pytest -q
 
 bench: $(STAMP)

@@ -30,7 +30,7 @@ def main(argv: list[str] | None = None) -> int:
         if importlib.util.find_spec(f"benchmarks.{name}") is None:
             print(f"== {name}: not present, skipped\n", flush=True)
             continue
-        extra = (QUICK_ARGS.get(name, ["--quick"]) if args.quick else [])
+        extra = QUICK_ARGS.get(name, ["--quick"]) if args.quick else []
         command = [sys.executable, "-m", f"benchmarks.{name}", *extra]
         print(f"\n######## {' '.join(command[1:])}\n", flush=True)
         started = time.monotonic()

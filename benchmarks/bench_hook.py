@@ -1,4 +1,4 @@
-"""Claude Code hook latency: wall time of one ``foothold hook claude-code`` event, as Claude Code waits for it.
+"""Claude Code hook latency: wall time of one ``foothold-audit hook claude-code`` event, as Claude Code waits for it.
 
     python -m benchmarks.bench_hook [--calls 30] [--endpoint URL]
 
@@ -39,13 +39,36 @@ from benchmarks.common import median, percentile, print_machine, progress, table
 MODULE_ENTRY = [sys.executable, "-m", "foothold.instrumentation.integrations.claude_code"]
 # Import time by the package a module belongs to (longest prefix wins); anything else is "stdlib, other".
 GROUPS = {
-    "CLI framework (typer, rich, pydantic)": ("typer", "rich", "pydantic", "pydantic_core", "annotated_types",
-                                              "typing_inspection", "click", "shellingham", "markdown_it", "mdurl",
-                                              "pygments", "foothold.cli", "foothold.dashboards"),
+    "CLI framework (typer, rich, pydantic)": (
+        "typer",
+        "rich",
+        "pydantic",
+        "pydantic_core",
+        "annotated_types",
+        "typing_inspection",
+        "click",
+        "shellingham",
+        "markdown_it",
+        "mdurl",
+        "pygments",
+        "foothold.cli",
+        "foothold.dashboards",
+    ),
     "classifier (bashlex builds its LALR tables; rules YAML)": ("bashlex", "yaml", "foothold.detections"),
-    "OTLP/HTTP export (requests, protobuf)": ("opentelemetry.exporter", "opentelemetry.proto", "google", "requests",
-                                              "urllib3", "charset_normalizer", "idna", "certifi", "ssl", "_ssl",
-                                              "http", "email"),
+    "OTLP/HTTP export (requests, protobuf)": (
+        "opentelemetry.exporter",
+        "opentelemetry.proto",
+        "google",
+        "requests",
+        "urllib3",
+        "charset_normalizer",
+        "idna",
+        "certifi",
+        "ssl",
+        "_ssl",
+        "http",
+        "email",
+    ),
     "OpenTelemetry API and SDK": ("opentelemetry",),
     "foothold instrumentation": ("foothold",),
 }
@@ -55,7 +78,7 @@ _IMPORT_LINE = re.compile(r"import time:\s+(\d+) \|\s+\d+ \| *(\S+)")
 class _Sink(BaseHTTPRequestHandler):
     """OTLP/HTTP receiver that takes every request and answers an empty ExportTraceServiceResponse."""
 
-    def do_POST(self) -> None:  # noqa: N802 (http.server's name)
+    def do_POST(self) -> None:
         self.rfile.read(int(self.headers.get("Content-Length") or 0))
         self.send_response(200)
         self.send_header("Content-Type", "application/x-protobuf")
@@ -69,13 +92,18 @@ class _Sink(BaseHTTPRequestHandler):
 def sandbox(root: Path) -> tuple[Path, Path]:
     home, project = root / "home", root / "home" / "src" / "app"
     files = {
-        ".bashrc": "export PATH=$HOME/bin:$PATH\n" * 40, ".profile": "umask 022\n" * 10,
-        ".zshrc": "autoload -U compinit\n" * 30, ".gitconfig": "[user]\n\tname = Dev\n",
-        ".ssh/authorized_keys": "ssh-ed25519 AAAAC3Nza dev@laptop\n", ".ssh/id_ed25519.pub": "ssh-ed25519 AAAA\n",
+        ".bashrc": "export PATH=$HOME/bin:$PATH\n" * 40,
+        ".profile": "umask 022\n" * 10,
+        ".zshrc": "autoload -U compinit\n" * 30,
+        ".gitconfig": "[user]\n\tname = Dev\n",
+        ".ssh/authorized_keys": "ssh-ed25519 AAAAC3Nza dev@laptop\n",
+        ".ssh/id_ed25519.pub": "ssh-ed25519 AAAA\n",
         ".ssh/id_ed25519": "-----BEGIN OPENSSH PRIVATE KEY-----\n" + "A" * 400,
-        ".ssh/known_hosts": "github.com ssh-ed25519 AAAA\n" * 50, ".ssh/config": "Host *\n  IdentitiesOnly yes\n",
+        ".ssh/known_hosts": "github.com ssh-ed25519 AAAA\n" * 50,
+        ".ssh/config": "Host *\n  IdentitiesOnly yes\n",
         ".claude.json": json.dumps({"projects": {f"/src/p{i}": {"history": ["x" * 200] * 10} for i in range(280)}}),
-        ".claude/settings.json": "{}\n", ".claude/CLAUDE.md": "Be brief.\n" * 20,
+        ".claude/settings.json": "{}\n",
+        ".claude/CLAUDE.md": "Be brief.\n" * 20,
         **{f".claude/agents/agent{i}.md": "You review code.\n" * 30 for i in range(4)},
         **{f".claude/commands/cmd{i}.md": "Run the tests.\n" * 10 for i in range(4)},
         ".config/systemd/user/default.target.wants/sync.service": "[Service]\nExecStart=/usr/bin/true\n",
@@ -85,8 +113,12 @@ def sandbox(root: Path) -> tuple[Path, Path]:
         (home / name).write_text(text)
     project.mkdir(parents=True)
     subprocess.run(["git", "init", "-q", str(project)], check=True)
-    for name, text in {"CLAUDE.md": "Use make test.\n", ".claude/settings.json": "{}\n", "app.py": "print('hi')\n" * 50,
-                       ".github/workflows/ci.yml": "on: push\njobs: {}\n"}.items():
+    for name, text in {
+        "CLAUDE.md": "Use make test.\n",
+        ".claude/settings.json": "{}\n",
+        "app.py": "print('hi')\n" * 50,
+        ".github/workflows/ci.yml": "on: push\njobs: {}\n",
+    }.items():
         (project / name).parent.mkdir(parents=True, exist_ok=True)
         (project / name).write_text(text)
     return home, project
@@ -101,12 +133,29 @@ def calls(project: Path) -> list[tuple[str, dict, dict, object]]:
 
     status = {"stdout": "On branch main\nnothing to commit\n", "stderr": "", "interrupted": False, "isImage": False}
     return [
-        ("Bash", {"command": "git status", "description": "Show working tree status"}, status,
-         lambda: subprocess.run(["git", "status"], cwd=project, capture_output=True)),
-        ("Edit", {"file_path": str(source), "old_string": "print('hi')", "new_string": "print('hello')", "replace_all": False},
-         {"filePath": str(source), "oldString": "print('hi')", "newString": "print('hello')", "userModified": False}, edit),
-        ("Read", {"file_path": str(source)},
-         {"type": "text", "file": {"filePath": str(source), "content": source.read_text()[:2000], "numLines": 50}}, lambda: None),
+        (
+            "Bash",
+            {"command": "git status", "description": "Show working tree status"},
+            status,
+            lambda: subprocess.run(["git", "status"], cwd=project, capture_output=True),
+        ),
+        (
+            "Edit",
+            {
+                "file_path": str(source),
+                "old_string": "print('hi')",
+                "new_string": "print('hello')",
+                "replace_all": False,
+            },
+            {"filePath": str(source), "oldString": "print('hi')", "newString": "print('hello')", "userModified": False},
+            edit,
+        ),
+        (
+            "Read",
+            {"file_path": str(source)},
+            {"type": "text", "file": {"filePath": str(source), "content": source.read_text()[:2000], "numLines": 50}},
+            lambda: None,
+        ),
     ]
 
 
@@ -115,8 +164,15 @@ def run_events(command: list[str], env: dict[str, str], project: Path, n: int) -
     plan = calls(project)
     for i in range(n + 1):
         tool, tool_input, response, effect = plan[i % len(plan)]
-        base = {"session_id": "bench-session", "transcript_path": "/dev/null", "cwd": str(project),
-                "permission_mode": "default", "tool_name": tool, "tool_input": tool_input, "tool_use_id": f"toolu_{i}"}
+        base = {
+            "session_id": "bench-session",
+            "transcript_path": "/dev/null",
+            "cwd": str(project),
+            "permission_mode": "default",
+            "tool_name": tool,
+            "tool_input": tool_input,
+            "tool_use_id": f"toolu_{i}",
+        }
         for event, extra in (("PreToolUse", {}), ("PostToolUse", {"tool_response": response})):
             text = json.dumps({**base, "hook_event_name": event, **extra})
             started = time.monotonic()
@@ -134,11 +190,22 @@ def run_events(command: list[str], env: dict[str, str], project: Path, n: int) -
 def import_groups(command: list[str], env: dict[str, str], project: Path) -> dict[str, Counter]:
     by_event: dict[str, Counter] = {}
     tool, tool_input, response, _ = calls(project)[0]
-    base = {"session_id": "bench-imports", "cwd": str(project), "tool_name": tool, "tool_input": tool_input,
-            "tool_use_id": "toolu_imports"}
+    base = {
+        "session_id": "bench-imports",
+        "cwd": str(project),
+        "tool_name": tool,
+        "tool_input": tool_input,
+        "tool_use_id": "toolu_imports",
+    }
     for event, extra in (("PreToolUse", {}), ("PostToolUse", {"tool_response": response})):
-        done = subprocess.run(command, input=json.dumps({**base, "hook_event_name": event, **extra}), capture_output=True,
-                              text=True, env={**env, "PYTHONPROFILEIMPORTTIME": "1"}, cwd=project)
+        done = subprocess.run(
+            command,
+            input=json.dumps({**base, "hook_event_name": event, **extra}),
+            capture_output=True,
+            text=True,
+            env={**env, "PYTHONPROFILEIMPORTTIME": "1"},
+            cwd=project,
+        )
         totals: Counter = Counter()
         for self_us, module in _IMPORT_LINE.findall(done.stderr):
             totals[_group(module)] += int(self_us) / 1000
@@ -201,36 +268,55 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--endpoint", help="OTLP/HTTP endpoint to export to (default: an in-process sink)")
     args = parser.parse_args(argv)
     print_machine("Claude Code hook latency")
-    foothold = shutil.which("foothold", path=str(Path(sys.executable).parent)) or shutil.which("foothold")
+    foothold = shutil.which("foothold-audit", path=str(Path(sys.executable).parent)) or shutil.which("foothold-audit")
     hook = [foothold, "hook", "claude-code"] if foothold else [sys.executable, "-m", "foothold", "hook", "claude-code"]
     sink = ThreadingHTTPServer(("127.0.0.1", 0), _Sink)
     threading.Thread(target=sink.serve_forever, daemon=True).start()
     endpoint = args.endpoint or f"http://127.0.0.1:{sink.server_port}"
     with tempfile.TemporaryDirectory(prefix="foothold-bench-hook-") as tmp:
         home, project = sandbox(Path(tmp))
-        env = {"HOME": str(home), "PATH": os.environ.get("PATH", ""), "FOOTHOLD_HOOK_STATE_DIR": f"{tmp}/state",
-               "OTEL_EXPORTER_OTLP_ENDPOINT": endpoint, "FOOTHOLD_FINGERPRINT_KEY": "bench-key"}
+        env = {
+            "HOME": str(home),
+            "PATH": os.environ.get("PATH", ""),
+            "FOOTHOLD_HOOK_STATE_DIR": f"{tmp}/state",
+            "OTEL_EXPORTER_OTLP_ENDPOINT": endpoint,
+            "FOOTHOLD_FINGERPRINT_KEY": "bench-key",
+        }
         configurations = [
-            ("foothold hook claude-code", hook, env),
+            ("foothold-audit hook claude-code", hook, env),
             ("  --deny-persistence", [*hook, "--deny-persistence"], env),
-            ("  collector down (0.5 s bound)", hook, {**env, "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{closed_port()}"}),
+            (
+                "  collector down (0.5 s bound)",
+                hook,
+                {**env, "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{closed_port()}"},
+            ),
             ("python -m ...claude_code (no CLI framework)", MODULE_ENTRY, env),
         ]
         rows = []
         for label, command, config_env in configurations:
             progress(label.strip())
             for event, samples in run_events(command, config_env, project, args.calls).items():
-                rows.append([label, event, len(samples), percentile(samples, 0.5) * 1000, percentile(samples, 0.99) * 1000,
-                             max(samples) * 1000])
+                rows.append(
+                    [
+                        label,
+                        event,
+                        len(samples),
+                        percentile(samples, 0.5) * 1000,
+                        percentile(samples, 0.99) * 1000,
+                        max(samples) * 1000,
+                    ]
+                )
         print(table(["command", "event", "n", "p50 ms", "p99 ms", "max ms"], rows))
 
         interpreter = median([_wall([sys.executable, "-c", "pass"]) for _ in range(10)]) * 1000
         groups = import_groups(hook, env, project)
         cold, warm = snapshot_ms(home, project, Path(tmp) / "bench-state", 20)
-        print("\nBreakdown of foothold hook claude-code (ms)")
+        print("\nBreakdown of foothold-audit hook claude-code (ms)")
         breakdown = [["bare interpreter (python -c pass)", interpreter, interpreter]]
-        breakdown += [[f"import: {name}", groups["PreToolUse"][name], groups["PostToolUse"][name]]
-                      for name in [*GROUPS, "stdlib, other"]]
+        breakdown += [
+            [f"import: {name}", groups["PreToolUse"][name], groups["PostToolUse"][name]]
+            for name in [*GROUPS, "stdlib, other"]
+        ]
         breakdown.append(["watch-list snapshot, first sight (in-process)", cold, float("nan")])
         breakdown.append(["watch-list snapshot, warm start (in-process)", warm, float("nan")])
         print(table(["part", "PreToolUse", "PostToolUse"], breakdown))

@@ -3,7 +3,7 @@
     python -m benchmarks.bench_ingest [--quick] [--runs 3] [--duration 20] [--profile DIR]
 
 For each transport (OTLP/gRPC, OTLP/HTTP) and producer mode, a fresh collector runs as a subprocess
-(``python -m foothold collect -c cfg.yaml``, own chDB data dir, loopback ports picked by the OS, alert
+(``python -m foothold-audit collect -c cfg.yaml``, own chDB data dir, loopback ports picked by the OS, alert
 evaluation off so only ingest is measured). Producers send for ``--duration`` seconds, then the
 collector is flushed (``POST /v1/flush``) and the spans are counted IN THE STORE (``otel_traces`` and the
 ``tool_calls`` view). Rate = spans stored / (first send .. flush done), so the backlog drained after the
@@ -77,8 +77,17 @@ def _cpu_self() -> float:
 REPLAY_MODES = ("replay", "replay-fresh")
 
 
-def _replay_worker(transport: str, target: str, bodies: list[bytes], worker: int, threads: int,
-                   start_at: float, duration: float, out: mp.Queue, fresh_content: bool) -> None:  # fmt: skip
+def _replay_worker(
+    transport: str,
+    target: str,
+    bodies: list[bytes],
+    worker: int,
+    threads: int,
+    start_at: float,
+    duration: float,
+    out: mp.Queue,
+    fresh_content: bool,
+) -> None:
     templates = [Template.of(b) for b in bodies]
     totals: Counter = Counter()
     lock = threading.Lock()
@@ -197,13 +206,14 @@ def _health_sampler(collector: CollectorProcess, stop: threading.Event, samples:
             try:
                 body = http.get("/healthz").json()["pipeline"]
                 samples.append((time.monotonic(), body["exported_spans"], body["queued_spans"]))
-            except Exception:  # noqa: BLE001 - a missed sample is fine
+            except Exception:
                 pass
             stop.wait(1.0)
 
 
-def run_once(mode: str, transport: str, args: argparse.Namespace, bodies: list[bytes],
-             profile_dir: Path | None = None) -> Run:  # fmt: skip
+def run_once(
+    mode: str, transport: str, args: argparse.Namespace, bodies: list[bytes], profile_dir: Path | None = None
+) -> Run:
     ctx = mp.get_context("spawn")
     result = Run(mode, transport)
     with CollectorProcess(batch=args.batch_config) as collector:
@@ -214,11 +224,18 @@ def run_once(mode: str, transport: str, args: argparse.Namespace, bodies: list[b
         start_at = time.time() + (3.0 if replay else 4.0)  # spawn + import time
         if replay:
             fresh = mode == "replay-fresh"
-            workers = [ctx.Process(target=_replay_worker, args=(transport, target, bodies, w, args.replay_threads,
-                                                                start_at, args.duration, out, fresh)) for w in range(procs)]  # fmt: skip
+            workers = [
+                ctx.Process(
+                    target=_replay_worker,
+                    args=(transport, target, bodies, w, args.replay_threads, start_at, args.duration, out, fresh),
+                )
+                for w in range(procs)
+            ]
         else:
-            workers = [ctx.Process(target=_sdk_worker, args=(transport, target, w, start_at, args.duration, out))
-                       for w in range(procs)]  # fmt: skip
+            workers = [
+                ctx.Process(target=_sdk_worker, args=(transport, target, w, start_at, args.duration, out))
+                for w in range(procs)
+            ]
         for w in workers:
             w.start()
         profiler = None
@@ -275,8 +292,22 @@ def _start_profiler(pid: int, out_dir: Path, name: str, duration: float) -> subp
         return None
     out_dir.mkdir(parents=True, exist_ok=True)
     raw = out_dir / f"pyspy-{name}.txt"
-    command = [str(py_spy), "record", "--pid", str(pid), "--rate", "200", "--format", "raw", "--threads",
-               "--duration", str(max(int(duration) - 2, 3)), "--output", str(raw), "--nonblocking"]  # fmt: skip
+    command = [
+        str(py_spy),
+        "record",
+        "--pid",
+        str(pid),
+        "--rate",
+        "200",
+        "--format",
+        "raw",
+        "--threads",
+        "--duration",
+        str(max(int(duration) - 2, 3)),
+        "--output",
+        str(raw),
+        "--nonblocking",
+    ]
     if os.environ.get("BENCH_PROFILE_NATIVE"):
         command.append("--native")  # C/C++ frames too (chDB, upb, grpc core); slower sampling
     if os.environ.get("BENCH_PROFILE_GIL"):
@@ -310,11 +341,20 @@ def _stage(frames: list[str], thread: str) -> str:
         return "event loop: asyncio / grpc.aio / uvicorn plumbing"
     if "exporter" in thread:
         return "pipeline: batching, other"
-    return f"other threads ({thread.split(':')[-1].strip()})"
+    return f"other threads ({thread.rsplit(':', maxsplit=1)[-1].strip()})"
 
 
-_BOILERPLATE = ("threading.py", "runpy", "typer/", "_click/", "click/", "asyncio/runners", "asyncio/base_events",
-                "foothold/cli.py", "foothold/__main__.py")  # fmt: skip
+_BOILERPLATE = (
+    "threading.py",
+    "runpy",
+    "typer/",
+    "_click/",
+    "click/",
+    "asyncio/runners",
+    "asyncio/base_events",
+    "foothold/cli.py",
+    "foothold/__main__.py",
+)
 
 
 def summarize_profile(raw: Path, top: int = 20) -> str:
@@ -371,9 +411,15 @@ def _arrow_table(columns: dict[str, list]):
     from foothold.collector.rows import COLUMNS
 
     strmap = pa.map_(pa.string(), pa.string())
-    types = {"Timestamp": pa.timestamp("ns"), "Duration": pa.uint64(), "ResourceAttributes": strmap,
-             "SpanAttributes": strmap, "Events.Timestamp": pa.list_(pa.timestamp("ns")),
-             "Events.Attributes": pa.list_(strmap), "Links.Attributes": pa.list_(strmap)}  # fmt: skip
+    types = {
+        "Timestamp": pa.timestamp("ns"),
+        "Duration": pa.uint64(),
+        "ResourceAttributes": strmap,
+        "SpanAttributes": strmap,
+        "Events.Timestamp": pa.list_(pa.timestamp("ns")),
+        "Events.Attributes": pa.list_(strmap),
+        "Links.Attributes": pa.list_(strmap),
+    }
     arrays = {}
     for name in COLUMNS:
         values = columns[name]
@@ -389,12 +435,12 @@ def _arrow_table(columns: dict[str, list]):
 def ceiling(args: argparse.Namespace, bodies: list[bytes]) -> list[list[Any]]:
     from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
+    from benchmarks.common import open_temp_store
+    from foothold.collector.config import load_settings
     from foothold.collector.exporter import ClickHouseExporter
     from foothold.collector.otlp import validate
-    from foothold.collector.rows import COLUMNS, SpanBatch, to_batch
+    from foothold.collector.rows import COLUMNS, to_batch
     from foothold.collector.service import default_processors
-    from foothold.collector.config import load_settings
-    from benchmarks.common import open_temp_store
 
     templates = [Template.of(b) for b in bodies]
     per_request = templates[0].spans
@@ -409,9 +455,21 @@ def ceiling(args: argparse.Namespace, bodies: list[bytes]) -> list[list[Any]]:
     bare_name = f"{store.database}.bench_traces_no_views"  # same columns, engine and indexes; no views
     client.command(f"CREATE TABLE IF NOT EXISTS {bare_name} AS {table_name}")
     exporter = ClickHouseExporter(store)
-    figures: dict[str, list[float]] = {k: [] for k in ("decode", "validate", "flatten", "redact", "classify",
-                                                          "insert_columns", "insert_bare", "insert_arrow", "insert_json",
-                                                          "arrow_build")}  # fmt: skip
+    figures: dict[str, list[float]] = {
+        k: []
+        for k in (
+            "decode",
+            "validate",
+            "flatten",
+            "redact",
+            "classify",
+            "insert_columns",
+            "insert_bare",
+            "insert_arrow",
+            "insert_json",
+            "arrow_build",
+        )
+    }
     spans_total = calls = 0
 
     def truncate() -> None:
@@ -439,7 +497,7 @@ def ceiling(args: argparse.Namespace, bodies: list[bytes]) -> list[list[Any]]:
             t = time.perf_counter()
             batches = [to_batch(g) for g in groups]
             figures["flatten"].append(time.perf_counter() - t)
-            for processor, key in zip(processors, ("redact", "classify")):
+            for processor, key in zip(processors, ("redact", "classify"), strict=False):
                 t = time.perf_counter()
                 for batch in batches:
                     processor.process(batch)
@@ -490,8 +548,10 @@ def ceiling(args: argparse.Namespace, bodies: list[bytes]) -> list[list[Any]]:
         ["INSERT Arrow, prebuilt (ceiling)", rate["insert_arrow"], "insert_arrow -> chDB"],
         ["all collector stages, one core", serial, "harmonic sum of the stages above (no I/O)"],
     ]
-    print(f"\n-- raw insert ceiling and stage rates: {spans_total:,} spans ({calls:,} tool calls per run), "
-          f"batches of {PIPELINE_BATCH}, median of {args.runs} run(s), spans/s")  # fmt: skip
+    print(
+        f"\n-- raw insert ceiling and stage rates: {spans_total:,} spans ({calls:,} tool calls per run), "
+        f"batches of {PIPELINE_BATCH}, median of {args.runs} run(s), spans/s"
+    )
     print(table(["stage", "spans/s", "where"], rows))
     return rows
 
@@ -512,19 +572,27 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--spans-per-request", type=int, default=512)
     parser.add_argument("--ceiling-spans", type=int, default=None, help="spans for the insert ceiling; default 65536")
     parser.add_argument("--no-ceiling", action="store_true")
-    parser.add_argument("--batch-max-spans", type=int, default=None, help=f"the collector's batch.max_spans (default {PIPELINE_BATCH})")
-    parser.add_argument("--profile", type=Path, default=None,
-                        help="also run one profiled gRPC replay run under py-spy, output in this dir")  # fmt: skip
+    parser.add_argument(
+        "--batch-max-spans", type=int, default=None, help=f"the collector's batch.max_spans (default {PIPELINE_BATCH})"
+    )
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        default=None,
+        help="also run one profiled gRPC replay run under py-spy, output in this dir",
+    )
     args = parser.parse_args(argv)
     args.runs = args.runs or (1 if args.quick else 3)
     args.duration = args.duration or (8.0 if args.quick else 20.0)
     args.ceiling_spans = args.ceiling_spans or (16384 if args.quick else 65536)
     args.batch_config = {"max_spans": args.batch_max_spans} if args.batch_max_spans else {}
     print_machine("ingest benchmark")
-    print(f"   collector: batch max_spans {args.batch_max_spans or PIPELINE_BATCH}, timeout 1 s, max_queued_spans 200000, "
-          f"alerts off; {args.duration:.0f} s send window; {args.runs} run(s) per case\n"
-          f"   replay: {args.replay_procs} processes x {args.replay_threads} threads, {args.spans_per_request} "
-          f"spans/request; sdk: {args.sdk_procs} processes, BatchSpanProcessor (512/export)\n")  # fmt: skip
+    print(
+        f"   collector: batch max_spans {args.batch_max_spans or PIPELINE_BATCH}, timeout 1 s, max_queued_spans 200000, "
+        f"alerts off; {args.duration:.0f} s send window; {args.runs} run(s) per case\n"
+        f"   replay: {args.replay_procs} processes x {args.replay_threads} threads, {args.spans_per_request} "
+        f"spans/request; sdk: {args.sdk_procs} processes, BatchSpanProcessor (512/export)\n"
+    )
     progress("encoding request templates with the OpenTelemetry SDK encoder")
     bodies = encoded_requests(16, args.spans_per_request)
 
@@ -534,30 +602,60 @@ def main(argv: list[str] | None = None) -> int:
             for n in range(args.runs):
                 progress(f"{mode} over {transport}: run {n + 1}/{args.runs}")
                 run = run_once(mode, transport, args, bodies)
-                progress(f"   stored {run.stored:,} spans in {run.elapsed:.1f}s = {run.rate:,.0f}/s "
-                         f"(steady {run.steady_rate:,.0f}/s), collector CPU {run.collector_cpu:.1f}s, "
-                         f"HWM {run.hwm_mib:.0f} MiB, refused {run.refused:,}")  # fmt: skip
+                progress(
+                    f"   stored {run.stored:,} spans in {run.elapsed:.1f}s = {run.rate:,.0f}/s "
+                    f"(steady {run.steady_rate:,.0f}/s), collector CPU {run.collector_cpu:.1f}s, "
+                    f"HWM {run.hwm_mib:.0f} MiB, refused {run.refused:,}"
+                )
                 results.setdefault((mode, transport), []).append(run)
 
     rows = []
     for (mode, transport), runs in results.items():
-        rows.append([
-            f"{mode} / {transport}", median([r.rate for r in runs]), median([r.steady_rate for r in runs]),
-            median([r.sent for r in runs]), median([r.stored for r in runs]), median([r.tool_calls for r in runs]),
-            median([r.refused for r in runs]),
-            median([r.collector_cpu / r.elapsed for r in runs]),
-            median([r.rate / (r.collector_cpu / r.elapsed) if r.collector_cpu else 0 for r in runs]),
-            median([r.producer_cpu / r.elapsed for r in runs]),
-            median([r.rss_mid_mib for r in runs]), median([r.rss_end_mib for r in runs]),
-            median([r.hwm_mib for r in runs]), median([r.queued_max for r in runs]),
-        ])  # fmt: skip
+        rows.append(
+            [
+                f"{mode} / {transport}",
+                median([r.rate for r in runs]),
+                median([r.steady_rate for r in runs]),
+                median([r.sent for r in runs]),
+                median([r.stored for r in runs]),
+                median([r.tool_calls for r in runs]),
+                median([r.refused for r in runs]),
+                median([r.collector_cpu / r.elapsed for r in runs]),
+                median([r.rate / (r.collector_cpu / r.elapsed) if r.collector_cpu else 0 for r in runs]),
+                median([r.producer_cpu / r.elapsed for r in runs]),
+                median([r.rss_mid_mib for r in runs]),
+                median([r.rss_end_mib for r in runs]),
+                median([r.hwm_mib for r in runs]),
+                median([r.queued_max for r in runs]),
+            ]
+        )
     print(f"\n-- end to end into the store, median of {args.runs} run(s)")
-    print(table(["producer / transport", "spans/s", "steady/s", "sent", "stored", "tool_calls", "refused",
-                 "coll. cores", "spans/CPU-s", "prod. cores", "RSS mid MiB", "RSS end MiB", "peak RSS MiB",
-                 "max queued"], rows))  # fmt: skip
-    print("   spans/s: stored / (first send .. flush done); steady/s: exporter rate over the last 2/3 of the window"
-          " (/healthz);\n   sent: spans answered OK (replay) or made by the SDK (sdk);\n   coll. cores: collector CPU-seconds per second (2 = both cores); refused: spans answered"
-          " RESOURCE_EXHAUSTED/429 (retried after 1 s)")  # fmt: skip
+    print(
+        table(
+            [
+                "producer / transport",
+                "spans/s",
+                "steady/s",
+                "sent",
+                "stored",
+                "tool_calls",
+                "refused",
+                "coll. cores",
+                "spans/CPU-s",
+                "prod. cores",
+                "RSS mid MiB",
+                "RSS end MiB",
+                "peak RSS MiB",
+                "max queued",
+            ],
+            rows,
+        )
+    )
+    print(
+        "   spans/s: stored / (first send .. flush done); steady/s: exporter rate over the last 2/3 of the window"
+        " (/healthz);\n   sent: spans answered OK (replay) or made by the SDK (sdk);\n   coll. cores: collector CPU-seconds per second (2 = both cores); refused: spans answered"
+        " RESOURCE_EXHAUSTED/429 (retried after 1 s)"
+    )
 
     if not args.no_ceiling:
         ceiling(args, bodies)

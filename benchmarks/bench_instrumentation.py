@@ -73,7 +73,9 @@ def _fake_home(root: Path) -> Path:
 
 
 # A typical shell call's content, with one secret to redact: what capture_content=True pays for.
-ARGUMENTS = {"command": "curl -s -H 'Authorization: Bearer ghp_0123456789abcdefghijklmnopqrstuvwxyzAB' https://api.github.com/user"}
+ARGUMENTS = {
+    "command": "curl -s -H 'Authorization: Bearer ghp_0123456789abcdefghijklmnopqrstuvwxyzAB' https://api.github.com/user"
+}
 RESULT = '{"login": "octocat", "id": 1, "type": "User"}\n' * 20
 
 
@@ -124,11 +126,18 @@ def main(argv: Sequence[str] | None = None) -> None:
             audit.enable(False)
     print(f"iterations: {args.iterations} x {args.runs} runs (medians of per-run percentiles)")
     print(f"bare OpenTelemetry span          p50 {baseline.p50_us:7.1f} µs   p99 {baseline.p99_us:7.1f} µs")
-    cases = (("tool_call, no watch list", plain, 50), (f"tool_call, watch list ({roots} roots)", watched, 200),
-             ("  + content capture, redaction", captured, None))  # fmt: skip
+    cases = (
+        ("tool_call, no watch list", plain, 50),
+        (f"tool_call, watch list ({roots} roots)", watched, 200),
+        ("  + content capture, redaction", captured, None),
+    )
     for label, figures, target in cases:
         added50, added99 = figures.p50_us - baseline.p50_us, figures.p99_us - baseline.p99_us
-        verdict = "no target" if target is None else f"target p50 < {target} µs: {'ok' if added50 < target else 'OVER TARGET'}"
+        verdict = (
+            "no target"
+            if target is None
+            else f"target p50 < {target} µs: {'ok' if added50 < target else 'OVER TARGET'}"
+        )
         print(
             f"{label:<32} p50 {figures.p50_us:7.1f} µs   p99 {figures.p99_us:7.1f} µs   "
             f"added p50 {added50:6.1f} µs / p99 {added99:6.1f} µs ({verdict})"

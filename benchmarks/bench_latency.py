@@ -73,14 +73,18 @@ def run_once(rate: float, args: argparse.Namespace, templates: list[Template]) -
 
         def poller() -> None:
             last = -1
-            sql = ("SELECT ToolCallId FROM tool_calls WHERE SessionId = {session:String} "
-                   "AND ToolCallId > {last:String} ORDER BY ToolCallId")  # fmt: skip
+            sql = (
+                "SELECT ToolCallId FROM tool_calls WHERE SessionId = {session:String} "
+                "AND ToolCallId > {last:String} ORDER BY ToolCallId"
+            )
             with httpx.Client(base_url=collector.query_url, timeout=30) as http:
                 while not done.is_set() or len(seen_at) < len(sent_at):
                     polled = time.monotonic()
                     polls[0] += 1
-                    response = http.post("/v1/query", json={"sql": sql, "parameters": {
-                        "session": PROBE_SESSION, "last": f"{last:0{SEQ_WIDTH}d}"}})  # fmt: skip
+                    response = http.post(
+                        "/v1/query",
+                        json={"sql": sql, "parameters": {"session": PROBE_SESSION, "last": f"{last:0{SEQ_WIDTH}d}"}},
+                    )
                     for (call_id,) in response.json()["rows"]:
                         seq = int(call_id)
                         seen_at.setdefault(seq, polled)
@@ -140,25 +144,56 @@ def main(argv: list[str] | None = None) -> int:
     args.duration = args.duration or (10.0 if args.quick else 30.0)
     print_machine("export-to-queryable latency")
     print("   " + __doc__.split("Method. ", 1)[1].strip().replace("\n", "\n   ") + "\n")
-    templates = [Template.of(b) for b in encoded_requests(16, args.spans_per_request, service="bench-latency", probe=True)]
+    templates = [
+        Template.of(b) for b in encoded_requests(16, args.spans_per_request, service="bench-latency", probe=True)
+    ]
     rows = []
     for rate in (float(r) for r in args.rates.split(",")):
         runs = []
         for n in range(args.runs):
             progress(f"{rate:,.0f} spans/s: run {n + 1}/{args.runs} ({args.duration:.0f} s)")
             result = run_once(rate, args, templates)
-            progress(f"   p50 {result['p50'] * 1000:.0f} ms, p99 {result['p99'] * 1000:.0f} ms, "
-                     f"{result['missing']} missing, {result['errors']} errors")  # fmt: skip
+            progress(
+                f"   p50 {result['p50'] * 1000:.0f} ms, p99 {result['p99'] * 1000:.0f} ms, "
+                f"{result['missing']} missing, {result['errors']} errors"
+            )
             runs.append(result)
-        rows.append([f"{rate:,.0f}", median([r["offered"] for r in runs]), sum(r["requests"] for r in runs),
-                     sum(r["missing"] for r in runs), sum(r["errors"] for r in runs),
-                     *(median([r[k] * 1000 for r in runs]) for k in ("p50", "p90", "p99", "max")),
-                     median([r["poll_ms"] for r in runs]), median([r["cores"] for r in runs]),
-                     median([r["hwm"] for r in runs])])  # fmt: skip
-    print(f"\n-- export-to-queryable latency, OTLP/gRPC, {templates[0].spans} spans/request, poll every "
-          f"{args.poll * 1000:.0f} ms; median over {args.runs} run(s) of each run's percentile")  # fmt: skip
-    print(table(["target spans/s", "offered/s", "probes", "missing", "errors", "p50 ms", "p90 ms", "p99 ms",
-                 "max ms", "poll period ms", "coll. cores", "peak RSS MiB"], rows))  # fmt: skip
+        rows.append(
+            [
+                f"{rate:,.0f}",
+                median([r["offered"] for r in runs]),
+                sum(r["requests"] for r in runs),
+                sum(r["missing"] for r in runs),
+                sum(r["errors"] for r in runs),
+                *(median([r[k] * 1000 for r in runs]) for k in ("p50", "p90", "p99", "max")),
+                median([r["poll_ms"] for r in runs]),
+                median([r["cores"] for r in runs]),
+                median([r["hwm"] for r in runs]),
+            ]
+        )
+    print(
+        f"\n-- export-to-queryable latency, OTLP/gRPC, {templates[0].spans} spans/request, poll every "
+        f"{args.poll * 1000:.0f} ms; median over {args.runs} run(s) of each run's percentile"
+    )
+    print(
+        table(
+            [
+                "target spans/s",
+                "offered/s",
+                "probes",
+                "missing",
+                "errors",
+                "p50 ms",
+                "p90 ms",
+                "p99 ms",
+                "max ms",
+                "poll period ms",
+                "coll. cores",
+                "peak RSS MiB",
+            ],
+            rows,
+        )
+    )
     return 0
 
 

@@ -30,12 +30,34 @@ from benchmarks.common import median, open_temp_store, print_machine, progress, 
 CHUNK = 1_000_000
 SPANS_PER_SESSION = 500
 
-TOOLS = ["bash"] * 35 + ["read_file"] * 25 + ["write_file"] * 12 + ["edit_file"] * 10 + ["web_fetch"] * 8 + \
-        ["http_post"] * 5 + ["read_secret"] * 3 + ["grep"] * 2  # fmt: skip
-COMMANDS = ["git status --short", "pytest -q tests/", "ls -la src/", "cat README.md", "make lint",
-            "curl -s https://api.example.com/health", "npm test", "python -m build"]  # fmt: skip
-PATHS = ["/srv/app/src/main.py", "/srv/app/tests/test_api.py", "/srv/app/README.md", "/srv/app/pyproject.toml",
-         "/srv/app/config/settings.yaml", "/srv/app/.github/workflows/ci.yml"]  # fmt: skip
+TOOLS = (
+    ["bash"] * 35
+    + ["read_file"] * 25
+    + ["write_file"] * 12
+    + ["edit_file"] * 10
+    + ["web_fetch"] * 8
+    + ["http_post"] * 5
+    + ["read_secret"] * 3
+    + ["grep"] * 2
+)
+COMMANDS = [
+    "git status --short",
+    "pytest -q tests/",
+    "ls -la src/",
+    "cat README.md",
+    "make lint",
+    "curl -s https://api.example.com/health",
+    "npm test",
+    "python -m build",
+]
+PATHS = [
+    "/srv/app/src/main.py",
+    "/srv/app/tests/test_api.py",
+    "/srv/app/README.md",
+    "/srv/app/pyproject.toml",
+    "/srv/app/config/settings.yaml",
+    "/srv/app/.github/workflows/ci.yml",
+]
 
 
 def _array(items: list[str]) -> str:
@@ -156,7 +178,9 @@ class _Reader:
         from foothold.collector.access import QueryResult
 
         result = self._client.query(sql, parameters=parameters, settings={"readonly": 1})
-        return QueryResult(list(result.column_names), [t.name for t in result.column_types], [list(r) for r in result.result_rows])
+        return QueryResult(
+            list(result.column_names), [t.name for t in result.column_types], [list(r) for r in result.result_rows]
+        )
 
     def flush(self) -> None:
         pass
@@ -189,23 +213,38 @@ def seed(client, database: str, start: int, end: int, horizon: int) -> float:
 
 def measure(client, store, size: int, runs: int) -> tuple[list[list[Any]], list[list[Any]]]:
     from foothold.collector import timeline as tl
-
     from foothold.detections.macros import TimeRange, expand
     from foothold.detections.rules import load_alert_rules
 
     db = store.database
-    q = lambda sql: client.query(sql).result_rows
+
+    def q(sql):
+        return client.query(sql).result_rows
+
     counts = {t: q(f"SELECT count() FROM {db}.{t}")[0][0] for t in ("otel_traces", "tool_calls", "artifacts")}
-    parts = {t: q(f"SELECT count() FROM system.parts WHERE database = '{db}' AND table = '{t}' AND active")[0][0]
-             for t in ("otel_traces", "tool_calls")}  # fmt: skip
+    parts = {
+        t: q(f"SELECT count() FROM system.parts WHERE database = '{db}' AND table = '{t}' AND active")[0][0]
+        for t in ("otel_traces", "tool_calls")
+    }
     progress(f"{size:,}: {counts}, active parts {parts}")
-    session = q(f"SELECT SessionId FROM {db}.tool_calls GROUP BY SessionId HAVING count() = 50 "
-                f"ORDER BY SessionId LIMIT 1 OFFSET {max(0, counts['tool_calls'] // 100 - 1)}")[0][0]  # fmt: skip
+    session = q(
+        f"SELECT SessionId FROM {db}.tool_calls GROUP BY SessionId HAVING count() = 50 "
+        f"ORDER BY SessionId LIMIT 1 OFFSET {max(0, counts['tool_calls'] // 100 - 1)}"
+    )[0][0]
     reader = _Reader(client)
     rows = []
     cold, warm, result = _timed(lambda: tl.session_timeline(reader, session), runs)
-    rows.append([f"{size:,}", "session_timeline (3 queries)", len(result.calls), cold * 1000, warm * 1000, "< 200 ms",
-                 "met" if warm < 0.2 else f"missed by {warm / 0.2:.1f}x"])  # fmt: skip
+    rows.append(
+        [
+            f"{size:,}",
+            "session_timeline (3 queries)",
+            len(result.calls),
+            cold * 1000,
+            warm * 1000,
+            "< 200 ms",
+            "met" if warm < 0.2 else f"missed by {warm / 0.2:.1f}x",
+        ]
+    )
     for name, sql in (("  calls", tl._CALLS), ("  artifacts", tl._ARTIFACTS), ("  alerts", tl._ALERTS)):
         cold, warm, out = _timed(lambda sql=sql: reader.query(sql, {"session": session}), runs)
         rows.append([f"{size:,}", name, len(out.rows), cold * 1000, warm * 1000, "", ""])
@@ -214,8 +253,17 @@ def measure(client, store, size: int, runs: int) -> tuple[list[list[Any]], list[
     for rule in load_alert_rules():
         sql = expand(rule.sql, time_range)
         cold, warm, out = _timed(lambda sql=sql: client.query(sql).result_rows, max(1, runs // 2 + 1))
-        rule_rows.append([f"{size:,}", rule.id, len(out), cold * 1000, warm * 1000, "< 5,000 ms",
-                          "met" if warm < 5 else f"missed by {warm / 5:.1f}x"])  # fmt: skip
+        rule_rows.append(
+            [
+                f"{size:,}",
+                rule.id,
+                len(out),
+                cold * 1000,
+                warm * 1000,
+                "< 5,000 ms",
+                "met" if warm < 5 else f"missed by {warm / 5:.1f}x",
+            ]
+        )
         progress(f"{size:,}: rule {rule.id}: {warm * 1000:,.0f} ms, {len(out)} finding(s)")
     return rows, rule_rows
 
@@ -244,8 +292,10 @@ def main(argv: list[str] | None = None) -> int:
             t, r = measure(client, store, size, runs)
             timeline_rows += t
             rule_rows += r
-        disk = client.query(f"SELECT formatReadableSize(sum(bytes_on_disk)) FROM system.parts "
-                            f"WHERE database = '{store.database}' AND active").result_rows[0][0]  # fmt: skip
+        disk = client.query(
+            f"SELECT formatReadableSize(sum(bytes_on_disk)) FROM system.parts "
+            f"WHERE database = '{store.database}' AND active"
+        ).result_rows[0][0]
     finally:
         store.close()
         if args.keep:

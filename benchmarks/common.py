@@ -1,6 +1,6 @@
 """Shared pieces of the benchmarks: the machine, a collector subprocess, realistic spans, tables.
 
-Everything here measures from the outside: the collector runs as ``python -m foothold collect -c cfg.yaml``
+Everything here measures from the outside: the collector runs as ``python -m foothold-audit collect -c cfg.yaml``
 with its own data dir, and its CPU time and memory are read from ``/proc/<pid>`` (psutil is not a
 dependency). Spans are made by the real OpenTelemetry SDK and encoded by the SDK's own OTLP encoder.
 """
@@ -102,7 +102,11 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
     lines = []
     for n, row in enumerate(cells):
-        lines.append("  ".join(c.rjust(w) if numeric[i] else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths))).rstrip())
+        lines.append(
+            "  ".join(
+                c.rjust(w) if numeric[i] else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths, strict=False))
+            ).rstrip()
+        )
         if n == 0:
             lines.append("  ".join("-" * w for w in widths))
     return "\n".join(lines)
@@ -181,7 +185,7 @@ class RssSampler:
 
 @dataclass
 class CollectorProcess:
-    """``python -m foothold collect -c cfg.yaml`` on loopback ports picked by the OS, own chDB data dir."""
+    """``python -m foothold-audit collect -c cfg.yaml`` on loopback ports picked by the OS, own chDB data dir."""
 
     batch: dict[str, Any] = field(default_factory=dict)
     alerts: bool = False
@@ -213,7 +217,10 @@ class CollectorProcess:
         env = {k: v for k, v in os.environ.items() if not k.startswith("FOOTHOLD_")} | self.extra_env
         self._log = open(self.dir / "collector.log", "wb")  # noqa: SIM115
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "foothold", "collect", "-c", str(cfg)], stdout=self._log, stderr=subprocess.STDOUT, env=env
+            [sys.executable, "-m", "foothold", "collect", "-c", str(cfg)],
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            env=env,
         )
         discovery = self.dir / "data" / "collector.json"
         deadline = time.monotonic() + timeout
@@ -313,16 +320,36 @@ TOOLS: tuple[tuple[str, str, float], ...] = (  # (tool, description, weight)
     ("http_post", "POST JSON to a URL", 0.04),
 )
 COMMANDS = (
-    "git status --short", "pytest -q tests/test_api.py -x", "ls -la src/", "cat README.md | head -50",
-    "grep -rn 'TODO' src/ | wc -l", "python -m pip install -e .", "make lint", "git diff --stat HEAD~1",
-    "docker ps --format '{{.Names}}'", "curl -s https://api.example.com/health", "npm test -- --watch=false",
-    "find . -name '*.py' -newer setup.cfg", "echo 'export PATH=$HOME/bin:$PATH' >> ~/.bashrc",
-)  # fmt: skip
-FILES = ("src/app/main.py", "src/app/models.py", "tests/test_api.py", "README.md", "pyproject.toml", "docs/index.md",
-         ".github/workflows/ci.yml", "src/app/handlers/users.py", "config/settings.yaml")  # fmt: skip
+    "git status --short",
+    "pytest -q tests/test_api.py -x",
+    "ls -la src/",
+    "cat README.md | head -50",
+    "grep -rn 'TODO' src/ | wc -l",
+    "python -m pip install -e .",
+    "make lint",
+    "git diff --stat HEAD~1",
+    "docker ps --format '{{.Names}}'",
+    "curl -s https://api.example.com/health",
+    "npm test -- --watch=false",
+    "find . -name '*.py' -newer setup.cfg",
+    "echo 'export PATH=$HOME/bin:$PATH' >> ~/.bashrc",
+)
+FILES = (
+    "src/app/main.py",
+    "src/app/models.py",
+    "tests/test_api.py",
+    "README.md",
+    "pyproject.toml",
+    "docs/index.md",
+    ".github/workflows/ci.yml",
+    "src/app/handlers/users.py",
+    "config/settings.yaml",
+)
 
 
-def tool_call_attributes(rng: random.Random, session: str, agent: str, call_no: int) -> tuple[str, dict[str, Any], dict[str, Any]]:
+def tool_call_attributes(
+    rng: random.Random, session: str, agent: str, call_no: int
+) -> tuple[str, dict[str, Any], dict[str, Any]]:
     """(tool name, 15 tool-call attributes, artifact attributes) for one realistic call."""
     tool = rng.choices([t[0] for t in TOOLS], weights=[t[2] for t in TOOLS])[0]
     description = next(t[1] for t in TOOLS if t[0] == tool)
@@ -340,7 +367,10 @@ def tool_call_attributes(rng: random.Random, session: str, agent: str, call_no: 
         arguments = {"url": f"https://docs.example.com/guide/{rng.randint(1, 400)}"}
         result = "<html><body>Installation guide ...</body></html>"
     else:
-        arguments = {"url": "https://hooks.example.com/notify", "json": {"status": "done", "build": rng.randint(1, 9999)}}
+        arguments = {
+            "url": "https://hooks.example.com/notify",
+            "json": {"status": "done", "build": rng.randint(1, 9999)},
+        }
         result = '{"ok": true}'
     arguments["request_id"] = CONTENT_NONCE  # constant here; replay-fresh rewrites it per send
     result += f"\nrequest {CONTENT_NONCE}"
@@ -402,12 +432,18 @@ class AgentLoad:
 
 
 def resource_attributes(service: str = SERVICE) -> dict[str, Any]:
-    return {"service.name": service, "service.version": "1.4.2", "host.name": "agent-host-01",
-            "deployment.environment": "bench", "process.pid": os.getpid()}  # fmt: skip
+    return {
+        "service.name": service,
+        "service.version": "1.4.2",
+        "host.name": "agent-host-01",
+        "deployment.environment": "bench",
+        "process.pid": os.getpid(),
+    }
 
 
-def encoded_requests(count: int, spans_per_request: int, seed: int = 1, service: str = SERVICE,
-                     probe: bool = False) -> list[bytes]:  # fmt: skip
+def encoded_requests(
+    count: int, spans_per_request: int, seed: int = 1, service: str = SERVICE, probe: bool = False
+) -> list[bytes]:
     """``count`` distinct ExportTraceServiceRequest bodies, made by the SDK and its own OTLP encoder.
 
     With ``probe``, each request also carries one probe tool call (session ``PROBE_SESSION``) whose
@@ -430,9 +466,12 @@ def encoded_requests(count: int, spans_per_request: int, seed: int = 1, service:
         memory.clear()
         made = 0
         if probe:
-            probe_attrs = {semconv.GEN_AI_OPERATION_NAME: semconv.OPERATION_EXECUTE_TOOL,
-                           semconv.GEN_AI_TOOL_NAME: "bench_probe", semconv.GEN_AI_TOOL_CALL_ID: PROBE_PLACEHOLDER,
-                           semconv.GEN_AI_CONVERSATION_ID: PROBE_SESSION}  # fmt: skip
+            probe_attrs = {
+                semconv.GEN_AI_OPERATION_NAME: semconv.OPERATION_EXECUTE_TOOL,
+                semconv.GEN_AI_TOOL_NAME: "bench_probe",
+                semconv.GEN_AI_TOOL_CALL_ID: PROBE_PLACEHOLDER,
+                semconv.GEN_AI_CONVERSATION_ID: PROBE_SESSION,
+            }
             with tracer.start_as_current_span("execute_tool bench_probe", attributes=probe_attrs):
                 pass
             made += 1

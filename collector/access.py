@@ -87,17 +87,23 @@ class ApiReader:
         try:
             response = self._http.post(path)
         except httpx.HTTPError as exc:
-            raise StoreError(f"the collector's query API did not answer ({exc}); is `foothold collect` running?") from exc
+            raise StoreError(
+                f"the collector's query API did not answer ({exc}); is `foothold-audit collect` running?"
+            ) from exc
         if response.status_code == 401:
             raise StoreError(_UNAUTHORIZED)
         return response
 
     def query(self, sql: str, parameters: dict[str, Any] | None = None) -> QueryResult:
-        body = orjson.dumps({"sql": sql, "parameters": parameters}, default=_parameter, option=orjson.OPT_PASSTHROUGH_DATETIME)
+        body = orjson.dumps(
+            {"sql": sql, "parameters": parameters}, default=_parameter, option=orjson.OPT_PASSTHROUGH_DATETIME
+        )
         try:
             response = self._http.post("/v1/query", content=body, headers={"content-type": "application/json"})
         except httpx.HTTPError as exc:
-            raise StoreError(f"the collector's query API did not answer ({exc}); is `foothold collect` running?") from exc
+            raise StoreError(
+                f"the collector's query API did not answer ({exc}); is `foothold-audit collect` running?"
+            ) from exc
         if response.status_code == 401:
             raise StoreError(_UNAUTHORIZED)
         body = response.json()
@@ -136,13 +142,15 @@ class DirectReader:
             result = self._client.query(sql, parameters=parameters, settings={"readonly": 1})
         except Exception as exc:
             raise StoreError(str(exc).strip()) from exc
-        return QueryResult(list(result.column_names), [t.name for t in result.column_types], [list(r) for r in result.result_rows])
+        return QueryResult(
+            list(result.column_names), [t.name for t in result.column_types], [list(r) for r in result.result_rows]
+        )
 
     def flush(self) -> None:
         """Nothing is buffered outside a collector."""
 
     def rows(self, sql: str) -> list[tuple]:
-        """Every row of a read-only query, values as the driver returns them (`foothold verify`)."""
+        """Every row of a read-only query, values as the driver returns them (`foothold-audit verify`)."""
         try:
             return self._client.query(sql, settings={"readonly": 1}).result_rows
         except Exception as exc:

@@ -26,8 +26,20 @@ from foothold.detections.rules import FINDING_COLUMNS, AlertRule, RuleError, loa
 
 log = logging.getLogger("foothold.collector.alerting")
 
-ALERT_COLUMNS = ("RaisedAt", "RuleId", "Severity", "Title", "FindingKey", "SessionId", "AgentName", "TraceId",
-                 "SpanId", "SeenAt", "Technique", "Evidence")  # fmt: skip
+ALERT_COLUMNS = (
+    "RaisedAt",
+    "RuleId",
+    "Severity",
+    "Title",
+    "FindingKey",
+    "SessionId",
+    "AgentName",
+    "TraceId",
+    "SpanId",
+    "SeenAt",
+    "Technique",
+    "Evidence",
+)
 
 
 @dataclass(frozen=True)
@@ -46,8 +58,20 @@ class Alert:
     raised_at: datetime = field(default_factory=lambda: datetime.now(UTC))
 
     def row(self) -> list[Any]:
-        return [self.raised_at, self.rule_id, self.severity, self.title, self.finding_key, self.session_id,
-                self.agent_name, self.trace_id, self.span_id, self.seen_at, self.technique, self.evidence]  # fmt: skip
+        return [
+            self.raised_at,
+            self.rule_id,
+            self.severity,
+            self.title,
+            self.finding_key,
+            self.session_id,
+            self.agent_name,
+            self.trace_id,
+            self.span_id,
+            self.seen_at,
+            self.technique,
+            self.evidence,
+        ]
 
     @classmethod
     def from_row(cls, row: Sequence[Any]) -> Alert:
@@ -73,8 +97,10 @@ class StreamSink:
     def deliver(self, alerts: list[Alert]) -> None:
         stream = self._stream or sys.stdout
         for a in alerts:
-            stream.write(f"ALERT {a.severity.upper():8} {a.rule_id} session={a.session_id} agent={a.agent_name} "
-                         f"{a.technique or '-'} :: {a.evidence}\n")  # fmt: skip
+            stream.write(
+                f"ALERT {a.severity.upper():8} {a.rule_id} session={a.session_id} agent={a.agent_name} "
+                f"{a.technique or '-'} :: {a.evidence}\n"
+            )
         stream.flush()
 
 
@@ -93,13 +119,23 @@ class WebhookSink:
     def _alertmanager(self, alerts: list[Alert]) -> list[dict[str, Any]]:
         return [
             {
-                "labels": {"alertname": a.rule_id, "severity": a.severity, "session_id": a.session_id,
-                           "agent": a.agent_name, "technique": a.technique, "finding_key": a.finding_key},
-                "annotations": {"summary": a.title, "description": a.evidence, "trace_id": a.trace_id,
-                                "timeline": self._link(a)},
+                "labels": {
+                    "alertname": a.rule_id,
+                    "severity": a.severity,
+                    "session_id": a.session_id,
+                    "agent": a.agent_name,
+                    "technique": a.technique,
+                    "finding_key": a.finding_key,
+                },
+                "annotations": {
+                    "summary": a.title,
+                    "description": a.evidence,
+                    "trace_id": a.trace_id,
+                    "timeline": self._link(a),
+                },
                 "startsAt": a.seen_at.replace(tzinfo=a.seen_at.tzinfo or UTC).isoformat(),
                 "generatorURL": self._link(a),
-            }  # fmt: skip
+            }
             for a in alerts
         ]
 
@@ -108,8 +144,12 @@ class WebhookSink:
             body: Any = self._alertmanager(alerts)
         else:
             body = {"alerts": [asdict(a) | {"timeline": self._link(a)} for a in alerts]}
-        response = httpx.post(self._url, content=orjson.dumps(body, default=str), timeout=self._timeout,
-                              headers={"content-type": "application/json"})  # fmt: skip
+        response = httpx.post(
+            self._url,
+            content=orjson.dumps(body, default=str),
+            timeout=self._timeout,
+            headers={"content-type": "application/json"},
+        )
         response.raise_for_status()
 
 
@@ -122,7 +162,9 @@ class EvaluationReport:
 
 
 class AlertEvaluator:
-    def __init__(self, client: Client, rules: Sequence[AlertRule], sinks: Sequence[Sink], lookback_seconds: float) -> None:
+    def __init__(
+        self, client: Client, rules: Sequence[AlertRule], sinks: Sequence[Sink], lookback_seconds: float
+    ) -> None:
         self._client = client  # its current database is the store's
         self._rules = list(rules)
         self._sinks = list(sinks)
@@ -153,8 +195,10 @@ class AlertEvaluator:
         if not result.result_rows:
             return []
         if tuple(result.column_names) != FINDING_COLUMNS:  # Grafana reads them by name: keep the contract
-            raise RuleError(f"rule {rule.id} returns columns {list(result.column_names)}, expected {list(FINDING_COLUMNS)}")
-        findings = [dict(zip(FINDING_COLUMNS, row)) for row in result.result_rows]
+            raise RuleError(
+                f"rule {rule.id} returns columns {list(result.column_names)}, expected {list(FINDING_COLUMNS)}"
+            )
+        findings = [dict(zip(FINDING_COLUMNS, row, strict=False)) for row in result.result_rows]
         known = {
             row[0]
             for row in self._client.query(
@@ -179,7 +223,9 @@ class AlertEvaluator:
         alerts = [Alert.from_row(row) for row in pending]
         sink.deliver(alerts)
         self._client.insert(
-            ALERT_DELIVERIES, [[sink.name, a.rule_id, a.finding_key] for a in alerts], column_names=("Sink", "RuleId", "FindingKey")
+            ALERT_DELIVERIES,
+            [[sink.name, a.rule_id, a.finding_key] for a in alerts],
+            column_names=("Sink", "RuleId", "FindingKey"),
         )
         return len(alerts)
 

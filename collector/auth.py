@@ -81,7 +81,9 @@ class Authenticator:
         return Identity(found)
 
 
-def stamp_sender(request: ExportTraceServiceRequest, sender: str, body: bytes = b"", escaped: bool = True) -> tuple[int, bool]:
+def stamp_sender(
+    request: ExportTraceServiceRequest, sender: str, body: bytes = b"", escaped: bool = True
+) -> tuple[int, bool]:
     """Set ``foothold.sender`` on every span (removing any client-supplied value).
 
     Returns the span count and whether the request changed. ``body`` is the decoded request's source: when
@@ -113,7 +115,10 @@ Decoded = tuple[ExportTraceServiceRequest, bytes | None]
 
 
 def stamping(
-    decode: Callable[[bytes], ExportTraceServiceRequest], sender: str, json: bool, count: Callable[[int], None] | None = None
+    decode: Callable[[bytes], ExportTraceServiceRequest],
+    sender: str,
+    json: bool,
+    count: Callable[[int], None] | None = None,
 ) -> Callable[[bytes], Decoded]:
     """A decoder that also stamps the sender (and reports how many spans the request held).
 

@@ -2,7 +2,7 @@
 
 After the inner exporter has written a batch, :class:`ChainingExporter` records one link in
 ``export_chain``: the batch's rows as (TraceId, SpanId, row digest) arrays, a batch digest over them, the
-previous link's digest and this link's chained digest. ``foothold verify`` (collector/verify.py)
+previous link's digest and this link's chained digest. ``foothold-audit verify`` (collector/verify.py)
 recomputes every row digest from ``otel_traces`` and walks the chain, so a deleted, altered or inserted
 span row shows up with the batch it belongs to. Each link can also be appended as a JSON line to
 ``chain.mirror_file``; shipped off-host, that copy also catches someone rewriting the chain table itself.
@@ -35,16 +35,28 @@ GENESIS = "0" * 64
 # read back equals the value written.
 DIGEST_COLUMNS: tuple[tuple[str, str], ...] = (
     ("Timestamp", "toUnixTimestamp64Nano(Timestamp)"),
-    ("TraceId", "TraceId"), ("SpanId", "SpanId"), ("ParentSpanId", "ParentSpanId"), ("TraceState", "TraceState"),
-    ("SpanName", "SpanName"), ("SpanKind", "SpanKind"), ("ServiceName", "ServiceName"),
-    ("ResourceAttributes", "ResourceAttributes"), ("ScopeName", "ScopeName"), ("ScopeVersion", "ScopeVersion"),
-    ("SpanAttributes", "SpanAttributes"), ("Duration", "Duration"), ("StatusCode", "StatusCode"),
+    ("TraceId", "TraceId"),
+    ("SpanId", "SpanId"),
+    ("ParentSpanId", "ParentSpanId"),
+    ("TraceState", "TraceState"),
+    ("SpanName", "SpanName"),
+    ("SpanKind", "SpanKind"),
+    ("ServiceName", "ServiceName"),
+    ("ResourceAttributes", "ResourceAttributes"),
+    ("ScopeName", "ScopeName"),
+    ("ScopeVersion", "ScopeVersion"),
+    ("SpanAttributes", "SpanAttributes"),
+    ("Duration", "Duration"),
+    ("StatusCode", "StatusCode"),
     ("StatusMessage", "StatusMessage"),
     ("Events.Timestamp", "arrayMap(t -> toUnixTimestamp64Nano(t), Events.Timestamp)"),
-    ("Events.Name", "Events.Name"), ("Events.Attributes", "Events.Attributes"),
-    ("Links.TraceId", "Links.TraceId"), ("Links.SpanId", "Links.SpanId"), ("Links.TraceState", "Links.TraceState"),
+    ("Events.Name", "Events.Name"),
+    ("Events.Attributes", "Events.Attributes"),
+    ("Links.TraceId", "Links.TraceId"),
+    ("Links.SpanId", "Links.SpanId"),
+    ("Links.TraceState", "Links.TraceState"),
     ("Links.Attributes", "Links.Attributes"),
-)  # fmt: skip
+)
 _NAMES = tuple(name for name, _ in DIGEST_COLUMNS)
 SELECT_DIGEST_COLUMNS = ", ".join(expression for _, expression in DIGEST_COLUMNS)
 
@@ -87,12 +99,16 @@ class Link:
         return out
 
 
-def chain_digest(chain: str, sequence: int, exported_at_ms: int, rows: int, min_ts: int, max_ts: int, batch: str, prev: str) -> str:
+def chain_digest(
+    chain: str, sequence: int, exported_at_ms: int, rows: int, min_ts: int, max_ts: int, batch: str, prev: str
+) -> str:
     text = f"{chain}\n{sequence}\n{exported_at_ms}\n{rows}\n{min_ts}\n{max_ts}\n{batch}\n{prev}\n"
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def make_link(chain: str, sequence: int, prev: str, columns: dict[str, list], exported_at_ms: int | None = None) -> Link:
+def make_link(
+    chain: str, sequence: int, prev: str, columns: dict[str, list], exported_at_ms: int | None = None
+) -> Link:
     trace_ids, span_ids = list(columns["TraceId"]), list(columns["SpanId"])
     digests = [row_digest(values) for values in zip(*(columns[name] for name in _NAMES), strict=True)]
     stamps = columns["Timestamp"]
@@ -100,13 +116,25 @@ def make_link(chain: str, sequence: int, prev: str, columns: dict[str, list], ex
     batch = batch_digest(trace_ids, span_ids, digests)
     lo, hi = min(stamps), max(stamps)
     digest = chain_digest(chain, sequence, exported_at_ms, len(digests), lo, hi, batch, prev)
-    return Link(chain, sequence, exported_at_ms, len(digests), lo, hi, trace_ids, span_ids, digests, batch, prev, digest)
+    return Link(
+        chain, sequence, exported_at_ms, len(digests), lo, hi, trace_ids, span_ids, digests, batch, prev, digest
+    )
 
 
 LINK_COLUMNS = (
-    "Chain", "Sequence", "ExportedAt", "Rows", "MinTimestamp", "MaxTimestamp", "TraceIds", "SpanIds",
-    "RowDigests", "BatchDigest", "PrevDigest", "ChainDigest",
-)  # fmt: skip
+    "Chain",
+    "Sequence",
+    "ExportedAt",
+    "Rows",
+    "MinTimestamp",
+    "MaxTimestamp",
+    "TraceIds",
+    "SpanIds",
+    "RowDigests",
+    "BatchDigest",
+    "PrevDigest",
+    "ChainDigest",
+)
 
 
 class ChainStore:
@@ -129,13 +157,30 @@ class ChainStore:
         return make_link(self.name, self.sequence + 1, self.digest, columns)
 
     def record(self, link: Link) -> None:
-        row = dict(zip(LINK_COLUMNS, (
-            link.chain, link.sequence, milliseconds_json(link.exported_at_ms), link.rows,
-            nanoseconds_json(link.min_timestamp), nanoseconds_json(link.max_timestamp),
-            link.trace_ids, link.span_ids, link.row_digests, link.batch_digest, link.prev_digest, link.chain_digest,
-        ), strict=True))  # fmt: skip
+        row = dict(
+            zip(
+                LINK_COLUMNS,
+                (
+                    link.chain,
+                    link.sequence,
+                    milliseconds_json(link.exported_at_ms),
+                    link.rows,
+                    nanoseconds_json(link.min_timestamp),
+                    nanoseconds_json(link.max_timestamp),
+                    link.trace_ids,
+                    link.span_ids,
+                    link.row_digests,
+                    link.batch_digest,
+                    link.prev_digest,
+                    link.chain_digest,
+                ),
+                strict=True,
+            )
+        )
         # JSON, like the span insert: the engine parses the batch-sized id arrays without holding the GIL
-        self._client.raw_insert(self._table, column_names=LINK_COLUMNS, insert_block=orjson.dumps(row), fmt="JSONEachRow")
+        self._client.raw_insert(
+            self._table, column_names=LINK_COLUMNS, insert_block=orjson.dumps(row), fmt="JSONEachRow"
+        )
         self.sequence, self.digest = link.sequence, link.chain_digest
         if self._metrics is not None:
             self._metrics.inc("foothold_chain_links_total")

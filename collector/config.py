@@ -106,7 +106,9 @@ class SpoolConfig(_Section):
     enabled: bool = True
     max_bytes: int = Field(1024 * MiB, gt=0, description="spool size on disk; beyond it, receivers answer 429")
     segment_bytes: int = Field(64 * MiB, gt=0, description="segment file size; whole exported segments are deleted")
-    fsync: bool = Field(True, description="fsync before acknowledging (false: survives a process crash, not power loss)")
+    fsync: bool = Field(
+        True, description="fsync before acknowledging (false: survives a process crash, not power loss)"
+    )
 
     @model_validator(mode="after")
     def _segment_fits(self) -> SpoolConfig:
@@ -183,14 +185,18 @@ class AlertsConfig(_Section):
         from foothold.detections.rules import RuleOverride
 
         return {
-            rule_id: RuleOverride(r.enabled, r.severity, {k: int(v) if v.is_integer() else v for k, v in r.params.items()}, r.allow)
+            rule_id: RuleOverride(
+                r.enabled, r.severity, {k: int(v) if v.is_integer() else v for k, v in r.params.items()}, r.allow
+            )
             for rule_id, r in self.rules.items()
         }
 
 
 class TokenConfig(_Section):
-    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.@:/-]{0,127}$", description="sender name stored as foothold.sender")
-    sha256: str = Field(pattern=r"^[0-9a-fA-F]{64}$", description="hex SHA-256 of the token (`foothold token hash`)")
+    name: str = Field(
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.@:/-]{0,127}$", description="sender name stored as foothold.sender"
+    )
+    sha256: str = Field(pattern=r"^[0-9a-fA-F]{64}$", description="hex SHA-256 of the token (`foothold-audit token hash`)")
 
 
 class AuthConfig(_Section):
@@ -220,8 +226,12 @@ class TlsConfig(_Section):
 
     cert_file: Path | None = Field(None, description="PEM server certificate (chain); enables TLS on every listener")
     key_file: Path | None = Field(None, description="PEM private key of cert_file")
-    client_ca_file: Path | None = Field(None, description="PEM CA bundle: when set, clients must present a certificate it signed")
-    ca_file: Path | None = Field(None, description="CLI: CA bundle to verify the collector's certificate (default: system store)")
+    client_ca_file: Path | None = Field(
+        None, description="PEM CA bundle: when set, clients must present a certificate it signed"
+    )
+    ca_file: Path | None = Field(
+        None, description="CLI: CA bundle to verify the collector's certificate (default: system store)"
+    )
     client_cert_file: Path | None = Field(None, description="CLI: client certificate for the query API under mTLS")
     client_key_file: Path | None = Field(None, description="CLI: key of client_cert_file")
 
@@ -252,7 +262,8 @@ class ChainConfig(_Section):
     )
     mirror_file: Path | None = Field(None, description="also append each link as a JSON line here (ship it off-host)")
     other_writers: bool = Field(
-        False, description="other writers (e.g. otelcol-contrib) share otel_traces: verify then only flags unchained rows claiming foothold.sender"
+        False,
+        description="other writers (e.g. otelcol-contrib) share otel_traces: verify then only flags unchained rows claiming foothold.sender",
     )
 
 
@@ -263,16 +274,19 @@ class MetricsConfig(_Section):
 
 class Settings(BaseSettings):
     # hide_input_in_errors: a validation error never echoes the input (the fingerprint key among it)
-    model_config = SettingsConfigDict(env_prefix="FOOTHOLD_", env_nested_delimiter="__", extra="forbid",
-                                      hide_input_in_errors=True)
+    model_config = SettingsConfigDict(
+        env_prefix="FOOTHOLD_", env_nested_delimiter="__", extra="forbid", hide_input_in_errors=True
+    )
 
     data_dir: Path = Path(os.environ.get("XDG_DATA_HOME", Path.home() / ".local" / "share")) / "foothold"
     log_level: str = Field("INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR)$")
     fingerprint_key: SecretStr | None = Field(
-        None, description="deployment HMAC key shared with the agents (FOOTHOLD_FINGERPRINT_KEY), so fingerprints correlate"
+        None,
+        description="deployment HMAC key shared with the agents (FOOTHOLD_FINGERPRINT_KEY), so fingerprints correlate",
     )
     fingerprint_key_file: Path | None = Field(
-        None, description="file holding fingerprint_key, read at start (FOOTHOLD_FINGERPRINT_KEY_FILE); not with fingerprint_key"
+        None,
+        description="file holding fingerprint_key, read at start (FOOTHOLD_FINGERPRINT_KEY_FILE); not with fingerprint_key",
     )
     receivers: ReceiversConfig = ReceiversConfig()
     batch: BatchConfig = BatchConfig()
@@ -298,11 +312,15 @@ class Settings(BaseSettings):
             listeners += [("receivers.grpc", receivers.grpc), ("receivers.http", receivers.http)]
         if query_api is not None:
             listeners.append(("query_api", query_api))
-        exposed = [f"{key}.endpoint {listener.endpoint}" for key, listener in listeners if listener.enabled and not listener.address.is_loopback]
+        exposed = [
+            f"{key}.endpoint {listener.endpoint}"
+            for key, listener in listeners
+            if listener.enabled and not listener.address.is_loopback
+        ]
         if exposed:
             raise ValueError(
                 f"{'; '.join(exposed)} is not a loopback address and auth has no tokens, so anyone who can reach it could "
-                "write spans or read the store. Add auth.tokens (`foothold token new --name NAME` prints a token and its "
+                "write spans or read the store. Add auth.tokens (`foothold-audit token new --name NAME` prints a token and its "
                 "config line), or bind 127.0.0.1, or accept unauthenticated clients explicitly with "
                 "auth.allow_unauthenticated: true (FOOTHOLD_AUTH__ALLOW_UNAUTHENTICATED=true)"
             )
@@ -315,8 +333,10 @@ class Settings(BaseSettings):
         from foothold.instrumentation.runtime import read_key_file
 
         if self.fingerprint_key is not None:
-            raise ValueError("fingerprint_key (FOOTHOLD_FINGERPRINT_KEY) and fingerprint_key_file "
-                             "(FOOTHOLD_FINGERPRINT_KEY_FILE) are both set: keep one")
+            raise ValueError(
+                "fingerprint_key (FOOTHOLD_FINGERPRINT_KEY) and fingerprint_key_file "
+                "(FOOTHOLD_FINGERPRINT_KEY_FILE) are both set: keep one"
+            )
         try:
             self.fingerprint_key = SecretStr(read_key_file(str(self.fingerprint_key_file)).decode())
         except UnicodeDecodeError:

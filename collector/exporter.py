@@ -31,7 +31,11 @@ class ClickHouseExporter:
         if len(batch):
             settings = _dedup_settings(batch.dedup_token) if batch.dedup_token else None
             self._client.raw_insert(
-                self._table, column_names=COLUMNS, insert_block=json_columns(batch), fmt="JSONColumns", settings=settings
+                self._table,
+                column_names=COLUMNS,
+                insert_block=json_columns(batch),
+                fmt="JSONColumns",
+                settings=settings,
             )
 
 

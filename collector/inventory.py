@@ -114,13 +114,23 @@ def _params(sessions: list[str] | None = None, since: datetime | None = None, **
     return {"sessions": sessions or [], "since": since or EPOCH, **extra}
 
 
-def artifact_inventory(reader: Reader, *, technique: str = "", agent: str = "", path: str = "", sessions: list[str] | None = None,
-                       since: datetime | None = None, include_all: bool = False) -> list[ArtifactRecord]:  # fmt: skip
+def artifact_inventory(
+    reader: Reader,
+    *,
+    technique: str = "",
+    agent: str = "",
+    path: str = "",
+    sessions: list[str] | None = None,
+    since: datetime | None = None,
+    include_all: bool = False,
+) -> list[ArtifactRecord]:
     params = _params(sessions, since, technique=technique, agent=agent, path=path, include_all=include_all)
     return [ArtifactRecord(*row) for row in reader.query(_ARTIFACTS, params).rows]
 
 
-def credential_usage(reader: Reader, *, sessions: list[str] | None = None, since: datetime | None = None) -> tuple[list[str], list[list[Any]]]:
+def credential_usage(
+    reader: Reader, *, sessions: list[str] | None = None, since: datetime | None = None
+) -> tuple[list[str], list[list[Any]]]:
     result = reader.query(_CREDENTIALS, _params(sessions, since))
     return result.columns, result.rows
 
@@ -161,17 +171,25 @@ def remediation_report(reader: Reader, *, session: str | None = None, since: dat
         command = remediation_command(a.kind, a.path)
         report.remove.append(RemovalStep(a.path, a.kind, a.technique, a.sha256, a.sessions, a.trace_id, command, True))
     observed = {step.path for step in report.remove}
-    for target, kind, technique, session_id, tool, evidence, trace_id in reader.query(_DECLARED_ONLY, _params(sessions)).rows:
+    for target, kind, technique, session_id, tool, evidence, trace_id in reader.query(
+        _DECLARED_ONLY, _params(sessions)
+    ).rows:
         if target not in observed:
             command = remediation_command(kind, target) + "  # declared, not observed: verify on the host first"
             report.remove.append(RemovalStep(target, kind, technique, "", [session_id], trace_id, command, False))
     columns, rows = credential_usage(reader, sessions=sessions)
     for row in rows:
-        usage = dict(zip(columns, row))
-        usage["action"] = f"revoke and reissue the {usage['Kind'] or 'credential'} with fingerprint {usage['Fingerprint']}"
+        usage = dict(zip(columns, row, strict=False))
+        usage["action"] = (
+            f"revoke and reissue the {usage['Kind'] or 'credential'} with fingerprint {usage['Fingerprint']}"
+        )
         report.revoke.append(usage)
     alerts = reader.query(_ALERTS, _params(sessions)).rows
     for session_id in sorted({r[0] for r in alerts}):
-        findings = [{"rule": r[1], "severity": r[2], "technique": r[3], "evidence": r[4], "trace_id": r[5]} for r in alerts if r[0] == session_id]
-        report.review.append({"session": session_id, "alerts": findings, "command": f"foothold timeline {session_id}"})
+        findings = [
+            {"rule": r[1], "severity": r[2], "technique": r[3], "evidence": r[4], "trace_id": r[5]}
+            for r in alerts
+            if r[0] == session_id
+        ]
+        report.review.append({"session": session_id, "alerts": findings, "command": f"foothold-audit timeline {session_id}"})
     return report

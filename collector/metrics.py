@@ -27,21 +27,66 @@ Labels = tuple[tuple[str, str], ...]
 # foothold_spans_rejected_total; last_export_seconds is in foothold_export_duration_seconds.
 PIPELINE_FIGURES = (
     ("accepted_spans", "foothold_spans_accepted_total", "counter", "spans accepted into the pipeline"),
-    ("refused_spans", "foothold_spans_refused_total", "counter", "spans refused with 429/RESOURCE_EXHAUSTED (queue full)"),
+    (
+        "refused_spans",
+        "foothold_spans_refused_total",
+        "counter",
+        "spans refused with 429/RESOURCE_EXHAUSTED (queue full)",
+    ),
     ("exported_spans", "foothold_spans_exported_total", "counter", "spans written to the store"),
     ("exported_batches", "foothold_batches_exported_total", "counter", "batches written to the store"),
-    ("export_failures", "foothold_export_failures_total", "counter", "failed store writes (each is retried with back-off)"),
+    (
+        "export_failures",
+        "foothold_export_failures_total",
+        "counter",
+        "failed store writes (each is retried with back-off)",
+    ),
     ("lost_spans", "foothold_spans_lost_total", "counter", "accepted spans that could not be stored"),
-    ("quarantined_spans", "foothold_spans_quarantined_total", "counter", "spans of batches the processors failed on, kept in data_dir/quarantine"),
-    ("limit_refused_spans", "foothold_spans_limit_refused_total", "counter", "spans in requests over limits.max_spans_per_request"),
-    ("dropped_attributes", "foothold_attributes_dropped_total", "counter", "attributes dropped beyond limits.max_attributes_per_span"),
-    ("truncated_values", "foothold_values_truncated_total", "counter", "values cut at limits.max_attribute_value_bytes"),
-    ("truncated_nesting", "foothold_values_nesting_truncated_total", "counter", "values nested deeper than limits.max_nesting_depth"),
+    (
+        "quarantined_spans",
+        "foothold_spans_quarantined_total",
+        "counter",
+        "spans of batches the processors failed on, kept in data_dir/quarantine",
+    ),
+    (
+        "limit_refused_spans",
+        "foothold_spans_limit_refused_total",
+        "counter",
+        "spans in requests over limits.max_spans_per_request",
+    ),
+    (
+        "dropped_attributes",
+        "foothold_attributes_dropped_total",
+        "counter",
+        "attributes dropped beyond limits.max_attributes_per_span",
+    ),
+    (
+        "truncated_values",
+        "foothold_values_truncated_total",
+        "counter",
+        "values cut at limits.max_attribute_value_bytes",
+    ),
+    (
+        "truncated_nesting",
+        "foothold_values_nesting_truncated_total",
+        "counter",
+        "values nested deeper than limits.max_nesting_depth",
+    ),
     ("replayed_spans", "foothold_spans_replayed_total", "counter", "spans found in the spool at start"),
-    ("spool_truncated_bytes", "foothold_spool_truncated_bytes_total", "counter", "torn or corrupt spool bytes cut at start"),
-    ("spool_write_errors", "foothold_spool_write_errors_total", "counter", "failed spool writes or fsyncs (answered 429)"),
+    (
+        "spool_truncated_bytes",
+        "foothold_spool_truncated_bytes_total",
+        "counter",
+        "torn or corrupt spool bytes cut at start",
+    ),
+    (
+        "spool_write_errors",
+        "foothold_spool_write_errors_total",
+        "counter",
+        "failed spool writes or fsyncs (answered 429)",
+    ),
     ("spool_bytes", "foothold_spool_bytes", "gauge", "bytes held in the on-disk spool"),
-)  # fmt: skip
+)
 
 
 @dataclass(frozen=True)
@@ -72,11 +117,19 @@ class Metrics:
         for name, kind, text in (
             ("foothold_requests_total", "counter", "OTLP export requests by receiver and outcome"),
             ("foothold_spans_received_total", "counter", "spans in decodable OTLP requests, by receiver"),
-            ("foothold_spans_rejected_total", "counter", "spans dropped for invalid ids (partial success), by receiver"),
+            (
+                "foothold_spans_rejected_total",
+                "counter",
+                "spans dropped for invalid ids (partial success), by receiver",
+            ),
             ("foothold_auth_failures_total", "counter", "requests refused for a missing or invalid token, by listener"),
             ("foothold_export_attempts_total", "counter", "store writes attempted, by result"),
             ("foothold_chain_links_total", "counter", "hash-chain links recorded in export_chain"),
-            ("foothold_chain_mirror_failures_total", "counter", "chain links that could not be appended to chain.mirror_file"),
+            (
+                "foothold_chain_mirror_failures_total",
+                "counter",
+                "chain links that could not be appended to chain.mirror_file",
+            ),
         ):
             self._families[name] = _Family(name, kind, text)
 

@@ -224,7 +224,9 @@ class Pipeline:
     def _queue_item(self, seq: int, accepted: Accepted) -> None:
         if not self._memory and self._mem_hi != seq:
             self._mem_lo = self._mem_hi = seq  # everything before this is taken or read from disk
-        if self._mem_hi == seq and (not self._memory or self._memory_spans + accepted.spans <= self._config.max_queued_spans):
+        if self._mem_hi == seq and (
+            not self._memory or self._memory_spans + accepted.spans <= self._config.max_queued_spans
+        ):
             if not self._memory:
                 self._oldest_at = time.monotonic()
             self._memory.append(_Item(seq, accepted))
@@ -307,7 +309,9 @@ class Pipeline:
                     self.spool.commit(end)
                     self.stats.spool_bytes = self.spool.used_bytes
                 except OSError:
-                    log.exception("cannot advance the spool checkpoint; the batch may be replayed (deduplicated) at start")
+                    log.exception(
+                        "cannot advance the spool checkpoint; the batch may be replayed (deduplicated) at start"
+                    )
             with self._cond:
                 self._queued_spans -= spans
                 self._done = max(self._done, end)
@@ -329,9 +333,12 @@ class Pipeline:
             self.stats.lost_spans += spans
             return
         self.stats.quarantined_spans += spans
-        log.error("kept the batch's %d request(s) in %s: after the fix, re-send each with "
-                  "curl --data-binary @FILE -H 'Content-Type: application/x-protobuf' http://<collector>:4318/v1/traces",
-                  len(items), self.quarantine_dir)
+        log.error(
+            "kept the batch's %d request(s) in %s: after the fix, re-send each with "
+            "curl --data-binary @FILE -H 'Content-Type: application/x-protobuf' http://<collector>:4318/v1/traces",
+            len(items),
+            self.quarantine_dir,
+        )
 
     def _disk_bound(self) -> int:
         """Records in [_cursor, bound) are to be read from disk."""
@@ -363,8 +370,10 @@ class Pipeline:
             else:
                 taken: list[_Item] = []
                 spans = 0
-                while self._memory and self._memory[0].seq < self._durable and (
-                    not taken or spans + self._memory[0].accepted.spans <= self._config.max_spans
+                while (
+                    self._memory
+                    and self._memory[0].seq < self._durable
+                    and (not taken or spans + self._memory[0].accepted.spans <= self._config.max_spans)
                 ):
                     item = self._memory.popleft()
                     taken.append(item)
@@ -378,8 +387,7 @@ class Pipeline:
         # A disk read: only this thread moves the cursor, so the file is read without the lock.
         records = self.spool.read(first, stop, max_spans) if first < stop else []
         items = [
-            _Item(r.seq, Accepted(ExportTraceServiceRequest.FromString(r.request), r.spans, 0, ""))
-            for r in records
+            _Item(r.seq, Accepted(ExportTraceServiceRequest.FromString(r.request), r.spans, 0, "")) for r in records
         ]
         end = end if max_spans is None else (records[-1].seq + 1 if records else stop)
         with self._cond:

@@ -3,7 +3,7 @@
 ``POST /v1/query`` ``{"sql": "...", "parameters": {...}}`` answers ``{"columns", "types", "rows"}``;
 queries run with ``readonly=1``, so nothing can change the store through this door. ``POST /v1/flush``
 makes everything accepted so far queryable; ``POST /v1/alerts/evaluate`` runs the alert rules now;
-``POST /v1/verify`` checks the export hash chain against the stored rows (``foothold verify``);
+``POST /v1/verify`` checks the export hash chain against the stored rows (``foothold-audit verify``);
 ``GET /metrics`` is the Prometheus exposition of the collector's self-telemetry; ``GET /healthz`` reports
 liveness and pipeline figures.
 
@@ -27,7 +27,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from foothold.collector.auth import AuthError, Authenticator
+from foothold.collector.auth import Authenticator, AuthError
 from foothold.collector.config import AuthConfig
 from foothold.collector.metrics import CONTENT_TYPE, Metrics
 from foothold.collector.pipeline import Pipeline
@@ -63,7 +63,9 @@ def query_api_app(
             if metrics is not None:
                 metrics.inc("foothold_auth_failures_total", listener="query_api", reason=exc.reason)
             response = _error(401, f"{exc} (the CLI sends FOOTHOLD_TOKEN or auth.client_token)")
-            response.headers["WWW-Authenticate"] = 'Bearer realm="foothold"' + (', error="invalid_token"' if exc.reason == "invalid" else "")
+            response.headers["WWW-Authenticate"] = 'Bearer realm="foothold"' + (
+                ', error="invalid_token"' if exc.reason == "invalid" else ""
+            )
             return response
         return None
 
@@ -88,7 +90,7 @@ def query_api_app(
         try:
             payload = orjson.loads(await request.body())
         except orjson.JSONDecodeError as exc:
-            return _error(400, f"body must be JSON like {{\"sql\": \"SELECT 1\"}}: {exc}")
+            return _error(400, f'body must be JSON like {{"sql": "SELECT 1"}}: {exc}')
         if not isinstance(payload, dict) or not isinstance(payload.get("sql"), str):
             return _error(400, 'body must be an object with a "sql" string')
         parameters = payload.get("parameters")

@@ -24,11 +24,29 @@ from foothold.collector.config import LimitsConfig
 from foothold.semconv import SENDER
 
 COLUMNS: tuple[str, ...] = (
-    "Timestamp", "TraceId", "SpanId", "ParentSpanId", "TraceState", "SpanName", "SpanKind",
-    "ServiceName", "ResourceAttributes", "ScopeName", "ScopeVersion", "SpanAttributes", "Duration",
-    "StatusCode", "StatusMessage", "Events.Timestamp", "Events.Name", "Events.Attributes",
-    "Links.TraceId", "Links.SpanId", "Links.TraceState", "Links.Attributes",
-)  # fmt: skip
+    "Timestamp",
+    "TraceId",
+    "SpanId",
+    "ParentSpanId",
+    "TraceState",
+    "SpanName",
+    "SpanKind",
+    "ServiceName",
+    "ResourceAttributes",
+    "ScopeName",
+    "ScopeVersion",
+    "SpanAttributes",
+    "Duration",
+    "StatusCode",
+    "StatusMessage",
+    "Events.Timestamp",
+    "Events.Name",
+    "Events.Attributes",
+    "Links.TraceId",
+    "Links.SpanId",
+    "Links.TraceState",
+    "Links.Attributes",
+)
 
 SPAN_KINDS = ("Unspecified", "Internal", "Server", "Client", "Producer", "Consumer")
 STATUS_CODES = ("Unset", "Ok", "Error")
@@ -182,9 +200,19 @@ def to_batch(
     timestamp, trace_id, span_id, parent_id = c["Timestamp"], c["TraceId"], c["SpanId"], c["ParentSpanId"]
     trace_state, span_name, span_kind, service = c["TraceState"], c["SpanName"], c["SpanKind"], c["ServiceName"]
     resource_attrs, scope_name, scope_version = c["ResourceAttributes"], c["ScopeName"], c["ScopeVersion"]
-    span_attrs, duration, status_code, status_msg = c["SpanAttributes"], c["Duration"], c["StatusCode"], c["StatusMessage"]
+    span_attrs, duration, status_code, status_msg = (
+        c["SpanAttributes"],
+        c["Duration"],
+        c["StatusCode"],
+        c["StatusMessage"],
+    )
     ev_ts, ev_name, ev_attrs = c["Events.Timestamp"], c["Events.Name"], c["Events.Attributes"]
-    ln_trace, ln_span, ln_state, ln_attrs = c["Links.TraceId"], c["Links.SpanId"], c["Links.TraceState"], c["Links.Attributes"]
+    ln_trace, ln_span, ln_state, ln_attrs = (
+        c["Links.TraceId"],
+        c["Links.SpanId"],
+        c["Links.TraceState"],
+        c["Links.Attributes"],
+    )
     for request in requests:
         for resource_spans in request.resource_spans:
             resource = amap(resource_spans.resource.attributes)
@@ -228,4 +256,3 @@ def to_batch(
                         ln_state.append(EMPTY)
                         ln_attrs.append(EMPTY)
     return batch
-

@@ -70,7 +70,9 @@ def default_processors(settings: Settings) -> list[Processor]:
     if settings.fingerprint_key is not None:
         key = settings.fingerprint_key.get_secret_value().encode()
     else:
-        log.warning("no fingerprint_key (FOOTHOLD_FINGERPRINT_KEY) set: secrets redacted here will not correlate with agents'")
+        log.warning(
+            "no fingerprint_key (FOOTHOLD_FINGERPRINT_KEY) set: secrets redacted here will not correlate with agents'"
+        )
         key = os.urandom(32)
     return [RedactProcessor(key), ClassifyProcessor()]
 
@@ -114,8 +116,14 @@ class Collector:
         except Exception:
             self.store.close()
             raise
-        self.pipeline = Pipeline(s.batch, self._exporter_factory(self.store), self._processors, spool=spool, limits=s.limits,
-                                 quarantine_dir=s.data_dir / "quarantine")
+        self.pipeline = Pipeline(
+            s.batch,
+            self._exporter_factory(self.store),
+            self._processors,
+            spool=spool,
+            limits=s.limits,
+            quarantine_dir=s.data_dir / "quarantine",
+        )
         self.metrics.pipeline = self.pipeline
         self._warn_about_exposure()
         if s.receivers.grpc.enabled:
@@ -130,8 +138,15 @@ class Collector:
         if s.query_api.enabled:
             evaluate = self.evaluate_alerts if self.alerts else None
             verify_chain = self.verify_chain if self.chain else None
-            app = query_api_app(self.store.client(), self.pipeline, s.query_api.max_rows, evaluate,
-                                auth=self.auth, metrics=self.metrics, verify=verify_chain)  # fmt: skip
+            app = query_api_app(
+                self.store.client(),
+                self.pipeline,
+                s.query_api.max_rows,
+                evaluate,
+                auth=self.auth,
+                metrics=self.metrics,
+                verify=verify_chain,
+            )
             self._serve("query_api", app, s.query_api.address)
         if s.metrics.enabled:
             self._metrics_client = self.store.client()
@@ -174,20 +189,31 @@ class Collector:
         for key, listener in listeners.items():
             if listener.enabled and not listener.address.is_loopback:
                 if not self.auth.enabled:
-                    log.warning("%s listens on %s without authentication (auth.allow_unauthenticated: true)", key, listener.endpoint)
+                    log.warning(
+                        "%s listens on %s without authentication (auth.allow_unauthenticated: true)",
+                        key,
+                        listener.endpoint,
+                    )
                 elif not s.tls.enabled:
-                    log.warning("%s listens on %s without TLS: bearer tokens cross the network in clear (set tls.cert_file)", key, listener.endpoint)
+                    log.warning(
+                        "%s listens on %s without TLS: bearer tokens cross the network in clear (set tls.cert_file)",
+                        key,
+                        listener.endpoint,
+                    )
 
     def verify_chain(self) -> VerifyReport:
-        """`foothold verify` inside the collector (it owns the chDB store): exports pause while it reads."""
+        """`foothold-audit verify` inside the collector (it owns the chDB store): exports pause while it reads."""
         if self.chain is None:
             raise RuntimeError("the export chain is disabled (chain.enabled: false)")
         self.pipeline.flush(60.0)
         with self._verify_lock:
             client = self.store.client()
             with self.chain.lock:
-                return verify(lambda sql: client.query(sql, settings={"readonly": 1}).result_rows,
-                              self.settings.chain.mirror_file, self.settings.chain.other_writers)  # fmt: skip
+                return verify(
+                    lambda sql: client.query(sql, settings={"readonly": 1}).result_rows,
+                    self.settings.chain.mirror_file,
+                    self.settings.chain.other_writers,
+                )
 
     def record_metrics(self) -> int:
         """Write one snapshot of the self-telemetry to collector_metrics (blocking: call off the loop)."""
@@ -195,7 +221,9 @@ class Collector:
         rows = [[now_ms, sample.name, float(sample.value), sample.labels] for sample in self.metrics.samples()]
         with self._metrics_lock:
             self._metrics_client.insert(
-                f"{self.store.database}.{COLLECTOR_METRICS}", rows, column_names=("Timestamp", "Name", "Value", "Labels")
+                f"{self.store.database}.{COLLECTOR_METRICS}",
+                rows,
+                column_names=("Timestamp", "Name", "Value", "Labels"),
             )
         self.metrics_recorded.set()
         return len(rows)
@@ -225,8 +253,11 @@ class Collector:
         self._servers.append((server, asyncio.create_task(server.serve(sockets=[sock]))))
 
     def endpoint_url(self, name: str) -> str:
-        host = {"otlp_grpc": self.settings.receivers.grpc, "otlp_http": self.settings.receivers.http,
-                "query_api": self.settings.query_api}[name].address.host  # fmt: skip
+        host = {
+            "otlp_grpc": self.settings.receivers.grpc,
+            "otlp_http": self.settings.receivers.http,
+            "query_api": self.settings.query_api,
+        }[name].address.host
         if self.settings.tls.enabled:
             scheme = "https://"  # the OTel SDK's gRPC exporter reads https:// as "use TLS"
         else:

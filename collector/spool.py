@@ -210,7 +210,11 @@ class Spool:
             self._segments.append(segment)
         if self.pending_batch is not None:
             if self.pending_batch[0] != self.committed:
-                log.warning("spool: in-flight batch %s does not start at the checkpoint %d; ignored", self.pending_batch, self.committed)
+                log.warning(
+                    "spool: in-flight batch %s does not start at the checkpoint %d; ignored",
+                    self.pending_batch,
+                    self.committed,
+                )
                 self.pending_batch = None
             else:
                 end = max(end, self.pending_batch[1])
@@ -226,7 +230,9 @@ class Spool:
             self._write_checkpoint()
         if self.backlog_records:
             log.info(
-                "spool: replaying %d request(s), %d span(s) accepted before the last stop", self.backlog_records, self.backlog_spans
+                "spool: replaying %d request(s), %d span(s) accepted before the last stop",
+                self.backlog_records,
+                self.backlog_spans,
             )
 
     def _read_checkpoint(self) -> bool:
@@ -429,8 +435,12 @@ class Spool:
             self._segments = keep
 
     def _write_checkpoint(self) -> None:
-        data = {"format": 1, "spool_id": self.spool_id, "committed": self.committed,
-                "batch": list(self.pending_batch) if self.pending_batch else None}  # fmt: skip
+        data = {
+            "format": 1,
+            "spool_id": self.spool_id,
+            "committed": self.committed,
+            "batch": list(self.pending_batch) if self.pending_batch else None,
+        }
         path = self.directory / CHECKPOINT
         tmp = path.with_suffix(".tmp")
         with open(tmp, "wb") as f:

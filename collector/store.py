@@ -76,8 +76,8 @@ def _lock_path(path: Path) -> int:
         owner = os.pread(fd, 64, 0).decode(errors="replace").strip() or "unknown"
         os.close(fd)
         raise StoreBusy(
-            f"the chDB store {path} is owned by another process (pid {owner}, usually `foothold collect`). "
-            "Query it through that collector's query API (`foothold sql` does so when it is running), "
+            f"the chDB store {path} is owned by another process (pid {owner}, usually `foothold-audit collect`). "
+            "Query it through that collector's query API (`foothold-audit sql` does so when it is running), "
             "or stop that process first."
         ) from None
     os.ftruncate(fd, 0)

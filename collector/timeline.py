@@ -47,11 +47,11 @@ _SESSION_FILTERS = {
     "tool": "t.SessionId IN (SELECT SessionId FROM tool_calls WHERE ToolName = {tool:String})",
     "fingerprint": "t.SessionId IN (SELECT SessionId FROM tool_calls WHERE CredentialFingerprint = {fingerprint:String})",
     "path": "(t.SessionId IN (SELECT SessionId FROM artifacts WHERE position(Path, {path:String}) > 0) "
-            "OR t.SessionId IN (SELECT SessionId FROM tool_calls WHERE position(PersistenceTarget, {path:String}) > 0 "
-            "OR position(Arguments, {path:String}) > 0))",
+    "OR t.SessionId IN (SELECT SessionId FROM tool_calls WHERE position(PersistenceTarget, {path:String}) > 0 "
+    "OR position(Arguments, {path:String}) > 0))",
     "since": "t.SessionId IN (SELECT SessionId FROM tool_calls WHERE Timestamp >= {since:DateTime64(3)})",
     "until": "t.SessionId IN (SELECT SessionId FROM tool_calls WHERE Timestamp <= {until:DateTime64(3)})",
-}  # fmt: skip
+}
 
 
 @dataclass(frozen=True)
@@ -133,10 +133,46 @@ def session_timeline(reader: Reader, session_id: str) -> Timeline:
     params = {"session": session_id}
     calls = []
     for row in reader.query(_CALLS, params).rows:
-        (ts, agent, task, tool, call_id, status, error_type, duration_ns, arguments, kind, technique, evidence,
-         checkpoint, cred_kind, fingerprint, trace_id, span_id) = row  # fmt: skip
-        calls.append(CallEntry(ts, agent, task, tool, call_id, status, error_type, duration_ns / 1e6, arguments, kind,
-                               technique, evidence, bool(checkpoint), cred_kind, fingerprint, trace_id, span_id))  # fmt: skip
+        (
+            ts,
+            agent,
+            task,
+            tool,
+            call_id,
+            status,
+            error_type,
+            duration_ns,
+            arguments,
+            kind,
+            technique,
+            evidence,
+            checkpoint,
+            cred_kind,
+            fingerprint,
+            trace_id,
+            span_id,
+        ) = row
+        calls.append(
+            CallEntry(
+                ts,
+                agent,
+                task,
+                tool,
+                call_id,
+                status,
+                error_type,
+                duration_ns / 1e6,
+                arguments,
+                kind,
+                technique,
+                evidence,
+                bool(checkpoint),
+                cred_kind,
+                fingerprint,
+                trace_id,
+                span_id,
+            )
+        )
     by_span = {call.span_id: call for call in calls}
     artifact_owner: dict[str, CallEntry] = {}
     artifact_rows = reader.query(_ARTIFACTS, params).rows
@@ -164,7 +200,9 @@ def _parents_of_non_calls(reader: Reader, artifact_rows: list, calls: dict[str, 
     return dict(reader.query(_PARENTS, {"traces": traces, "spans": spans}).rows)
 
 
-def find_sessions(reader: Reader, where: SessionFilter | None = None, limit: int = 20) -> tuple[list[str], list[list[Any]]]:
+def find_sessions(
+    reader: Reader, where: SessionFilter | None = None, limit: int = 20
+) -> tuple[list[str], list[list[Any]]]:
     sql, params = (where or SessionFilter()).sql()
     result = reader.query(sql, params | {"limit": limit})
     return result.columns, result.rows

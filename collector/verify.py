@@ -1,4 +1,4 @@
-"""``foothold verify``: recompute the export hash chain from the stored rows and report what changed.
+"""``foothold-audit verify``: recompute the export hash chain from the stored rows and report what changed.
 
 Findings, each with the chain, the batch sequence and the span where known:
 
@@ -65,8 +65,14 @@ class VerifyReport:
         return dict(out)
 
     def to_dict(self) -> dict:
-        return {"ok": self.ok, "chains": self.chains, "links": self.links, "rows": self.rows,
-                "counts": self.counts(), "findings": [asdict(f) for f in self.findings]}  # fmt: skip
+        return {
+            "ok": self.ok,
+            "chains": self.chains,
+            "links": self.links,
+            "rows": self.rows,
+            "counts": self.counts(),
+            "findings": [asdict(f) for f in self.findings],
+        }
 
     @classmethod
     def from_dict(cls, data: dict) -> VerifyReport:
@@ -89,8 +95,11 @@ def verify(query: Query, mirror_file: Path | None = None, other_writers: bool = 
     if mirror_file is not None:
         _check_mirror(links, Path(mirror_file).expanduser(), report)
 
-    expected = [(link[0], int(link[1]), t, s, d, (link[0], int(link[1])) in before)
-                for link in links for t, s, d in zip(link[6], link[7], link[8], strict=False)]  # fmt: skip
+    expected = [
+        (link[0], int(link[1]), t, s, d, (link[0], int(link[1])) in before)
+        for link in links
+        for t, s, d in zip(link[6], link[7], link[8], strict=False)
+    ]
     unmatched = []
     matched: set[tuple[str, str, str]] = set()
     for chain, seq, trace, span, digest, settled in expected:  # exact matches first, wherever they are
@@ -107,14 +116,20 @@ def verify(query: Query, mirror_file: Path | None = None, other_writers: bool = 
         candidates = stored.get((trace, span))
         if candidates:
             candidates.pop(0)
-            report.findings.append(Finding("altered", chain, seq, trace, span, "stored content differs from the recorded digest"))
+            report.findings.append(
+                Finding("altered", chain, seq, trace, span, "stored content differs from the recorded digest")
+            )
         elif settled:
-            report.findings.append(Finding("deleted", chain, seq, trace, span, "recorded span is missing from otel_traces"))
+            report.findings.append(
+                Finding("deleted", chain, seq, trace, span, "recorded span is missing from otel_traces")
+            )
     for (trace, span), leftovers in stored.items():
         for _, claims_sender in leftovers:
             if other_writers and not claims_sender:
                 continue
-            report.findings.append(Finding("inserted", trace_id=trace, span_id=span, detail="row in otel_traces covered by no chain link"))
+            report.findings.append(
+                Finding("inserted", trace_id=trace, span_id=span, detail="row in otel_traces covered by no chain link")
+            )
     return report
 
 
@@ -132,13 +147,26 @@ def _check_links(links: list[list], report: VerifyReport) -> None:
                 continue
             if seq > expected_seq:
                 missing = f"{expected_seq}" if seq == expected_seq + 1 else f"{expected_seq}-{seq - 1}"
-                report.findings.append(Finding("chain_gap", chain, seq, detail=f"link(s) {missing} missing before this one"))
+                report.findings.append(
+                    Finding("chain_gap", chain, seq, detail=f"link(s) {missing} missing before this one")
+                )
             elif link_prev != prev:
-                report.findings.append(Finding("chain_broken", chain, seq, detail="previous digest does not match the preceding link"))
-            if len(digests) != rows or len(traces) != rows or len(spans) != rows or batch_digest(traces, spans, digests) != batch:
-                report.findings.append(Finding("link_altered", chain, seq, detail="the link's rows do not match its batch digest"))
+                report.findings.append(
+                    Finding("chain_broken", chain, seq, detail="previous digest does not match the preceding link")
+                )
+            if (
+                len(digests) != rows
+                or len(traces) != rows
+                or len(spans) != rows
+                or batch_digest(traces, spans, digests) != batch
+            ):
+                report.findings.append(
+                    Finding("link_altered", chain, seq, detail="the link's rows do not match its batch digest")
+                )
             elif chain_digest(chain, seq, int(exported_ms), int(rows), int(lo), int(hi), batch, link_prev) != digest:
-                report.findings.append(Finding("link_altered", chain, seq, detail="the link's chained digest does not recompute"))
+                report.findings.append(
+                    Finding("link_altered", chain, seq, detail="the link's chained digest does not recompute")
+                )
             prev, expected_seq = digest, seq + 1
         report.chains[chain] = expected_seq - 1
 
@@ -160,6 +188,10 @@ def _check_mirror(links: list[list], path: Path, report: VerifyReport) -> None:
             report.findings.append(Finding("mirror_mismatch", detail=f"{path}:{number} is not a chain link"))
             continue
         if key not in table:
-            report.findings.append(Finding("mirror_missing", key[0], key[1], detail="link in the mirror file is missing from export_chain"))
+            report.findings.append(
+                Finding("mirror_missing", key[0], key[1], detail="link in the mirror file is missing from export_chain")
+            )
         elif table[key] != digest:
-            report.findings.append(Finding("mirror_mismatch", key[0], key[1], detail="export_chain disagrees with the mirror file"))
+            report.findings.append(
+                Finding("mirror_mismatch", key[0], key[1], detail="export_chain disagrees with the mirror file")
+            )

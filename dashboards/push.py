@@ -88,7 +88,9 @@ def _subset_equal(wanted: Any, current: Any) -> bool:
     return wanted == current
 
 
-def push(api: Any, ch: ClickHouseOptions, *, dry_run: bool = False, on_change: Callable[[Change], None] | None = None) -> Plan:
+def push(
+    api: Any, ch: ClickHouseOptions, *, dry_run: bool = False, on_change: Callable[[Change], None] | None = None
+) -> Plan:
     """Create or update everything on ``api`` (a grafana_client.GrafanaApi); returns what changed (or would)."""
     plan = Plan()
 
@@ -116,17 +118,32 @@ def push(api: Any, ch: ClickHouseOptions, *, dry_run: bool = False, on_change: C
         record("datasource", ds["uid"], ds["name"], CREATE, lambda: api.datasource.create_datasource(ds))
     else:
         same = _subset_equal(comparable, existing) and "secureJsonData" not in ds  # a password cannot be read back
-        record("datasource", ds["uid"], ds["name"], UNCHANGED if same else UPDATE,
-               lambda: api.datasource.update_datasource_by_uid(build.DATASOURCE_UID, ds))  # fmt: skip
+        record(
+            "datasource",
+            ds["uid"],
+            ds["name"],
+            UNCHANGED if same else UPDATE,
+            lambda: api.datasource.update_datasource_by_uid(build.DATASOURCE_UID, ds),
+        )
 
     # Folder.
     folder = current(lambda: api.folder.get_folder(build.FOLDER_UID))
     if folder is None:
-        record("folder", build.FOLDER_UID, build.FOLDER_TITLE, CREATE,
-               lambda: api.folder.create_folder(build.FOLDER_TITLE, uid=build.FOLDER_UID))  # fmt: skip
+        record(
+            "folder",
+            build.FOLDER_UID,
+            build.FOLDER_TITLE,
+            CREATE,
+            lambda: api.folder.create_folder(build.FOLDER_TITLE, uid=build.FOLDER_UID),
+        )
     elif folder.get("title") != build.FOLDER_TITLE:
-        record("folder", build.FOLDER_UID, build.FOLDER_TITLE, UPDATE,
-               lambda: api.folder.update_folder(build.FOLDER_UID, title=build.FOLDER_TITLE, overwrite=True))  # fmt: skip
+        record(
+            "folder",
+            build.FOLDER_UID,
+            build.FOLDER_TITLE,
+            UPDATE,
+            lambda: api.folder.update_folder(build.FOLDER_UID, title=build.FOLDER_TITLE, overwrite=True),
+        )
     else:
         record("folder", build.FOLDER_UID, build.FOLDER_TITLE, UNCHANGED, lambda: None)
 
@@ -137,30 +154,55 @@ def push(api: Any, ch: ClickHouseOptions, *, dry_run: bool = False, on_change: C
         if found is None:
             action = CREATE
         else:
-            same = _subset_equal(model, found.get("dashboard", {})) and found.get("meta", {}).get("folderUid") == build.FOLDER_UID
+            same = (
+                _subset_equal(model, found.get("dashboard", {}))
+                and found.get("meta", {}).get("folderUid") == build.FOLDER_UID
+            )
             action = UNCHANGED if same else UPDATE
-        body = {"dashboard": model | {"id": None}, "folderUid": build.FOLDER_UID, "overwrite": True,
-                "message": "foothold grafana push"}  # fmt: skip
-        record("dashboard", model["uid"], model["title"], action, lambda body=body: api.dashboard.update_dashboard(body))
+        body = {
+            "dashboard": model | {"id": None},
+            "folderUid": build.FOLDER_UID,
+            "overwrite": True,
+            "message": "foothold-audit grafana push",
+        }
+        record(
+            "dashboard", model["uid"], model["title"], action, lambda body=body: api.dashboard.update_dashboard(body)
+        )
 
     # Alert rules, one by one through the alerting provisioning API.
     for rule in build.alert_rules_document()["groups"][0]["rules"]:
         payload = alert_rule_payload(rule)
         found = current(lambda: api.alertingprovisioning.get_alertrule(payload["uid"]))
         if found is None:
-            record("alert-rule", payload["uid"], payload["title"], CREATE,
-                   lambda p=payload: api.alertingprovisioning.create_alertrule(p))  # fmt: skip
+            record(
+                "alert-rule",
+                payload["uid"],
+                payload["title"],
+                CREATE,
+                lambda p=payload: api.alertingprovisioning.create_alertrule(p),
+            )
         else:
             action = UNCHANGED if _subset_equal(payload, found) else UPDATE
-            record("alert-rule", payload["uid"], payload["title"], action,
-                   lambda p=payload: api.alertingprovisioning.update_alertrule(p["uid"], p))  # fmt: skip
+            record(
+                "alert-rule",
+                payload["uid"],
+                payload["title"],
+                action,
+                lambda p=payload: api.alertingprovisioning.update_alertrule(p["uid"], p),
+            )
 
     # The group's evaluation interval: rules created one by one get Grafana's default, not the file's. Read
     # once the rules are pushed (a dry run before the first push finds no group); a group PUT replaces the
     # group's rules, so it sends back the rules Grafana holds.
     group = current(lambda: api.alertingprovisioning.get_rule_group(build.FOLDER_UID, build.RULE_GROUP))
     same = group is not None and group.get("interval") == build.RULE_INTERVAL_SECONDS
-    record("rule-group", build.RULE_GROUP, f"every {build.RULE_INTERVAL}", UNCHANGED if same else UPDATE,
-           lambda: api.alertingprovisioning.update_rule_group(build.FOLDER_UID, build.RULE_GROUP,
-                                                              group | {"interval": build.RULE_INTERVAL_SECONDS}))  # fmt: skip
+    record(
+        "rule-group",
+        build.RULE_GROUP,
+        f"every {build.RULE_INTERVAL}",
+        UNCHANGED if same else UPDATE,
+        lambda: api.alertingprovisioning.update_rule_group(
+            build.FOLDER_UID, build.RULE_GROUP, group | {"interval": build.RULE_INTERVAL_SECONDS}
+        ),
+    )
     return plan

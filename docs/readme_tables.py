@@ -13,7 +13,12 @@ TABLES = {"attributes": semconv.markdown_table, "rules": rules.markdown_table}
 def main() -> None:
     text = README.read_text()
     for name, table in TABLES.items():
-        text = re.sub(rf"<!-- {name}:start -->.*<!-- {name}:end -->", f"<!-- {name}:start -->\n{table()}\n<!-- {name}:end -->", text, flags=re.S)
+        text = re.sub(
+            rf"<!-- {name}:start -->.*<!-- {name}:end -->",
+            f"<!-- {name}:start -->\n{table()}\n<!-- {name}:end -->",
+            text,
+            flags=re.S,
+        )
     README.write_text(text)
 
 

@@ -1,4 +1,4 @@
-"""The ``foothold`` console script. Claude Code starts ``foothold hook claude-code`` as a new process for every
+"""The ``foothold`` console script. Claude Code starts ``foothold-audit hook claude-code`` as a new process for every
 hook event, twice per tool call, so that command goes straight to the hook, before typer, rich and pydantic load
 (~115 ms); every other command goes to the typer app in ``foothold.cli``."""
 

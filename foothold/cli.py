@@ -7,7 +7,7 @@ has no ClickHouse client, and its commands must still start.
 from __future__ import annotations
 
 import logging
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -23,23 +23,23 @@ console = Console()
 err = Console(stderr=True, soft_wrap=True)  # error messages stay whole lines when piped
 
 
-class SqlFormat(str, Enum):
+class SqlFormat(StrEnum):
     table = "table"
     json = "json"
 
 
-class TimelineFormat(str, Enum):
+class TimelineFormat(StrEnum):
     text = "text"
     json = "json"
     html = "html"
 
 
-class ReportFormat(str, Enum):
+class ReportFormat(StrEnum):
     markdown = "markdown"
     json = "json"
 
 
-class VerifyFormat(str, Enum):
+class VerifyFormat(StrEnum):
     text = "text"
     json = "json"
 
@@ -58,7 +58,7 @@ def _collector_modules():
     try:
         from foothold.collector import config, store
     except ImportError as exc:
-        raise fail(f"{exc.name} is missing: this command needs the collector extra, pip install 'foothold[collector]'")
+        raise fail(f"{exc.name} is missing: this command needs the collector extra, pip install 'foothold-audit[collector]'")
     return config, store
 
 
@@ -105,7 +105,7 @@ def collect(config: ConfigOption = None) -> None:
 
 @app.command()
 def sql(
-    query: Annotated[str, typer.Argument(help="SQL to run read-only, e.g. \"SELECT * FROM tool_calls LIMIT 5\".")],
+    query: Annotated[str, typer.Argument(help='SQL to run read-only, e.g. "SELECT * FROM tool_calls LIMIT 5".')],
     config: ConfigOption = None,
     output: Annotated[SqlFormat, typer.Option("--format", "-f", help="table or json")] = SqlFormat.table,
 ) -> None:
@@ -120,7 +120,7 @@ def sql(
     except StoreError as exc:
         raise fail(str(exc)) from None
     if output is SqlFormat.json:
-        records = [dict(zip(result.columns, row)) for row in result.rows]
+        records = [dict(zip(result.columns, row, strict=False)) for row in result.rows]
         typer.echo(orjson.dumps(records, default=str, option=orjson.OPT_INDENT_2).decode())
     else:
         print_table(result.columns, result.rows)
@@ -185,7 +185,7 @@ def timeline(
 
     result = _query_or_fail(run)
     if not result.calls and not result.unattached_alerts:
-        raise fail(f"no tool calls stored for session {session!r}; `foothold sessions` lists the known ones")
+        raise fail(f"no tool calls stored for session {session!r}; `foothold-audit sessions` lists the known ones")
     if output is TimelineFormat.text and out is None:
         from foothold.render import timeline_tree
 
@@ -230,8 +230,12 @@ def artifacts(
     agent: Annotated[str, typer.Option(help="only this agent name")] = "",
     path: Annotated[str, typer.Option(help="only paths containing this text")] = "",
     since: Annotated[str | None, typer.Option(help="ISO time or 30m / 24h / 7d")] = None,
-    include_all: Annotated[bool, typer.Option("--all", help="every durable file, not only persistence locations")] = False,
-    check: Annotated[bool, typer.Option("--check", help="compare each path with this host: present, changed, missing")] = False,
+    include_all: Annotated[
+        bool, typer.Option("--all", help="every durable file, not only persistence locations")
+    ] = False,
+    check: Annotated[
+        bool, typer.Option("--check", help="compare each path with this host: present, changed, missing")
+    ] = False,
 ) -> None:
     """Inventory of durable artifacts agents left: technique, agents, sessions, first and last seen."""
     from foothold.collector.inventory import artifact_inventory
@@ -240,7 +244,9 @@ def artifacts(
 
     def run():
         with _reader(settings) as reader:
-            return artifact_inventory(reader, technique=technique, agent=agent, path=path, since=_since(since), include_all=include_all)
+            return artifact_inventory(
+                reader, technique=technique, agent=agent, path=path, since=_since(since), include_all=include_all
+            )
 
     records = _query_or_fail(run)
     columns = ["Path", "Kind", "Technique", "Agents", "Sessions", "First seen", "Last seen", "sha256"]
@@ -248,8 +254,20 @@ def artifacts(
         for record in records:
             record.check()
         columns.append("On this host")
-    table = [[r.path, r.kind, r.technique, r.agents, r.sessions, str(r.first_seen)[:19], str(r.last_seen)[:19], r.sha256[:16]]
-             + ([r.on_host] if check else []) for r in records]  # fmt: skip
+    table = [
+        [
+            r.path,
+            r.kind,
+            r.technique,
+            r.agents,
+            r.sessions,
+            str(r.first_seen)[:19],
+            str(r.last_seen)[:19],
+            r.sha256[:16],
+        ]
+        + ([r.on_host] if check else [])
+        for r in records
+    ]
     print_table(columns, table, title=f"Durable artifacts ({len(records)})")
 
 
@@ -371,7 +389,9 @@ def demo(
 def verify(
     config: ConfigOption = None,
     output: Annotated[VerifyFormat, typer.Option("--format", "-f", help="text or json")] = VerifyFormat.text,
-    mirror: Annotated[Path | None, typer.Option(help="chain mirror file to compare (default: chain.mirror_file)")] = None,
+    mirror: Annotated[
+        Path | None, typer.Option(help="chain mirror file to compare (default: chain.mirror_file)")
+    ] = None,
 ) -> None:
     """Check the export hash chain against otel_traces: deleted, altered or inserted rows (exit 1 on any)."""
     settings = load(config)
@@ -383,7 +403,9 @@ def verify(
         with _reader(settings) as reader:
             if isinstance(reader, ApiReader):  # the running collector owns the chDB store: it checks itself
                 if mirror is not None:
-                    raise fail("--mirror is read by the collector from its chain.mirror_file while it runs; stop it to pass another file")
+                    raise fail(
+                        "--mirror is read by the collector from its chain.mirror_file while it runs; stop it to pass another file"
+                    )
                 return VerifyReport.from_dict(reader.verify()), reader.via
             mirror_file = mirror or settings.chain.mirror_file
             return verify_store(reader.rows, mirror_file, settings.chain.other_writers), reader.via
@@ -395,11 +417,15 @@ def verify(
         chains = ", ".join(f"{name} (links 1-{last})" for name, last in report.chains.items()) or "none"
         err.print(f"verified {report.rows} row(s) against {report.links} chain link(s) via {via}; chains: {chains}")
         if report.findings:
-            rows = [[f.kind, f.chain, "" if f.sequence is None else f.sequence, f.trace_id, f.span_id, f.detail]
-                    for f in report.findings[:200]]  # fmt: skip
-            print_table(["finding", "chain", "batch", "trace", "span", "detail"], rows, title="Tamper evidence findings")
+            rows = [
+                [f.kind, f.chain, "" if f.sequence is None else f.sequence, f.trace_id, f.span_id, f.detail]
+                for f in report.findings[:200]
+            ]
+            print_table(
+                ["finding", "chain", "batch", "trace", "span", "detail"], rows, title="Tamper evidence findings"
+            )
             counts = ", ".join(f"{n} {kind}" for kind, n in sorted(report.counts().items()))
-            more = f" (first 200 shown; --format json lists all)" if len(report.findings) > 200 else ""
+            more = " (first 200 shown; --format json lists all)" if len(report.findings) > 200 else ""
             err.print(f"[bold red]FAILED:[/] {counts}{more}")
         else:
             err.print("[green]OK:[/] every chained row is present and unchanged, and no row is unchained")
@@ -412,10 +438,12 @@ app.add_typer(token_app, name="token")
 
 
 @token_app.command("new")
-def token_new(name: Annotated[str, typer.Option("--name", "-n", help="sender name stored on every span as foothold.sender")]) -> None:
+def token_new(
+    name: Annotated[str, typer.Option("--name", "-n", help="sender name stored on every span as foothold.sender")],
+) -> None:
     """Print a fresh random token and the auth.tokens line that accepts it (only the hash goes in the config)."""
-    import re
     import hashlib
+    import re
     import secrets
 
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.@:/-]{0,127}", name):
@@ -423,7 +451,9 @@ def token_new(name: Annotated[str, typer.Option("--name", "-n", help="sender nam
     token = "fh_" + secrets.token_urlsafe(32)
     digest = hashlib.sha256(token.encode()).hexdigest()
     typer.echo(token)
-    err.print("Give the token (first line) to the sender, e.g. OTEL_EXPORTER_OTLP_HEADERS='authorization=Bearer%20<token>'")
+    err.print(
+        "Give the token (first line) to the sender, e.g. OTEL_EXPORTER_OTLP_HEADERS='authorization=Bearer%20<token>'"
+    )
     err.print("or FOOTHOLD_TOKEN for the CLI, and add this under auth.tokens in the collector's config:")
     typer.echo(f'  - {{name: "{name}", sha256: "{digest}"}}')
 
@@ -436,7 +466,7 @@ def token_hash() -> None:
 
     token = sys.stdin.read().strip()
     if not token:
-        raise fail("no token on stdin: echo -n \"$TOKEN\" | foothold token hash")
+        raise fail('no token on stdin: echo -n "$TOKEN" | foothold-audit token hash')
     typer.echo(hashlib.sha256(token.encode()).hexdigest())
 
 

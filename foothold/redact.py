@@ -134,7 +134,10 @@ _RULES: tuple[_Rule, ...] = (
     _token("github_token", r"(?P<secret>gh[pousr]_[A-Za-z0-9]{36,255})\b"),
     _token("github_token", r"(?P<secret>github_pat_[A-Za-z0-9_]{50,255})\b"),
     _token("gitlab_token", r"(?P<secret>gl(?:pat|dt|rt|ptt)-[A-Za-z0-9_.\-]{20,})"),
-    _Rule("slack_webhook", re.compile(r"(?P<secret>https://hooks\.slack\.com/(?:services|workflows|triggers)/[A-Za-z0-9+/_\-]{20,})")),
+    _Rule(
+        "slack_webhook",
+        re.compile(r"(?P<secret>https://hooks\.slack\.com/(?:services|workflows|triggers)/[A-Za-z0-9+/_\-]{20,})"),
+    ),
     _token("slack_token", r"(?P<secret>(?:xox[abposre]|xapp)-[A-Za-z0-9-]{10,})"),
     _token("anthropic_key", r"(?P<secret>sk-ant-[A-Za-z0-9_\-]{32,})"),
     _token("openai_key", r"(?P<secret>sk-(?:proj-|svcacct-|admin-)?[A-Za-z0-9_\-]{32,})"),
@@ -148,7 +151,9 @@ _RULES: tuple[_Rule, ...] = (
     _token("azure_key", r"(?:AccountKey|SharedAccessKey)=(?P<secret>[A-Za-z0-9+/]{40,}={0,2})"),
     _Rule(
         "azure_ad_client_secret",
-        re.compile(r"(?<![A-Za-z0-9_~.\-])(?P<secret>[A-Za-z0-9_~.]{3}[0-9]Q~[A-Za-z0-9_~.\-]{31,34})(?![A-Za-z0-9_~.\-])"),
+        re.compile(
+            r"(?<![A-Za-z0-9_~.\-])(?P<secret>[A-Za-z0-9_~.]{3}[0-9]Q~[A-Za-z0-9_~.\-]{31,34})(?![A-Za-z0-9_~.\-])"
+        ),
         needles=("Q~",),
     ),
     _token("npm_token", r"(?P<secret>npm_[A-Za-z0-9]{36,})\b"),
@@ -164,12 +169,20 @@ _RULES: tuple[_Rule, ...] = (
     _token("jwt", r"(?P<secret>eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*)"),
     _Rule(
         "authorization",
-        re.compile(r"(?i)\b(?:authorization|bearer|basic)\b\s*[:=]?\s*(?:bearer|basic|token|digest)?\s+(?P<secret>[A-Za-z0-9._~+/=\-]{8,})"),
-        accept=lambda _text, m: not m.group("secret").startswith(MARKER_PREFIX) and shannon_entropy(m.group("secret")) >= _ENTROPY_MIN,
+        re.compile(
+            r"(?i)\b(?:authorization|bearer|basic)\b\s*[:=]?\s*(?:bearer|basic|token|digest)?\s+(?P<secret>[A-Za-z0-9._~+/=\-]{8,})"
+        ),
+        accept=lambda _text, m: (
+            not m.group("secret").startswith(MARKER_PREFIX) and shannon_entropy(m.group("secret")) >= _ENTROPY_MIN
+        ),
         needles=("auth", "bearer", "bas"),
         folded=True,
     ),
-    _Rule("url_credentials", re.compile(r"\b[a-zA-Z][a-zA-Z0-9+.\-]*://[^\s:/@'\"]+:(?P<secret>[^\s@/'\"]+)@"), needles=("://",)),
+    _Rule(
+        "url_credentials",
+        re.compile(r"\b[a-zA-Z][a-zA-Z0-9+.\-]*://[^\s:/@'\"]+:(?P<secret>[^\s@/'\"]+)@"),
+        needles=("://",),
+    ),
     _Rule(
         "secret_value",
         re.compile(
@@ -223,13 +236,20 @@ def find_secrets(text: str, key: str | bytes) -> list[SecretHit]:
                 continue
         for match in rule.pattern.finditer(text):
             span = _secret_span(rule, match)
-            if span is not None and span[1] > span[0] and not any(span[0] < end and span[1] > start for start, end in markers):
+            if (
+                span is not None
+                and span[1] > span[0]
+                and not any(span[0] < end and span[1] > start for start, end in markers)
+            ):
                 candidates.append((priority, span[0], span[1], rule.kind, span[2]))
     kept: list[tuple[int, int, int, str, str]] = []
     for cand in sorted(candidates):
         if all(cand[2] <= k[1] or cand[1] >= k[2] for k in kept):
             kept.append(cand)
-    return [SecretHit(kind, fingerprint(value, key), start, end) for _, start, end, kind, value in sorted(kept, key=lambda c: c[1])]
+    return [
+        SecretHit(kind, fingerprint(value, key), start, end)
+        for _, start, end, kind, value in sorted(kept, key=lambda c: c[1])
+    ]
 
 
 def redact_text(text: str, key: str | bytes) -> tuple[str, list[SecretHit]]:

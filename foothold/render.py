@@ -26,8 +26,13 @@ def _alert_line(alert) -> Text:
 def timeline_tree(timeline) -> Tree:
     agents = sorted({c.agent for c in timeline.calls if c.agent})
     alerts = sum(len(c.alerts) for c in timeline.calls) + len(timeline.unattached_alerts)
-    root = Tree(Text.assemble(("Session ", "bold"), (timeline.session_id, "bold cyan"),
-                              f"  agent {', '.join(agents) or '?'} · {len(timeline.calls)} tool calls · {alerts} alert(s)"))  # fmt: skip
+    root = Tree(
+        Text.assemble(
+            ("Session ", "bold"),
+            (timeline.session_id, "bold cyan"),
+            f"  agent {', '.join(agents) or '?'} · {len(timeline.calls)} tool calls · {alerts} alert(s)",
+        )
+    )
     for call in timeline.calls:
         status_style = "red" if call.status == "Error" else "green"
         line = Text(f"{_time(call.timestamp)}  ")

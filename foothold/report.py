@@ -20,7 +20,9 @@ def timeline_html(timeline) -> str:
     """A self-contained page (inline CSS, no scripts) with a waterfall of calls, artifacts and alerts."""
     starts = [_as_datetime(c.timestamp) for c in timeline.calls]
     start = min(starts)
-    end_ms = max((s - start).total_seconds() * 1000 + c.duration_ms for s, c in zip(starts, timeline.calls))
+    end_ms = max(
+        (s - start).total_seconds() * 1000 + c.duration_ms for s, c in zip(starts, timeline.calls, strict=False)
+    )
     total_ms = max(end_ms, 0.001)
     calls = [
         {
@@ -29,14 +31,18 @@ def timeline_html(timeline) -> str:
             "left": round((s - start).total_seconds() * 1000 / total_ms * 100, 3),
             "width": round(max(call.duration_ms / total_ms * 100, 0.4), 3),
         }
-        for s, call in zip(starts, timeline.calls)
+        for s, call in zip(starts, timeline.calls, strict=False)
     ]
     alert_count = sum(len(c.alerts) for c in timeline.calls) + len(timeline.unattached_alerts)
     return _ENV.get_template("timeline.html.j2").render(
-        t=timeline, calls=calls, agents=sorted({c.agent for c in timeline.calls if c.agent}), alert_count=alert_count,
-        start=start.strftime("%Y-%m-%d %H:%M:%S"), end=(start + timedelta(milliseconds=total_ms)).strftime("%H:%M:%S"),
+        t=timeline,
+        calls=calls,
+        agents=sorted({c.agent for c in timeline.calls if c.agent}),
+        alert_count=alert_count,
+        start=start.strftime("%Y-%m-%d %H:%M:%S"),
+        end=(start + timedelta(milliseconds=total_ms)).strftime("%H:%M:%S"),
         total_ms=total_ms,
-    )  # fmt: skip
+    )
 
 
 def _code(text: str) -> str:
@@ -54,15 +60,19 @@ def report_markdown(report) -> str:
     for step in report.remove:
         state = "observed" if step.observed else "declared, not observed"
         digest = f", sha256 `{step.sha256}`" if step.sha256 else ""
-        lines.append(f"- [ ] {_code(step.path)} — {step.kind} ({step.technique}), {state}{digest}; sessions {', '.join(step.sessions)}; trace `{step.trace_id}`")
+        lines.append(
+            f"- [ ] {_code(step.path)} — {step.kind} ({step.technique}), {state}{digest}; sessions {', '.join(step.sessions)}; trace `{step.trace_id}`"
+        )
         lines.append(f"  - {_code(step.command)}")
     lines += ["", "## Revoke", ""]
     if not report.revoke:
         lines.append("No declared credential was used.")
     for usage in report.revoke:
         expiry = f"; **{usage['UsesAfterExpiry']} use(s) after expiry**" if usage["UsesAfterExpiry"] else ""
-        lines.append(f"- [ ] {usage['action']} — used by {', '.join(usage['Agents'])} in tasks {', '.join(usage['Tasks'])} "
-                     f"and sessions {', '.join(usage['Sessions'])}, last {str(usage['LastUse'])[:19]}{expiry}")  # fmt: skip
+        lines.append(
+            f"- [ ] {usage['action']} — used by {', '.join(usage['Agents'])} in tasks {', '.join(usage['Tasks'])} "
+            f"and sessions {', '.join(usage['Sessions'])}, last {str(usage['LastUse'])[:19]}{expiry}"
+        )
     lines += ["", "## Review", ""]
     if not report.review:
         lines.append("No alerts in scope.")

@@ -79,7 +79,9 @@ def merge(observed: list[Artifact], snapshot: list[Artifact]) -> list[Artifact]:
     return merged
 
 
-def emit(tracer: trace.Tracer, parent: trace.Span, artifacts: Iterable[Artifact], context_attributes: dict[str, str]) -> None:
+def emit(
+    tracer: trace.Tracer, parent: trace.Span, artifacts: Iterable[Artifact], context_attributes: dict[str, str]
+) -> None:
     """One ``artifact {kind}`` span per artifact, a child of the tool call that produced it.
 
     ``context_attributes`` (cwd, home) let the collector resolve what the artifact's path means."""

@@ -70,7 +70,9 @@ def _file_artifact(path: str, touch: FileTouch, hash_limit: int) -> Artifact | N
     if not exists:
         if not touch.existed_before:
             return None
-        return Artifact("file", "delete", path, SOURCE_AUDIT_HOOK, True, None, touch.sha256_before, None, touch.first_ns)
+        return Artifact(
+            "file", "delete", path, SOURCE_AUDIT_HOOK, True, None, touch.sha256_before, None, touch.first_ns
+        )
     if not touch.existed_before:
         action = "create"
     elif "rename" in touch.ops:

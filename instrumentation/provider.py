@@ -14,7 +14,7 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, Spa
 
 from . import audit, runtime
 from .context import ContextSpanProcessor
-from .watch import WatchList, Watcher
+from .watch import Watcher, WatchList
 
 WATCH_ENV = "FOOTHOLD_WATCH"
 DEFAULT_PROTOCOL = "http/protobuf"  # the OTLP specification's default

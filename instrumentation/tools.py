@@ -34,7 +34,9 @@ def render_content(value: Any, rt: runtime.Runtime) -> str:
     key = rt.key()
     if not isinstance(value, str):
         redacted = redact_value(value, key)
-        return truncate(orjson.dumps(redacted, option=orjson.OPT_NON_STR_KEYS, default=str).decode(), rt.max_content_bytes)
+        return truncate(
+            orjson.dumps(redacted, option=orjson.OPT_NON_STR_KEYS, default=str).decode(), rt.max_content_bytes
+        )
     scanned = value[: rt.max_content_bytes * _SCAN_FACTOR]
     unscanned = _utf8_len(value) - _utf8_len(scanned) if len(scanned) < len(value) else 0
     return truncate(redact_text(scanned, key)[0], rt.max_content_bytes, unscanned)
@@ -140,7 +142,9 @@ class ToolCall:
 
     def _open(self, rt: runtime.Runtime, attributes: dict[str, Any]) -> otel_context.Context:
         """Start the call's span; returns the context the tool body runs in."""
-        self.span = rt.tracer.start_span(semconv.tool_span_name(self.name), kind=SpanKind.INTERNAL, attributes=attributes)
+        self.span = rt.tracer.start_span(
+            semconv.tool_span_name(self.name), kind=SpanKind.INTERNAL, attributes=attributes
+        )
         return trace.set_span_in_context(self.span)
 
     def _finish(self, rt: runtime.Runtime, exc: BaseException | None) -> None:
@@ -155,7 +159,12 @@ class ToolCall:
             self._hand_to_parent(changed)
         assert self.recorder is not None
         observed = self.recorder.artifacts(lambda cmd: truncate(redact_text(cmd, rt.key())[0], rt.max_content_bytes))
-        artifacts.emit(rt.tracer, self.span, artifacts.merge(observed, snapshot_artifacts), {semconv.CWD: self.cwd, semconv.HOME: rt.home})
+        artifacts.emit(
+            rt.tracer,
+            self.span,
+            artifacts.merge(observed, snapshot_artifacts),
+            {semconv.CWD: self.cwd, semconv.HOME: rt.home},
+        )
         self.span.end()
         self._rt = None
 

@@ -239,7 +239,9 @@ def _repo_root(cwd: str) -> str:
         path = parent
 
 
-def _scan(roots: tuple[tuple[str, int], ...], cap: int, listings: dict[str, tuple[tuple[int, int], list[str]]]) -> dict[str, FileState]:
+def _scan(
+    roots: tuple[tuple[str, int], ...], cap: int, listings: dict[str, tuple[tuple[int, int], list[str]]]
+) -> dict[str, FileState]:
     states: dict[str, FileState] = {}
     for path, depth in roots:
         _scan_one(path, depth, cap, states, listings)
@@ -247,7 +249,11 @@ def _scan(roots: tuple[tuple[str, int], ...], cap: int, listings: dict[str, tupl
 
 
 def _scan_one(
-    path: str, depth: int, cap: int, states: dict[str, FileState], listings: dict[str, tuple[tuple[int, int], list[str]]]
+    path: str,
+    depth: int,
+    cap: int,
+    states: dict[str, FileState],
+    listings: dict[str, tuple[tuple[int, int], list[str]]],
 ) -> None:
     try:
         st = os.lstat(path)
@@ -262,7 +268,9 @@ def _scan_one(
         _scan_one(child, depth - 1, cap, states, listings)
 
 
-def _listing(path: str, version: tuple[int, int], cap: int, listings: dict[str, tuple[tuple[int, int], list[str]]]) -> list[str]:
+def _listing(
+    path: str, version: tuple[int, int], cap: int, listings: dict[str, tuple[tuple[int, int], list[str]]]
+) -> list[str]:
     """A directory's entries, re-read only when its mtime changed (adding, removing or renaming an
     entry bumps it); listing costs several times a stat."""
     cached = listings.get(path)

@@ -12,13 +12,13 @@ import httpx
 import orjson
 import pytest
 from google.rpc import status_pb2
-from pydantic import SecretStr
 from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcSpanExporter
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as HttpSpanExporter
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from pydantic import SecretStr
 from typer.testing import CliRunner
 
 from foothold import semconv
@@ -58,10 +58,16 @@ def _request(name: str, forged_sender: str | None = None) -> bytes:
 
 
 def _headers(token: str | None) -> dict[str, str]:
-    return {"authorization": token} if token and " " in token else ({"authorization": f"Bearer {token}"} if token else {})
+    return (
+        {"authorization": token} if token and " " in token else ({"authorization": f"Bearer {token}"} if token else {})
+    )
 
 
-@pytest.mark.parametrize("token", [None, "fh_wrong-token", "Basic dXNlcjpwYXNz", f"Bearer {TOKEN_A}x"], ids=["missing", "wrong", "basic", "suffix"])
+@pytest.mark.parametrize(
+    "token",
+    [None, "fh_wrong-token", "Basic dXNlcjpwYXNz", f"Bearer {TOKEN_A}x"],
+    ids=["missing", "wrong", "basic", "suffix"],
+)
 def test_every_endpoint_refuses_missing_or_wrong_tokens(secured, token):
     headers = _headers(token)
     reason = "missing" if token is None else "invalid"
@@ -85,8 +91,13 @@ def test_every_endpoint_refuses_missing_or_wrong_tokens(secured, token):
             assert response.json()["code"] == 16
 
     base = secured.endpoint_url("query_api")
-    for method, path in [("POST", "/v1/query"), ("POST", "/v1/flush"), ("POST", "/v1/alerts/evaluate"),
-                         ("POST", "/v1/verify"), ("GET", "/metrics")]:  # fmt: skip
+    for method, path in [
+        ("POST", "/v1/query"),
+        ("POST", "/v1/flush"),
+        ("POST", "/v1/alerts/evaluate"),
+        ("POST", "/v1/verify"),
+        ("GET", "/metrics"),
+    ]:
         response = httpx.request(method, base + path, json={"sql": "SELECT 1"}, headers=headers)
         assert response.status_code == 401, path
         assert response.headers["www-authenticate"].startswith("Bearer") and "token" in response.json()["error"]
@@ -109,10 +120,12 @@ def _sdk_provider(exporter) -> TracerProvider:
 
 
 def test_right_token_is_accepted_and_the_sender_is_stored_and_cannot_be_forged(secured):
-    grpc_exporter = GrpcSpanExporter(endpoint=secured.endpoint_url("otlp_grpc"), insecure=True,
-                                     headers={"authorization": f"Bearer {TOKEN_A}"})  # fmt: skip
-    http_exporter = HttpSpanExporter(endpoint=secured.endpoint_url("otlp_http") + "/v1/traces",
-                                     headers={"Authorization": f"Bearer {TOKEN_B}"})  # fmt: skip
+    grpc_exporter = GrpcSpanExporter(
+        endpoint=secured.endpoint_url("otlp_grpc"), insecure=True, headers={"authorization": f"Bearer {TOKEN_A}"}
+    )
+    http_exporter = HttpSpanExporter(
+        endpoint=secured.endpoint_url("otlp_http") + "/v1/traces", headers={"Authorization": f"Bearer {TOKEN_B}"}
+    )
     for exporter, tool in ((grpc_exporter, "via-grpc"), (http_exporter, "via-http")):
         provider = _sdk_provider(exporter)
         with provider.get_tracer("t").start_as_current_span(f"execute_tool {tool}") as span:
@@ -122,27 +135,47 @@ def test_right_token_is_accepted_and_the_sender_is_stored_and_cannot_be_forged(s
         provider.shutdown()
 
     # OTLP/JSON with the key hidden behind a JSON escape, sent by team-b claiming to be fleet a
-    span = {"traceId": os.urandom(16).hex(), "spanId": os.urandom(8).hex(), "name": "escaped",
-            "attributes": [{"key": "foothold\\u002esender", "value": {"stringValue": "agent-fleet-a"}},
-                           {"key": "foothold.sender", "value": {"stringValue": "root"}}]}  # fmt: skip
+    span = {
+        "traceId": os.urandom(16).hex(),
+        "spanId": os.urandom(8).hex(),
+        "name": "escaped",
+        "attributes": [
+            {"key": "foothold\\u002esender", "value": {"stringValue": "agent-fleet-a"}},
+            {"key": "foothold.sender", "value": {"stringValue": "root"}},
+        ],
+    }
     body = orjson.dumps({"resourceSpans": [{"scopeSpans": [{"spans": [span]}]}]}).replace(b"\\\\u002e", b"\\u002e")
     assert b"foothold\\u002esender" in body
-    response = httpx.post(secured.endpoint_url("otlp_http") + "/v1/traces", content=body,
-                          headers={"content-type": "application/json", **_headers(TOKEN_B)})  # fmt: skip
+    response = httpx.post(
+        secured.endpoint_url("otlp_http") + "/v1/traces",
+        content=body,
+        headers={"content-type": "application/json", **_headers(TOKEN_B)},
+    )
     assert response.status_code == 200
 
-    stored = rows(secured, "SELECT SpanName, SpanAttributes['foothold.sender'], "
-                           "length(arrayFilter(k -> k = 'foothold.sender', mapKeys(SpanAttributes))) "
-                           "FROM {db}.otel_traces ORDER BY SpanName")  # fmt: skip
-    assert stored == [("escaped", "team-b", 1), ("execute_tool via-grpc", "agent-fleet-a", 1), ("execute_tool via-http", "team-b", 1)]
+    stored = rows(
+        secured,
+        "SELECT SpanName, SpanAttributes['foothold.sender'], "
+        "length(arrayFilter(k -> k = 'foothold.sender', mapKeys(SpanAttributes))) "
+        "FROM {db}.otel_traces ORDER BY SpanName",
+    )
+    assert stored == [
+        ("escaped", "team-b", 1),
+        ("execute_tool via-grpc", "agent-fleet-a", 1),
+        ("execute_tool via-http", "team-b", 1),
+    ]
     assert rows(secured, "SELECT ToolName, Sender FROM {db}.tool_calls ORDER BY ToolName") == [
-        ("via-grpc", "agent-fleet-a"), ("via-http", "team-b")
+        ("via-grpc", "agent-fleet-a"),
+        ("via-http", "team-b"),
     ]
 
 
 def test_without_auth_a_client_cannot_claim_a_sender(collector):
-    response = httpx.post(collector.endpoint_url("otlp_http") + "/v1/traces", content=_request("claims", "admin"),
-                          headers={"content-type": "application/x-protobuf", "authorization": "Bearer whatever"})  # fmt: skip
+    response = httpx.post(
+        collector.endpoint_url("otlp_http") + "/v1/traces",
+        content=_request("claims", "admin"),
+        headers={"content-type": "application/x-protobuf", "authorization": "Bearer whatever"},
+    )
     assert response.status_code == 200
     assert rows(collector, "SELECT mapContains(SpanAttributes, 'foothold.sender') FROM {db}.otel_traces") == [(0,)]
 
@@ -155,7 +188,9 @@ def test_allow_unauthenticated_takes_anonymous_data_but_still_refuses_a_wrong_to
         assert httpx.post(url, content=_request("anonymous", "admin"), headers=content).status_code == 200
         assert httpx.post(url, content=_request("wrong"), headers={**content, **_headers("nope")}).status_code == 401
         assert httpx.post(url, content=_request("known"), headers={**content, **_headers(TOKEN_A)}).status_code == 200
-        stored = rows(collector, "SELECT SpanName, SpanAttributes['foothold.sender'] FROM {db}.otel_traces ORDER BY SpanName")
+        stored = rows(
+            collector, "SELECT SpanName, SpanAttributes['foothold.sender'] FROM {db}.otel_traces ORDER BY SpanName"
+        )
         assert stored == [("anonymous", ""), ("known", "agent-fleet-a")]
 
 
@@ -168,7 +203,9 @@ def test_the_cli_sends_its_token_to_the_query_api(secured, monkeypatch):
     with open_reader(settings) as reader:
         assert reader.query("SELECT 1 AS one").rows == [[1]]
     monkeypatch.delenv("FOOTHOLD_TOKEN")
-    configured = settings.model_copy(update={"auth": settings.auth.model_copy(update={"client_token": SecretStr(TOKEN_A)})})
+    configured = settings.model_copy(
+        update={"auth": settings.auth.model_copy(update={"client_token": SecretStr(TOKEN_A)})}
+    )
     with open_reader(configured) as reader:
         reader.flush()
         assert reader.query("SELECT count() FROM otel_traces").rows == [[0]]
@@ -187,7 +224,7 @@ def test_a_network_listener_without_auth_is_refused_at_start_with_the_fix(tmp_pa
         load_settings(data_dir=tmp_path, **overrides)
     message = str(raised.value)
     assert "not a loopback address" in message and "auth.tokens" in message
-    assert "foothold token new" in message and "auth.allow_unauthenticated: true" in message
+    assert "foothold-audit token new" in message and "auth.allow_unauthenticated: true" in message
     assert load_settings(data_dir=tmp_path, auth=AUTH, **overrides).auth.enabled
     assert load_settings(data_dir=tmp_path, auth={"allow_unauthenticated": True}, **overrides)
     # disabled listeners and loopback ones (tests/conftest.py) need nothing
@@ -197,10 +234,14 @@ def test_a_network_listener_without_auth_is_refused_at_start_with_the_fix(tmp_pa
 
 def test_foothold_collect_refuses_an_exposed_bind_without_auth(tmp_path):
     env = {**os.environ, "FOOTHOLD_DATA_DIR": str(tmp_path), "FOOTHOLD_RECEIVERS__HTTP__ENDPOINT": "0.0.0.0:0"}
-    result = subprocess.run([sys.executable, "-m", "foothold", "collect"], capture_output=True, text=True, timeout=120, env=env)
+    result = subprocess.run(
+        [sys.executable, "-m", "foothold", "collect"], capture_output=True, text=True, timeout=120, env=env
+    )
     assert result.returncode == 1
     text = " ".join(result.stderr.split())
-    assert "receivers.http.endpoint 0.0.0.0:0 is not a loopback address" in text and "auth.allow_unauthenticated" in text
+    assert (
+        "receivers.http.endpoint 0.0.0.0:0 is not a loopback address" in text and "auth.allow_unauthenticated" in text
+    )
 
 
 def test_token_commands_print_a_token_and_its_config_line():

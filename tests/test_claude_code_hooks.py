@@ -22,10 +22,21 @@ from foothold.redact import fingerprint
 from tests.conftest import rows
 
 ROOT = Path(__file__).resolve().parent.parent
-HOOK = [sys.executable, "-c", "from foothold.cli import main; main()", "hook"]  # through the typer app, not the fast path
-_module, _function = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]["foothold"].split(":")
-SCRIPT = [sys.executable, "-X", "importtime", "-c",  # the `foothold` console script, import times on stderr
-          f"import sys; from {_module} import {_function}; sys.exit({_function}())", "hook"]
+HOOK = [
+    sys.executable,
+    "-c",
+    "from foothold.cli import main; main()",
+    "hook",
+]  # through the typer app, not the fast path
+_module, _function = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]["foothold-audit"].split(":")
+SCRIPT = [
+    sys.executable,
+    "-X",
+    "importtime",
+    "-c",  # the `foothold` console script, import times on stderr
+    f"import sys; from {_module} import {_function}; sys.exit({_function}())",
+    "hook",
+]
 SESSION = "cc-session-1"
 
 
@@ -47,23 +58,39 @@ def sandbox(tmp_path: Path, collector) -> dict:
 
 
 def hook(sandbox: dict, payload: dict, *args: str, command: list[str] = HOOK) -> subprocess.CompletedProcess:
-    body = {"session_id": SESSION, "transcript_path": str(sandbox["home"] / "t.jsonl"), "cwd": str(sandbox["project"]),
-            "permission_mode": "default", **payload}
-    done = subprocess.run([*command, "claude-code", *args], input=json.dumps(body), capture_output=True, text=True,
-                          env=sandbox["env"], cwd=sandbox["project"], timeout=60)
+    body = {
+        "session_id": SESSION,
+        "transcript_path": str(sandbox["home"] / "t.jsonl"),
+        "cwd": str(sandbox["project"]),
+        "permission_mode": "default",
+        **payload,
+    }
+    done = subprocess.run(
+        [*command, "claude-code", *args],
+        input=json.dumps(body),
+        capture_output=True,
+        text=True,
+        env=sandbox["env"],
+        cwd=sandbox["project"],
+        timeout=60,
+    )
     return done
 
 
-def tool_call(sandbox: dict, use_id: str, name: str, tool_input: dict, act, response: dict | None = None,
-              failed: bool = False) -> None:
+def tool_call(
+    sandbox: dict, use_id: str, name: str, tool_input: dict, act, response: dict | None = None, failed: bool = False
+) -> None:
     """Pre, the tool's effect (what Claude Code would do), then Post: three separate processes' worth."""
-    pre = hook(sandbox, {"hook_event_name": "PreToolUse", "tool_name": name, "tool_input": tool_input, "tool_use_id": use_id})
+    pre = hook(
+        sandbox, {"hook_event_name": "PreToolUse", "tool_name": name, "tool_input": tool_input, "tool_use_id": use_id}
+    )
     assert (pre.returncode, pre.stdout) == (0, "")
     act()
     event = "PostToolUseFailure" if failed else "PostToolUse"
     extra = {"error": "Command failed with exit code 1"} if failed else {"tool_response": response or {}}
-    post = hook(sandbox, {"hook_event_name": event, "tool_name": name, "tool_input": tool_input, "tool_use_id": use_id,
-                          **extra})
+    post = hook(
+        sandbox, {"hook_event_name": event, "tool_name": name, "tool_input": tool_input, "tool_use_id": use_id, **extra}
+    )
     assert (post.returncode, post.stdout) == (0, "")
 
 
@@ -75,29 +102,62 @@ def test_a_session_becomes_spans_with_paired_calls_artifacts_and_verdicts(sandbo
     home, project, collector = sandbox["home"], sandbox["project"], sandbox["collector"]
     keys, notes = home / ".ssh" / "authorized_keys", project / "notes.md"
     token = "ghp_" + "A1b2C3d4E5f6G7h8I9j0K1l2M3n4O5p6Q7r8"
-    for event in ({"hook_event_name": "SessionStart", "source": "startup"},
-                  {"hook_event_name": "UserPromptSubmit", "prompt": f"deploy with {token}"}):
+    for event in (
+        {"hook_event_name": "SessionStart", "source": "startup"},
+        {"hook_event_name": "UserPromptSubmit", "prompt": f"deploy with {token}"},
+    ):
         assert hook(sandbox, event).returncode == 0
 
     append = "echo 'ssh-ed25519 AAAAC3Nza attacker' >> ~/.ssh/authorized_keys"
-    tool_call(sandbox, "toolu_bash", "Bash", {"command": append, "description": "add key"},
-              lambda: sh(append, sandbox), {"stdout": "", "stderr": "", "interrupted": False})
-    tool_call(sandbox, "toolu_write", "Write", {"file_path": str(notes), "content": "# notes\n"},
-              lambda: notes.write_text("# notes\n"), {"type": "create", "filePath": str(notes)})
-    tool_call(sandbox, "toolu_edit", "Edit", {"file_path": "notes.md", "old_string": "notes", "new_string": "plan"},
-              lambda: notes.write_text("# plan\n"), {"filePath": str(notes)})
+    tool_call(
+        sandbox,
+        "toolu_bash",
+        "Bash",
+        {"command": append, "description": "add key"},
+        lambda: sh(append, sandbox),
+        {"stdout": "", "stderr": "", "interrupted": False},
+    )
+    tool_call(
+        sandbox,
+        "toolu_write",
+        "Write",
+        {"file_path": str(notes), "content": "# notes\n"},
+        lambda: notes.write_text("# notes\n"),
+        {"type": "create", "filePath": str(notes)},
+    )
+    tool_call(
+        sandbox,
+        "toolu_edit",
+        "Edit",
+        {"file_path": "notes.md", "old_string": "notes", "new_string": "plan"},
+        lambda: notes.write_text("# plan\n"),
+        {"filePath": str(notes)},
+    )
     tool_call(sandbox, "toolu_read", "Read", {"file_path": str(notes)}, lambda: notes.read_text(), {"type": "text"})
-    tool_call(sandbox, "toolu_fail", "Bash", {"command": "false"}, lambda: sh("false", sandbox, check=False), failed=True)
-    for event in ({"hook_event_name": "Notification", "message": "Claude needs your permission"},
-                  {"hook_event_name": "Stop", "stop_hook_active": False},
-                  {"hook_event_name": "SessionEnd", "reason": "exit"}):
+    tool_call(
+        sandbox, "toolu_fail", "Bash", {"command": "false"}, lambda: sh("false", sandbox, check=False), failed=True
+    )
+    for event in (
+        {"hook_event_name": "Notification", "message": "Claude needs your permission"},
+        {"hook_event_name": "Stop", "stop_hook_active": False},
+        {"hook_event_name": "SessionEnd", "reason": "exit"},
+    ):
         assert hook(sandbox, event).returncode == 0
     assert not (sandbox["state"] / "hook.log").exists() or "error" not in (sandbox["state"] / "hook.log").read_text()
 
-    calls = rows(collector, "SELECT ToolCallId, ToolName, SessionId, Status, ErrorType, Cwd, PersistenceKind, Technique, "
-                            "DurationNs, SpanId, TraceId, Arguments FROM {db}.tool_calls ORDER BY Timestamp")  # fmt: skip
+    calls = rows(
+        collector,
+        "SELECT ToolCallId, ToolName, SessionId, Status, ErrorType, Cwd, PersistenceKind, Technique, "
+        "DurationNs, SpanId, TraceId, Arguments FROM {db}.tool_calls ORDER BY Timestamp",
+    )
     by_id = {c[0]: c for c in calls}
-    assert [c[0] for c in calls] == ["toolu_bash", "toolu_write", "toolu_edit", "toolu_read", "toolu_fail"]  # one span per call
+    assert [c[0] for c in calls] == [
+        "toolu_bash",
+        "toolu_write",
+        "toolu_edit",
+        "toolu_read",
+        "toolu_fail",
+    ]  # one span per call
     assert {c[2] for c in calls} == {SESSION} and {c[5] for c in calls} == {str(project)}
     assert len({c[10] for c in calls}) == 1  # one trace per session
     assert by_id["toolu_bash"][6:8] == ("ssh_authorized_keys", "T1098.004")
@@ -105,7 +165,9 @@ def test_a_session_becomes_spans_with_paired_calls_artifacts_and_verdicts(sandbo
     assert all(c[3] != "Error" for c in calls if c[0] != "toolu_fail")
     assert all(c[8] > 0 for c in calls)  # from the Pre's start to the Post
 
-    artifacts = rows(collector, "SELECT ToolSpanId, Path, Action, Source, PersistenceKind FROM {db}.artifacts ORDER BY Timestamp")
+    artifacts = rows(
+        collector, "SELECT ToolSpanId, Path, Action, Source, PersistenceKind FROM {db}.artifacts ORDER BY Timestamp"
+    )
     assert (by_id["toolu_bash"][9], str(keys), "create", "snapshot", "ssh_authorized_keys") in artifacts
     assert (by_id["toolu_write"][9], str(notes), "create", "hook", "") in artifacts
     assert (by_id["toolu_edit"][9], str(notes), "modify", "hook", "") in artifacts
@@ -115,8 +177,13 @@ def test_a_session_becomes_spans_with_paired_calls_artifacts_and_verdicts(sandbo
     attributes = {r[1]: dict(r[2]) for r in spans}
     bash = attributes[by_id["toolu_bash"][9]]  # the hook's own verdict, before the collector's
     assert bash["foothold.persistence.kind"] == "ssh_authorized_keys" and bash["gen_ai.tool.call.id"] == "toolu_bash"
-    assert {"claude_code SessionStart", "claude_code UserPromptSubmit", "claude_code Notification", "claude_code Stop",
-            "claude_code SessionEnd"} <= {r[0] for r in spans}
+    assert {
+        "claude_code SessionStart",
+        "claude_code UserPromptSubmit",
+        "claude_code Notification",
+        "claude_code Stop",
+        "claude_code SessionEnd",
+    } <= {r[0] for r in spans}
     stored = str(rows(collector, "SELECT * FROM {db}.otel_traces"))
     assert token not in stored and "[REDACTED:" in stored
     assert not any(sandbox["state"].glob("*/*.json"))  # Post consumed the state, SessionEnd removed the session dir
@@ -137,14 +204,18 @@ def test_deny_persistence_answers_with_the_documented_json(sandbox):
     by_env = hook(sandbox, {**pre, "tool_use_id": "toolu_env"}, "--deny-exit-code")
     assert by_env.returncode == 2 and "ssh_authorized_keys" in by_env.stderr and by_env.stdout == ""
 
-    calls = rows(sandbox["collector"], "SELECT ToolCallId, Status, ErrorType, PersistenceKind FROM {db}.tool_calls "
-                                       "ORDER BY ToolCallId")  # fmt: skip
-    assert calls == [("toolu_deny", "Error", "foothold_denied", "ssh_authorized_keys"),
-                     ("toolu_env", "Error", "foothold_denied", "ssh_authorized_keys")]
+    calls = rows(
+        sandbox["collector"],
+        "SELECT ToolCallId, Status, ErrorType, PersistenceKind FROM {db}.tool_calls ORDER BY ToolCallId",
+    )
+    assert calls == [
+        ("toolu_deny", "Error", "foothold_denied", "ssh_authorized_keys"),
+        ("toolu_env", "Error", "foothold_denied", "ssh_authorized_keys"),
+    ]
 
 
 def test_the_console_script_runs_the_hook_without_the_cli_framework(sandbox):
-    """A process per hook event: `foothold hook claude-code` loads no typer, rich or pydantic, and a call with no
+    """A process per hook event: `foothold-audit hook claude-code` loads no typer, rich or pydantic, and a call with no
     shell command no bashlex; the flags are the same as through the typer app."""
     notes = sandbox["project"] / "notes.md"
     notes.write_text("# notes\n")
@@ -152,19 +223,32 @@ def test_the_console_script_runs_the_hook_without_the_cli_framework(sandbox):
     endpoint = sandbox["collector"].endpoint_url("otlp_http")
     read = {"tool_name": "Read", "tool_input": {"file_path": str(notes)}, "tool_use_id": "toolu_script"}
     for event in ("PreToolUse", "PostToolUse"):
-        done = hook(sandbox, {"hook_event_name": event, **read}, "--deny-persistence", "--endpoint", endpoint,
-                    command=SCRIPT)
+        done = hook(
+            sandbox, {"hook_event_name": event, **read}, "--deny-persistence", "--endpoint", endpoint, command=SCRIPT
+        )
         loaded = set(re.findall(r"^import time:[^|]*\|[^|]*\| *(\S+)$", done.stderr, re.M))
         assert done.returncode == 0 and done.stdout == ""
         assert "foothold.instrumentation.integrations.claude_code" in loaded  # importtime saw the hook's imports
         assert not {m for m in loaded if m.split(".")[0] in ("typer", "rich", "click", "pydantic", "bashlex")}
     append = {"command": "echo key >> ~/.ssh/authorized_keys"}
-    denied = hook(sandbox, {"hook_event_name": "PreToolUse", "tool_name": "Bash", "tool_input": append,
-                            "tool_use_id": "toolu_script_deny"}, "--deny-persistence", "--deny-exit-code",
-                  f"--endpoint={endpoint}", command=SCRIPT)
+    denied = hook(
+        sandbox,
+        {
+            "hook_event_name": "PreToolUse",
+            "tool_name": "Bash",
+            "tool_input": append,
+            "tool_use_id": "toolu_script_deny",
+        },
+        "--deny-persistence",
+        "--deny-exit-code",
+        f"--endpoint={endpoint}",
+        command=SCRIPT,
+    )
     assert denied.returncode == 2 and "ssh_authorized_keys" in denied.stderr and denied.stdout == ""
     assert rows(sandbox["collector"], "SELECT ToolCallId, Status FROM {db}.tool_calls ORDER BY ToolCallId") == [
-        ("toolu_script", "Unset"), ("toolu_script_deny", "Error")]
+        ("toolu_script", "Unset"),
+        ("toolu_script_deny", "Error"),
+    ]
 
     for command in (SCRIPT, HOOK):  # one definition of the flags, whichever way the command is started
         assert "--deny-exit-code" in hook(sandbox, {}, "--help", command=command).stdout
@@ -177,12 +261,17 @@ def test_the_console_script_runs_the_hook_without_the_cli_framework(sandbox):
 def test_bad_input_and_a_dead_collector_never_fail_the_agent(sandbox):
     sandbox["env"]["OTEL_EXPORTER_OTLP_ENDPOINT"] = "http://127.0.0.1:9"  # nothing listens there
     sandbox["env"]["FOOTHOLD_HOOK_TIMEOUT"] = "0.2"
-    for text in ("not json", "[]", json.dumps({"hook_event_name": "PostToolUse", "session_id": "s", "tool_name": "Bash"})):
-        done = subprocess.run([*HOOK, "claude-code"], input=text, capture_output=True, text=True, env=sandbox["env"],
-                              timeout=60)
+    for text in (
+        "not json",
+        "[]",
+        json.dumps({"hook_event_name": "PostToolUse", "session_id": "s", "tool_name": "Bash"}),
+    ):
+        done = subprocess.run(
+            [*HOOK, "claude-code"], input=text, capture_output=True, text=True, env=sandbox["env"], timeout=60
+        )
         assert (done.returncode, done.stdout, done.stderr) == (0, "", "")
     log = (sandbox["state"] / "hook.log").read_text()
-    assert "not json" not in log and "foothold hook error" in log
+    assert "not json" not in log and "foothold-audit hook error" in log
 
 
 def test_install_merges_with_existing_hooks_idempotently(tmp_path: Path):
@@ -191,39 +280,58 @@ def test_install_merges_with_existing_hooks_idempotently(tmp_path: Path):
     settings.write_text(json.dumps({"model": "x", "hooks": {"PreToolUse": [{"matcher": "Bash", "hooks": [theirs]}]}}))
     env = {**os.environ, "HOME": str(tmp_path)}
     for args in ([], ["--deny-persistence"]):
-        done = subprocess.run([*HOOK, "install", "--claude-code", "--settings", str(settings), *args],
-                              capture_output=True, text=True, env=env, timeout=60)
+        done = subprocess.run(
+            [*HOOK, "install", "--claude-code", "--settings", str(settings), *args],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=60,
+        )
         assert done.returncode == 0, done.stderr
     data = json.loads(settings.read_text())
     assert data["model"] == "x"
     pre = data["hooks"]["PreToolUse"]
     assert pre[0] == {"matcher": "Bash", "hooks": [theirs]}
     ours = [h["command"] for g in pre for h in g["hooks"] if "claude-code" in h["command"]]
-    assert ours == ["foothold hook claude-code --deny-persistence"]  # replaced, not added twice
+    assert ours == ["foothold-audit hook claude-code --deny-persistence"]  # replaced, not added twice
     for event in ("SessionStart", "UserPromptSubmit", "PostToolUse", "Notification", "Stop", "SessionEnd"):
-        assert [h["command"] for g in data["hooks"][event] for h in g["hooks"]] == ["foothold hook claude-code --deny-persistence"]
+        assert [h["command"] for g in data["hooks"][event] for h in g["hooks"]] == [
+            "foothold-audit hook claude-code --deny-persistence"
+        ]
 
 
 def test_fingerprints_correlate_across_hook_processes_with_the_installed_key_file(sandbox, tmp_path: Path):
     key_file, settings = tmp_path / "fingerprint.key", tmp_path / "settings.json"
     key_file.write_text("deployment-key-0123\n")
     base = {k: v for k, v in sandbox["env"].items() if k != "FOOTHOLD_FINGERPRINT_KEY"}
-    done = subprocess.run([*HOOK, "install", "--claude-code", "--settings", str(settings), "--fingerprint-key-file",
-                           str(key_file)], capture_output=True, text=True, env=base, timeout=60)
+    done = subprocess.run(
+        [*HOOK, "install", "--claude-code", "--settings", str(settings), "--fingerprint-key-file", str(key_file)],
+        capture_output=True,
+        text=True,
+        env=base,
+        timeout=60,
+    )
     assert done.returncode == 0 and "warning" not in done.stderr, done.stderr
     installed = settings.read_text()
     assert json.loads(installed)["env"] == {"FOOTHOLD_FINGERPRINT_KEY_FILE": str(key_file)}
     assert "deployment-key-0123" not in installed  # the path, never the key
 
     token = "ghp_" + "A1b2C3d4E5f6G7h8I9j0K1l2M3n4O5p6Q7r8"
-    configurations = [json.loads(installed)["env"], {}, {"FOOTHOLD_FINGERPRINT_KEY_FILE": str(tmp_path / "missing.key")}]
+    configurations = [
+        json.loads(installed)["env"],
+        {},
+        {"FOOTHOLD_FINGERPRINT_KEY_FILE": str(tmp_path / "missing.key")},
+    ]
     for n, extra in enumerate(configurations):  # the settings' env, as Claude Code applies it; none; a bad path
         sandbox["env"] = {**base, **extra}
         for prompt in (f"deploy with {token}", f"again: {token}"):  # two processes, as Claude Code runs them
             event = {"hook_event_name": "UserPromptSubmit", "prompt": prompt, "session_id": f"fp-{n}"}
             assert hook(sandbox, event).returncode == 0
-    spans = rows(sandbox["collector"], "SELECT SpanAttributes FROM {db}.otel_traces "
-                                       "WHERE SpanName = 'claude_code UserPromptSubmit' ORDER BY Timestamp")  # fmt: skip
+    spans = rows(
+        sandbox["collector"],
+        "SELECT SpanAttributes FROM {db}.otel_traces "
+        "WHERE SpanName = 'claude_code UserPromptSubmit' ORDER BY Timestamp",
+    )
     prints = [re.findall(r"fp=([0-9a-f]+)", dict(attributes)["claude_code.prompt"]) for (attributes,) in spans]
     assert prints[0] == prints[1] == [fingerprint(token, "deployment-key-0123")]  # the file's key, in both
     assert prints[2] != prints[3]  # no key: each process draws its own
@@ -235,11 +343,18 @@ def test_fingerprints_correlate_across_hook_processes_with_the_installed_key_fil
 
 def test_install_warns_without_a_fingerprint_key_and_refuses_an_unreadable_key_file(tmp_path: Path):
     settings, key_file = tmp_path / "settings.json", tmp_path / "key"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("FOOTHOLD_FINGERPRINT_KEY")} | {"HOME": str(tmp_path)}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FOOTHOLD_FINGERPRINT_KEY")} | {
+        "HOME": str(tmp_path)
+    }
 
     def install(*args: str) -> subprocess.CompletedProcess:
-        return subprocess.run([*HOOK, "install", "--claude-code", "--settings", str(settings), *args],
-                              capture_output=True, text=True, env=env, timeout=60)
+        return subprocess.run(
+            [*HOOK, "install", "--claude-code", "--settings", str(settings), *args],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=60,
+        )
 
     bare = install()
     assert bare.returncode == 0 and "will not correlate" in bare.stderr and "--fingerprint-key-file" in bare.stderr
@@ -251,11 +366,14 @@ def test_install_warns_without_a_fingerprint_key_and_refuses_an_unreadable_key_f
     key_file.write_text("k3y")
     assert install("--fingerprint-key-file", str(key_file)).stderr == ""
     again = install("--deny-persistence")  # a later install keeps the key file and does not warn
-    assert again.stderr == "" and json.loads(settings.read_text())["env"] == {"FOOTHOLD_FINGERPRINT_KEY_FILE": str(key_file)}
+    assert again.stderr == "" and json.loads(settings.read_text())["env"] == {
+        "FOOTHOLD_FINGERPRINT_KEY_FILE": str(key_file)
+    }
 
 
 def test_persisted_states_spare_the_hashing_but_not_a_same_size_rewrite_with_its_mtime_restored(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
     """The Pre stats the watch list and hashes only files whose lstat (ctime included) changed since an earlier
     hook process hashed them. A rewrite keeping size, inode and mode with the mtime put back leaves the watch
     state as it was; only the ctime, which user space cannot set, gives it away."""
@@ -273,8 +391,14 @@ def test_persisted_states_spare_the_hashing_but_not_a_same_size_rewrite_with_its
 
     def pre(use_id: str) -> list[str]:
         hashed.clear()
-        payload = {"hook_event_name": "PreToolUse", "session_id": SESSION, "cwd": str(project), "tool_name": "Bash",
-                   "tool_input": {"command": "ls"}, "tool_use_id": use_id}
+        payload = {
+            "hook_event_name": "PreToolUse",
+            "session_id": SESSION,
+            "cwd": str(project),
+            "tool_name": "Bash",
+            "tool_input": {"command": "ls"},
+            "tool_use_id": use_id,
+        }
         assert claude_code._Hook(payload, None).handle(deny=False, deny_with_exit_code=False).stdout is None
         return list(hashed)
 
@@ -286,7 +410,11 @@ def test_persisted_states_spare_the_hashing_but_not_a_same_size_rewrite_with_its
     os.utime(bashrc, ns=(before.st_atime_ns, before.st_mtime_ns))
     after = os.lstat(bashrc)
     assert (after.st_mtime_ns, after.st_size, after.st_ino, after.st_mode) == (
-        before.st_mtime_ns, before.st_size, before.st_ino, before.st_mode)  # invisible to the watch state
+        before.st_mtime_ns,
+        before.st_size,
+        before.st_ino,
+        before.st_mode,
+    )  # invisible to the watch state
     assert pre("toolu_third") == [str(bashrc)]
     state = json.loads(claude_code._state_file(SESSION, "toolu_third").read_text())
     assert state["known"][str(bashrc)] == hashlib.sha256(b"export B=2\n").hexdigest()  # the Post's before-hash
@@ -296,13 +424,20 @@ def test_a_hung_collector_costs_at_most_the_hook_timeout(tmp_path: Path):
     with socket.socket() as hung:  # accepts connections (the kernel's backlog) and never answers
         hung.bind(("127.0.0.1", 0))
         hung.listen(8)
-        env = {"HOME": str(tmp_path), "PATH": os.environ.get("PATH", ""), "FOOTHOLD_HOOK_STATE_DIR": str(tmp_path / "state"),
-               "FOOTHOLD_FINGERPRINT_KEY": "k", "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{hung.getsockname()[1]}",
-               "OTEL_EXPORTER_OTLP_TIMEOUT": "30", "FOOTHOLD_HOOK_TIMEOUT": "0.3"}
+        env = {
+            "HOME": str(tmp_path),
+            "PATH": os.environ.get("PATH", ""),
+            "FOOTHOLD_HOOK_STATE_DIR": str(tmp_path / "state"),
+            "FOOTHOLD_FINGERPRINT_KEY": "k",
+            "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{hung.getsockname()[1]}",
+            "OTEL_EXPORTER_OTLP_TIMEOUT": "30",
+            "FOOTHOLD_HOOK_TIMEOUT": "0.3",
+        }
         event = {"hook_event_name": "SessionStart", "session_id": SESSION, "cwd": str(tmp_path), "source": "startup"}
         started = time.monotonic()
-        done = subprocess.run([*HOOK, "claude-code"], input=json.dumps(event), capture_output=True, text=True, env=env,
-                              timeout=60)
+        done = subprocess.run(
+            [*HOOK, "claude-code"], input=json.dumps(event), capture_output=True, text=True, env=env, timeout=60
+        )
         elapsed = time.monotonic() - started
     assert (done.returncode, done.stdout, done.stderr) == (0, "", "")
     assert elapsed < 10, elapsed  # the exporter alone would wait 30 s

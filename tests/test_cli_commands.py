@@ -18,7 +18,11 @@ from tests.test_timeline import PLANTED_SECRETS, leaky_session, run_cli
 
 FINGERPRINT = "fp-deploy-token"  # the credential credential_sessions declares
 SSH_KEYS = f"{HOME}/.ssh/authorized_keys"
-ALERTED = {"injected", "weeks-later", "hostile-unit"}  # the look-alike, leaky, release and host-files sessions raise nothing
+ALERTED = {
+    "injected",
+    "weeks-later",
+    "hostile-unit",
+}  # the look-alike, leaky, release and host-files sessions raise nothing
 
 
 @pytest.fixture
@@ -36,7 +40,11 @@ def fleet(collector, tmp_path) -> Path:
     hostile = Session(agent.tracer, "hostile-unit", agent="provisioner")
     hostile.call("write_file", {"file_path": HOSTILE_UNIT}, artifacts=[artifact(HOSTILE_UNIT, "create")])
     host = Session(agent.tracer, "host-files", agent="configurator")
-    host.call("write_file", {"file_path": str(kept)}, artifacts=[artifact(str(kept), "create", **{semconv.ARTIFACT_SHA256: digest})])
+    host.call(
+        "write_file",
+        {"file_path": str(kept)},
+        artifacts=[artifact(str(kept), "create", **{semconv.ARTIFACT_SHA256: digest})],
+    )
     agent.close()
     collector.evaluate_alerts()
     return kept
@@ -52,7 +60,7 @@ def _table(output: str) -> list[dict[str, str]]:
     """The rows of the rich table a command printed, keyed by column header."""
     lines = [line.strip() for line in output.splitlines()]
     header = next(_cells(line, "┃") for line in lines if line.startswith("┃"))
-    return [dict(zip(header, _cells(line, "│"))) for line in lines if line.startswith("│")]
+    return [dict(zip(header, _cells(line, "│"), strict=False)) for line in lines if line.startswith("│")]
 
 
 def _cells(line: str, bar: str) -> list[str]:
@@ -62,9 +70,14 @@ def _cells(line: str, bar: str) -> list[str]:
 def test_sessions_lists_every_session_with_its_agent_and_alerts(fleet, settings):
     rows = _table(_ok(settings, "sessions"))
     assert {row["Session"]: row["Agent"] for row in rows} == {
-        "injected": "devops-agent", "benign": "devops-agent", "release": "deployer", "weeks-later": "helper",
-        "leaky": "other-framework", "hostile-unit": "provisioner", "host-files": "configurator",
-    }  # fmt: skip
+        "injected": "devops-agent",
+        "benign": "devops-agent",
+        "release": "deployer",
+        "weeks-later": "helper",
+        "leaky": "other-framework",
+        "hostile-unit": "provisioner",
+        "host-files": "configurator",
+    }
     assert {row["Session"] for row in rows if row["Alerts"] != "0"} == ALERTED
 
 
@@ -76,9 +89,18 @@ def test_sessions_by_fingerprint_lists_the_sessions_that_used_the_credential(fle
 def test_artifacts_check_lists_persistence_with_technique_and_host_state(fleet, settings):
     rows = {row["Path"]: row for row in _table(_ok(settings, "artifacts", "--check"))}
     assert set(rows) == {SSH_KEYS, HOSTILE_UNIT}  # the look-alikes and the plain file are not persistence
-    assert (rows[SSH_KEYS]["Kind"], rows[SSH_KEYS]["Technique"], rows[SSH_KEYS]["Sessions"]) == ("ssh_authorized_keys", "T1098.004", '["injected"]')
+    assert (rows[SSH_KEYS]["Kind"], rows[SSH_KEYS]["Technique"], rows[SSH_KEYS]["Sessions"]) == (
+        "ssh_authorized_keys",
+        "T1098.004",
+        '["injected"]',
+    )
     unit = rows[HOSTILE_UNIT]
-    assert (unit["Kind"], unit["Technique"], unit["Agents"], unit["On this host"]) == ("systemd_unit", "T1543.002", '["provisioner"]', "missing")
+    assert (unit["Kind"], unit["Technique"], unit["Agents"], unit["On this host"]) == (
+        "systemd_unit",
+        "T1543.002",
+        '["provisioner"]',
+        "missing",
+    )
 
 
 def test_artifacts_check_all_compares_a_file_still_on_this_host(fleet, settings):
@@ -92,7 +114,12 @@ def test_artifacts_check_all_compares_a_file_still_on_this_host(fleet, settings)
 
 def test_credentials_show_the_fingerprint_reused_after_expiry(fleet, settings):
     (row,) = _table(_ok(settings, "credentials"))
-    assert (row["Fingerprint"], row["Kind"], row["IssuedTo"], row["UsesAfterExpiry"]) == (FINGERPRINT, "github_token", "deployer", "1")
+    assert (row["Fingerprint"], row["Kind"], row["IssuedTo"], row["UsesAfterExpiry"]) == (
+        FINGERPRINT,
+        "github_token",
+        "deployer",
+        "1",
+    )
     assert sorted(orjson.loads(row["Agents"])) == ["deployer", "helper"]
     assert sorted(orjson.loads(row["Sessions"])) == ["release", "weeks-later"]
 
@@ -100,9 +127,26 @@ def test_credentials_show_the_fingerprint_reused_after_expiry(fleet, settings):
 def test_report_for_a_session_gives_a_quoted_removal_command(fleet, settings):
     document = orjson.loads(_ok(settings, "report", "hostile-unit", "-f", "json"))
     (step,) = document["remove"]
-    assert (step["path"], step["kind"], step["technique"], step["observed"]) == (HOSTILE_UNIT, "systemd_unit", "T1543.002", True)
-    assert shlex.split(step["command"]) == ["systemctl", "disable", "--now", "--", Path(HOSTILE_UNIT).name, "&&",
-                                            "rm", "--", HOSTILE_UNIT, "&&", "systemctl", "daemon-reload"]  # fmt: skip
+    assert (step["path"], step["kind"], step["technique"], step["observed"]) == (
+        HOSTILE_UNIT,
+        "systemd_unit",
+        "T1543.002",
+        True,
+    )
+    assert shlex.split(step["command"]) == [
+        "systemctl",
+        "disable",
+        "--now",
+        "--",
+        Path(HOSTILE_UNIT).name,
+        "&&",
+        "rm",
+        "--",
+        HOSTILE_UNIT,
+        "&&",
+        "systemctl",
+        "daemon-reload",
+    ]
     assert document["revoke"] == [] and [item["session"] for item in document["review"]] == ["hostile-unit"]
     markdown = _ok(settings, "report", "hostile-unit").splitlines()
     assert f"  - ``{step['command']}``" in markdown  # a code span the path's own backticks cannot close
@@ -134,10 +178,13 @@ def test_timeline_html_file_shows_the_calls_and_their_alerts(fleet, settings, tm
 def test_alerts_lists_each_rule_that_fired_per_session(fleet, settings):
     fired = {(row["SessionId"], row["RuleId"], row["Severity"]) for row in _table(_ok(settings, "alerts"))}
     assert {
-        ("injected", "durable_write", "critical"), ("injected", "untrusted_input_to_durable_write", "critical"),
-        ("injected", "credential_read_then_egress", "high"), ("hostile-unit", "durable_write", "critical"),
-        ("weeks-later", "credential_expired", "high"), ("weeks-later", "credential_foreign_agent", "high"),
-    } <= fired  # fmt: skip
+        ("injected", "durable_write", "critical"),
+        ("injected", "untrusted_input_to_durable_write", "critical"),
+        ("injected", "credential_read_then_egress", "high"),
+        ("hostile-unit", "durable_write", "critical"),
+        ("weeks-later", "credential_expired", "high"),
+        ("weeks-later", "credential_foreign_agent", "high"),
+    } <= fired
     assert {session for session, _, _ in fired} == ALERTED
 
 
@@ -148,8 +195,16 @@ def test_no_planted_secret_reaches_any_command_output(fleet, settings, tmp_path)
     timelines.append(page.read_text())
     for text in timelines:
         assert "[REDACTED:github_token:fp=" in text  # the leaked command is shown, redacted
-    commands = [("sessions",), ("artifacts", "--all"), ("credentials",), ("alerts",), ("report", "leaky"),
-                ("report", "leaky", "-f", "json"), ("report", "--since", "1h"), ("report", "--since", "1h", "-f", "json")]  # fmt: skip
+    commands = [
+        ("sessions",),
+        ("artifacts", "--all"),
+        ("credentials",),
+        ("alerts",),
+        ("report", "leaky"),
+        ("report", "leaky", "-f", "json"),
+        ("report", "--since", "1h"),
+        ("report", "--since", "1h", "-f", "json"),
+    ]
     for text in timelines + [_ok(settings, *args) for args in commands]:
         leaked = [line for line in text.splitlines() if any(secret in line for secret in PLANTED_SECRETS)]
         assert leaked == []

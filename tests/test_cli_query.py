@@ -1,4 +1,4 @@
-"""`foothold sql` and the query API: through a running collector, or straight to the store."""
+"""`foothold-audit sql` and the query API: through a running collector, or straight to the store."""
 
 from __future__ import annotations
 
@@ -66,6 +66,11 @@ def test_query_api_is_read_only_and_explains_bad_requests(collector):
 def test_cli_reports_a_broken_config_with_the_fix(tmp_path):
     config = tmp_path / "bad.yaml"
     config.write_text("batch:\n  max_spans: lots\n")
-    result = subprocess.run([sys.executable, "-m", "foothold", "sql", "SELECT 1", "-c", str(config)], capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-m", "foothold", "sql", "SELECT 1", "-c", str(config)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 1
     assert "batch.max_spans" in result.stderr and "FOOTHOLD_BATCH__MAX_SPANS" in result.stderr

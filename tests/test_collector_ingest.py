@@ -43,7 +43,10 @@ def _emit_tool_session(agent, session_id: str):
         "flags": [True, False],
     }
     with tracer.start_as_current_span(
-        semconv.tool_span_name("bash"), kind=SpanKind.INTERNAL, attributes=tool_attrs, links=[Link(link_ctx, {"why": "plan"})]
+        semconv.tool_span_name("bash"),
+        kind=SpanKind.INTERNAL,
+        attributes=tool_attrs,
+        links=[Link(link_ctx, {"why": "plan"})],
     ) as tool:
         tool.add_event(semconv.EVENT_HUMAN_CHECKPOINT, {semconv.CHECKPOINT_APPROVER: "alice"})
         artifact_attrs = {
@@ -84,7 +87,10 @@ def test_sdk_spans_are_stored_once_with_everything_intact(collector, protocol):
     assert (tool[12], tool[13]) == ([format(link_ctx.trace_id, "032x")], [format(link_ctx.span_id, "016x")])
     assert tool[10] == "foothold.tests" and tool[11] > 0
 
-    calls = rows(collector, "SELECT SessionId, ToolName, ToolCallId, AgentName, TaskId, Status, HumanCheckpoint FROM {db}.tool_calls")
+    calls = rows(
+        collector,
+        "SELECT SessionId, ToolName, ToolCallId, AgentName, TaskId, Status, HumanCheckpoint FROM {db}.tool_calls",
+    )
     assert calls == [("sess-1", "bash", "call-1", "coder", "task-7", "Error", True)]
     artifacts = rows(collector, "SELECT SessionId, Kind, Action, Path, Size, Durable FROM {db}.artifacts")
     assert artifacts == [("sess-1", "file", "modify", "/sandbox/home/.ssh/authorized_keys", 81, True)]
@@ -113,7 +119,12 @@ def _json_body(trace_id: str, span_id: str, name: str = "execute_tool fetch") ->
                                     {"key": "gen_ai.tool.name", "value": {"stringValue": "fetch"}},
                                     {"key": "gen_ai.conversation.id", "value": {"stringValue": "json-sess"}},
                                     {"key": "attempt", "value": {"intValue": "3"}},
-                                    {"key": "nested", "value": {"kvlistValue": {"values": [{"key": "a", "value": {"boolValue": True}}]}}},
+                                    {
+                                        "key": "nested",
+                                        "value": {
+                                            "kvlistValue": {"values": [{"key": "a", "value": {"boolValue": True}}]}
+                                        },
+                                    },
                                 ],
                                 "events": [{"timeUnixNano": "1700000000100000000", "name": "sent"}],
                                 "status": {"code": 1},
@@ -152,12 +163,29 @@ def test_otlp_json_with_hex_ids_and_int_enums_is_stored(collector):
     tool = spans[0]
     tool["events"][0]["attributes"] = _attributes(bytes=512, peer="api.example.com")
     # OTLP/JSON ids are case-insensitive hex; they are stored lowercase
-    tool["links"] = [{"traceId": link_trace_id.upper(), "spanId": link_span_id.upper(), "attributes": _attributes(why="retry")}]
-    artifact = {semconv.ARTIFACT_KIND: "file", semconv.ARTIFACT_ACTION: "create", semconv.ARTIFACT_PATH: "/tmp/fetched.html",
-                semconv.ARTIFACT_SIZE: 1234, semconv.ARTIFACT_DURABLE: False, semconv.GEN_AI_CONVERSATION_ID: "json-sess"}  # fmt: skip
-    spans.append({"traceId": trace_id, "spanId": artifact_id, "parentSpanId": span_id, "name": "artifact file", "kind": 1,
-                  "startTimeUnixNano": "1700000000200000000", "endTimeUnixNano": "1700000000300000000",
-                  "attributes": _attributes(**artifact)})  # fmt: skip
+    tool["links"] = [
+        {"traceId": link_trace_id.upper(), "spanId": link_span_id.upper(), "attributes": _attributes(why="retry")}
+    ]
+    artifact = {
+        semconv.ARTIFACT_KIND: "file",
+        semconv.ARTIFACT_ACTION: "create",
+        semconv.ARTIFACT_PATH: "/tmp/fetched.html",
+        semconv.ARTIFACT_SIZE: 1234,
+        semconv.ARTIFACT_DURABLE: False,
+        semconv.GEN_AI_CONVERSATION_ID: "json-sess",
+    }
+    spans.append(
+        {
+            "traceId": trace_id,
+            "spanId": artifact_id,
+            "parentSpanId": span_id,
+            "name": "artifact file",
+            "kind": 1,
+            "startTimeUnixNano": "1700000000200000000",
+            "endTimeUnixNano": "1700000000300000000",
+            "attributes": _attributes(**artifact),
+        }
+    )
     response = _post(collector, orjson.dumps(body), "application/json")
     assert response.status_code == 200, response.text
     assert response.headers["content-type"].startswith("application/json")
@@ -169,23 +197,57 @@ def test_otlp_json_with_hex_ids_and_int_enums_is_stored(collector):
     )
     resource = {"service.name": "json-agent", "host.name": "box-1", "process.pid": "42"}
     assert stored[1] == (
-        "execute_tool fetch", trace_id, span_id, "", "Client", "Ok", 500_000_000,
-        {"gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": "fetch", "gen_ai.conversation.id": "json-sess",
-         "attempt": "3", "nested": '{"a":true}', "foothold.tool.categories": "untrusted_input"}, resource, "1.0",
-        ["sent"], [{"bytes": "512", "peer": "api.example.com"}], [link_trace_id], [link_span_id], [{"why": "retry"}],
-    )  # fmt: skip
-    assert stored[0][:9] == ("artifact file", trace_id, artifact_id, span_id, "Internal", "Unset", 100_000_000,
-                             {key: str(value).lower() for key, value in artifact.items()}, resource)  # fmt: skip
+        "execute_tool fetch",
+        trace_id,
+        span_id,
+        "",
+        "Client",
+        "Ok",
+        500_000_000,
+        {
+            "gen_ai.operation.name": "execute_tool",
+            "gen_ai.tool.name": "fetch",
+            "gen_ai.conversation.id": "json-sess",
+            "attempt": "3",
+            "nested": '{"a":true}',
+            "foothold.tool.categories": "untrusted_input",
+        },
+        resource,
+        "1.0",
+        ["sent"],
+        [{"bytes": "512", "peer": "api.example.com"}],
+        [link_trace_id],
+        [link_span_id],
+        [{"why": "retry"}],
+    )
+    assert stored[0][:9] == (
+        "artifact file",
+        trace_id,
+        artifact_id,
+        span_id,
+        "Internal",
+        "Unset",
+        100_000_000,
+        {key: str(value).lower() for key, value in artifact.items()},
+        resource,
+    )
     assert rows(collector, "SELECT SessionId, ToolName, Status FROM {db}.tool_calls") == [("json-sess", "fetch", "Ok")]
-    artifacts = rows(collector, "SELECT SessionId, Kind, Action, Path, Size, Durable, TraceId, SpanId, ToolSpanId FROM {db}.artifacts")
-    assert artifacts == [("json-sess", "file", "create", "/tmp/fetched.html", 1234, False, trace_id, artifact_id, span_id)]
+    artifacts = rows(
+        collector,
+        "SELECT SessionId, Kind, Action, Path, Size, Durable, TraceId, SpanId, ToolSpanId FROM {db}.artifacts",
+    )
+    assert artifacts == [
+        ("json-sess", "file", "create", "/tmp/fetched.html", 1234, False, trace_id, artifact_id, span_id)
+    ]
 
 
 def test_gzip_protobuf_body_is_accepted(collector):
     request = ExportTraceServiceRequest()
     span = request.resource_spans.add().scope_spans.add().spans.add()
     span.trace_id, span.span_id, span.name = secrets.token_bytes(16), secrets.token_bytes(8), "gz"
-    response = _post(collector, gzip.compress(request.SerializeToString()), "application/x-protobuf", **{"content-encoding": "gzip"})
+    response = _post(
+        collector, gzip.compress(request.SerializeToString()), "application/x-protobuf", **{"content-encoding": "gzip"}
+    )
     assert response.status_code == 200
     ExportTraceServiceResponse.FromString(response.content)  # a protobuf answer to a protobuf request
     assert rows(collector, "SELECT SpanName FROM {db}.otel_traces") == [("gz",)]
@@ -209,7 +271,9 @@ def _truncated_gzip(data: bytes) -> bytes:
 
 
 def test_multi_member_gzip_body_is_stored_whole(collector):
-    body = b"".join(gzip.compress(part) for part in _request_parts("member-1", "member-2"))  # RFC 1952: members concatenate
+    body = b"".join(
+        gzip.compress(part) for part in _request_parts("member-1", "member-2")
+    )  # RFC 1952: members concatenate
     response = _post(collector, body, "application/x-protobuf", **{"content-encoding": "gzip"})
     assert response.status_code == 200
     assert rows(collector, "SELECT SpanName FROM {db}.otel_traces ORDER BY SpanName") == [("member-1",), ("member-2",)]
@@ -219,7 +283,9 @@ def test_non_numeric_content_length_is_400(collector):
     """uvicorn (h11) answers it before the app; the app's own check gives the same answer under other ASGI servers."""
     host, port = collector.endpoint_url("otlp_http").removeprefix("http://").rsplit(":", 1)
     with socket.create_connection((host, int(port)), timeout=10) as sock:
-        sock.sendall(b"POST /v1/traces HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 2x\r\n\r\n{}")
+        sock.sendall(
+            b"POST /v1/traces HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 2x\r\n\r\n{}"
+        )
         answer = b"".join(iter(lambda: sock.recv(65536), b""))  # the server closes the connection
     assert answer.startswith(b"HTTP/1.1 400 ")
 
@@ -232,7 +298,14 @@ def test_non_numeric_content_length_is_400(collector):
     response = asyncio.run(through_the_app())
     assert response.status_code == 400 and "Content-Length" in response.json()["message"]
     assert collector.pipeline.stats.bad_requests == 1
-    assert _post(collector, orjson.dumps(_json_body(secrets.token_hex(16), secrets.token_hex(8), "after")), "application/json").status_code == 200
+    assert (
+        _post(
+            collector,
+            orjson.dumps(_json_body(secrets.token_hex(16), secrets.token_hex(8), "after")),
+            "application/json",
+        ).status_code
+        == 200
+    )
     assert rows(collector, "SELECT SpanName FROM {db}.otel_traces") == [("after",)]
 
 
@@ -251,18 +324,53 @@ BAD_REQUESTS = [
     pytest.param(b"\xff\xfe not protobuf", "application/x-protobuf", {}, 400, "protobuf", id="malformed-protobuf"),
     pytest.param(b'{"resourceSpans": [', "application/json", {}, 400, "JSON", id="truncated-json"),
     pytest.param(b'{"resourceSpans": "x"}', "application/json", {}, 400, "array", id="wrong-type"),
-    pytest.param(b'{"resourceSpans": [{"scopeSpans": [{"spans": [{"name": 5}]}]}]}', "application/json", {}, 400, "OTLP", id="wrong-field-type"),
+    pytest.param(
+        b'{"resourceSpans": [{"scopeSpans": [{"spans": [{"name": 5}]}]}]}',
+        "application/json",
+        {},
+        400,
+        "OTLP",
+        id="wrong-field-type",
+    ),
     pytest.param(b'{"a": "\xff"}', "application/json", {}, 400, "UTF-8", id="invalid-utf8-json"),
     pytest.param(b"\n\x03\x0a\x01\xff", "application/x-protobuf", {}, 400, "protobuf", id="truncated-protobuf"),
     pytest.param(b"{}", "text/plain", {}, 415, "Content-Type", id="wrong-content-type"),
     pytest.param(b"{}", "application/json", {"content-encoding": "br"}, 415, "Content-Encoding", id="unknown-encoding"),
     pytest.param(b"not gzip", "application/json", {"content-encoding": "gzip"}, 400, "gzip", id="bad-gzip"),
-    pytest.param(_truncated_gzip(_request_parts("cut")[0]), "application/x-protobuf", {"content-encoding": "gzip"}, 400, "truncated", id="truncated-gzip"),
+    pytest.param(
+        _truncated_gzip(_request_parts("cut")[0]),
+        "application/x-protobuf",
+        {"content-encoding": "gzip"},
+        400,
+        "truncated",
+        id="truncated-gzip",
+    ),
     pytest.param(b"", "application/json", {"content-encoding": "gzip"}, 400, "truncated", id="empty-gzip"),
-    pytest.param(gzip.compress(b"{}") + b"junk", "application/json", {"content-encoding": "gzip"}, 400, "gzip", id="gzip-trailing-junk"),
+    pytest.param(
+        gzip.compress(b"{}") + b"junk",
+        "application/json",
+        {"content-encoding": "gzip"},
+        400,
+        "gzip",
+        id="gzip-trailing-junk",
+    ),
     pytest.param(b"x" * 70_000, "application/x-protobuf", {}, 413, "limit", id="oversized"),
-    pytest.param(gzip.compress(b" " * 200_000), "application/json", {"content-encoding": "gzip"}, 413, "decompressed", id="gzip-bomb"),
-    pytest.param(gzip.compress(b" " * 40_000) * 2, "application/json", {"content-encoding": "gzip"}, 413, "decompressed", id="gzip-bomb-members"),
+    pytest.param(
+        gzip.compress(b" " * 200_000),
+        "application/json",
+        {"content-encoding": "gzip"},
+        413,
+        "decompressed",
+        id="gzip-bomb",
+    ),
+    pytest.param(
+        gzip.compress(b" " * 40_000) * 2,
+        "application/json",
+        {"content-encoding": "gzip"},
+        413,
+        "decompressed",
+        id="gzip-bomb-members",
+    ),
 ]
 
 
@@ -270,11 +378,24 @@ BAD_REQUESTS = [
 def test_bad_http_requests_get_a_clear_error_and_serving_goes_on(
     tmp_path, chdb_dsn, database, body, content_type, headers, status, reason
 ):
-    settings = make_settings(tmp_path, chdb_dsn, database, receivers={"grpc": {"endpoint": "127.0.0.1:0"}, "http": {"endpoint": "127.0.0.1:0", "max_body_bytes": 65536}})
+    settings = make_settings(
+        tmp_path,
+        chdb_dsn,
+        database,
+        receivers={"grpc": {"endpoint": "127.0.0.1:0"}, "http": {"endpoint": "127.0.0.1:0", "max_body_bytes": 65536}},
+    )
     with CollectorThread(settings) as collector:
-        before = _post(collector, orjson.dumps(_json_body(secrets.token_hex(16), secrets.token_hex(8), "before")), "application/json")
+        before = _post(
+            collector,
+            orjson.dumps(_json_body(secrets.token_hex(16), secrets.token_hex(8), "before")),
+            "application/json",
+        )
         bad = _post(collector, body, content_type, **headers)
-        after = _post(collector, orjson.dumps(_json_body(secrets.token_hex(16), secrets.token_hex(8), "after")), "application/json")
+        after = _post(
+            collector,
+            orjson.dumps(_json_body(secrets.token_hex(16), secrets.token_hex(8), "after")),
+            "application/json",
+        )
         assert (before.status_code, bad.status_code, after.status_code) == (200, status, 200)
         if bad.headers["content-type"].startswith("application/json"):
             message = bad.json()["message"]

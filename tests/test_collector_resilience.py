@@ -53,7 +53,9 @@ def _post(collector, body: bytes) -> httpx.Response:
 
 
 def test_store_outage_fills_the_queue_then_429_and_nothing_accepted_is_lost(tmp_path, chdb_dsn, database):
-    settings = make_settings(tmp_path, chdb_dsn, database, batch={"max_queued_spans": 6, "max_spans": 2, "retry_max_seconds": 0.2})
+    settings = make_settings(
+        tmp_path, chdb_dsn, database, batch={"max_queued_spans": 6, "max_spans": 2, "retry_max_seconds": 0.2}
+    )
     flaky: list[FlakyExporter] = []
 
     def factory(store):
@@ -103,7 +105,7 @@ def test_second_process_is_told_who_owns_the_chdb_store(collector, chdb_dsn):
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.returncode != 0
     assert f"owned by another process (pid {os.getpid()}" in result.stderr
-    assert "foothold sql" in result.stderr
+    assert "foothold-audit sql" in result.stderr
 
 
 def test_one_chdb_path_per_process_is_a_clear_error(chdb_dsn, tmp_path):
@@ -128,9 +130,15 @@ def test_cluster_ddl_is_replicated_distributed_and_sharded_by_session():
     assert all(" ON CLUSTER 'prod'" in s for s in statements)
     assert "CREATE TABLE IF NOT EXISTS audit.otel_traces_local ON CLUSTER 'prod'" in text
     assert "ENGINE = ReplicatedMergeTree('/clickhouse/tables/{shard}/audit/otel_traces_local', '{replica}')" in text
-    assert "ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/audit/tool_calls_local', '{replica}')" in text
+    assert (
+        "ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/audit/tool_calls_local', '{replica}')"
+        in text
+    )
     assert "Distributed('prod', 'audit', 'tool_calls_local', cityHash64(SessionId))" in text
-    assert "Distributed('prod', 'audit', 'otel_traces_local', cityHash64(multiIf(SpanAttributes['gen_ai.conversation.id']" in text
+    assert (
+        "Distributed('prod', 'audit', 'otel_traces_local', cityHash64(multiIf(SpanAttributes['gen_ai.conversation.id']"
+        in text
+    )
     assert "TO audit.tool_calls_local AS" in text and "FROM audit.otel_traces_local" in text
     single = "\n".join(migrations.render_all(Topology(database="audit")))
     assert "ON CLUSTER" not in single and "_local" not in single and "Distributed" not in single
@@ -139,33 +147,45 @@ def test_cluster_ddl_is_replicated_distributed_and_sharded_by_session():
 # The contrib ClickHouse exporter's traces table (exporter/clickhouseexporter/internal/sql_templates/
 # traces_table.sql), as ClickHouse reports it: every column in order with its type and codec, every index.
 CONTRIB_TRACES_COLUMNS = [
-    ("Timestamp", "DateTime64(9)", "CODEC(Delta(8), ZSTD(1))"), ("TraceId", "String", "CODEC(ZSTD(1))"),
-    ("SpanId", "String", "CODEC(ZSTD(1))"), ("ParentSpanId", "String", "CODEC(ZSTD(1))"),
-    ("TraceState", "String", "CODEC(ZSTD(1))"), ("SpanName", "LowCardinality(String)", "CODEC(ZSTD(1))"),
-    ("SpanKind", "LowCardinality(String)", "CODEC(ZSTD(1))"), ("ServiceName", "LowCardinality(String)", "CODEC(ZSTD(1))"),
+    ("Timestamp", "DateTime64(9)", "CODEC(Delta(8), ZSTD(1))"),
+    ("TraceId", "String", "CODEC(ZSTD(1))"),
+    ("SpanId", "String", "CODEC(ZSTD(1))"),
+    ("ParentSpanId", "String", "CODEC(ZSTD(1))"),
+    ("TraceState", "String", "CODEC(ZSTD(1))"),
+    ("SpanName", "LowCardinality(String)", "CODEC(ZSTD(1))"),
+    ("SpanKind", "LowCardinality(String)", "CODEC(ZSTD(1))"),
+    ("ServiceName", "LowCardinality(String)", "CODEC(ZSTD(1))"),
     ("ResourceAttributes", "Map(LowCardinality(String), String)", "CODEC(ZSTD(1))"),
-    ("ScopeName", "String", "CODEC(ZSTD(1))"), ("ScopeVersion", "String", "CODEC(ZSTD(1))"),
-    ("SpanAttributes", "Map(LowCardinality(String), String)", "CODEC(ZSTD(1))"), ("Duration", "UInt64", "CODEC(ZSTD(1))"),
-    ("StatusCode", "LowCardinality(String)", "CODEC(ZSTD(1))"), ("StatusMessage", "String", "CODEC(ZSTD(1))"),
-    ("Events.Timestamp", "Array(DateTime64(9))", "CODEC(ZSTD(1))"), ("Events.Name", "Array(LowCardinality(String))", "CODEC(ZSTD(1))"),
+    ("ScopeName", "String", "CODEC(ZSTD(1))"),
+    ("ScopeVersion", "String", "CODEC(ZSTD(1))"),
+    ("SpanAttributes", "Map(LowCardinality(String), String)", "CODEC(ZSTD(1))"),
+    ("Duration", "UInt64", "CODEC(ZSTD(1))"),
+    ("StatusCode", "LowCardinality(String)", "CODEC(ZSTD(1))"),
+    ("StatusMessage", "String", "CODEC(ZSTD(1))"),
+    ("Events.Timestamp", "Array(DateTime64(9))", "CODEC(ZSTD(1))"),
+    ("Events.Name", "Array(LowCardinality(String))", "CODEC(ZSTD(1))"),
     ("Events.Attributes", "Array(Map(LowCardinality(String), String))", "CODEC(ZSTD(1))"),
-    ("Links.TraceId", "Array(String)", "CODEC(ZSTD(1))"), ("Links.SpanId", "Array(String)", "CODEC(ZSTD(1))"),
+    ("Links.TraceId", "Array(String)", "CODEC(ZSTD(1))"),
+    ("Links.SpanId", "Array(String)", "CODEC(ZSTD(1))"),
     ("Links.TraceState", "Array(String)", "CODEC(ZSTD(1))"),
     ("Links.Attributes", "Array(Map(LowCardinality(String), String))", "CODEC(ZSTD(1))"),
-]  # fmt: skip
+]
 CONTRIB_TRACES_INDEXES = {
-    ("idx_trace_id", "bloom_filter(0.001)", "TraceId"), ("idx_duration", "minmax", "Duration"),
+    ("idx_trace_id", "bloom_filter(0.001)", "TraceId"),
+    ("idx_duration", "minmax", "Duration"),
     ("idx_res_attr_key", "bloom_filter(0.01)", "mapKeys(ResourceAttributes)"),
     ("idx_res_attr_value", "bloom_filter(0.01)", "mapValues(ResourceAttributes)"),
     ("idx_span_attr_key", "bloom_filter(0.01)", "mapKeys(SpanAttributes)"),
     ("idx_span_attr_value", "bloom_filter(0.01)", "mapValues(SpanAttributes)"),
-}  # fmt: skip
+}
 
 
 def test_traces_table_matches_the_otel_collector_exporter(store):
     """otelcol-contrib can write into our otel_traces and create nothing: same columns, codecs, keys, indexes."""
     client, db = store.client(), store.database
-    table = client.query(f"SELECT engine, sorting_key, partition_key FROM system.tables WHERE database = '{db}' AND name = 'otel_traces'").result_rows
+    table = client.query(
+        f"SELECT engine, sorting_key, partition_key FROM system.tables WHERE database = '{db}' AND name = 'otel_traces'"
+    ).result_rows
     assert table == [("MergeTree", "ServiceName, SpanName, toDateTime(Timestamp)", "toDate(Timestamp)")]
     columns = client.query(
         f"SELECT name, type, compression_codec FROM system.columns WHERE database = '{db}' AND table = 'otel_traces' ORDER BY position"
@@ -246,8 +266,11 @@ def _named_request(name: str) -> bytes:
 
 
 def _post_and_flush(collector, body: bytes) -> None:
-    response = httpx.post(collector.endpoint_url("otlp_http") + "/v1/traces", content=body,
-                          headers={"content-type": "application/x-protobuf"})  # fmt: skip
+    response = httpx.post(
+        collector.endpoint_url("otlp_http") + "/v1/traces",
+        content=body,
+        headers={"content-type": "application/x-protobuf"},
+    )
     assert response.status_code == 200
     assert collector.pipeline.flush(30)  # one batch per request
 
@@ -261,8 +284,15 @@ def test_a_batch_a_processor_fails_on_is_quarantined_then_resent_not_lost(tmp_pa
         stats = collector.pipeline.stats
         assert (stats.quarantined_spans, stats.lost_spans) == (1, 0)
     (kept,) = (settings.data_dir / "quarantine").glob("*.otlp.pb")
-    assert ExportTraceServiceRequest.FromString(kept.read_bytes()).resource_spans[0].scope_spans[0].spans[0].name == "poison"
+    assert (
+        ExportTraceServiceRequest.FromString(kept.read_bytes()).resource_spans[0].scope_spans[0].spans[0].name
+        == "poison"
+    )
 
     with CollectorThread(settings) as fixed:  # the fix deployed: re-send the file as the log says
         _post_and_flush(fixed, kept.read_bytes())
-        assert sorted(n for (n,) in rows(fixed, "SELECT SpanName FROM {db}.otel_traces")) == ["good-1", "good-2", "poison"]
+        assert sorted(n for (n,) in rows(fixed, "SELECT SpanName FROM {db}.otel_traces")) == [
+            "good-1",
+            "good-2",
+            "poison",
+        ]

@@ -70,7 +70,9 @@ def test_services_are_pinned_healthy_and_ordered(path):
             assert port.startswith("127.0.0.1:"), f"{name}: {port} is published beyond loopback"
     grafana = compose["services"]["grafana"]["environment"]
     assert re.fullmatch(r"grafana-clickhouse-datasource@\d+\.\d+\.\d+", grafana["GF_PLUGINS_PREINSTALL_SYNC"])
-    mounts = {v.split(":")[1]: (path.parent / v.split(":")[0]).resolve() for v in compose["services"]["grafana"]["volumes"]}
+    mounts = {
+        v.split(":")[1]: (path.parent / v.split(":")[0]).resolve() for v in compose["services"]["grafana"]["volumes"]
+    }
     assert mounts["/etc/grafana/provisioning/alerting"] == ROOT / "dashboards" / "alerting"
     assert mounts["/var/lib/grafana/dashboards/foothold"] == ROOT / "dashboards" / "json"
     collector = compose["services"]["collector"]
@@ -85,17 +87,25 @@ def test_grafana_provisioning_uses_the_pinned_datasource_and_the_generated_dashb
     assert datasource["uid"] == build.DATASOURCE_UID and datasource["type"] == build.PLUGIN_TYPE
     assert datasource["jsonData"]["defaultDatabase"] == "foothold" and datasource["jsonData"]["protocol"] == "http"
     (provider,) = load(provisioning / "dashboards" / "foothold.yaml")["providers"]
-    assert provider["options"]["path"] == "/var/lib/grafana/dashboards/foothold" and provider["folder"] == build.FOLDER_TITLE
+    assert (
+        provider["options"]["path"] == "/var/lib/grafana/dashboards/foothold"
+        and provider["folder"] == build.FOLDER_TITLE
+    )
     compose = load(COMPOSE_FILES[0])
     environment = compose["services"]["grafana"]["environment"]
-    used = set(re.findall(r"\$\{(\w+)\}", (provisioning / "datasources" / "clickhouse.yaml").read_text(encoding="utf-8")))
+    used = set(
+        re.findall(r"\$\{(\w+)\}", (provisioning / "datasources" / "clickhouse.yaml").read_text(encoding="utf-8"))
+    )
     used |= set(re.findall(r"\$\{(\w+)\}", (build.ALERTING_DIR / "contact-points.yaml").read_text(encoding="utf-8")))
     assert used <= set(environment), f"Grafana needs {sorted(used - set(environment))} in its environment"
 
 
 @pytest.mark.parametrize(
     ("config", "compose_file", "cluster"),
-    [("compose/foothold.yaml", COMPOSE_FILES[0], None), ("compose/cluster/foothold.yaml", COMPOSE_FILES[1], "foothold")],
+    [
+        ("compose/foothold.yaml", COMPOSE_FILES[0], None),
+        ("compose/cluster/foothold.yaml", COMPOSE_FILES[1], "foothold"),
+    ],
 )
 def test_collector_config_loads_and_points_at_the_clickhouse_service(config, compose_file, cluster, monkeypatch):
     from foothold.collector.config import ConfigError, load_settings
@@ -108,7 +118,10 @@ def test_collector_config_loads_and_points_at_the_clickhouse_service(config, com
     with pytest.raises(ConfigError, match="auth"):
         load_settings(ROOT / config)
     assert re.fullmatch(r"\$\{FOOTHOLD_AUTH_TOKENS:\?[^}]+\}", environment["FOOTHOLD_AUTH__TOKENS"])
-    required = {"FOOTHOLD_AUTH_TOKENS": '[{"name": "agents", "sha256": "' + "ab" * 32 + '"}]', "FOOTHOLD_FINGERPRINT_KEY": "k"}
+    required = {
+        "FOOTHOLD_AUTH_TOKENS": '[{"name": "agents", "sha256": "' + "ab" * 32 + '"}]',
+        "FOOTHOLD_FINGERPRINT_KEY": "k",
+    }
 
     def interpolate(value: str) -> str:  # compose's ${VAR:-default} and ${VAR:?error}
         value = re.sub(r"\$\{(\w+):-([^}]*)\}", r"\2", str(value))
@@ -133,11 +146,18 @@ def test_cluster_xml_matches_the_services():
     assert nodes == ["ch-s1r1", "ch-s1r2", "ch-s2r1", "ch-s2r2"]
     servers = ET.parse(cluster_dir / "clickhouse" / "remote_servers.xml").getroot()
     shards = servers.findall("./remote_servers/foothold/shard")
-    assert [[r.findtext("host") for r in s.findall("replica")] for s in shards] == [["ch-s1r1", "ch-s1r2"], ["ch-s2r1", "ch-s2r2"]]
+    assert [[r.findtext("host") for r in s.findall("replica")] for s in shards] == [
+        ["ch-s1r1", "ch-s1r2"],
+        ["ch-s2r1", "ch-s2r2"],
+    ]
     for shard in shards:
         assert shard.findtext("internal_replication") == "true"
     for node in nodes:
-        mounts = {v.split(":")[1]: cluster_dir / v.split(":")[0] for v in compose["services"][node]["volumes"] if v.startswith(".")}
+        mounts = {
+            v.split(":")[1]: cluster_dir / v.split(":")[0]
+            for v in compose["services"][node]["volumes"]
+            if v.startswith(".")
+        }
         macros = ET.parse(mounts["/etc/clickhouse-server/config.d/macros.xml"]).getroot().find("macros")
         shard, replica = re.fullmatch(r"ch-s(\d)r(\d)", node).groups()
         assert macros.findtext("shard") == shard and macros.findtext("replica") == node
@@ -157,6 +177,8 @@ def test_dockerfile_installs_the_collector_extra_and_runs_collect():
             assert (ROOT / source).exists(), f"Dockerfile copies missing {source}"
     import tomllib
 
-    package_dirs = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["tool"]["setuptools"]["package-dir"]
+    package_dirs = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["tool"]["setuptools"][
+        "package-dir"
+    ]
     copied = {s for line in re.findall(r"^COPY (.+) \S+$", dockerfile, flags=re.M) for s in line.split()}
     assert set(package_dirs.values()) <= copied, "the image must contain every package folder"

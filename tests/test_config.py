@@ -31,11 +31,19 @@ def test_fingerprint_key_file_from_yaml_or_environment(tmp_path, monkeypatch):
 @pytest.mark.parametrize(
     ("content", "with_key", "message"),
     [
-        (None, False, r"fingerprint_key_file: FOOTHOLD_FINGERPRINT_KEY_FILE=\S+absent.key: cannot read the fingerprint key"),
+        (
+            None,
+            False,
+            r"fingerprint_key_file: FOOTHOLD_FINGERPRINT_KEY_FILE=\S+absent.key: cannot read the fingerprint key",
+        ),
         ("\n", False, r"fingerprint_key_file: FOOTHOLD_FINGERPRINT_KEY_FILE=\S+: the file is empty"),
         (b"\xff\xfe" + KEY.encode(), False, r"fingerprint_key_file \S+ does not hold UTF-8 text"),
-        (KEY, True, r"fingerprint_key \(FOOTHOLD_FINGERPRINT_KEY\) and fingerprint_key_file "
-                    r"\(FOOTHOLD_FINGERPRINT_KEY_FILE\) are both set"),
+        (
+            KEY,
+            True,
+            r"fingerprint_key \(FOOTHOLD_FINGERPRINT_KEY\) and fingerprint_key_file "
+            r"\(FOOTHOLD_FINGERPRINT_KEY_FILE\) are both set",
+        ),
     ],
 )
 def test_a_bad_fingerprint_key_file_is_refused_at_start_without_the_key(tmp_path, content, with_key, message):

@@ -58,10 +58,22 @@ def seed(tracer) -> None:
 
     # Persistence labels set directly on the spans, as an agent-side classifier would.
     cron = Session(tracer, "cron-writer", agent="ops-bot", task="task-9")
-    cron.call("write_file", {"file_path": "/etc/cron.d/backup"}, extra={
-        semconv.PERSISTENCE_KIND: "cron", semconv.PERSISTENCE_TECHNIQUE: "T1053.003",
-        semconv.PERSISTENCE_TARGET: "/etc/cron.d/backup"},
-        artifacts=[artifact("/etc/cron.d/backup", "create", **{semconv.PERSISTENCE_KIND: "cron", semconv.PERSISTENCE_TECHNIQUE: "T1053.003"})])  # fmt: skip
+    cron.call(
+        "write_file",
+        {"file_path": "/etc/cron.d/backup"},
+        extra={
+            semconv.PERSISTENCE_KIND: "cron",
+            semconv.PERSISTENCE_TECHNIQUE: "T1053.003",
+            semconv.PERSISTENCE_TARGET: "/etc/cron.d/backup",
+        },
+        artifacts=[
+            artifact(
+                "/etc/cron.d/backup",
+                "create",
+                **{semconv.PERSISTENCE_KIND: "cron", semconv.PERSISTENCE_TECHNIQUE: "T1053.003"},
+            )
+        ],
+    )
 
     credential_sessions(tracer)
 
@@ -193,14 +205,25 @@ def test_session_variable_narrows_every_panel(name, panel, client, variables):
 def test_session_timeline_shows_the_session_and_its_trace(client, variables):
     variables = variables | {"session": TIMELINE_SESSION}
     by_title = {p["title"]: p for p in DASHBOARDS["session-timeline"]["panels"]}
-    calls = client.query(grafana_sql(by_title["Tool calls"]["targets"][0]["rawSql"], variables, TIMELINE)).named_results()
+    calls = client.query(
+        grafana_sql(by_title["Tool calls"]["targets"][0]["rawSql"], variables, TIMELINE)
+    ).named_results()
     assert [c["ToolName"] for c in calls] == ["web_fetch", "bash", "bash", "bash", "bash"]
     trace = by_title["Trace"]["targets"][0]
     assert trace["queryType"] == "traces" and trace["format"] == build.TRACE
     spans = list(client.query(grafana_sql(trace["rawSql"], variables, TIMELINE)).named_results())
     assert spans and {s["traceID"] for s in spans} == {variables["trace_id"]}
-    assert {"traceID", "spanID", "parentSpanID", "serviceName", "operationName", "startTime", "duration", "tags",
-            "serviceTags"} <= set(spans[0])  # fmt: skip
+    assert {
+        "traceID",
+        "spanID",
+        "parentSpanID",
+        "serviceName",
+        "operationName",
+        "startTime",
+        "duration",
+        "tags",
+        "serviceTags",
+    } <= set(spans[0])
 
 
 def test_pipeline_panels_read_collector_metrics_samples(module_collector):
@@ -215,11 +238,16 @@ def test_pipeline_panels_read_collector_metrics_samples(module_collector):
     names = sorted({n for p in pipeline for n in re.findall(r"'(foothold_\w+)'", p["targets"][0]["rawSql"])})
     client.command("CREATE DATABASE IF NOT EXISTS cm_standin")
     try:
-        client.command("CREATE TABLE cm_standin.collector_metrics (Timestamp DateTime64(3), Name LowCardinality(String), "
-                       "Value Float64, Labels Map(LowCardinality(String), String)) ENGINE = MergeTree ORDER BY (Name, Timestamp)")  # fmt: skip
+        client.command(
+            "CREATE TABLE cm_standin.collector_metrics (Timestamp DateTime64(3), Name LowCardinality(String), "
+            "Value Float64, Labels Map(LowCardinality(String), String)) ENGINE = MergeTree ORDER BY (Name, Timestamp)"
+        )
         now = datetime.now(UTC)
-        samples = [[now - timedelta(seconds=age), name, value, {"receiver": "grpc"} if "requests" in name else {}]
-                   for name in names for age, value in ((30, 10.0), (15, 25.0))]  # fmt: skip
+        samples = [
+            [now - timedelta(seconds=age), name, value, {"receiver": "grpc"} if "requests" in name else {}]
+            for name in names
+            for age, value in ((30, 10.0), (15, 25.0))
+        ]
         client.insert("cm_standin.collector_metrics", samples)
         for panel in pipeline:
             sql = grafana_sql(panel["targets"][0]["rawSql"], {}, "collector-health")
@@ -264,12 +292,18 @@ def test_alert_rules_count_the_evaluators_findings(module_collector, client):
 
 
 def test_generated_files_are_up_to_date():
-    assert build.stale_files() == [], "run `foothold grafana generate` (python -m foothold.dashboards.build)"
+    assert build.stale_files() == [], "run `foothold-audit grafana generate` (python -m foothold.dashboards.build)"
 
 
 def test_dashboards_are_well_formed():
-    assert set(DASHBOARDS) == {"overview", "durable-writes", "credential-reuse", "chained-tools", "session-timeline",
-                               "collector-health"}  # fmt: skip
+    assert set(DASHBOARDS) == {
+        "overview",
+        "durable-writes",
+        "credential-reuse",
+        "chained-tools",
+        "session-timeline",
+        "collector-health",
+    }
     uids = [d["uid"] for d in DASHBOARDS.values()]
     assert len(set(uids)) == len(uids) and all(re.fullmatch(r"[a-z0-9-]{1,40}", u) for u in uids)
     for name, dashboard in DASHBOARDS.items():
@@ -278,7 +312,7 @@ def test_dashboards_are_well_formed():
         assert len(set(ids)) == len(ids), name
         for panel in build.iter_panels(dashboard):
             grid = panel["gridPos"]
-            assert 0 <= grid["x"] and grid["x"] + grid["w"] <= 24 and grid["h"] > 0, (name, panel["title"])
+            assert grid["x"] >= 0 and grid["x"] + grid["w"] <= 24 and grid["h"] > 0, (name, panel["title"])
             if panel["type"] == "text":
                 continue
             assert panel["datasource"] == build.DATASOURCE, (name, panel["title"])
@@ -288,7 +322,10 @@ def test_dashboards_are_well_formed():
                 assert target["datasource"] == build.DATASOURCE and target["editorType"] == "sql"
                 assert target["format"] in (build.TIME_SERIES, build.TABLE, build.TRACE)
                 sql = target["rawSql"]
-                assert "$__conditionalAll" not in sql and "foothold." not in sql.replace("foothold_", ""), (name, panel["title"])
+                assert "$__conditionalAll" not in sql and "foothold." not in sql.replace("foothold_", ""), (
+                    name,
+                    panel["title"],
+                )
                 if target["format"] == build.TIME_SERIES:
                     assert " AS time" in sql, (name, panel["title"])
         for variable in dashboard["templating"]["list"]:
@@ -296,7 +333,12 @@ def test_dashboards_are_well_formed():
             if variable["type"] == "query":
                 assert variable["datasource"] == build.DATASOURCE
         variables = {v["name"] for v in dashboard["templating"]["list"]}
-        used = set(re.findall(r"\$\{?(\w+)", json.dumps([t["rawSql"] for p in build.iter_panels(dashboard) for t in p.get("targets", [])])))
+        used = set(
+            re.findall(
+                r"\$\{?(\w+)",
+                json.dumps([t["rawSql"] for p in build.iter_panels(dashboard) for t in p.get("targets", [])]),
+            )
+        )
         assert {u for u in used if not u.startswith("__")} <= variables, name
 
 
@@ -305,9 +347,17 @@ def test_findings_tables_link_to_the_session_timeline():
     assert timeline["uid"] == build.TIMELINE_UID
     assert {v["name"] for v in timeline["templating"]["list"]} >= {"session", "trace_id", "agent"}
     for name in ("overview", "durable-writes", "credential-reuse", "chained-tools"):
-        links = [link["url"] for p in DASHBOARDS[name]["panels"] for o in p.get("fieldConfig", {}).get("overrides", [])
-                 for prop in o["properties"] if prop["id"] == "links" for link in prop["value"]]  # fmt: skip
-        assert links and all(u.startswith("/d/foothold-session-timeline?var-session=${__value.raw}") for u in links), name
+        links = [
+            link["url"]
+            for p in DASHBOARDS[name]["panels"]
+            for o in p.get("fieldConfig", {}).get("overrides", [])
+            for prop in o["properties"]
+            if prop["id"] == "links"
+            for link in prop["value"]
+        ]
+        assert links and all(u.startswith("/d/foothold-session-timeline?var-session=${__value.raw}") for u in links), (
+            name
+        )
 
 
 def test_alert_rule_file_is_well_formed():
@@ -329,7 +379,9 @@ def test_alert_rule_file_is_well_formed():
         for data in rule["data"]:
             assert set(data) >= {"refId", "relativeTimeRange", "datasourceUid", "model"}
             assert data["model"]["refId"] == data["refId"]
-            assert isinstance(data["relativeTimeRange"]["from"], int) and isinstance(data["relativeTimeRange"]["to"], int)
+            assert isinstance(data["relativeTimeRange"]["from"], int) and isinstance(
+                data["relativeTimeRange"]["to"], int
+            )
             if data["datasourceUid"] == build.EXPRESSION_UID:
                 assert data["model"]["type"] in ("reduce", "threshold", "math", "classic_conditions")
                 assert data["model"]["expression"] in ref_ids
@@ -361,7 +413,7 @@ def test_generated_files_ship_as_package_data():
 
     def folder(package: str) -> Path:
         base = max((p for p in mapping if package == p or package.startswith(p + ".")), key=len)
-        return root / mapping[base] / Path(*package[len(base):].split(".")[1:])
+        return root / mapping[base] / Path(*package[len(base) :].split(".")[1:])
 
     rules = [(folder(pkg), pattern) for pkg, patterns in setuptools["package-data"].items() for pattern in patterns]
     for path in build.rendered_files():

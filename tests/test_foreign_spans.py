@@ -17,7 +17,10 @@ def test_pydantic_ai_tool_spans_land_in_tool_calls(collector):
     from pydantic_ai.models.test import TestModel
 
     agent_sdk = sdk_agent(collector, service="pydantic-ai-agent")
-    agent = Agent(TestModel(), capabilities=[Instrumentation(settings=InstrumentationSettings(tracer_provider=agent_sdk.provider))])
+    agent = Agent(
+        TestModel(),
+        capabilities=[Instrumentation(settings=InstrumentationSettings(tracer_provider=agent_sdk.provider))],
+    )
 
     @agent.tool_plain
     def run_shell(command: str) -> str:
@@ -53,4 +56,6 @@ def test_openinference_tool_spans_land_in_tool_calls(collector):
         instrumentor.uninstrument()
         agent_sdk.close()
     calls = rows(collector, "SELECT ToolName, Arguments, PersistenceKind, ServiceName FROM {db}.tool_calls")
-    assert calls == [("bash", "echo ssh-ed25519 AAAA >> ~/.ssh/authorized_keys", "ssh_authorized_keys", "openinference-agent")]
+    assert calls == [
+        ("bash", "echo ssh-ed25519 AAAA >> ~/.ssh/authorized_keys", "ssh_authorized_keys", "openinference-agent")
+    ]

@@ -19,7 +19,9 @@ from foothold.collector.otlp import BadRequest, decode_json, decode_protobuf, va
 from foothold.collector.receivers.http import _decompress, _HttpError
 from foothold.collector.rows import to_batch
 
-LIMITS = LimitsConfig(max_spans_per_request=500, max_attributes_per_span=16, max_attribute_value_bytes=64, max_nesting_depth=4)
+LIMITS = LimitsConfig(
+    max_spans_per_request=500, max_attributes_per_span=16, max_attribute_value_bytes=64, max_nesting_depth=4
+)
 FUZZ = settings(max_examples=300, deadline=2000, suppress_health_check=[HealthCheck.too_slow], derandomize=True)
 
 
@@ -69,8 +71,10 @@ def test_random_bytes_as_json(body):
 
 
 @FUZZ
-@given(st.lists(st.tuples(st.integers(0, len(VALID) - 1), st.integers(0, 255)), min_size=1, max_size=8),
-       st.integers(0, len(VALID)))  # fmt: skip
+@given(
+    st.lists(st.tuples(st.integers(0, len(VALID) - 1), st.integers(0, 255)), min_size=1, max_size=8),
+    st.integers(0, len(VALID)),
+)
 def test_mutated_valid_protobuf(mutations, cut):
     body = bytearray(VALID)
     for index, byte in mutations:
@@ -82,8 +86,11 @@ GZIPPED, GZIP_LIMIT = gzip.compress(VALID, mtime=0), 3 * len(VALID)
 
 
 @FUZZ
-@given(st.integers(1, 4), st.lists(st.tuples(st.integers(0, 4 * len(GZIPPED)), st.integers(0, 255)), max_size=4),
-       st.none() | st.integers(0, 4 * len(GZIPPED)))  # fmt: skip
+@given(
+    st.integers(1, 4),
+    st.lists(st.tuples(st.integers(0, 4 * len(GZIPPED)), st.integers(0, 255)), max_size=4),
+    st.none() | st.integers(0, 4 * len(GZIPPED)),
+)
 def test_gzip_bodies_are_inflated_whole_or_refused(members, mutations, cut):
     """Each member to its end, all members, never over the limit: else 400 or 413, never a silent prefix."""
     body = bytearray(GZIPPED * members)
@@ -155,9 +162,32 @@ JSON_VALUES = st.recursive(
     lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=12), children, max_size=4),
     max_leaves=30,
 )
-KEYS = st.sampled_from(["resourceSpans", "scopeSpans", "spans", "traceId", "spanId", "parentSpanId", "attributes",
-                        "key", "value", "stringValue", "intValue", "arrayValue", "kvlistValue", "values", "events",
-                        "links", "kind", "status", "code", "startTimeUnixNano", "name", "resource"])  # fmt: skip
+KEYS = st.sampled_from(
+    [
+        "resourceSpans",
+        "scopeSpans",
+        "spans",
+        "traceId",
+        "spanId",
+        "parentSpanId",
+        "attributes",
+        "key",
+        "value",
+        "stringValue",
+        "intValue",
+        "arrayValue",
+        "kvlistValue",
+        "values",
+        "events",
+        "links",
+        "kind",
+        "status",
+        "code",
+        "startTimeUnixNano",
+        "name",
+        "resource",
+    ]
+)
 
 
 @st.composite
@@ -183,5 +213,13 @@ def test_deep_json(depth):
     value = b'{"stringValue":"x"}'
     for _ in range(depth % 200):
         value = b'{"kvlistValue":{"values":[{"key":"k","value":' + value + b"}]}}"
-    span = b'{"traceId":"' + b"1" * 32 + b'","spanId":"' + b"2" * 16 + b'","attributes":[{"key":"a","value":' + value + b"}]}"
+    span = (
+        b'{"traceId":"'
+        + b"1" * 32
+        + b'","spanId":"'
+        + b"2" * 16
+        + b'","attributes":[{"key":"a","value":'
+        + value
+        + b"}]}"
+    )
     _pipeline(decode_json, b'{"resourceSpans":[{"scopeSpans":[{"spans":[' + span + b"]}]}]}")

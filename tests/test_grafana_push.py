@@ -1,4 +1,4 @@
-"""`foothold grafana push` against a stand-in Grafana that checks each request against the documented HTTP API.
+"""`foothold-audit grafana push` against a stand-in Grafana that checks each request against the documented HTTP API.
 
 The stand-in (stdlib http.server on 127.0.0.1, a free port) keeps data sources, folders, dashboards and
 alert rules in memory and answers like Grafana: 404 for unknown uids, the documented paths and methods
@@ -77,9 +77,18 @@ class FakeGrafana:
     def get_datasource(self, _body, uid):
         if uid not in self.datasources:
             return 404, {"message": "Data source not found"}
-        return 200, served(self.datasources[uid], orgId=1, url="", user="", database="", basicAuth=False,
-                           withCredentials=False, readOnly=False, secureJsonFields={"password": True},
-                           typeLogoUrl="public/plugins/grafana-clickhouse-datasource/img/logo.svg")  # fmt: skip
+        return 200, served(
+            self.datasources[uid],
+            orgId=1,
+            url="",
+            user="",
+            database="",
+            basicAuth=False,
+            withCredentials=False,
+            readOnly=False,
+            secureJsonFields={"password": True},
+            typeLogoUrl="public/plugins/grafana-clickhouse-datasource/img/logo.svg",
+        )
 
     def create_datasource(self, body):
         if not self._require("POST /api/datasources", body, {"name", "type", "access", "uid", "jsonData"}):
@@ -87,7 +96,10 @@ class FakeGrafana:
         if body["uid"] in self.datasources:
             self.problems.append("duplicate data source create")
             return 409, {"message": "data source with the same uid already exists"}
-        stored = {k: v for k, v in body.items() if k != "secureJsonData"} | {"id": len(self.datasources) + 1, "version": 1}
+        stored = {k: v for k, v in body.items() if k != "secureJsonData"} | {
+            "id": len(self.datasources) + 1,
+            "version": 1,
+        }
         self.datasources[body["uid"]] = stored
         return 200, {"datasource": stored, "id": stored["id"], "message": "Datasource added", "name": body["name"]}
 
@@ -97,15 +109,25 @@ class FakeGrafana:
         if not self._require(f"PUT /api/datasources/uid/{uid}", body, {"name", "type", "access"}):
             return 400, {"message": "bad request"}
         old = self.datasources[uid]
-        self.datasources[uid] = {k: v for k, v in body.items() if k != "secureJsonData"} | {"id": old["id"], "version": old["version"] + 1}
+        self.datasources[uid] = {k: v for k, v in body.items() if k != "secureJsonData"} | {
+            "id": old["id"],
+            "version": old["version"] + 1,
+        }
         return 200, {"datasource": self.datasources[uid], "message": "Datasource updated"}
 
     # --- /api/folders -----------------------------------------------------------------------------------
     def get_folder(self, _body, uid):
         if uid not in self.folders:
             return 404, {"message": "folder not found"}
-        return 200, served(self.folders[uid], url=f"/dashboards/f/{uid}/", hasAcl=False, canSave=True, created=UPDATED,
-                           updated=UPDATED, parents=[])  # fmt: skip
+        return 200, served(
+            self.folders[uid],
+            url=f"/dashboards/f/{uid}/",
+            hasAcl=False,
+            canSave=True,
+            created=UPDATED,
+            updated=UPDATED,
+            parents=[],
+        )
 
     def create_folder(self, body):
         if not self._require("POST /api/folders", body, {"title"}):
@@ -133,9 +155,17 @@ class FakeGrafana:
         if uid not in self.dashboards:
             return 404, {"message": "Dashboard not found"}
         stored = self.dashboards[uid]
-        meta = {"folderUid": stored["folderUid"], "folderTitle": self.folders[stored["folderUid"]]["title"], "slug": uid,
-                "url": f"/d/{uid}", "version": stored["dashboard"]["version"], "created": UPDATED, "updated": UPDATED,
-                "canSave": True, "provisioned": False}  # fmt: skip
+        meta = {
+            "folderUid": stored["folderUid"],
+            "folderTitle": self.folders[stored["folderUid"]]["title"],
+            "slug": uid,
+            "url": f"/d/{uid}",
+            "version": stored["dashboard"]["version"],
+            "created": UPDATED,
+            "updated": UPDATED,
+            "canSave": True,
+            "provisioned": False,
+        }
         return 200, {"dashboard": served(stored["dashboard"]), "meta": meta}
 
     def save_dashboard(self, body):
@@ -150,8 +180,17 @@ class FakeGrafana:
         if dashboard["uid"] in self.dashboards and not body.get("overwrite"):
             return 412, {"status": "version-mismatch"}
         version = self.dashboards.get(dashboard["uid"], {"dashboard": {"version": 0}})["dashboard"]["version"] + 1
-        self.dashboards[dashboard["uid"]] = {"dashboard": dashboard | {"id": 7, "version": version}, "folderUid": body["folderUid"]}
-        return 200, {"id": 7, "uid": dashboard["uid"], "status": "success", "version": version, "url": f"/d/{dashboard['uid']}"}
+        self.dashboards[dashboard["uid"]] = {
+            "dashboard": dashboard | {"id": 7, "version": version},
+            "folderUid": body["folderUid"],
+        }
+        return 200, {
+            "id": 7,
+            "uid": dashboard["uid"],
+            "status": "success",
+            "version": version,
+            "url": f"/d/{dashboard['uid']}",
+        }
 
     # --- /api/v1/provisioning/alert-rules ---------------------------------------------------------------
     RULE_KEYS = {"title", "condition", "data", "folderUID", "ruleGroup", "noDataState", "execErrState", "for", "orgID"}
@@ -198,8 +237,12 @@ class FakeGrafana:
     def get_rule_group(self, _body, folder, group):
         if not self._group(folder, group):
             return 404, {"message": "rule group does not exist"}
-        return 200, {"title": group, "folderUid": folder, "interval": self.rule_intervals[(folder, group)],
-                     "rules": [self._served_rule(uid) for uid in self._group(folder, group)]}  # fmt: skip
+        return 200, {
+            "title": group,
+            "folderUid": folder,
+            "interval": self.rule_intervals[(folder, group)],
+            "rules": [self._served_rule(uid) for uid in self._group(folder, group)],
+        }
 
     def put_rule_group(self, body, folder, group):
         what = f"PUT /api/v1/provisioning/folder/{folder}/rule-groups/{group}"
@@ -210,9 +253,14 @@ class FakeGrafana:
             self.problems.append(f"{what}: interval must be whole seconds, a multiple of 10, got {interval!r}")
             return 400, {"message": "invalid interval"}
         rules = body["rules"]
-        if body["title"] != group or not all(self._check_rule(what, r) for r in rules) or \
-                any((r["folderUID"], r["ruleGroup"]) != (folder, group) or r.get("uid") not in self.rules for r in rules):
-            self.problems.append(f"{what}: a rule of another group, malformed, or new (the stand-in models updates only)")
+        if (
+            body["title"] != group
+            or not all(self._check_rule(what, r) for r in rules)
+            or any((r["folderUID"], r["ruleGroup"]) != (folder, group) or r.get("uid") not in self.rules for r in rules)
+        ):
+            self.problems.append(
+                f"{what}: a rule of another group, malformed, or new (the stand-in models updates only)"
+            )
             return 400, {"message": "invalid rule group"}
         for uid in set(self._group(folder, group)) - {r["uid"] for r in rules}:  # the group is replaced
             del self.rules[uid]
@@ -259,7 +307,7 @@ def _handler(grafana: FakeGrafana):
             self.end_headers()
             self.wfile.write(data)
 
-        do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = _serve  # noqa: N815 (http.server's naming)
+        do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = _serve
 
         def log_message(self, *args) -> None:
             pass
@@ -282,8 +330,11 @@ def run_push(url: str, *extra: str, password: str | None = "s3cret"):
     app = typer.Typer()
     app.add_typer(grafana_app, name="grafana")
     secret = ["--clickhouse-password", password] if password else []
-    result = CliRunner().invoke(app, ["grafana", "push", "--url", url, "--token", TOKEN, "--clickhouse-host", "ch.internal",
-                                      *secret, *extra], env={"COLUMNS": "200", "FOOTHOLD_CLICKHOUSE_PASSWORD": None})  # fmt: skip
+    result = CliRunner().invoke(
+        app,
+        ["grafana", "push", "--url", url, "--token", TOKEN, "--clickhouse-host", "ch.internal", *secret, *extra],
+        env={"COLUMNS": "200", "FOOTHOLD_CLICKHOUSE_PASSWORD": None},
+    )
     assert result.exit_code == 0, result.output
     return result.output
 
@@ -299,8 +350,12 @@ def test_push_creates_everything_then_a_second_push_updates_without_duplicates(g
     assert set(state.datasources) == {"foothold-clickhouse"} and set(state.folders) == {"foothold"}
     ds = state.datasources["foothold-clickhouse"]
     assert ds["type"] == "grafana-clickhouse-datasource"
-    assert {k: ds["jsonData"][k] for k in ("host", "port", "protocol", "defaultDatabase")} == \
-        {"host": "ch.internal", "port": 8123, "protocol": "http", "defaultDatabase": "foothold"}
+    assert {k: ds["jsonData"][k] for k in ("host", "port", "protocol", "defaultDatabase")} == {
+        "host": "ch.internal",
+        "port": 8123,
+        "protocol": "http",
+        "defaultDatabase": "foothold",
+    }
     assert set(state.dashboards) == dashboards and all(d["folderUid"] == "foothold" for d in state.dashboards.values())
     assert len(state.rules) == rule_count
     rule = state.rules["foothold-durable-write"]
@@ -356,7 +411,11 @@ def test_push_restores_the_folder_title(grafana):
     state.folders["foothold"]["title"] = "renamed by hand"
     state.requests.clear()
     output = run_push(url, password=None)
-    assert state.problems == [] and state.writes() == [("PUT", "/api/folders/foothold")] and "0 created, 1 updated" in output
+    assert (
+        state.problems == []
+        and state.writes() == [("PUT", "/api/folders/foothold")]
+        and "0 created, 1 updated" in output
+    )
     assert state.folders["foothold"]["title"] == build.FOLDER_TITLE
 
 
@@ -420,7 +479,9 @@ def test_basic_auth_when_no_token(grafana):
     url, state = grafana
     app = typer.Typer()
     app.add_typer(grafana_app, name="grafana")
-    result = CliRunner().invoke(app, ["grafana", "push", "--url", url, "--user", "admin", "--password", "pw", "--dry-run"])
+    result = CliRunner().invoke(
+        app, ["grafana", "push", "--url", url, "--user", "admin", "--password", "pw", "--dry-run"]
+    )
     assert result.exit_code == 0, result.output
     assert state.authorizations == {BASIC}
     bad = CliRunner().invoke(app, ["grafana", "push", "--url", url, "--user", "admin", "--password", "wrong"])

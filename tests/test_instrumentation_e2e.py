@@ -21,7 +21,7 @@ from tests.test_redact import every_planted, planted_secrets
 
 
 @pytest.fixture
-def wired(collector, home):  # noqa: F811
+def wired(collector, home):
     harness = instrument(home, provider=sdk_agent(collector).provider, capture_content=True)
     yield collector, harness, home
     harness.close()
@@ -47,11 +47,14 @@ def test_calls_and_artifacts_arrive_with_attributes_and_parentage(wired):
             raise ValueError("boom")
         with fh.tool_call("bash", arguments={"command": "echo key >> ~/.ssh/authorized_keys"}, cwd=str(workdir)):
             (home / ".ssh").mkdir(exist_ok=True)
-            subprocess.run(["sh", "-c", "echo ssh-ed25519 AAAA attacker >> \"$HOME/.ssh/authorized_keys\""], check=True)
+            subprocess.run(["sh", "-c", 'echo ssh-ed25519 AAAA attacker >> "$HOME/.ssh/authorized_keys"'], check=True)
     harness.instrumentation.force_flush()
 
-    calls = rows(collector, "SELECT ToolName, Status, ErrorType, SessionId, AgentName, TaskId, SpanId, ParentSpanId, "
-                            "PersistenceKind FROM {db}.tool_calls ORDER BY Timestamp")  # fmt: skip
+    calls = rows(
+        collector,
+        "SELECT ToolName, Status, ErrorType, SessionId, AgentName, TaskId, SpanId, ParentSpanId, "
+        "PersistenceKind FROM {db}.tool_calls ORDER BY Timestamp",
+    )
     by_name = {c[0]: c for c in calls}
     assert [c[0] for c in calls] == ["write_notes", "inner_read", "async_lookup", "explode", "bash"]
     assert all(c[3:6] == ("e2e", "coder", "t-9") for c in calls)
@@ -59,8 +62,11 @@ def test_calls_and_artifacts_arrive_with_attributes_and_parentage(wired):
     assert by_name["explode"][1:3] == ("Error", "ValueError")
     assert by_name["bash"][8] == "ssh_authorized_keys"  # declared intent, judged on ingest
 
-    artifacts = rows(collector, "SELECT Path, Kind, Action, Source, ToolSpanId, SessionId, PersistenceKind, Technique "
-                                "FROM {db}.artifacts WHERE Kind = 'file' ORDER BY Path")  # fmt: skip
+    artifacts = rows(
+        collector,
+        "SELECT Path, Kind, Action, Source, ToolSpanId, SessionId, PersistenceKind, Technique "
+        "FROM {db}.artifacts WHERE Kind = 'file' ORDER BY Path",
+    )
     paths = {a[0]: a for a in artifacts}
     notes, keys = paths[str(workdir / "notes.txt")], paths[str(home / ".ssh/authorized_keys")]
     assert notes[4] == by_name["write_notes"][6] and notes[3] == "audit_hook" and notes[5] == "e2e"
@@ -105,7 +111,9 @@ def leaked(collector, secrets: dict[str, str]) -> list[str]:
     return [
         name
         for name, secret in secrets.items()
-        if any(part in stored for part in (secret, *(line for line in secret.splitlines() if not line.startswith("-----"))))
+        if any(
+            part in stored for part in (secret, *(line for line in secret.splitlines() if not line.startswith("-----")))
+        )
     ]
 
 
@@ -114,9 +122,13 @@ def test_leak_check_finds_raw_multiline_secrets_in_any_table(collector):
     table = f"{collector.store.database}.leak_probe"
     client = collector.store.client()
     client.command(f"CREATE TABLE {table} (m Map(String, String), a Array(String)) ENGINE = Memory")
-    client.insert(table, [[{"k": pems["pem"]}, [orjson.dumps(pems["gcp_service_account"]).decode()]]], column_names=["m", "a"])
+    client.insert(
+        table, [[{"k": pems["pem"]}, [orjson.dumps(pems["gcp_service_account"]).decode()]]], column_names=["m", "a"]
+    )
     assert leaked(collector, pems) == ["pem", "gcp_service_account"]  # raw, and JSON-escaped line by line
-    assert not any(value in str(rows(collector, f"SELECT * FROM {table}")) for value in pems.values())  # what str() missed
+    assert not any(
+        value in str(rows(collector, f"SELECT * FROM {table}")) for value in pems.values()
+    )  # what str() missed
 
 
 def test_planted_secrets_never_reach_clickhouse_but_their_fingerprints_do(wired):
@@ -143,4 +155,6 @@ def test_planted_secrets_never_reach_clickhouse_but_their_fingerprints_do(wired)
         assert all(redacted in text for text in by_tool[name]), name  # in the arguments and in the result
     fingerprints = rows(collector, "SELECT CredentialFingerprint FROM {db}.tool_calls WHERE ToolName = 'git_push'")
     assert fingerprints == [(declared.fingerprint,)]
-    assert f"fp={declared.fingerprint}" in by_tool["github_classic"][0]  # the redacted occurrence correlates with the declaration
+    assert (
+        f"fp={declared.fingerprint}" in by_tool["github_classic"][0]
+    )  # the redacted occurrence correlates with the declaration

@@ -18,7 +18,7 @@ from tests.test_instrumentation import _reset, home, instrument  # noqa: F401 (f
 
 
 @pytest.fixture
-def wired(collector, home):  # noqa: F811
+def wired(collector, home):
     harness = instrument(home, provider=sdk_agent(collector).provider, capture_content=True)
     assert "langchain" in fh.instrument("langchain")
     yield collector, harness
@@ -44,26 +44,44 @@ def test_tool_calls_carry_call_id_arguments_result_and_artifacts(wired, home: Pa
         return key.upper()
 
     with fh.session(conversation_id="lc-session", agent_name="lc-agent"):
-        message = write_file.invoke({"name": "write_file", "id": "call_lc_1", "type": "tool_call",
-                                     "args": {"path": "~/.ssh/authorized_keys", "content": "ssh-ed25519 AAAA x\n"}})
+        message = write_file.invoke(
+            {
+                "name": "write_file",
+                "id": "call_lc_1",
+                "type": "tool_call",
+                "args": {"path": "~/.ssh/authorized_keys", "content": "ssh-ed25519 AAAA x\n"},
+            }
+        )
         assert message.tool_call_id == "call_lc_1"
-        assert asyncio.run(lookup.ainvoke({"name": "lookup", "id": "call_lc_2", "type": "tool_call",
-                                           "args": {"key": "k"}})).content == "K"
+        assert (
+            asyncio.run(
+                lookup.ainvoke({"name": "lookup", "id": "call_lc_2", "type": "tool_call", "args": {"key": "k"}})
+            ).content
+            == "K"
+        )
         assert write_file.invoke({"path": str(home / "notes.txt"), "content": "hi"}) == "wrote 2 bytes"
     harness.instrumentation.force_flush()
 
-    calls = rows(collector, "SELECT ToolName, ToolCallId, SessionId, AgentName, Arguments, PersistenceKind, SpanId "
-                            "FROM {db}.tool_calls ORDER BY Timestamp")  # fmt: skip
+    calls = rows(
+        collector,
+        "SELECT ToolName, ToolCallId, SessionId, AgentName, Arguments, PersistenceKind, SpanId "
+        "FROM {db}.tool_calls ORDER BY Timestamp",
+    )
     assert [c[:4] for c in calls] == [
         ("write_file", "call_lc_1", "lc-session", "lc-agent"),
         ("lookup", "call_lc_2", "lc-session", "lc-agent"),
         ("write_file", calls[2][1], "lc-session", "lc-agent"),
     ]
     assert "authorized_keys" in calls[0][4] and calls[0][5] == "ssh_authorized_keys"
-    result = rows(collector, "SELECT SpanAttributes['gen_ai.tool.call.result'] FROM {db}.otel_traces WHERE SpanId = %(id)s",
-                  id=calls[1][6])
+    result = rows(
+        collector,
+        "SELECT SpanAttributes['gen_ai.tool.call.result'] FROM {db}.otel_traces WHERE SpanId = %(id)s",
+        id=calls[1][6],
+    )
     assert result == [("K",)]
-    artifacts = rows(collector, "SELECT Path, Source, ToolSpanId, PersistenceKind FROM {db}.artifacts WHERE Kind = 'file'")
+    artifacts = rows(
+        collector, "SELECT Path, Source, ToolSpanId, PersistenceKind FROM {db}.artifacts WHERE Kind = 'file'"
+    )
     assert (str(home / ".ssh/authorized_keys"), "audit_hook", calls[0][6], "ssh_authorized_keys") in artifacts
 
 

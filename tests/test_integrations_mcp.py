@@ -58,7 +58,7 @@ SERVER = textwrap.dedent(
 )
 
 
-def server_params(tmp_path: Path, home: Path, collector) -> StdioServerParameters:  # noqa: F811
+def server_params(tmp_path: Path, home: Path, collector) -> StdioServerParameters:
     script = tmp_path / "mcp_server.py"
     script.write_text(SERVER)
     env = {
@@ -74,7 +74,7 @@ def server_params(tmp_path: Path, home: Path, collector) -> StdioServerParameter
 
 
 @pytest.fixture
-def wired(collector, home):  # noqa: F811
+def wired(collector, home):
     agent = sdk_agent(collector, service="mcp-test-client")
     harness = instrument(home, provider=agent.provider, capture_content=True)
     fh.instrument("mcp", tracer_provider=agent.provider)
@@ -109,8 +109,11 @@ def test_client_and_server_spans_join_one_trace_with_arguments_session_and_artif
     assert keys.read_text().startswith("ssh-ed25519 AAAA")
     harness.instrumentation.force_flush()
 
-    calls = rows(collector, "SELECT ToolName, ServiceName, SessionId, AgentName, Status, ErrorType, Arguments, TraceId, "
-                            "SpanId, ParentSpanId, PersistenceKind FROM {db}.tool_calls ORDER BY Timestamp")  # fmt: skip
+    calls = rows(
+        collector,
+        "SELECT ToolName, ServiceName, SessionId, AgentName, Status, ErrorType, Arguments, TraceId, "
+        "SpanId, ParentSpanId, PersistenceKind FROM {db}.tool_calls ORDER BY Timestamp",
+    )
     by_tool = {c[0]: c for c in calls}
     assert sorted(by_tool) == ["append_file", "fail"] and len(calls) == 2  # one row per MCP call: the client's
     client_call = by_tool["append_file"]
@@ -119,9 +122,12 @@ def test_client_and_server_spans_join_one_trace_with_arguments_session_and_artif
     assert client_call[10] == "ssh_authorized_keys"  # declared intent, judged on ingest
     assert by_tool["fail"][4:6] == ("Error", "tool_error")
 
-    servers = rows(collector, "SELECT SpanAttributes, TraceId, SpanId, ParentSpanId, StatusCode FROM {db}.otel_traces "
-                              "WHERE ServiceName = 'mcp-test-server' AND SpanAttributes['mcp.method.name'] = 'tools/call' "
-                              "ORDER BY Timestamp")  # fmt: skip
+    servers = rows(
+        collector,
+        "SELECT SpanAttributes, TraceId, SpanId, ParentSpanId, StatusCode FROM {db}.otel_traces "
+        "WHERE ServiceName = 'mcp-test-server' AND SpanAttributes['mcp.method.name'] = 'tools/call' "
+        "ORDER BY Timestamp",
+    )
     server_attrs, server_trace, server_span, server_parent, _ = servers[0]
     assert server_trace == client_call[7]  # one trace across the two processes
     assert server_parent == client_call[8]  # the server span is the client span's child
@@ -130,8 +136,11 @@ def test_client_and_server_spans_join_one_trace_with_arguments_session_and_artif
     assert "appended to" in server_attrs["gen_ai.tool.call.result"]
     assert servers[1][4] == "Error"  # the failing tool, on the server side too
 
-    artifacts = rows(collector, "SELECT Path, Source, ToolSpanId, PersistenceKind, ServiceName FROM {db}.artifacts "
-                                "WHERE Kind = 'file' AND ServiceName = 'mcp-test-server'")  # fmt: skip
+    artifacts = rows(
+        collector,
+        "SELECT Path, Source, ToolSpanId, PersistenceKind, ServiceName FROM {db}.artifacts "
+        "WHERE Kind = 'file' AND ServiceName = 'mcp-test-server'",
+    )
     assert (str(keys), "audit_hook", server_span, "ssh_authorized_keys", "mcp-test-server") in artifacts
     from foothold.collector.access import open_reader
     from foothold.collector.timeline import session_timeline
@@ -141,9 +150,12 @@ def test_client_and_server_spans_join_one_trace_with_arguments_session_and_artif
     (append,) = [c for c in timeline.calls if c.tool == "append_file"]
     assert str(keys) in [a.path for a in append.artifacts]  # the server's artifact, under the client's call
 
-    reads = rows(collector, "SELECT SpanKind, SpanAttributes['mcp.method.name'], SpanAttributes['mcp.resource.uri'], "
-                            "SpanAttributes['gen_ai.conversation.id'] FROM {db}.otel_traces "
-                            "WHERE SpanAttributes['mcp.method.name'] = 'resources/read' ORDER BY SpanKind")  # fmt: skip
+    reads = rows(
+        collector,
+        "SELECT SpanKind, SpanAttributes['mcp.method.name'], SpanAttributes['mcp.resource.uri'], "
+        "SpanAttributes['gen_ai.conversation.id'] FROM {db}.otel_traces "
+        "WHERE SpanAttributes['mcp.method.name'] = 'resources/read' ORDER BY SpanKind",
+    )
     assert ("Server", "resources/read", "notes://readme", "mcp-session") in [tuple(r) for r in reads]
 
 

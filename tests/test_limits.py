@@ -6,17 +6,22 @@ import os
 
 import httpx
 import pytest
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest, ExportTraceServiceResponse
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+    ExportTraceServiceRequest,
+    ExportTraceServiceResponse,
+)
 
-from foothold.collector.config import LimitsConfig
 from foothold.collector.auth import stamp_sender
+from foothold.collector.config import LimitsConfig
 from foothold.collector.otlp import BadRequest, LimitExceeded, validate
 from foothold.collector.rows import NESTING_MARKER, TRUNCATED_ATTRIBUTES, Truncations, to_batch
-from foothold.semconv import SENDER
 from foothold.collector.service import CollectorThread
+from foothold.semconv import SENDER
 from tests.conftest import make_settings, rows
 
-LIMITS = LimitsConfig(max_spans_per_request=10, max_attributes_per_span=4, max_attribute_value_bytes=32, max_nesting_depth=3)
+LIMITS = LimitsConfig(
+    max_spans_per_request=10, max_attributes_per_span=4, max_attribute_value_bytes=32, max_nesting_depth=3
+)
 
 
 def _request(spans: int = 1) -> ExportTraceServiceRequest:

@@ -57,7 +57,7 @@ def test_proxy_passes_bytes_through_unchanged_and_records_calls(tmp_path: Path, 
     q = {name: shlex.quote(str(path)) for name, path in taps.items()}
     py = shlex.quote(sys.executable)
     inner = f"tee {q['server_in']} | {py} {shlex.quote(str(server))} 2>{shlex.quote(str(tmp_path / 'server.log'))} | tee {q['server_out']}"
-    proxy = f"{py} -m foothold mcp-proxy -- sh -c {shlex.quote(inner)}"
+    proxy = f"{py} -m foothold-audit mcp-proxy -- sh -c {shlex.quote(inner)}"
     pipeline = f"tee {q['client_out']} | {proxy} | tee {q['client_in']}"
     env = {
         "HOME": str(home),
@@ -73,8 +73,9 @@ def test_proxy_passes_bytes_through_unchanged_and_records_calls(tmp_path: Path, 
         async with stdio_client(params) as (read, write):
             async with ClientSession(read, write) as client:
                 await client.initialize()
-                appended = await client.call_tool("append_file", {"path": "~/.ssh/authorized_keys",
-                                                                  "content": "ssh-ed25519 AAAA attacker\n"})
+                appended = await client.call_tool(
+                    "append_file", {"path": "~/.ssh/authorized_keys", "content": "ssh-ed25519 AAAA attacker\n"}
+                )
                 failed = await client.call_tool("fail", {"reason": "nope"})
                 resource = await client.read_resource("notes://readme")
                 return appended, failed, resource
@@ -88,18 +89,25 @@ def test_proxy_passes_bytes_through_unchanged_and_records_calls(tmp_path: Path, 
     assert taps["server_in"].read_bytes() == sent  # requests reach the server byte-for-byte
     assert taps["server_out"].read_bytes() == received  # responses reach the client byte-for-byte
 
-    calls = rows(collector, "SELECT ToolName, Status, ErrorType, PersistenceKind, ToolCategories, SessionId, SpanId, "
-                            "ServiceName FROM {db}.tool_calls ORDER BY Timestamp")  # fmt: skip
+    calls = rows(
+        collector,
+        "SELECT ToolName, Status, ErrorType, PersistenceKind, ToolCategories, SessionId, SpanId, "
+        "ServiceName FROM {db}.tool_calls ORDER BY Timestamp",
+    )
     assert [c[0] for c in calls] == ["append_file", "fail", "resources/read"]
     append, fail, read = calls
     assert append[3] == "ssh_authorized_keys" and append[7] == "foothold-mcp-proxy"
     assert fail[1] == "Error"
     assert "untrusted_input" in read[4]
     assert len({c[5] for c in calls}) == 1 and calls[0][5].startswith("mcp-proxy-")  # one stdio connection, one session
-    attrs = dict(rows(collector, "SELECT SpanAttributes FROM {db}.otel_traces WHERE SpanId = %(id)s", id=append[6])[0][0])
+    attrs = dict(
+        rows(collector, "SELECT SpanAttributes FROM {db}.otel_traces WHERE SpanId = %(id)s", id=append[6])[0][0]
+    )
     assert attrs["mcp.method.name"] == "tools/call" and attrs["jsonrpc.request.id"]
     assert "authorized_keys" in attrs["gen_ai.tool.call.arguments"] and "appended" in attrs["gen_ai.tool.call.result"]
-    artifacts = rows(collector, "SELECT ToolSpanId, Path, Source, PersistenceKind FROM {db}.artifacts WHERE Kind = 'file'")
+    artifacts = rows(
+        collector, "SELECT ToolSpanId, Path, Source, PersistenceKind FROM {db}.artifacts WHERE Kind = 'file'"
+    )
     assert (append[6], str(home / ".ssh/authorized_keys"), "snapshot", "ssh_authorized_keys") in artifacts
 
 
@@ -108,6 +116,6 @@ def test_lines_are_split_on_the_side_whatever_the_chunking():
 
     lines = _Lines()
     stream = b'{"a":1}\n{"b":\n2}\n\n{"c":3}'
-    got = [line for i in range(len(stream)) for line in lines.feed(stream[i:i + 1])]
+    got = [line for i in range(len(stream)) for line in lines.feed(stream[i : i + 1])]
     assert got == [b'{"a":1}', b'{"b":', b"2}", b""]
     assert lines.feed(b"\n") == [b'{"c":3}']

@@ -56,7 +56,9 @@ def test_metrics_endpoint_counts_the_traffic(tmp_path, chdb_dsn, database):
         url = collector.endpoint_url("otlp_http") + "/v1/traces"
         response = httpx.post(url, content=_request(5, bad=2), headers={"content-type": "application/x-protobuf"})
         assert response.status_code == 200
-        assert httpx.post(url, content=b"garbage", headers={"content-type": "application/x-protobuf"}).status_code == 400
+        assert (
+            httpx.post(url, content=b"garbage", headers={"content-type": "application/x-protobuf"}).status_code == 400
+        )
         assert collector.pipeline.flush(30)
 
         after = _scrape(collector)
@@ -67,7 +69,9 @@ def test_metrics_endpoint_counts_the_traffic(tmp_path, chdb_dsn, database):
         assert after['foothold_requests_total{outcome="ok",receiver="otlp_http"}'] == 1
         assert after['foothold_requests_total{outcome="bad_request",receiver="otlp_http"}'] == 1
         assert after['foothold_export_attempts_total{result="success"}'] == 1
-        assert after["foothold_export_duration_seconds_count"] == 1 and after["foothold_export_duration_seconds_sum"] > 0
+        assert (
+            after["foothold_export_duration_seconds_count"] == 1 and after["foothold_export_duration_seconds_sum"] > 0
+        )
         assert after['foothold_export_duration_seconds_bucket{le="+Inf"}'] == 1
         assert after["foothold_export_failures_total"] == 0 and after["foothold_queue_spans"] == 0
 
@@ -75,9 +79,13 @@ def test_metrics_endpoint_counts_the_traffic(tmp_path, chdb_dsn, database):
 def test_auth_failures_show_on_metrics_which_needs_a_token_itself(tmp_path, chdb_dsn, database):
     token = "fh_metrics-scraper"
     auth = {"tokens": [{"name": "prometheus", "sha256": hashlib.sha256(token.encode()).hexdigest()}]}
-    with CollectorThread(make_settings(tmp_path, chdb_dsn, database, auth=auth, metrics={"enabled": False})) as collector:
+    with CollectorThread(
+        make_settings(tmp_path, chdb_dsn, database, auth=auth, metrics={"enabled": False})
+    ) as collector:
         url = collector.endpoint_url("otlp_http") + "/v1/traces"
-        assert httpx.post(url, content=_request(1), headers={"content-type": "application/x-protobuf"}).status_code == 401
+        assert (
+            httpx.post(url, content=_request(1), headers={"content-type": "application/x-protobuf"}).status_code == 401
+        )
         assert httpx.get(collector.endpoint_url("query_api") + "/metrics").status_code == 401
         samples = _scrape(collector, headers={"authorization": f"Bearer {token}"})
     assert samples['foothold_auth_failures_total{listener="otlp_http",reason="missing"}'] == 1
@@ -89,15 +97,29 @@ def test_collector_metrics_table_gets_periodic_and_final_rows(tmp_path, chdb_dsn
     running = CollectorThread(settings)
     collector = running.__enter__()
     try:
-        columns = rows(collector, "SELECT name, type FROM system.columns WHERE database = '{db}' AND table = 'collector_metrics' ORDER BY position")
-        assert columns == [("Timestamp", "DateTime64(3)"), ("Name", "LowCardinality(String)"), ("Value", "Float64"),
-                           ("Labels", "Map(LowCardinality(String), String)")]  # fmt: skip
-        keys = rows(collector, "SELECT engine, sorting_key FROM system.tables WHERE database = '{db}' AND name = 'collector_metrics'")
+        columns = rows(
+            collector,
+            "SELECT name, type FROM system.columns WHERE database = '{db}' AND table = 'collector_metrics' ORDER BY position",
+        )
+        assert columns == [
+            ("Timestamp", "DateTime64(3)"),
+            ("Name", "LowCardinality(String)"),
+            ("Value", "Float64"),
+            ("Labels", "Map(LowCardinality(String), String)"),
+        ]
+        keys = rows(
+            collector,
+            "SELECT engine, sorting_key FROM system.tables WHERE database = '{db}' AND name = 'collector_metrics'",
+        )
         assert keys == [("MergeTree", "Name, Timestamp")]
         assert collector.metrics_recorded.wait(30)  # the periodic writer ran
-        assert rows(collector, "SELECT count() > 0 FROM {db}.collector_metrics WHERE Name = 'foothold_spans_exported_total'") == [(1,)]
+        assert rows(
+            collector, "SELECT count() > 0 FROM {db}.collector_metrics WHERE Name = 'foothold_spans_exported_total'"
+        ) == [(1,)]
         url = collector.endpoint_url("otlp_http") + "/v1/traces"
-        assert httpx.post(url, content=_request(3), headers={"content-type": "application/x-protobuf"}).status_code == 200
+        assert (
+            httpx.post(url, content=_request(3), headers={"content-type": "application/x-protobuf"}).status_code == 200
+        )
     finally:
         assert running.stop() == 0  # stopping writes a final snapshot after the last export
     store = open_store(chdb_dsn, database)
@@ -118,18 +140,31 @@ def test_every_pipeline_counter_is_exposed_once():
     figures = [attr for attr, *_ in PIPELINE_FIGURES] + list(PipelineStats.REFUSALS.values())
     assert len(figures) == len(set(figures))
     # rejected_spans is foothold_spans_rejected_total (by receiver); last_export_seconds is in the duration histogram
-    assert {f.name for f in dataclasses.fields(PipelineStats)} - set(figures) == {"rejected_spans", "last_export_seconds"}
+    assert {f.name for f in dataclasses.fields(PipelineStats)} - set(figures) == {
+        "rejected_spans",
+        "last_export_seconds",
+    }
 
 
 def test_every_refusal_is_counted_by_reason_on_metrics_and_in_collector_metrics(tmp_path, chdb_dsn, database):
     token = "fh_agent"
     settings = make_settings(
-        tmp_path, chdb_dsn, database,
+        tmp_path,
+        chdb_dsn,
+        database,
         auth={"tokens": [{"name": "agent", "sha256": hashlib.sha256(token.encode()).hexdigest()}]},
-        receivers={"grpc": {"endpoint": "127.0.0.1:0", "max_message_bytes": 4096}, "http": {"endpoint": "127.0.0.1:0", "max_body_bytes": 4096}},
-        limits={"max_spans_per_request": 2, "max_attributes_per_span": 3, "max_attribute_value_bytes": 64, "max_nesting_depth": 1},
+        receivers={
+            "grpc": {"endpoint": "127.0.0.1:0", "max_message_bytes": 4096},
+            "http": {"endpoint": "127.0.0.1:0", "max_body_bytes": 4096},
+        },
+        limits={
+            "max_spans_per_request": 2,
+            "max_attributes_per_span": 3,
+            "max_attribute_value_bytes": 64,
+            "max_nesting_depth": 1,
+        },
         metrics={"interval_seconds": 3600},  # only the final snapshot, written at stop
-    )  # fmt: skip
+    )
     cut = ExportTraceServiceRequest.FromString(_request(1, bad=1))  # one good span, one rejected
     attributes = cut.resource_spans[0].scope_spans[0].spans[0].attributes
     attributes.add(key="long").value.string_value = "x" * 100  # truncated
@@ -150,7 +185,7 @@ def test_every_refusal_is_counted_by_reason_on_metrics_and_in_collector_metrics(
                 (b"garbage", protobuf, bearer, {}),  # malformed
                 (_request(3), protobuf, bearer, {}),  # over_limits
             ]
-        ]  # fmt: skip
+        ]
         assert answers == [200, 401, 413, 415, 400, 400, 400]
         with grpc.insecure_channel(collector.endpoint_url("otlp_grpc")) as channel:
             export = channel.unary_unary("/opentelemetry.proto.collector.trace.v1.TraceService/Export")
@@ -161,22 +196,33 @@ def test_every_refusal_is_counted_by_reason_on_metrics_and_in_collector_metrics(
         text = httpx.get(collector.endpoint_url("query_api") + "/metrics", headers={"authorization": bearer}).text
         scraped = _scrape(collector, headers={"authorization": bearer})
     expected = {f'foothold_requests_refused_total{{reason="{reason}"}}': 1.0 for reason in PipelineStats.REFUSALS}
-    expected |= {'foothold_requests_refused_total{reason="too_large"}': 2.0, "foothold_spans_limit_refused_total": 3.0,
-                 "foothold_attributes_dropped_total": 1.0, "foothold_values_truncated_total": 1.0,
-                 "foothold_values_nesting_truncated_total": 1.0, 'foothold_spans_rejected_total{receiver="otlp_http"}': 1.0,
-                 'foothold_requests_total{outcome="bad_request",receiver="otlp_http"}': 5.0,
-                 'foothold_requests_total{outcome="bad_request",receiver="otlp_grpc"}': 1.0}  # fmt: skip
+    expected |= {
+        'foothold_requests_refused_total{reason="too_large"}': 2.0,
+        "foothold_spans_limit_refused_total": 3.0,
+        "foothold_attributes_dropped_total": 1.0,
+        "foothold_values_truncated_total": 1.0,
+        "foothold_values_nesting_truncated_total": 1.0,
+        'foothold_spans_rejected_total{receiver="otlp_http"}': 1.0,
+        'foothold_requests_total{outcome="bad_request",receiver="otlp_http"}': 5.0,
+        'foothold_requests_total{outcome="bad_request",receiver="otlp_grpc"}': 1.0,
+    }
     assert {name: scraped[name] for name in expected} == expected
     assert "# TYPE foothold_requests_refused_total counter" in text
     assert all(f"# TYPE {name} {kind}" in text for _, name, kind, _ in PIPELINE_FIGURES)
 
     store = open_store(chdb_dsn, database)
     try:
-        stored = store.client().query(
-            f"SELECT Name, Labels, argMax(Value, Timestamp) FROM {database}.collector_metrics GROUP BY Name, Labels"
-        ).result_rows
+        stored = (
+            store.client()
+            .query(
+                f"SELECT Name, Labels, argMax(Value, Timestamp) FROM {database}.collector_metrics GROUP BY Name, Labels"
+            )
+            .result_rows
+        )
     finally:
         store.close()
-    table = {name + ("{" + ",".join(f'{k}="{v}"' for k, v in sorted(labels.items())) + "}" if labels else ""): value
-             for name, labels, value in stored}  # fmt: skip
+    table = {
+        name + ("{" + ",".join(f'{k}="{v}"' for k, v in sorted(labels.items())) + "}" if labels else ""): value
+        for name, labels, value in stored
+    }
     assert {name: table[name] for name in expected} == expected

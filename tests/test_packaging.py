@@ -44,12 +44,20 @@ def test_agent_side_dependencies_exclude_the_collector_stack():
 def test_wheel_ships_data_files_and_only_the_foothold_namespace(tmp_path):
     import zipfile
 
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "-w", str(tmp_path), str(ROOT)],
-                   check=True, timeout=600, capture_output=True)  # fmt: skip
-    (wheel,) = tmp_path.glob("foothold-*.whl")
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "-w", str(tmp_path), str(ROOT)],
+        check=True,
+        timeout=600,
+        capture_output=True,
+    )
+    (wheel,) = tmp_path.glob("foothold_audit-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
-    top_level = {name.split("/")[0] for name in names if not name.startswith("foothold-")}
+    top_level = {name.split("/")[0] for name in names if not name.startswith("foothold_audit-")}
     assert top_level == {"foothold"}
-    for required in ("foothold/detections/rules/alerts.yaml", "foothold/detections/rules/persistence.yaml",
-                     "foothold/templates/timeline.html.j2", "foothold/collector/schema/ddl.py"):  # fmt: skip
+    for required in (
+        "foothold/detections/rules/alerts.yaml",
+        "foothold/detections/rules/persistence.yaml",
+        "foothold/templates/timeline.html.j2",
+        "foothold/collector/schema/ddl.py",
+    ):
         assert required in names

@@ -35,10 +35,22 @@ def planted_secrets() -> dict[str, tuple[str, str]]:
         "github_fine_grained": ("github_token", "github_pat_" + _rand(22) + "_" + _rand(59)),
         "gitlab": ("gitlab_token", "glpat-" + _rand(20)),
         "gitlab_runner": ("gitlab_token", "glrt-" + _rand(20)),
-        "slack_bot": ("slack_token", "xoxb-" + _rand(12, string.digits) + "-" + _rand(13, string.digits) + "-" + _rand(24)),
-        "slack_user": ("slack_token", "xoxp-" + _rand(12, string.digits) + "-" + _rand(12, string.digits) + "-" + _rand(32)),
-        "slack_app": ("slack_token", "xapp-1-A" + _rand(10, string.ascii_uppercase) + "-" + _rand(13, string.digits) + "-" + _rand(64, _HEX)),
-        "slack_webhook": ("slack_webhook", "https://hooks.slack.com/services/T" + _rand(10) + "/B" + _rand(10) + "/" + _rand(24)),
+        "slack_bot": (
+            "slack_token",
+            "xoxb-" + _rand(12, string.digits) + "-" + _rand(13, string.digits) + "-" + _rand(24),
+        ),
+        "slack_user": (
+            "slack_token",
+            "xoxp-" + _rand(12, string.digits) + "-" + _rand(12, string.digits) + "-" + _rand(32),
+        ),
+        "slack_app": (
+            "slack_token",
+            "xapp-1-A" + _rand(10, string.ascii_uppercase) + "-" + _rand(13, string.digits) + "-" + _rand(64, _HEX),
+        ),
+        "slack_webhook": (
+            "slack_webhook",
+            "https://hooks.slack.com/services/T" + _rand(10) + "/B" + _rand(10) + "/" + _rand(24),
+        ),
         "openai": ("openai_key", "sk-" + _rand(20) + "T3BlbkFJ" + _rand(20)),
         "openai_project": ("openai_key", "sk-proj-" + _rand(74)),
         "anthropic": ("anthropic_key", "sk-ant-api03-" + _rand(93) + "AA"),
@@ -63,7 +75,10 @@ def planted_secrets() -> dict[str, tuple[str, str]]:
         "grafana_cloud": ("grafana_token", "glc_eyJvIjoi" + _rand(60, _B64) + "=="),
         "age": ("age_secret_key", "AGE-SECRET-KEY-1" + _rand(58, "QPZRY9X8GF2TVDW0S3JN54KHCE6MUA7L")),
         "jwt": ("jwt", "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiJhZ2VudCIsImV4cCI6MTk5OTk5OTk5OX0." + _rand(43)),
-        "pem": ("private_key", "-----BEGIN OPENSSH PRIVATE KEY-----\n" + pem_body + "\n-----END OPENSSH PRIVATE KEY-----"),
+        "pem": (
+            "private_key",
+            "-----BEGIN OPENSSH PRIVATE KEY-----\n" + pem_body + "\n-----END OPENSSH PRIVATE KEY-----",
+        ),
         "gcp_service_account": ("private_key", gcp_key),
     }
 

@@ -14,7 +14,13 @@ import pytest
 
 from foothold import semconv
 from foothold.collector.access import open_reader
-from foothold.collector.inventory import REMEDIATION, artifact_inventory, credential_usage, remediation_command, remediation_report
+from foothold.collector.inventory import (
+    REMEDIATION,
+    artifact_inventory,
+    credential_usage,
+    remediation_command,
+    remediation_report,
+)
 from foothold.collector.timeline import session_timeline
 from foothold.report import report_markdown, timeline_html
 from tests.conftest import sdk_agent
@@ -49,8 +55,12 @@ def _with_hashes(collector, files):
     """Artifact spans carry the file hash in real use; give the seeded rows theirs."""
     client = collector.store.client()
     for path in files:
-        digest = hashlib.sha256(b"original\n" if path.name == "changed.service" else path.read_bytes() if path.exists() else b"").hexdigest()
-        client.command(f"ALTER TABLE artifacts UPDATE Sha256 = '{digest}' WHERE Path = '{path}'", settings={"mutations_sync": 1})
+        digest = hashlib.sha256(
+            b"original\n" if path.name == "changed.service" else path.read_bytes() if path.exists() else b""
+        ).hexdigest()
+        client.command(
+            f"ALTER TABLE artifacts UPDATE Sha256 = '{digest}' WHERE Path = '{path}'", settings={"mutations_sync": 1}
+        )
 
 
 def test_inventory_checks_each_artifact_against_this_host(incident, settings):
@@ -66,13 +76,15 @@ def test_inventory_checks_each_artifact_against_this_host(incident, settings):
     assert records[str(files["gone"])].on_host == "missing"
     ssh = records[f"{HOME}/.ssh/authorized_keys"]
     assert (ssh.kind, ssh.technique, ssh.sessions) == ("ssh_authorized_keys", "T1098.004", ["injected"])
-    assert {r.path for r in persistence_only} == {f"{HOME}/.ssh/authorized_keys"}  # the .service files in tmp are not persistence locations
+    assert {r.path for r in persistence_only} == {
+        f"{HOME}/.ssh/authorized_keys"
+    }  # the .service files in tmp are not persistence locations
 
 
 def test_credential_usage_shows_reuse_and_use_after_expiry(incident, settings):
     with open_reader(settings) as reader:
         columns, table = credential_usage(reader)
-    (usage,) = [dict(zip(columns, row)) for row in table]
+    (usage,) = [dict(zip(columns, row, strict=False)) for row in table]
     assert usage["Fingerprint"] == "fp-deploy-token" and usage["UsesAfterExpiry"] == 1
     assert sorted(usage["Sessions"]) == ["release", "weeks-later"] and sorted(usage["Agents"]) == ["deployer", "helper"]
 
@@ -84,7 +96,10 @@ def test_remediation_report_markdown_and_json(incident, settings):
     (step,) = session_report.remove
     assert step.path == f"{HOME}/.ssh/authorized_keys" and step.observed and "ssh-keygen -lf" in step.command
     assert session_report.revoke == []
-    assert {item["session"] for item in fleet_report.review} >= {"injected", "weeks-later", }
+    assert {item["session"] for item in fleet_report.review} >= {
+        "injected",
+        "weeks-later",
+    }
     assert fleet_report.revoke[0]["Fingerprint"] == "fp-deploy-token"
     markdown = report_markdown(fleet_report)
     assert "## Remove" in markdown and "## Revoke" in markdown and "## Review" in markdown
@@ -108,7 +123,9 @@ def test_remediation_command_passes_a_hostile_path_as_one_argument(kind, tmp_pat
     log, workdir = tmp_path / "argv.log", tmp_path / "work"
     _stub_programs(tmp_path / "bin", log)
     workdir.mkdir()
-    ran = subprocess.run(["/bin/bash", "-c", command], cwd=workdir, env={"PATH": str(tmp_path / "bin")}, capture_output=True, text=True)
+    ran = subprocess.run(
+        ["/bin/bash", "-c", command], cwd=workdir, env={"PATH": str(tmp_path / "bin")}, capture_output=True, text=True
+    )
     assert ran.returncode == 0, ran.stderr
     assert list(workdir.iterdir()) == []  # no injected `echo >pwnedN` ran
     calls = [line.split("\0")[:-1] for line in log.read_text().splitlines()]
@@ -137,8 +154,17 @@ def _chromium() -> str:
 
 
 def _headless(chromium: str, profile: Path, *args: str) -> subprocess.CompletedProcess:
-    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-             "--disable-component-update", "--disable-sync", f"--user-data-dir={profile}"]  # fmt: skip
+    flags = [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        f"--user-data-dir={profile}",
+    ]
     return subprocess.run([chromium, *flags, *args], capture_output=True, text=True, timeout=120)
 
 
@@ -148,7 +174,9 @@ def test_html_timeline_renders_in_headless_chromium(incident, settings, tmp_path
         page = tmp_path / "timeline.html"
         page.write_text(timeline_html(session_timeline(reader, "injected")))
     screenshot = tmp_path / "timeline.png"
-    shot = _headless(chromium, tmp_path / "profile", f"--screenshot={screenshot}", "--window-size=1280,900", page.as_uri())
+    shot = _headless(
+        chromium, tmp_path / "profile", f"--screenshot={screenshot}", "--window-size=1280,900", page.as_uri()
+    )
     assert screenshot.exists() and screenshot.stat().st_size > 10_000, shot.stderr[-2000:]
     dom = _headless(chromium, tmp_path / "profile2", "--dump-dom", page.as_uri()).stdout
     assert "Session injected" in dom and "web_fetch" in dom and "durable_write" in dom

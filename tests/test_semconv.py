@@ -21,7 +21,9 @@ def test_readme_tables_match_the_code(name, table):
 
 
 def test_every_attribute_constant_is_documented():
-    constants = {v for k, v in vars(semconv).items() if k.isupper() and isinstance(v, str) and "." in v and " " not in v}
+    constants = {
+        v for k, v in vars(semconv).items() if k.isupper() and isinstance(v, str) and "." in v and " " not in v
+    }
     documented = {name for name, _ in semconv.DOCUMENTED}
     assert constants - documented == set()
 

@@ -58,7 +58,9 @@ def _tool_request(prefix: str, spans: int = 1) -> ExportTraceServiceRequest:
     return request
 
 
-def _spool_requests(directory: Path, requests: list[ExportTraceServiceRequest], config: SpoolConfig | None = None) -> list[int]:
+def _spool_requests(
+    directory: Path, requests: list[ExportTraceServiceRequest], config: SpoolConfig | None = None
+) -> list[int]:
     """Append requests as the pipeline does (validated, serialized), as a collector that then died would."""
     spool = Spool.open(directory, config or SpoolConfig())
     try:
@@ -77,7 +79,9 @@ def _span_counts(collector, table: str) -> dict[str, int]:
 
 
 def _ids(requests: list[ExportTraceServiceRequest]) -> set[str]:
-    return {span.span_id.hex() for r in requests for rs in r.resource_spans for ss in rs.scope_spans for span in ss.spans}
+    return {
+        span.span_id.hex() for r in requests for rs in r.resource_spans for ss in rs.scope_spans for span in ss.spans
+    }
 
 
 # --- the spool itself ------------------------------------------------------------------------------------
@@ -210,10 +214,12 @@ def test_replayed_insert_with_the_same_token_is_dropped_in_every_table(store):
 
 def test_store_outage_is_absorbed_by_the_spool_then_drained_and_a_full_spool_answers_429(tmp_path, chdb_dsn, database):
     settings = make_settings(
-        tmp_path, chdb_dsn, database,
+        tmp_path,
+        chdb_dsn,
+        database,
         batch={"max_spans": 50, "retry_max_seconds": 0.2},
         spool={"max_bytes": 64 * 1024, "segment_bytes": 8 * 1024},
-    )  # fmt: skip
+    )
     flaky: list[FlakyExporter] = []
 
     def factory(store):
@@ -249,8 +255,12 @@ def test_store_outage_is_absorbed_by_the_spool_then_drained_and_a_full_spool_ans
 
 def _start_collector(config: Path, data_dir: Path) -> tuple[subprocess.Popen, dict]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("FOOTHOLD_")}
-    proc = subprocess.Popen([sys.executable, "-m", "foothold", "collect", "-c", str(config)], env=env,
-                            stdout=subprocess.DEVNULL, stderr=open(data_dir / f"collector-{time.monotonic_ns()}.log", "wb"))  # fmt: skip
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "foothold", "collect", "-c", str(config)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=open(data_dir / f"collector-{time.monotonic_ns()}.log", "wb"),
+    )
     deadline = time.monotonic() + 120  # readiness probe of another process: poll its discovery file
     while time.monotonic() < deadline:
         try:
@@ -272,15 +282,19 @@ def test_kill_9_mid_load_loses_no_acknowledged_span_and_stores_none_twice(tmp_pa
     data_dir.mkdir()
     config = tmp_path / "foothold.yaml"
     loopback = {"endpoint": "127.0.0.1:0"}
-    config.write_text(yaml.safe_dump({
-        "data_dir": str(data_dir),
-        "store": {"dsn": f"chdb://{tmp_path / 'store'}", "database": "foothold"},
-        "receivers": {"grpc": loopback, "http": loopback},
-        "query_api": loopback,
-        "alerts": {"enabled": False},
-        "batch": {"timeout_seconds": 2.0, "max_spans": 2000},
-        "fingerprint_key": "test-deployment-key",
-    }))  # fmt: skip
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "data_dir": str(data_dir),
+                "store": {"dsn": f"chdb://{tmp_path / 'store'}", "database": "foothold"},
+                "receivers": {"grpc": loopback, "http": loopback},
+                "query_api": loopback,
+                "alerts": {"enabled": False},
+                "batch": {"timeout_seconds": 2.0, "max_spans": 2000},
+                "fingerprint_key": "test-deployment-key",
+            }
+        )
+    )
     proc, info = _start_collector(config, data_dir)
 
     provider = TracerProvider(resource=Resource.create({"service.name": "kill-test"}))
@@ -339,11 +353,17 @@ def test_kill_9_mid_load_loses_no_acknowledged_span_and_stores_none_twice(tmp_pa
         query = info["query_api"]
         assert httpx.post(query + "/v1/flush", timeout=60).json() == {"flushed": True}
         health = httpx.get(query + "/healthz", timeout=10).json()
-        result = httpx.post(query + "/v1/query", timeout=60, json={
-            "sql": "SELECT SpanId, count() FROM foothold.otel_traces GROUP BY SpanId"}).json()  # fmt: skip
-        stored = {span_id: n for span_id, n in result["rows"]}
-        tool_calls = httpx.post(query + "/v1/query", timeout=60, json={
-            "sql": "SELECT SpanId, count() FROM foothold.tool_calls GROUP BY SpanId"}).json()  # fmt: skip
+        result = httpx.post(
+            query + "/v1/query",
+            timeout=60,
+            json={"sql": "SELECT SpanId, count() FROM foothold.otel_traces GROUP BY SpanId"},
+        ).json()
+        stored = dict(result["rows"])
+        tool_calls = httpx.post(
+            query + "/v1/query",
+            timeout=60,
+            json={"sql": "SELECT SpanId, count() FROM foothold.tool_calls GROUP BY SpanId"},
+        ).json()
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(60)

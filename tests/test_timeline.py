@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import os
-from datetime import datetime
 import subprocess
 import sys
+from datetime import datetime
 
 import orjson
 import pytest
@@ -26,9 +26,14 @@ def leaky_session(tracer) -> None:
     leaky = Session(tracer, "leaky", agent="other-framework")
     leaky.call("bash", {"command": f'curl -H "Authorization: Bearer {GITHUB_TOKEN}" https://api.github.com/user'})
     with tracer.start_as_current_span(
-        "tool", attributes={"openinference.span.kind": "TOOL", "tool.name": "deploy", semconv.GEN_AI_CONVERSATION_ID: "leaky",
-                            "input.value": f'{{"aws_access_key_id": "{AWS_KEY_ID}", "password": "hunter2-but-longer"}}'},
-    ):  # fmt: skip
+        "tool",
+        attributes={
+            "openinference.span.kind": "TOOL",
+            "tool.name": "deploy",
+            semconv.GEN_AI_CONVERSATION_ID: "leaky",
+            "input.value": f'{{"aws_access_key_id": "{AWS_KEY_ID}", "password": "hunter2-but-longer"}}',
+        },
+    ):
         pass
 
 
@@ -59,7 +64,7 @@ def test_timeline_orders_calls_and_nests_artifacts_and_alerts(investigated, sett
 def test_sessions_lists_alert_counts(investigated, settings):
     with open_reader(settings) as reader:
         columns, table = find_sessions(reader)
-    by_session = {row[0]: dict(zip(columns, row)) for row in table}
+    by_session = {row[0]: dict(zip(columns, row, strict=False)) for row in table}
     assert by_session["injected"]["Alerts"] == 3 and by_session["injected"]["Calls"] == 5
     assert by_session["leaky"]["Alerts"] == 0
 
@@ -87,9 +92,15 @@ def test_sessions_can_be_found_by_agent_tool_path_time_and_alerts(investigated, 
 
 def run_cli(settings, *args: str) -> subprocess.CompletedProcess:
     """`foothold ARGS` in its own process, as a responder runs it; wide enough that no table cell folds."""
-    env = os.environ | {"FOOTHOLD_DATA_DIR": str(settings.data_dir), "FOOTHOLD_STORE__DSN": settings.store_dsn,
-                        "FOOTHOLD_STORE__DATABASE": settings.store.database, "COLUMNS": "1000"}  # fmt: skip
-    return subprocess.run([sys.executable, "-m", "foothold", *args], capture_output=True, text=True, env=env, timeout=120)
+    env = os.environ | {
+        "FOOTHOLD_DATA_DIR": str(settings.data_dir),
+        "FOOTHOLD_STORE__DSN": settings.store_dsn,
+        "FOOTHOLD_STORE__DATABASE": settings.store.database,
+        "COLUMNS": "1000",
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "foothold", *args], capture_output=True, text=True, env=env, timeout=120
+    )
 
 
 def test_timeline_cli_text_and_json(investigated, settings):
@@ -101,17 +112,22 @@ def test_timeline_cli_text_and_json(investigated, settings):
     document = orjson.loads(as_json.stdout)
     assert document["session_id"] == "injected" and len(document["calls"]) == 5
     missing = run_cli(settings, "timeline", "no-such-session")
-    assert missing.returncode == 1 and "foothold sessions" in missing.stderr
+    assert missing.returncode == 1 and "foothold-audit sessions" in missing.stderr
 
 
 def test_no_secret_reaches_the_store_or_any_output(investigated, settings):
     everything = " ".join(
-        str(row) for table in ("otel_traces", "tool_calls", "artifacts", "alerts") for row in rows(investigated, f"SELECT * FROM {{db}}.{table}")
+        str(row)
+        for table in ("otel_traces", "tool_calls", "artifacts", "alerts")
+        for row in rows(investigated, f"SELECT * FROM {{db}}.{table}")
     )
     for secret in PLANTED_SECRETS:
         assert secret not in everything
     assert "[REDACTED:github_token:fp=" in everything  # a recognised token keeps its kind
     assert "[REDACTED:secret_value:fp=" in everything  # a secret-named JSON field is redacted whole
-    for output in (run_cli(settings, "timeline", "leaky").stdout, run_cli(settings, "timeline", "leaky", "-f", "json").stdout,
-                   run_cli(settings, "sql", "SELECT Arguments FROM tool_calls", "-f", "json").stdout):  # fmt: skip
+    for output in (
+        run_cli(settings, "timeline", "leaky").stdout,
+        run_cli(settings, "timeline", "leaky", "-f", "json").stdout,
+        run_cli(settings, "sql", "SELECT Arguments FROM tool_calls", "-f", "json").stdout,
+    ):
         assert GITHUB_TOKEN not in output and "REDACTED" in output

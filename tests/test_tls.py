@@ -67,9 +67,19 @@ def _issue(subject: str, issuer_key, issuer_name, *, ca: bool = False, server: b
     )
     if ca:
         builder = builder.add_extension(
-            x509.KeyUsage(digital_signature=True, key_cert_sign=True, crl_sign=True, content_commitment=False,
-                          key_encipherment=False, data_encipherment=False, key_agreement=False,
-                          encipher_only=False, decipher_only=False), critical=True)  # fmt: skip
+            x509.KeyUsage(
+                digital_signature=True,
+                key_cert_sign=True,
+                crl_sign=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
     elif server:
         builder = builder.add_extension(
             x509.SubjectAlternativeName([x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
@@ -84,8 +94,9 @@ def _issue(subject: str, issuer_key, issuer_name, *, ca: bool = False, server: b
 def _write(directory: Path, name: str, key, certificate) -> tuple[Path, Path]:
     cert_path, key_path = directory / f"{name}.crt", directory / f"{name}.key"
     cert_path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))  # fmt: skip
+    key_path.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
     key_path.chmod(0o600)
     return cert_path, key_path
 
@@ -140,22 +151,35 @@ def test_tls_on_every_listener_with_the_sdk_exporters(tmp_path, chdb_dsn, databa
 
         credentials = grpc.ssl_channel_credentials(root_certificates=pki.ca.read_bytes())
         _emit(GrpcSpanExporter(endpoint=urls["otlp_grpc"], credentials=credentials), "over-grpc-tls")
-        _emit(HttpSpanExporter(endpoint=urls["otlp_http"] + "/v1/traces", certificate_file=str(pki.ca)), "over-http-tls")
-        assert rows(collector, "SELECT SpanName FROM {db}.otel_traces ORDER BY SpanName") == [("over-grpc-tls",), ("over-http-tls",)]
+        _emit(
+            HttpSpanExporter(endpoint=urls["otlp_http"] + "/v1/traces", certificate_file=str(pki.ca)), "over-http-tls"
+        )
+        assert rows(collector, "SELECT SpanName FROM {db}.otel_traces ORDER BY SpanName") == [
+            ("over-grpc-tls",),
+            ("over-http-tls",),
+        ]
 
         plain = urls["otlp_http"].replace("https://", "http://") + "/v1/traces"
         with pytest.raises(httpx.HTTPError):  # cleartext to a TLS port gets no OTLP answer
             httpx.post(plain, content=_request(), headers={"content-type": "application/x-protobuf"}, timeout=5)
         with pytest.raises(httpx.ConnectError):  # and a client that does not trust the CA refuses the server
-            httpx.post(urls["otlp_http"] + "/v1/traces", content=_request(), headers={"content-type": "application/x-protobuf"})
+            httpx.post(
+                urls["otlp_http"] + "/v1/traces", content=_request(), headers={"content-type": "application/x-protobuf"}
+            )
 
         with open_reader(collector.settings) as reader:  # the CLI over https, trusting tls.ca_file
             assert reader.query("SELECT count() FROM otel_traces").rows == [[2]]
 
 
 def test_client_certificates_are_required_when_client_ca_file_is_set(tmp_path, chdb_dsn, database, pki):
-    tls = {"cert_file": str(pki.server_cert), "key_file": str(pki.server_key), "client_ca_file": str(pki.ca),
-           "ca_file": str(pki.ca), "client_cert_file": str(pki.client_cert), "client_key_file": str(pki.client_key)}  # fmt: skip
+    tls = {
+        "cert_file": str(pki.server_cert),
+        "key_file": str(pki.server_key),
+        "client_ca_file": str(pki.ca),
+        "ca_file": str(pki.ca),
+        "client_cert_file": str(pki.client_cert),
+        "client_key_file": str(pki.client_key),
+    }
     with CollectorThread(make_settings(tmp_path, chdb_dsn, database, tls=tls)) as collector:
         grpc_target = collector.endpoint_url("otlp_grpc").removeprefix("https://")
         traces = collector.endpoint_url("otlp_http") + "/v1/traces"
@@ -169,14 +193,18 @@ def test_client_certificates_are_required_when_client_ca_file_is_set(tmp_path, c
         assert raised.value.code() == grpc.StatusCode.UNAVAILABLE
         channel.close()
         with pytest.raises(httpx.HTTPError):
-            httpx.post(traces, content=_request(), headers=headers, verify=ssl.create_default_context(cafile=str(pki.ca)))
+            httpx.post(
+                traces, content=_request(), headers=headers, verify=ssl.create_default_context(cafile=str(pki.ca))
+            )
 
         # a certificate from another CA is refused too
         stranger = ssl.create_default_context(cafile=str(pki.ca))
         stranger.load_cert_chain(str(pki.stranger_cert), str(pki.stranger_key))
         with pytest.raises(httpx.HTTPError):
             httpx.post(traces, content=_request(), headers=headers, verify=stranger)
-        channel = grpc.secure_channel(grpc_target, grpc.ssl_channel_credentials(ca, pki.stranger_key.read_bytes(), pki.stranger_cert.read_bytes()))
+        channel = grpc.secure_channel(
+            grpc_target, grpc.ssl_channel_credentials(ca, pki.stranger_key.read_bytes(), pki.stranger_cert.read_bytes())
+        )
         with pytest.raises(grpc.RpcError) as raised:
             channel.unary_unary(EXPORT)(_request(), timeout=10)
         assert raised.value.code() == grpc.StatusCode.UNAVAILABLE
@@ -185,9 +213,19 @@ def test_client_certificates_are_required_when_client_ca_file_is_set(tmp_path, c
         # the CA's client certificate works, with the SDK exporters and the CLI
         credentials = grpc.ssl_channel_credentials(ca, pki.client_key.read_bytes(), pki.client_cert.read_bytes())
         _emit(GrpcSpanExporter(endpoint=collector.endpoint_url("otlp_grpc"), credentials=credentials), "mtls-grpc")
-        _emit(HttpSpanExporter(endpoint=traces, certificate_file=str(pki.ca), client_certificate_file=str(pki.client_cert),
-                               client_key_file=str(pki.client_key)), "mtls-http")  # fmt: skip
-        assert rows(collector, "SELECT SpanName FROM {db}.otel_traces ORDER BY SpanName") == [("mtls-grpc",), ("mtls-http",)]
+        _emit(
+            HttpSpanExporter(
+                endpoint=traces,
+                certificate_file=str(pki.ca),
+                client_certificate_file=str(pki.client_cert),
+                client_key_file=str(pki.client_key),
+            ),
+            "mtls-http",
+        )
+        assert rows(collector, "SELECT SpanName FROM {db}.otel_traces ORDER BY SpanName") == [
+            ("mtls-grpc",),
+            ("mtls-http",),
+        ]
         with open_reader(collector.settings) as reader:
             assert reader.query("SELECT count() FROM otel_traces").rows == [[2]]
 
@@ -202,7 +240,12 @@ def test_client_certificates_are_required_when_client_ca_file_is_set(tmp_path, c
     ],
 )
 def test_broken_tls_config_is_refused_at_start(tmp_path, pki, tls, message):
-    paths = {"server_cert": pki.server_cert, "server_key": pki.server_key, "ca": pki.ca,
-             "client_cert": pki.client_cert, "missing": tmp_path / "absent.pem"}  # fmt: skip
+    paths = {
+        "server_cert": pki.server_cert,
+        "server_key": pki.server_key,
+        "ca": pki.ca,
+        "client_cert": pki.client_cert,
+        "missing": tmp_path / "absent.pem",
+    }
     with pytest.raises(ConfigError, match=message):
         load_settings(data_dir=tmp_path, tls={key: value.format(**paths) for key, value in tls.items()})

@@ -1,4 +1,4 @@
-"""Tamper evidence: `foothold verify` passes on a clean store and names the batch of every changed row."""
+"""Tamper evidence: `foothold-audit verify` passes on a clean store and names the batch of every changed row."""
 
 from __future__ import annotations
 
@@ -53,8 +53,14 @@ def _send_batches(collector, batches: int = 3, spans: int = 4) -> None:
 
 def _config(tmp_path, settings) -> str:
     path = tmp_path / "foothold.yaml"
-    values = {"data_dir": str(settings.data_dir), "store": {"dsn": settings.store_dsn, "database": settings.store.database},
-              "chain": {"name": settings.chain.name, "mirror_file": str(settings.chain.mirror_file) if settings.chain.mirror_file else None}}  # fmt: skip
+    values = {
+        "data_dir": str(settings.data_dir),
+        "store": {"dsn": settings.store_dsn, "database": settings.store.database},
+        "chain": {
+            "name": settings.chain.name,
+            "mirror_file": str(settings.chain.mirror_file) if settings.chain.mirror_file else None,
+        },
+    }
     path.write_text(yaml.safe_dump(values))
     return str(path)
 
@@ -73,7 +79,9 @@ def test_verify_passes_clean_then_names_deleted_altered_and_inserted_rows(tmp_pa
     settings = make_settings(tmp_path, chdb_dsn, database, chain={"name": "collector-a"}, metrics={"enabled": False})
     with CollectorThread(settings) as collector:
         _send_batches(collector)
-        links = rows(collector, "SELECT Sequence, Rows FROM {db}.export_chain WHERE Chain = 'collector-a' ORDER BY Sequence")
+        links = rows(
+            collector, "SELECT Sequence, Rows FROM {db}.export_chain WHERE Chain = 'collector-a' ORDER BY Sequence"
+        )
         assert links == [(1, 4), (2, 4), (3, 4)]
     config = _config(tmp_path, settings)
 
@@ -90,9 +98,13 @@ def test_verify_passes_clean_then_names_deleted_altered_and_inserted_rows(tmp_pa
         (deleted,) = _span_ids(client, db, "SpanName LIKE 'b1-2 %'")
         (altered,) = _span_ids(client, db, "SpanName LIKE 'b2-0 %'")
         client.command(f"DELETE FROM {db}.otel_traces WHERE SpanId = '{deleted[1]}'")  # lightweight delete
-        client.command(f"ALTER TABLE {db}.otel_traces UPDATE StatusMessage = 'all good' WHERE SpanId = '{altered[1]}'",
-                       settings={"mutations_sync": 2})  # fmt: skip
-        client.command(f"INSERT INTO {db}.otel_traces (Timestamp, TraceId, SpanId, SpanName) VALUES (now64(9), 'ab', 'cd', 'forged')")
+        client.command(
+            f"ALTER TABLE {db}.otel_traces UPDATE StatusMessage = 'all good' WHERE SpanId = '{altered[1]}'",
+            settings={"mutations_sync": 2},
+        )
+        client.command(
+            f"INSERT INTO {db}.otel_traces (Timestamp, TraceId, SpanId, SpanName) VALUES (now64(9), 'ab', 'cd', 'forged')"
+        )
     finally:
         store.close()
 
@@ -118,7 +130,9 @@ def test_verify_through_the_running_collector_that_owns_the_store(tmp_path, chdb
         (target,) = _span_ids(collector.store.client(), database, "SpanName LIKE 'b0-1 %'")
         collector.store.client().command(
             f"ALTER TABLE {database}.otel_traces UPDATE SpanAttributes = mapUpdate(SpanAttributes, map('alpha', 'changed')) "
-            f"WHERE SpanId = '{target[1]}'", settings={"mutations_sync": 2})  # fmt: skip
+            f"WHERE SpanId = '{target[1]}'",
+            settings={"mutations_sync": 2},
+        )
         code, report = _verify(config)
         assert code == 1
         assert [(f["kind"], f["sequence"], f["span_id"]) for f in report["findings"]] == [("altered", 1, target[1])]
@@ -126,7 +140,9 @@ def test_verify_through_the_running_collector_that_owns_the_store(tmp_path, chdb
 
 def test_rewriting_the_chain_itself_is_caught_by_the_chain_and_the_mirror(tmp_path, chdb_dsn, database):
     mirror = tmp_path / "chain.jsonl"
-    settings = make_settings(tmp_path, chdb_dsn, database, chain={"name": "c", "mirror_file": str(mirror)}, metrics={"enabled": False})
+    settings = make_settings(
+        tmp_path, chdb_dsn, database, chain={"name": "c", "mirror_file": str(mirror)}, metrics={"enabled": False}
+    )
     with CollectorThread(settings) as collector:
         _send_batches(collector, batches=3, spans=2)
         assert [orjson.loads(line)["sequence"] for line in mirror.read_bytes().splitlines()] == [1, 2, 3]
@@ -137,8 +153,11 @@ def test_rewriting_the_chain_itself_is_caught_by_the_chain_and_the_mirror(tmp_pa
             client.command(f"DELETE FROM {database}.otel_traces WHERE SpanId = '{span_id}'")
         client.command(f"DELETE FROM {database}.export_chain WHERE Sequence = 3")
         # and doctor link 1's recorded digests to match an edited row
-        client.command(f"ALTER TABLE {database}.export_chain UPDATE RowDigests = arrayMap(d -> reverse(d), RowDigests) "
-                       "WHERE Sequence = 1", settings={"mutations_sync": 2})  # fmt: skip
+        client.command(
+            f"ALTER TABLE {database}.export_chain UPDATE RowDigests = arrayMap(d -> reverse(d), RowDigests) "
+            "WHERE Sequence = 1",
+            settings={"mutations_sync": 2},
+        )
         code, report = _verify(_config(tmp_path, settings))
     kinds = {(f["kind"], f["sequence"]) for f in report["findings"]}
     assert code == 1
@@ -177,13 +196,19 @@ def test_chain_continues_across_restarts(tmp_path, chdb_dsn, database):
 
 @pytest.mark.parametrize("other_writers", [False, True])
 def test_unchained_rows_from_other_writers(tmp_path, chdb_dsn, database, other_writers):
-    settings = make_settings(tmp_path, chdb_dsn, database, chain={"other_writers": other_writers}, metrics={"enabled": False})
+    settings = make_settings(
+        tmp_path, chdb_dsn, database, chain={"other_writers": other_writers}, metrics={"enabled": False}
+    )
     with CollectorThread(settings) as collector:
         _send_batches(collector, batches=1, spans=1)
         client = collector.store.client()
-        client.command(f"INSERT INTO {database}.otel_traces (Timestamp, TraceId, SpanId, SpanName) VALUES (now64(9), 'a1', 'b1', 'otelcol')")
-        client.command(f"INSERT INTO {database}.otel_traces (Timestamp, TraceId, SpanId, SpanName, SpanAttributes) "
-                       f"VALUES (now64(9), 'a2', 'b2', 'claims', map('foothold.sender', 'agent-fleet-a'))")  # fmt: skip
+        client.command(
+            f"INSERT INTO {database}.otel_traces (Timestamp, TraceId, SpanId, SpanName) VALUES (now64(9), 'a1', 'b1', 'otelcol')"
+        )
+        client.command(
+            f"INSERT INTO {database}.otel_traces (Timestamp, TraceId, SpanId, SpanName, SpanAttributes) "
+            f"VALUES (now64(9), 'a2', 'b2', 'claims', map('foothold.sender', 'agent-fleet-a'))"
+        )
         report = collector.verify_chain()
     inserted = sorted(f.span_id for f in report.findings if f.kind == "inserted")
     assert inserted == (["b2"] if other_writers else ["b1", "b2"])
@@ -212,7 +237,9 @@ def test_a_batch_replayed_after_a_crash_is_no_deleted_row(chdb_dsn, database):
             return client.query(sql).result_rows
 
         assert verify(query).findings == []
-        client.command(f"ALTER TABLE {db}.otel_traces DELETE WHERE SpanName = 'replayed-1 é✓' SETTINGS mutations_sync = 1")
+        client.command(
+            f"ALTER TABLE {db}.otel_traces DELETE WHERE SpanName = 'replayed-1 é✓' SETTINGS mutations_sync = 1"
+        )
         found = verify(query).findings
         assert {(f.kind, f.sequence) for f in found} == {("deleted", 1), ("deleted", 2)}
     finally:

@@ -41,7 +41,10 @@ def _arguments(attrs: dict[str, str]) -> str:
 
 
 def _is_tool_call(attrs: dict[str, str]) -> bool:
-    return attrs.get(semconv.GEN_AI_OPERATION_NAME) == semconv.OPERATION_EXECUTE_TOOL or attrs.get("openinference.span.kind") == "TOOL"
+    return (
+        attrs.get(semconv.GEN_AI_OPERATION_NAME) == semconv.OPERATION_EXECUTE_TOOL
+        or attrs.get("openinference.span.kind") == "TOOL"
+    )
 
 
 def shell_command(arguments: str) -> str | None:
@@ -76,7 +79,9 @@ class ClassifyProcessor:
         self._categories = categories or tool_categories()
         self._warned = False
         self._judge_cached = functools.lru_cache(maxsize=_CACHE_ENTRIES)(self._judge)
-        self._tool_categories = functools.lru_cache(maxsize=_CACHE_ENTRIES)(lambda name: frozenset(self._categories.for_tool(name)))
+        self._tool_categories = functools.lru_cache(maxsize=_CACHE_ENTRIES)(
+            lambda name: frozenset(self._categories.for_tool(name))
+        )
         # The same command recurs with other arguments around it (timeouts, descriptions): parse it once.
         self._command_categories = functools.lru_cache(maxsize=_CACHE_ENTRIES)(self._command_categories)
 

@@ -69,5 +69,10 @@ class RedactProcessor:
             for name, value in attrs.items():
                 if name.startswith(_OWN_NAMESPACES):  # fingerprints and markers by construction
                     continue
-                if value and _secret_name(name) and redact.looks_secret_for(name, value) and not redact.is_marker(value):
+                if (
+                    value
+                    and _secret_name(name)
+                    and redact.looks_secret_for(name, value)
+                    and not redact.is_marker(value)
+                ):
                     attrs[name] = redact.marker("secret_value", value, self._key)

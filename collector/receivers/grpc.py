@@ -19,7 +19,7 @@ from google.protobuf.duration_pb2 import Duration
 from google.rpc import error_details_pb2, status_pb2
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
-from foothold.collector.auth import AuthError, Authenticator, stamping
+from foothold.collector.auth import Authenticator, AuthError, stamping
 from foothold.collector.config import AuthConfig, GrpcReceiverConfig, TlsConfig
 from foothold.collector.metrics import Metrics
 from foothold.collector.otlp import decode_protobuf
@@ -54,7 +54,9 @@ class GrpcReceiver:
         self._server: grpc.aio.Server | None = None
         self.port: int | None = None
 
-    async def _export(self, _requests: AsyncIterator[bytes], context: grpc.aio.ServicerContext) -> ExportTraceServiceResponse:
+    async def _export(
+        self, _requests: AsyncIterator[bytes], context: grpc.aio.ServicerContext
+    ) -> ExportTraceServiceResponse:
         metadata = context.invocation_metadata() or ()
         authorization = next((value for key, value in metadata if key == "authorization"), None)
         try:

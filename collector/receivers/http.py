@@ -12,7 +12,6 @@ answered before the body is read. TLS is uvicorn's (collector/service.py).
 from __future__ import annotations
 
 import asyncio
-
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -27,7 +26,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from foothold.collector.auth import AuthError, Authenticator, stamping
+from foothold.collector.auth import Authenticator, AuthError, stamping
 from foothold.collector.config import AuthConfig, HttpReceiverConfig
 from foothold.collector.metrics import Metrics
 from foothold.collector.otlp import decode_json, decode_protobuf
@@ -49,8 +48,11 @@ class _Format:
         return message.SerializeToString()
 
 
-_FORMATS = {PROTOBUF: _Format(PROTOBUF, decode_protobuf), "application/protobuf": _Format(PROTOBUF, decode_protobuf),
-            JSON: _Format(JSON, decode_json)}  # fmt: skip
+_FORMATS = {
+    PROTOBUF: _Format(PROTOBUF, decode_protobuf),
+    "application/protobuf": _Format(PROTOBUF, decode_protobuf),
+    JSON: _Format(JSON, decode_json),
+}
 
 
 class _HttpError(Exception):
@@ -70,7 +72,9 @@ async def _read_body(request: Request, limit: int) -> bytes:
     async for chunk in request.stream():
         size += len(chunk)
         if size > limit:
-            raise _HttpError(413, "too_large", f"request body over the {limit}-byte limit (receivers.http.max_body_bytes)")
+            raise _HttpError(
+                413, "too_large", f"request body over the {limit}-byte limit (receivers.http.max_body_bytes)"
+            )
         chunks.append(chunk)
     return b"".join(chunks)
 
@@ -89,7 +93,9 @@ def _decompress(body: bytes, encoding: str, limit: int) -> bytes:
         except zlib.error as exc:
             raise _HttpError(400, "bad_encoding", f"body is not valid gzip: {exc}") from exc
         if len(out) > limit or inflater.unconsumed_tail:
-            raise _HttpError(413, "too_large", f"decompressed body over the {limit}-byte limit (receivers.http.max_body_bytes)")
+            raise _HttpError(
+                413, "too_large", f"decompressed body over the {limit}-byte limit (receivers.http.max_body_bytes)"
+            )
         if not inflater.eof:
             raise _HttpError(400, "bad_encoding", "gzip body is truncated: it ends inside a gzip member")
         rest = inflater.unused_data

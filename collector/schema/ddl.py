@@ -249,7 +249,7 @@ MIGRATIONS_TABLE = Table(
     settings="index_granularity = 8192",
 )
 
-# Tamper evidence: one link per exported batch of otel_traces rows (collector/chain.py, `foothold verify`).
+# Tamper evidence: one link per exported batch of otel_traces rows (collector/chain.py, `foothold-audit verify`).
 # A plain MergeTree: nothing here is ever replaced or merged away, a duplicate link is itself evidence.
 EXPORT_CHAIN_TABLE = Table(
     name=EXPORT_CHAIN,

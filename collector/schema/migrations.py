@@ -75,7 +75,10 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(
         3,
         "insert deduplication window on otel_traces and the tables its views fill (idempotent spool replay)",
-        tuple(TableSetting(name, f"non_replicated_deduplication_window = {DEDUPLICATION_WINDOW}") for name in _DEDUPLICATED),
+        tuple(
+            TableSetting(name, f"non_replicated_deduplication_window = {DEDUPLICATION_WINDOW}")
+            for name in _DEDUPLICATED
+        ),
     ),
 )
 
@@ -86,16 +89,14 @@ def bootstrap_statements(topo: Topology) -> list[str]:
 
 
 def render_all(topo: Topology) -> list[str]:
-    """Every statement of every migration: what `foothold schema` prints for a DBA to review."""
+    """Every statement of every migration: what `foothold-audit schema` prints for a DBA to review."""
     statements = bootstrap_statements(topo)
     for migration in MIGRATIONS:
         statements += migration.statements(topo)
     return statements
 
 
-def migrate(
-    command: Callable[[str], object], query_versions: Callable[[str], set[int]], topo: Topology
-) -> list[int]:
+def migrate(command: Callable[[str], object], query_versions: Callable[[str], set[int]], topo: Topology) -> list[int]:
     """Apply the migrations not yet recorded; returns the versions applied now."""
     for statement in bootstrap_statements(topo):
         command(statement)

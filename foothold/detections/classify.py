@@ -158,11 +158,11 @@ def _glob_to_regex(glob: str) -> str:
             i += 1
         elif ch == "{" and "}" in body[i:]:
             end = body.index("}", i)
-            out.append("(?:" + "|".join(re.escape(a) for a in body[i + 1:end].split(",")) + ")")
+            out.append("(?:" + "|".join(re.escape(a) for a in body[i + 1 : end].split(",")) + ")")
             i = end + 1
         elif ch == "[" and "]" in body[i:]:
             end = body.index("]", i)
-            out.append(body[i:end + 1])
+            out.append(body[i : end + 1])
             i = end + 1
         else:
             out.append(re.escape(ch))
@@ -173,8 +173,9 @@ def _glob_to_regex(glob: str) -> str:
 # --- paths -------------------------------------------------------------------------------------------------------
 
 
-def classify_path(path: str, *, cwd: str | None = None, home: str | None = None, action: str = "write",
-                  content: str | None = None) -> Finding | None:
+def classify_path(
+    path: str, *, cwd: str | None = None, home: str | None = None, action: str = "write", content: str | None = None
+) -> Finding | None:
     """The persistence finding for writing ``path`` (resolved against cwd/home), or None."""
     try:
         if not isinstance(path, str) or not path.strip():
@@ -186,8 +187,9 @@ def classify_path(path: str, *, cwd: str | None = None, home: str | None = None,
         return None
 
 
-def _path_findings(path: str, action: str, evidence: str, content: str | None, source: str,
-                   home: str | None) -> list[Finding]:
+def _path_findings(
+    path: str, action: str, evidence: str, content: str | None, source: str, home: str | None
+) -> list[Finding]:
     """First plain rule that matches, plus every content rule whose regex matches the known content."""
     candidates = _match_forms(path, home)
     out: list[Finding] = []
@@ -215,7 +217,7 @@ def _match_forms(path: str, home: str | None) -> list[str]:
     if isinstance(home, str) and home.strip():
         h = home.strip().rstrip("/")
         if h and path.startswith(h + "/"):
-            forms.append("~" + path[len(h):])
+            forms.append("~" + path[len(h) :])
     return forms
 
 
@@ -296,10 +298,10 @@ def _match_command_rule(rule: CommandRule, args: list[str]) -> list[str] | None:
         return None
     rest = positionals
     if rule.verbs:
-        verb = next((v for v in rule.verbs if tuple(positionals[:len(v)]) == v), None)
+        verb = next((v for v in rule.verbs if tuple(positionals[: len(v)]) == v), None)
         if verb is None:
             return None
-        rest = positionals[len(verb):]
+        rest = positionals[len(verb) :]
     if len(rest) < rule.min_positionals:
         return None
     match = None
@@ -317,7 +319,7 @@ def _split_args(args: list[str], value_options: frozenset[str]) -> tuple[list[st
     while i < len(args):
         tok = args[i]
         if tok == "--":
-            positionals.extend(args[i + 1:])
+            positionals.extend(args[i + 1 :])
             break
         if tok.startswith("-") and len(tok) > 1:
             flags.append(tok)
@@ -370,33 +372,125 @@ def _command_rule_finding(rule: CommandRule, inv: Invocation, targets: list[str]
 
 # --- tool calls -------------------------------------------------------------------------------------------------
 
-_SHELL_TOOLS = frozenset({
-    "bash", "shell", "sh", "zsh", "run_command", "execute_command", "terminal", "exec", "run_shell_command",
-    "run_terminal_cmd", "run_terminal_command", "local_shell", "shell_command", "execute", "run", "cmd",
-    "command", "container.exec", "exec_command", "bash_tool", "computer_bash", "run_in_terminal",
-})
-_WRITE_TOOLS = frozenset({
-    "write", "edit", "multiedit", "write_file", "edit_file", "create_file", "apply_patch", "notebookedit",
-    "str_replace_editor", "str_replace_based_edit_tool", "text_editor", "replace", "write_to_file",
-    "replace_in_file", "insert_content", "search_replace", "append_file", "append_to_file", "fs_write",
-    "save_file", "update_file", "patch", "file_write", "create", "overwrite_file", "insert_edit_into_file",
-})
-_READ_TOOLS = frozenset({
-    "read", "cat", "view", "ls", "grep", "glob", "read_file", "list_dir", "list_directory", "search",
-    "find", "file_search", "codebase_search", "grep_search", "notebookread", "webfetch", "websearch",
-    "read_many_files", "search_files", "directory_tree", "get_file_info", "todowrite", "todoread",
-})
+_SHELL_TOOLS = frozenset(
+    {
+        "bash",
+        "shell",
+        "sh",
+        "zsh",
+        "run_command",
+        "execute_command",
+        "terminal",
+        "exec",
+        "run_shell_command",
+        "run_terminal_cmd",
+        "run_terminal_command",
+        "local_shell",
+        "shell_command",
+        "execute",
+        "run",
+        "cmd",
+        "command",
+        "container.exec",
+        "exec_command",
+        "bash_tool",
+        "computer_bash",
+        "run_in_terminal",
+    }
+)
+_WRITE_TOOLS = frozenset(
+    {
+        "write",
+        "edit",
+        "multiedit",
+        "write_file",
+        "edit_file",
+        "create_file",
+        "apply_patch",
+        "notebookedit",
+        "str_replace_editor",
+        "str_replace_based_edit_tool",
+        "text_editor",
+        "replace",
+        "write_to_file",
+        "replace_in_file",
+        "insert_content",
+        "search_replace",
+        "append_file",
+        "append_to_file",
+        "fs_write",
+        "save_file",
+        "update_file",
+        "patch",
+        "file_write",
+        "create",
+        "overwrite_file",
+        "insert_edit_into_file",
+    }
+)
+_READ_TOOLS = frozenset(
+    {
+        "read",
+        "cat",
+        "view",
+        "ls",
+        "grep",
+        "glob",
+        "read_file",
+        "list_dir",
+        "list_directory",
+        "search",
+        "find",
+        "file_search",
+        "codebase_search",
+        "grep_search",
+        "notebookread",
+        "webfetch",
+        "websearch",
+        "read_many_files",
+        "search_files",
+        "directory_tree",
+        "get_file_info",
+        "todowrite",
+        "todoread",
+    }
+)
 _EDITOR_WRITE_COMMANDS = frozenset({"create", "str_replace", "insert", "write", "append", "edit", "replace"})
 _COMMAND_KEYS = ("command", "cmd", "script", "commands")
-_PATH_KEYS = ("file_path", "path", "filename", "target_file", "notebook_path", "file", "absolute_path",
-              "filepath", "TargetFile", "target", "dest", "destination")
-_CONTENT_KEYS = ("content", "file_text", "new_string", "new_str", "insert_text", "text", "code_edit",
-                 "contents", "new_source", "CodeContent", "data", "diff")
+_PATH_KEYS = (
+    "file_path",
+    "path",
+    "filename",
+    "target_file",
+    "notebook_path",
+    "file",
+    "absolute_path",
+    "filepath",
+    "TargetFile",
+    "target",
+    "dest",
+    "destination",
+)
+_CONTENT_KEYS = (
+    "content",
+    "file_text",
+    "new_string",
+    "new_str",
+    "insert_text",
+    "text",
+    "code_edit",
+    "contents",
+    "new_source",
+    "CodeContent",
+    "data",
+    "diff",
+)
 _CWD_KEYS = ("cwd", "workdir", "working_directory", "working_dir", "directory")
 
 
-def classify_tool_call(tool_name: str, arguments: dict | str | None, *, cwd: str | None = None,
-                       home: str | None = None) -> list[Finding]:
+def classify_tool_call(
+    tool_name: str, arguments: dict | str | None, *, cwd: str | None = None, home: str | None = None
+) -> list[Finding]:
     """Findings for one agent tool call: shell-like tools by their command, write tools by their path."""
     try:
         return _classify_tool_call(tool_name, arguments, cwd, home)
@@ -413,8 +507,9 @@ def _classify_tool_call(tool_name: Any, arguments: Any, cwd: Any, home: Any) -> 
         return []
     if name == "apply_patch" or (name in ("patch",) and _patch_text(args, arguments)):
         return _classify_patch(_patch_text(args, arguments) or "", cwd, home)
-    if name in _WRITE_TOOLS or (name not in _SHELL_TOOLS and _first_str(args, _PATH_KEYS)
-                                and _first_content(args) is not None):
+    if name in _WRITE_TOOLS or (
+        name not in _SHELL_TOOLS and _first_str(args, _PATH_KEYS) and _first_content(args) is not None
+    ):
         return _classify_write_tool(name, args, cwd, home, str(tool_name))
     command = _command_text(args)
     if command is None and name in _SHELL_TOOLS and isinstance(arguments, str):
@@ -433,7 +528,7 @@ def _tool_basename(tool_name: Any) -> str:
         if sep in name:
             name = name.rsplit(sep, 1)[-1]
     if name.startswith("functions."):
-        name = name[len("functions."):]
+        name = name[len("functions.") :]
     return name.lower()
 
 
@@ -479,19 +574,39 @@ def _command_text(args: dict[str, Any]) -> str | None:
     return None
 
 
-def _classify_write_tool(name: str, args: dict[str, Any], cwd: str | None, home: str | None,
-                         tool: str = "") -> list[Finding]:
+def _classify_write_tool(
+    name: str, args: dict[str, Any], cwd: str | None, home: str | None, tool: str = ""
+) -> list[Finding]:
     sub = args.get("command")
-    if name in ("str_replace_editor", "str_replace_based_edit_tool", "text_editor") or isinstance(sub, str) and sub in (
-            _EDITOR_WRITE_COMMANDS | {"view", "undo_edit"}):
-        if not isinstance(sub, str) or sub not in _EDITOR_WRITE_COMMANDS:
-            return []  # view / undo_edit / unknown sub-command
+    if (
+        name in ("str_replace_editor", "str_replace_based_edit_tool", "text_editor")
+        or isinstance(sub, str)
+        and sub in (_EDITOR_WRITE_COMMANDS | {"view", "undo_edit"})
+    ) and (not isinstance(sub, str) or sub not in _EDITOR_WRITE_COMMANDS):
+        return []  # view / undo_edit / unknown sub-command
     path = _first_str(args, _PATH_KEYS)
     if path is None:
         return []
-    action = "create" if sub == "create" or name in ("create_file", "write_to_file") else (
-        "edit" if name in ("edit", "multiedit", "edit_file", "str_replace_editor", "str_replace_based_edit_tool",
-                           "replace", "replace_in_file", "search_replace", "notebookedit") else "write")
+    action = (
+        "create"
+        if sub == "create" or name in ("create_file", "write_to_file")
+        else (
+            "edit"
+            if name
+            in (
+                "edit",
+                "multiedit",
+                "edit_file",
+                "str_replace_editor",
+                "str_replace_based_edit_tool",
+                "replace",
+                "replace_in_file",
+                "search_replace",
+                "notebookedit",
+            )
+            else "write"
+        )
+    )
     if name in ("append_file", "append_to_file") or sub == "append":
         action = "append"
     resolved = resolve_path(path, cwd, home)
@@ -509,8 +624,9 @@ def _patch_text(args: dict[str, Any], raw: Any) -> str | None:
     return None
 
 
-_PATCH_FILE_RE = re.compile(r"^\*\*\* (Add|Update|Move to|Delete) File: (.+)$|^\*\*\* Move to: (.+)$|^\+\+\+ (?:b/)?(.+)$",
-                            re.MULTILINE)
+_PATCH_FILE_RE = re.compile(
+    r"^\*\*\* (Add|Update|Move to|Delete) File: (.+)$|^\*\*\* Move to: (.+)$|^\+\+\+ (?:b/)?(.+)$", re.MULTILINE
+)
 
 
 def _classify_patch(patch: str, cwd: str | None, home: str | None) -> list[Finding]:
@@ -527,7 +643,9 @@ def _classify_patch(patch: str, cwd: str | None, home: str | None) -> list[Findi
         raw = (moved.group(1) if moved else m.group(2) or m.group(3) or m.group(4) or "").strip()
         if not raw or raw == "/dev/null":
             continue
-        added = "\n".join(line[1:] for line in section.splitlines() if line.startswith("+") and not line.startswith("+++"))
+        added = "\n".join(
+            line[1:] for line in section.splitlines() if line.startswith("+") and not line.startswith("+++")
+        )
         action = "create" if m.group(1) == "Add" else "edit"
         resolved = resolve_path(raw, cwd, home)
         findings.extend(_path_findings(resolved, action, f"tool apply_patch: {action} {resolved}", added, "path", home))

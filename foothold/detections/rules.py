@@ -68,13 +68,22 @@ class AlertRule:
     def with_override(self, override: RuleOverride) -> AlertRule:
         unknown = (set(override.params) - set(self.params)) | (set(override.allow) - set(self.allow))
         if unknown:
-            raise RuleError(f"rule {self.id}: unknown setting(s) {sorted(unknown)}; known: "
-                            f"params {sorted(self.params)}, allow {sorted(self.allow)}")  # fmt: skip
+            raise RuleError(
+                f"rule {self.id}: unknown setting(s) {sorted(unknown)}; known: "
+                f"params {sorted(self.params)}, allow {sorted(self.allow)}"
+            )
         severity = override.severity or self.severity
         if severity not in SEVERITIES:
             raise RuleError(f"rule {self.id}: severity must be one of {SEVERITIES}, got {severity!r}")
-        return AlertRule(self.id, self.title, severity, self.description, self.sql_template,
-                         {**self.params, **override.params}, {**self.allow, **override.allow})  # fmt: skip
+        return AlertRule(
+            self.id,
+            self.title,
+            severity,
+            self.description,
+            self.sql_template,
+            {**self.params, **override.params},
+            {**self.allow, **override.allow},
+        )
 
 
 def _literal(value: Any) -> str:
@@ -116,9 +125,10 @@ class ToolCategories:
             return tuple(h + pattern[1:] for h in homes)
 
         return {
-            cat for cat, patterns in self.paths.items()
+            cat
+            for cat, patterns in self.paths.items()
             if any(fnmatch.fnmatchcase(path, v) for p in patterns for v in variants(p))
-        }  # fmt: skip
+        }
 
 
 @cache
@@ -132,9 +142,14 @@ def load_alert_rules(overrides: Mapping[str, RuleOverride] | None = None) -> lis
     rules = []
     for raw in _document()["rules"]:
         rule = AlertRule(
-            id=raw["id"], title=raw["title"], severity=raw["severity"], description=" ".join(raw["description"].split()),
-            sql_template=raw["sql"], params=raw.get("params", {}), allow=raw.get("allow", {}),
-        )  # fmt: skip
+            id=raw["id"],
+            title=raw["title"],
+            severity=raw["severity"],
+            description=" ".join(raw["description"].split()),
+            sql_template=raw["sql"],
+            params=raw.get("params", {}),
+            allow=raw.get("allow", {}),
+        )
         override = overrides.pop(rule.id, RuleOverride())
         if override.enabled:
             rules.append(rule.with_override(override))

@@ -423,8 +423,9 @@ def _record_redirects(redirects: list[tuple[str, str]], ctx: _Ctx, content: str 
         _add_write(ctx, raw, action, f"redirect {op} to {raw} ({who})", content)
 
 
-def _add_write(ctx: _Ctx, raw: str, action: str, evidence: str, content: str | None = None,
-               alt: str | None = None) -> None:
+def _add_write(
+    ctx: _Ctx, raw: str, action: str, evidence: str, content: str | None = None, alt: str | None = None
+) -> None:
     path = _resolve(raw, ctx)
     if not path:
         return
@@ -467,8 +468,29 @@ def _assign(assign: str, ctx: _Ctx) -> None:
 
 # prefix -> options of that prefix that take a value (so "sudo -u bob crontab f" runs "crontab f")
 _PREFIXES: dict[str, frozenset[str]] = {
-    "sudo": frozenset({"-u", "-g", "-h", "-p", "-C", "-D", "-r", "-t", "-T", "-U", "--user", "--group",
-                       "--host", "--prompt", "--chdir", "--role", "--type", "--close-from", "--other-user"}),
+    "sudo": frozenset(
+        {
+            "-u",
+            "-g",
+            "-h",
+            "-p",
+            "-C",
+            "-D",
+            "-r",
+            "-t",
+            "-T",
+            "-U",
+            "--user",
+            "--group",
+            "--host",
+            "--prompt",
+            "--chdir",
+            "--role",
+            "--type",
+            "--close-from",
+            "--other-user",
+        }
+    ),
     "doas": frozenset({"-u", "-C"}),
     "env": frozenset({"-u", "--unset", "-C", "--chdir", "-S", "--split-string"}),
     "nohup": frozenset(),
@@ -480,8 +502,24 @@ _PREFIXES: dict[str, frozenset[str]] = {
     "command": frozenset(),
     "builtin": frozenset(),
     "exec": frozenset({"-a"}),
-    "xargs": frozenset({"-I", "-i", "-n", "-P", "-d", "-L", "-a", "-s", "-E", "--max-args", "--max-procs",
-                        "--delimiter", "--arg-file", "--replace"}),
+    "xargs": frozenset(
+        {
+            "-I",
+            "-i",
+            "-n",
+            "-P",
+            "-d",
+            "-L",
+            "-a",
+            "-s",
+            "-E",
+            "--max-args",
+            "--max-procs",
+            "--delimiter",
+            "--arg-file",
+            "--replace",
+        }
+    ),
     "setsid": frozenset(),
     "unbuffer": frozenset(),
     "caffeinate": frozenset({"-t", "-w"}),
@@ -513,7 +551,7 @@ def _strip_prefixes(argv: list[str], ctx: _Ctx) -> list[str]:
             if prog == "env":
                 _env_chdir(argv, i, ctx)
             if prog == "sudo" and (tok in ("-e", "--edit") or re.fullmatch(r"-[a-zA-Z]*e", tok)):
-                return ["sudoedit", *argv[i + 1:]]  # sudo -e FILE is sudoedit FILE
+                return ["sudoedit", *argv[i + 1 :]]  # sudo -e FILE is sudoedit FILE
             if tok.startswith("-") and len(tok) > 1:
                 i += 2 if tok in value_opts else 1
                 continue
@@ -569,12 +607,11 @@ def _stdout_of(argv: list[str], stdin: str | None) -> str | None:
             return _bytes_to_text(binascii.unhexlify(re.sub(r"\s+", "", stdin)))
         except (binascii.Error, ValueError):
             return None
-    if prog in ("gunzip", "zcat") or (prog == "gzip" and "-d" in args):
-        if stdin:
-            try:
-                return _bytes_to_text(gzip.decompress(stdin.encode("latin-1")))
-            except Exception:
-                return None
+    if (prog in ("gunzip", "zcat") or (prog == "gzip" and "-d" in args)) and stdin:
+        try:
+            return _bytes_to_text(gzip.decompress(stdin.encode("latin-1")))
+        except Exception:
+            return None
     if prog == "rev" and stdin:
         return "\n".join(line[::-1] for line in stdin.split("\n"))
     return None
@@ -618,7 +655,7 @@ def _printf(args: list[str]) -> str | None:
     out = pieces[0]
     for i, piece in enumerate(pieces[1:]):
         out += (rest[i] if i < len(rest) else "") + piece
-    return out + ("".join(rest[len(pieces) - 1:]) if len(rest) >= len(pieces) else "")
+    return out + ("".join(rest[len(pieces) - 1 :]) if len(rest) >= len(pieces) else "")
 
 
 # --- per-program effects ----------------------------------------------------------------------------------------
@@ -641,7 +678,7 @@ def _split_opts(args: list[str], value_opts: frozenset[str] | set[str] = frozens
     while i < len(args):
         tok = args[i]
         if tok == "--":
-            pos.extend(args[i + 1:])
+            pos.extend(args[i + 1 :])
             break
         if tok.startswith("-") and len(tok) > 1:
             opts.append(tok)
@@ -686,8 +723,9 @@ def _h_sed(argv: list[str], ctx: _Ctx, stdin: str | None) -> None:
     if not in_place:
         return
     opts, pos = _split_opts(args, {"-e", "--expression", "-f", "--file", "-l", "--line-length"})
-    has_script_opt = any(o in ("-e", "--expression", "-f", "--file") or o.startswith(("--expression=", "--file="))
-                         for o in opts)
+    has_script_opt = any(
+        o in ("-e", "--expression", "-f", "--file") or o.startswith(("--expression=", "--file=")) for o in opts
+    )
     files = pos if has_script_opt else pos[1:]
     for f in files:
         _add_write(ctx, f, "edit", f"sed -i {f}")
@@ -695,8 +733,25 @@ def _h_sed(argv: list[str], ctx: _Ctx, stdin: str | None) -> None:
 
 def _h_copy(argv: list[str], ctx: _Ctx, stdin: str | None) -> None:
     prog = _prog(argv[0])
-    value_opts = {"-t", "--target-directory", "-S", "--suffix", "-m", "--mode", "-o", "--owner", "-g", "--group",
-                  "--backup", "-Z", "--context", "--reflink", "--sparse", "--preserve", "--no-preserve"}
+    value_opts = {
+        "-t",
+        "--target-directory",
+        "-S",
+        "--suffix",
+        "-m",
+        "--mode",
+        "-o",
+        "--owner",
+        "-g",
+        "--group",
+        "--backup",
+        "-Z",
+        "--context",
+        "--reflink",
+        "--sparse",
+        "--preserve",
+        "--no-preserve",
+    }
     if prog == "install":
         value_opts -= {"--preserve"}
     opts, pos = _split_opts(argv[1:], value_opts)
@@ -706,8 +761,12 @@ def _h_copy(argv: list[str], ctx: _Ctx, stdin: str | None) -> None:
     action = {"cp": "copy", "mv": "move", "install": "create", "ln": "link", "rsync": "copy", "scp": "copy"}[prog]
     if target_dir is not None:
         for src in pos:
-            _add_write(ctx, posixpath.join(target_dir, posixpath.basename(src.rstrip("/"))), action,
-                       f"{prog} {src} -t {target_dir}")
+            _add_write(
+                ctx,
+                posixpath.join(target_dir, posixpath.basename(src.rstrip("/"))),
+                action,
+                f"{prog} {src} -t {target_dir}",
+            )
         return
     if prog == "ln" and len(pos) == 1:  # ln -s TARGET: the link is created in the cwd
         pos = [pos[0], posixpath.basename(pos[0].rstrip("/"))]
@@ -721,8 +780,11 @@ def _h_copy(argv: list[str], ctx: _Ctx, stdin: str | None) -> None:
             dest_path = path if path.startswith(("/", "~")) else "~/" + path
             for src in sources:
                 alt = posixpath.join(dest_path, posixpath.basename(src.rstrip("/")))
-                ctx.intent.writes.append(FileWrite(resolve_path(dest_path), action, f"{prog} {src} -> {dest} (remote)",
-                                                   None, resolve_path(alt)))
+                ctx.intent.writes.append(
+                    FileWrite(
+                        resolve_path(dest_path), action, f"{prog} {src} -> {dest} (remote)", None, resolve_path(alt)
+                    )
+                )
             return
     for src in sources:
         alt = posixpath.join(dest, posixpath.basename(src.rstrip("/")))
@@ -743,7 +805,9 @@ def _h_extract(argv: list[str], ctx: _Ctx, stdin: str | None) -> None:
         directory = _opt_value(opts, "-d", "--directory")
     else:
         # mode letters: the old style's first word (tar xzf) or any short-option cluster (-xzf, -C DIR -x)
-        clusters = [a.lstrip("-") for i, a in enumerate(args) if (a.startswith("-") and not a.startswith("--")) or i == 0]
+        clusters = [
+            a.lstrip("-") for i, a in enumerate(args) if (a.startswith("-") and not a.startswith("--")) or i == 0
+        ]
         if not any("x" in c for c in clusters) and not any(a in ("--extract", "--get") for a in args):
             return  # create, list, append: the archive is the only file written, not an extraction
         opts, _pos = _split_opts(args, {"-C", "--directory", "-f", "--file"})
@@ -758,7 +822,7 @@ def _opt_value(opts: list[str], short: str, long: str) -> str | None:
         if o.startswith(long + "="):
             return o.split("=", 1)[1]
         if o.startswith(short) and len(o) > len(short) and not o.startswith("--"):
-            return o[len(short):]
+            return o[len(short) :]
     return None
 
 
@@ -846,7 +910,7 @@ def _h_shell(argv: list[str], ctx: _Ctx, stdin: str | None) -> None:
         if re.fullmatch(r"-[a-zA-Z]*c[a-zA-Z]*", tok) and not tok.startswith("--"):
             code = args[i + 1] if i + 1 < len(args) else None
             break
-        if tok.startswith("-") or tok.startswith("+"):
+        if tok.startswith(("-", "+")):
             i += 1
             continue
         script_file = True
@@ -876,13 +940,34 @@ def _h_su(argv: list[str], ctx: _Ctx, stdin: str | None) -> None:
 
 def _h_ssh(argv: list[str], ctx: _Ctx, stdin: str | None) -> None:
     """``ssh HOST CMD...``: the command runs remotely; still persistence, on another host."""
-    value_opts = {"-b", "-c", "-D", "-E", "-e", "-F", "-I", "-i", "-J", "-L", "-l", "-m", "-O", "-o", "-p", "-Q",
-                  "-R", "-S", "-W", "-w", "-B"}
+    value_opts = {
+        "-b",
+        "-c",
+        "-D",
+        "-E",
+        "-e",
+        "-F",
+        "-I",
+        "-i",
+        "-J",
+        "-L",
+        "-l",
+        "-m",
+        "-O",
+        "-o",
+        "-p",
+        "-Q",
+        "-R",
+        "-S",
+        "-W",
+        "-w",
+        "-B",
+    }
     args = argv[1:]
     i = 0
     while i < len(args) and args[i].startswith("-"):
         i += 2 if args[i] in value_opts else 1
-    remote = args[i + 1:]
+    remote = args[i + 1 :]
     if not remote:
         if stdin and i < len(args):
             remote = [stdin]
@@ -902,7 +987,7 @@ def _h_find(argv: list[str], ctx: _Ctx, stdin: str | None) -> None:
     for i, tok in enumerate(args):
         if tok in ("-exec", "-execdir", "-ok", "-okdir"):
             inner: list[str] = []
-            for t in args[i + 1:]:
+            for t in args[i + 1 :]:
                 if t in (";", "\\;", "+"):
                     break
                 inner.append(t)
@@ -915,8 +1000,16 @@ def _h_interpreter(argv: list[str], ctx: _Ctx, stdin: str | None) -> None:
     """python -c / perl -e / node -e / ruby -e / php -r: look for file writes in the code string."""
     prog = _prog(argv[0])
     lang = "python" if prog.startswith(("python", "pypy")) or prog == "py" else prog
-    flags = {"python": ("-c",), "perl": ("-e", "-E"), "node": ("-e", "--eval", "-p", "--print"),
-             "nodejs": ("-e", "--eval", "-p"), "ruby": ("-e",), "php": ("-r",), "deno": ("eval",), "bun": ("-e", "--eval")}
+    flags = {
+        "python": ("-c",),
+        "perl": ("-e", "-E"),
+        "node": ("-e", "--eval", "-p", "--print"),
+        "nodejs": ("-e", "--eval", "-p"),
+        "ruby": ("-e",),
+        "php": ("-r",),
+        "deno": ("eval",),
+        "bun": ("-e", "--eval"),
+    }
     args = argv[1:]
     codes: list[str] = []
     script_file = False
@@ -924,8 +1017,11 @@ def _h_interpreter(argv: list[str], ctx: _Ctx, stdin: str | None) -> None:
     i = 0
     while i < len(args):
         tok = args[i]
-        if tok in flags.get(lang, ()) or (lang == "perl" and re.fullmatch(r"-[a-zA-Z]*[eE]", tok)) or (
-                lang == "python" and re.fullmatch(r"-[a-zA-Z]*c", tok)):
+        if (
+            tok in flags.get(lang, ())
+            or (lang == "perl" and re.fullmatch(r"-[a-zA-Z]*[eE]", tok))
+            or (lang == "python" and re.fullmatch(r"-[a-zA-Z]*c", tok))
+        ):
             if i + 1 < len(args):
                 codes.append(args[i + 1])
             i += 2
@@ -969,25 +1065,35 @@ def _nested(code: str, ctx: _Ctx, label: str = "nested code") -> None:
 # --- inline code heuristics (python / perl / node / ruby / php) ---------------------------------------------------
 
 _STR = r"""(?:'[^'\n]*'|"[^"\n]*"|`[^`\n]*`)"""
-_HOME_TOKEN = (r"(?:os\.path\.expanduser\(\s*['\"]~['\"]\s*\)|os\.environ\[\s*['\"]HOME['\"]\s*\]"
-               r"|os\.environ\.get\(\s*['\"]HOME['\"][^)]*\)|os\.getenv\(\s*['\"]HOME['\"][^)]*\)"
-               r"|(?:pathlib\.)?Path\.home\(\)|(?:require\(\s*['\"]os['\"]\s*\)|os)\.homedir\(\)|process\.env\.HOME|process\.env\[['\"]HOME['\"]\]"
-               r"|\$ENV\{['\"]?HOME['\"]?\}|ENV\[['\"]HOME['\"]\]|Dir\.home)")
+_HOME_TOKEN = (
+    r"(?:os\.path\.expanduser\(\s*['\"]~['\"]\s*\)|os\.environ\[\s*['\"]HOME['\"]\s*\]"
+    r"|os\.environ\.get\(\s*['\"]HOME['\"][^)]*\)|os\.getenv\(\s*['\"]HOME['\"][^)]*\)"
+    r"|(?:pathlib\.)?Path\.home\(\)|(?:require\(\s*['\"]os['\"]\s*\)|os)\.homedir\(\)|process\.env\.HOME|process\.env\[['\"]HOME['\"]\]"
+    r"|\$ENV\{['\"]?HOME['\"]?\}|ENV\[['\"]HOME['\"]\]|Dir\.home)"
+)
 _PATH_TOKEN_RE = re.compile(rf"{_HOME_TOKEN}|{_STR}")
 _WRITE_CALLS = [
     # (regex locating the call; group "args" starts right after the opening parenthesis)
     re.compile(r"\bopen\s*\((?P<args>)"),
-    re.compile(r"\b(?:writeFileSync|appendFileSync|writeFile|appendFile|createWriteStream|outputFileSync)\s*\((?P<args>)"),
+    re.compile(
+        r"\b(?:writeFileSync|appendFileSync|writeFile|appendFile|createWriteStream|outputFileSync)\s*\((?P<args>)"
+    ),
     re.compile(r"\bfile_put_contents\s*\((?P<args>)"),
     re.compile(r"\bFile\.(?:write|open|new)\s*\((?P<args>)"),
     re.compile(r"\bsysopen\s*\((?P<args>)"),
 ]
-_COPY_CALLS = re.compile(r"\b(?:shutil\.(?:copy\w*|move)|os\.(?:symlink|rename|replace|link)|copyFileSync|copyFile"
-                         r"|renameSync|symlinkSync|FileUtils\.(?:cp|mv|ln_s|install))\s*\((?P<args>)")
+_COPY_CALLS = re.compile(
+    r"\b(?:shutil\.(?:copy\w*|move)|os\.(?:symlink|rename|replace|link)|copyFileSync|copyFile"
+    r"|renameSync|symlinkSync|FileUtils\.(?:cp|mv|ln_s|install))\s*\((?P<args>)"
+)
 _PATHLIB_WRITE = re.compile(r"\bPath\s*\((?P<args>)")
-_RUN_CALLS = re.compile(r"\b(?:os\.system|os\.popen|subprocess\.(?:run|call|check_call|check_output|Popen|getoutput)"
-                        r"|execSync|spawnSync|exec|system|shell_exec|passthru|popen)\s*\((?P<args>)")
-_B64_CALLS = re.compile(r"\b(?:b64decode|decodebytes|Buffer\.from|decode_base64|base64_decode)\s*\(\s*(?:b)?(?P<s>'[A-Za-z0-9+/=\s]{8,}'|\"[A-Za-z0-9+/=\s]{8,}\")")
+_RUN_CALLS = re.compile(
+    r"\b(?:os\.system|os\.popen|subprocess\.(?:run|call|check_call|check_output|Popen|getoutput)"
+    r"|execSync|spawnSync|exec|system|shell_exec|passthru|popen)\s*\((?P<args>)"
+)
+_B64_CALLS = re.compile(
+    r"\b(?:b64decode|decodebytes|Buffer\.from|decode_base64|base64_decode)\s*\(\s*(?:b)?(?P<s>'[A-Za-z0-9+/=\s]{8,}'|\"[A-Za-z0-9+/=\s]{8,}\")"
+)
 
 
 def _analyze_code(code: str, lang: str, ctx: _Ctx) -> None:
@@ -1004,13 +1110,15 @@ def _analyze_code(code: str, lang: str, ctx: _Ctx) -> None:
             _add_write(ctx, path, "copy", f"{lang} {m.group(0).rstrip('( ')} -> {path}")
     for m in _PATHLIB_WRITE.finditer(code):
         args = _call_args(code, m.end("args"))
-        tail = code[m.end("args"):m.end("args") + 400]
+        tail = code[m.end("args") : m.end("args") + 400]
         close = _matching_paren(tail)
-        after = tail[close + 1:close + 80] if close >= 0 else ""
+        after = tail[close + 1 : close + 80] if close >= 0 else ""
         if args and re.match(r"\s*(\.expanduser\(\))?\s*\.(write_text|write_bytes|open\(\s*['\"][wax+])", after):
             if path := _eval_path(args[0], assigns):
                 _add_write(ctx, path, "write", f"{lang} Path({path}).write")
-    for m in re.finditer(rf"(?P<expr>{_HOME_TOKEN}(?:\s*/\s*{_STR})+)\s*\)?\s*\.(?:write_text|write_bytes|open\(\s*['\"][wax+])", code):
+    for m in re.finditer(
+        rf"(?P<expr>{_HOME_TOKEN}(?:\s*/\s*{_STR})+)\s*\)?\s*\.(?:write_text|write_bytes|open\(\s*['\"][wax+])", code
+    ):
         if path := _eval_path(m.group("expr"), assigns):
             _add_write(ctx, path, "write", f"{lang} write to {path}")
     for m in _RUN_CALLS.finditer(code):
@@ -1035,7 +1143,13 @@ def _analyze_code(code: str, lang: str, ctx: _Ctx) -> None:
 def _code_open(args: list[str], lang: str, ctx: _Ctx, assigns: dict[str, str], call: str) -> None:
     if not args:
         return
-    if lang == "perl" or call.startswith("open") and len(args) >= 2 and re.fullmatch(r"\s*(my\s+)?[\$\w]+\s*", args[0]) and lang != "python":
+    if (
+        lang == "perl"
+        or call.startswith("open")
+        and len(args) >= 2
+        and re.fullmatch(r"\s*(my\s+)?[\$\w]+\s*", args[0])
+        and lang != "python"
+    ):
         _perl_open(args, ctx, assigns)
         return
     mode = None
@@ -1057,14 +1171,15 @@ def _code_open(args: list[str], lang: str, ctx: _Ctx, assigns: dict[str, str], c
 def _perl_open(args: list[str], ctx: _Ctx, assigns: dict[str, str]) -> None:
     if len(args) >= 3:  # open(my $fh, '>>', $path)
         mode = args[1].strip().strip("'\"")
-        if mode.startswith((">", "+")):
-            if path := _eval_path(args[2], assigns):
-                _add_write(ctx, path, "append" if mode.startswith(">>") else "write", f"perl open {mode} {path}")
+        if mode.startswith((">", "+")) and (path := _eval_path(args[2], assigns)):
+            _add_write(ctx, path, "append" if mode.startswith(">>") else "write", f"perl open {mode} {path}")
         return
     if len(args) == 2:  # open(FH, ">>/root/.ssh/authorized_keys")
         m = re.fullmatch(r"\s*['\"](>>?|\+<|\+>)\s*([^'\"]+)['\"]\s*", args[1])
         if m:
-            _add_write(ctx, m.group(2), "append" if m.group(1) == ">>" else "write", f"perl open {m.group(1)}{m.group(2)}")
+            _add_write(
+                ctx, m.group(2), "append" if m.group(1) == ">>" else "write", f"perl open {m.group(1)}{m.group(2)}"
+            )
 
 
 def _code_run(args: list[str], ctx: _Ctx) -> None:
@@ -1096,7 +1211,7 @@ def _call_args(code: str, start: int) -> list[str]:
     args: list[str] = []
     current: list[str] = []
     quote = ""
-    for ch in code[start:start + 2000]:
+    for ch in code[start : start + 2000]:
         if quote:
             current.append(ch)
             if ch == quote:
@@ -1149,11 +1264,14 @@ def _eval_path(expr: str, assigns: dict[str, str], _depth: int = 0) -> str | Non
     parts: list[str] = []
     for m in _PATH_TOKEN_RE.finditer(expr):
         token = m.group(0)
-        parts.append("~" if not token[0] in "'\"`" else token[1:-1])
+        parts.append("~" if token[0] not in "'\"`" else token[1:-1])
     if not parts:
         return None
-    joined = "/".join(parts) if ("join" in expr or re.search(r"\)\s*/", expr) or len(parts) > 1 and "/" in
-                                 re.sub(_STR, "", expr)) else "".join(parts)
+    joined = (
+        "/".join(parts)
+        if ("join" in expr or re.search(r"\)\s*/", expr) or len(parts) > 1 and "/" in re.sub(_STR, "", expr))
+        else "".join(parts)
+    )
     joined = re.sub(r"(?<!^)/+", "/", joined)
     if not joined.startswith(("/", "~")) and "/" not in joined and "." not in joined:
         return None  # "w", "utf-8": not a path

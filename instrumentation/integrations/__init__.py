@@ -4,8 +4,8 @@ so the SDKs stay optional):
 * ``mcp``            official MCP SDK 2.x, client and server (enriches the spans the SDK emits)
 * ``langchain``      ``langchain-core`` tools
 * ``openai_agents``  OpenAI Agents SDK function tools
-* ``claude_code``    Claude Code hooks (``foothold hook claude-code``)
-* ``mcp_proxy``      audit proxy in front of any stdio MCP server (``foothold mcp-proxy -- CMD...``)
+* ``claude_code``    Claude Code hooks (``foothold-audit hook claude-code``)
+* ``mcp_proxy``      audit proxy in front of any stdio MCP server (``foothold-audit mcp-proxy -- CMD...``)
 
 ``instrument()`` patches every supported SDK that is installed; ``uninstrument()`` undoes it.
 """

@@ -60,8 +60,13 @@ class BorrowedSpan(Span):
     def set_status(self, status: Status | Any, description: str | None = None) -> None:
         self.inner.set_status(status, description)
 
-    def record_exception(self, exception: BaseException, attributes: Attributes = None, timestamp: int | None = None,
-                         escaped: bool = False) -> None:
+    def record_exception(
+        self,
+        exception: BaseException,
+        attributes: Attributes = None,
+        timestamp: int | None = None,
+        escaped: bool = False,
+    ) -> None:
         self.inner.record_exception(exception, attributes, timestamp, escaped)
 
 
@@ -74,8 +79,17 @@ class SpanToolCall(ToolCall):
     ``__enter__`` either way. The owner ends the span; this never does.
     """
 
-    def __init__(self, name: str, span: Span | None = None, *, call_id: str | None = None, arguments: Any = None,
-                 tool_type: str = "extension", cwd: str | None = None, extra: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        span: Span | None = None,
+        *,
+        call_id: str | None = None,
+        arguments: Any = None,
+        tool_type: str = "extension",
+        cwd: str | None = None,
+        extra: dict[str, Any] | None = None,
+    ) -> None:
         super().__init__(name, call_id=call_id, arguments=arguments, tool_type=tool_type, cwd=cwd)
         self._given = span
         self._extra = extra or {}
@@ -145,4 +159,3 @@ def session_baggage_context() -> otel_context.Context | None:
         if values.get(key):
             ctx = baggage.set_baggage(key, values[key], ctx)
     return ctx
-

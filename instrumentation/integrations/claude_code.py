@@ -1,4 +1,4 @@
-"""Claude Code hooks: ``foothold hook claude-code`` turns hook events into spans.
+"""Claude Code hooks: ``foothold-audit hook claude-code`` turns hook events into spans.
 
 Claude Code runs the command once per event with the event's JSON on stdin (``session_id``, ``cwd``,
 ``hook_event_name``, and for tool events ``tool_name``, ``tool_input``, ``tool_response``, ``tool_use_id``).
@@ -44,11 +44,20 @@ TIMEOUT_ENV = "FOOTHOLD_HOOK_TIMEOUT"
 DENY_ENV = "FOOTHOLD_DENY_PERSISTENCE"
 SERVICE_NAME = "claude-code"
 KNOWN_FILE = "known-states.json"
-HOOK_COMMAND = "foothold hook claude-code"
+HOOK_COMMAND = "foothold-audit hook claude-code"
 TOOL_EVENTS = ("PreToolUse", "PostToolUse", "PostToolUseFailure")
 EVENTS = (
-    "SessionStart", "UserPromptSubmit", "PreToolUse", "PostToolUse", "PostToolUseFailure", "PermissionRequest",
-    "Notification", "Stop", "SubagentStop", "PreCompact", "SessionEnd",
+    "SessionStart",
+    "UserPromptSubmit",
+    "PreToolUse",
+    "PostToolUse",
+    "PostToolUseFailure",
+    "PermissionRequest",
+    "Notification",
+    "Stop",
+    "SubagentStop",
+    "PreCompact",
+    "SessionEnd",
 )
 _FILE_TOOLS = {"Write": "write", "Edit": "edit", "MultiEdit": "edit", "NotebookEdit": "edit"}
 _PATH_KEYS = ("file_path", "notebook_path", "path")
@@ -81,8 +90,9 @@ def _state_file(session_id: str, tool_use_id: str) -> Path:
     return _session_dir(session_id) / (hashlib.sha256(tool_use_id.encode()).hexdigest()[:32] + ".json")
 
 
-def run(stdin_text: str, *, deny_persistence: bool = False, endpoint: str | None = None,
-        deny_with_exit_code: bool = False) -> Answer:
+def run(
+    stdin_text: str, *, deny_persistence: bool = False, endpoint: str | None = None, deny_with_exit_code: bool = False
+) -> Answer:
     """Handle one hook event; never raises (errors go to the log file and the answer is empty)."""
     try:
         _log_to_file()
@@ -119,7 +129,7 @@ def _log_to_file() -> None:
 
 def _log_error() -> None:
     try:
-        log.exception("foothold hook error")
+        log.exception("foothold-audit hook error")
     except Exception:  # nowhere left to report: stay silent, never fail the agent
         pass
 
@@ -177,8 +187,10 @@ class _Hook:
         # The verdict goes on the Post's span: without a deny policy the Pre does not load the classifier.
         findings = classify(self.tool_name, self.tool_input, self.cwd, self.home) if deny else []
         if findings:
-            reason = (f"Foothold: {findings[0].kind} ({findings[0].technique}) - {findings[0].evidence}. "
-                      "Writing persistence locations is blocked by policy.")
+            reason = (
+                f"Foothold: {findings[0].kind} ({findings[0].technique}) - {findings[0].evidence}. "
+                "Writing persistence locations is blocked by policy."
+            )
             self._emit_call(time.time_ns(), findings, denied=reason)
             if deny_with_exit_code:
                 return Answer(exit_code=2, stderr=reason)
@@ -263,10 +275,11 @@ class _Hook:
     # --- spans ------------------------------------------------------------------------------------------
 
     def _tracer(self) -> tuple[Any, Any]:
-        from foothold.instrumentation import provider as fh_provider
-        from foothold.instrumentation import runtime
         from opentelemetry.sdk.resources import Resource
         from opentelemetry.sdk.trace import TracerProvider
+
+        from foothold.instrumentation import provider as fh_provider
+        from foothold.instrumentation import runtime
 
         if self._setup is None:
             timeout = self._timeout
@@ -274,8 +287,14 @@ class _Hook:
             tracer_provider = TracerProvider(resource=resource, id_generator=_session_ids(self.session_id))
             capture = runtime.env_flag(runtime.CAPTURE_CONTENT_ENV, default=True)
             exporter = fh_provider._otlp_exporter(self.endpoint, None, timeout)
-            self._setup = fh_provider.setup(tracer_provider=tracer_provider, exporter=exporter, capture_content=capture,
-                                            watch=False, home=self.home, export_timeout_seconds=timeout)
+            self._setup = fh_provider.setup(
+                tracer_provider=tracer_provider,
+                exporter=exporter,
+                capture_content=capture,
+                watch=False,
+                home=self.home,
+                export_timeout_seconds=timeout,
+            )
             self._provider = tracer_provider
         return self._provider.get_tracer("foothold.claude_code"), runtime.current
 
@@ -290,13 +309,20 @@ class _Hook:
         if export.is_alive():
             log.warning("span export did not finish within %s s (%s): spans dropped", self._timeout, TIMEOUT_ENV)
 
-    def _emit_call(self, start_ns: int, findings: list[Any], *, state: dict[str, Any] | None = None,
-                   failed: bool = False, denied: str | None = None) -> None:
-        from foothold.instrumentation import artifacts
-        from foothold.instrumentation.tools import render_content
+    def _emit_call(
+        self,
+        start_ns: int,
+        findings: list[Any],
+        *,
+        state: dict[str, Any] | None = None,
+        failed: bool = False,
+        denied: str | None = None,
+    ) -> None:
         from opentelemetry.trace import SpanKind, Status, StatusCode
 
         from foothold import semconv
+        from foothold.instrumentation import artifacts
+        from foothold.instrumentation.tools import render_content
 
         from ._core import verdict_attributes
 
@@ -320,14 +346,17 @@ class _Hook:
             response = self.payload.get("tool_response", self.payload.get("error"))
             if response is not None:
                 attributes[semconv.GEN_AI_TOOL_CALL_RESULT] = render_content(response, rt)
-        span = tracer.start_span(semconv.tool_span_name(self.tool_name), kind=SpanKind.INTERNAL, attributes=attributes,
-                                 start_time=start_ns)
+        span = tracer.start_span(
+            semconv.tool_span_name(self.tool_name), kind=SpanKind.INTERNAL, attributes=attributes, start_time=start_ns
+        )
         if denied is not None:
             span.set_status(Status(StatusCode.ERROR, denied))
             span.set_attribute(semconv.ERROR_TYPE, "foothold_denied")  # a policy, not a person: no checkpoint
         elif failed or _is_error(self.payload.get("tool_response")):
             error = self.payload.get("error")
-            span.set_status(Status(StatusCode.ERROR, render_content(error, rt)[:512] if error and rt.capture_content else None))
+            span.set_status(
+                Status(StatusCode.ERROR, render_content(error, rt)[:512] if error and rt.capture_content else None)
+            )
             span.set_attribute(semconv.ERROR_TYPE, "tool_error")
         found = artifacts.merge(self._snapshot_artifacts(state or {}), self._file_artifacts(state or {}))
         artifacts.emit(tracer, span, found, {semconv.CWD: self.cwd, semconv.HOME: self.home})
@@ -435,8 +464,14 @@ def default_settings_path() -> Path:
     return Path(os.path.expanduser("~")) / ".claude" / "settings.json"
 
 
-def install(settings_path: Path | None = None, *, deny_persistence: bool = False, command: str = HOOK_COMMAND,
-            timeout_seconds: int = 10, fingerprint_key_file: Path | None = None) -> tuple[Path, str | None]:
+def install(
+    settings_path: Path | None = None,
+    *,
+    deny_persistence: bool = False,
+    command: str = HOOK_COMMAND,
+    timeout_seconds: int = 10,
+    fingerprint_key_file: Path | None = None,
+) -> tuple[Path, str | None]:
     """Add (or refresh) Foothold's hook entries in a Claude Code settings.json, keeping every other hook and
     setting; running it twice leaves one entry per event. ``fingerprint_key_file`` goes into the settings'
     ``env`` (applied to the session and its hooks) as ``FOOTHOLD_FINGERPRINT_KEY_FILE``: the path, never the
@@ -461,7 +496,7 @@ def install(settings_path: Path | None = None, *, deny_persistence: bool = False
         read_key_file(key_file)  # unreadable or empty: fail now, not in every hook
         env = settings["env"] = {**env, FINGERPRINT_KEY_FILE_ENV: key_file}
     full = f"{command} --deny-persistence" if deny_persistence else command
-    base = command.split(" --")[0]
+    base = command.split(" --", maxsplit=1)[0]
     for event in EVENTS:
         groups = [g for g in hooks.get(event, []) if isinstance(g, dict)]
         for group in groups:  # drop earlier Foothold entries (any flags), keep everyone else's
@@ -481,31 +516,48 @@ def install(settings_path: Path | None = None, *, deny_persistence: bool = False
         f"no fingerprint key: each hook event is a new process with its own random key, so fingerprints of the "
         f"same secret will not correlate across tool calls or with the collector (credential reuse goes "
         f"unnoticed). Put the deployment key (the collector's fingerprint_key) in a file only you can read and "
-        f"run again with --fingerprint-key-file PATH (sets {FINGERPRINT_KEY_FILE_ENV} in {path}'s env).")
+        f"run again with --fingerprint-key-file PATH (sets {FINGERPRINT_KEY_FILE_ENV} in {path}'s env)."
+    )
 
 
 def _is_ours(hook: Any, base: str) -> bool:
-    return isinstance(hook, dict) and isinstance(hook.get("command"), str) and (
-        hook["command"].startswith(base) or "hook claude-code" in hook["command"])
+    return (
+        isinstance(hook, dict)
+        and isinstance(hook.get("command"), str)
+        and (hook["command"].startswith(base) or "hook claude-code" in hook["command"])
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``foothold hook claude-code [flags]``: the console script calls it before loading the CLI framework (one
+    """``foothold-audit hook claude-code [flags]``: the console script calls it before loading the CLI framework (one
     process per hook event), the typer command forwards its arguments to it, and so does ``python -m
     foothold.instrumentation.integrations.claude_code``. The one definition of the hook's flags."""
     import argparse
 
-    parser = argparse.ArgumentParser(prog=HOOK_COMMAND, allow_abbrev=False, description=(
-        "Read one Claude Code hook event (JSON on stdin) and record it. Configure it with `foothold hook install "
-        "--claude-code`. Never fails the agent: errors go to a log file, exit code 0."))
-    parser.add_argument("--deny-persistence", action="store_true",
-                        help=f"deny a PreToolUse that writes a persistence location (also {DENY_ENV}=1)")
-    parser.add_argument("--deny-exit-code", action="store_true",
-                        help="deny by exit code 2 and stderr instead of the JSON answer")
+    parser = argparse.ArgumentParser(
+        prog=HOOK_COMMAND,
+        allow_abbrev=False,
+        description=(
+            "Read one Claude Code hook event (JSON on stdin) and record it. Configure it with `foothold-audit hook install "
+            "--claude-code`. Never fails the agent: errors go to a log file, exit code 0."
+        ),
+    )
+    parser.add_argument(
+        "--deny-persistence",
+        action="store_true",
+        help=f"deny a PreToolUse that writes a persistence location (also {DENY_ENV}=1)",
+    )
+    parser.add_argument(
+        "--deny-exit-code", action="store_true", help="deny by exit code 2 and stderr instead of the JSON answer"
+    )
     parser.add_argument("--endpoint", help="OTLP endpoint (default: OTEL_EXPORTER_OTLP_* variables)")
     args = parser.parse_args(argv)
-    answer = run(sys.stdin.read(), deny_persistence=args.deny_persistence, endpoint=args.endpoint,
-                 deny_with_exit_code=args.deny_exit_code)
+    answer = run(
+        sys.stdin.read(),
+        deny_persistence=args.deny_persistence,
+        endpoint=args.endpoint,
+        deny_with_exit_code=args.deny_exit_code,
+    )
     if answer.stdout:
         sys.stdout.write(answer.stdout + "\n")
         sys.stdout.flush()

@@ -1,6 +1,6 @@
 """Command-line entry points of the integrations, as typer apps ``foothold/cli.py`` mounts:
 
-    app.add_typer(hook_app, name="hook")                      # foothold hook claude-code | install
+    app.add_typer(hook_app, name="hook")                      # foothold-audit hook claude-code | install
     app.command("mcp-proxy", context_settings=PROXY_CONTEXT)(mcp_proxy_command)
 
 Light to import: the hook's and the proxy's modules (and OpenTelemetry) load only when a command runs.
@@ -21,7 +21,7 @@ PROXY_CONTEXT = {"allow_extra_args": True, "ignore_unknown_options": True}
 
 @hook_app.command("claude-code", context_settings=PROXY_CONTEXT, add_help_option=False)
 def claude_code_command(ctx: typer.Context) -> None:
-    """Read one Claude Code hook event (JSON on stdin) and record it; flags: `foothold hook claude-code --help`."""
+    """Read one Claude Code hook event (JSON on stdin) and record it; flags: `foothold-audit hook claude-code --help`."""
     from .claude_code import main
 
     raise typer.Exit(main(ctx.args))
@@ -30,10 +30,22 @@ def claude_code_command(ctx: typer.Context) -> None:
 @hook_app.command("install")
 def install_command(
     claude_code: Annotated[bool, typer.Option("--claude-code", help="install the Claude Code hooks")] = False,
-    settings: Annotated[Path | None, typer.Option("--settings", help="settings.json to edit (default ~/.claude/settings.json)")] = None,
-    deny_persistence: Annotated[bool, typer.Option("--deny-persistence", help="deny tool calls that write persistence locations")] = False,
-    command: Annotated[str | None, typer.Option("--command", help="hook command to register (default: foothold hook claude-code)")] = None,
-    fingerprint_key_file: Annotated[Path | None, typer.Option("--fingerprint-key-file", help="file holding the deployment fingerprint key; its path (never the key) goes into the settings' env as FOOTHOLD_FINGERPRINT_KEY_FILE")] = None,
+    settings: Annotated[
+        Path | None, typer.Option("--settings", help="settings.json to edit (default ~/.claude/settings.json)")
+    ] = None,
+    deny_persistence: Annotated[
+        bool, typer.Option("--deny-persistence", help="deny tool calls that write persistence locations")
+    ] = False,
+    command: Annotated[
+        str | None, typer.Option("--command", help="hook command to register (default: foothold-audit hook claude-code)")
+    ] = None,
+    fingerprint_key_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--fingerprint-key-file",
+            help="file holding the deployment fingerprint key; its path (never the key) goes into the settings' env as FOOTHOLD_FINGERPRINT_KEY_FILE",
+        ),
+    ] = None,
 ) -> None:
     """Write Foothold's hook entries into an agent's settings (idempotent, keeps other hooks)."""
     if not claude_code:
@@ -42,8 +54,12 @@ def install_command(
     from .claude_code import HOOK_COMMAND, install
 
     try:
-        path, warning = install(settings, deny_persistence=deny_persistence, command=command or HOOK_COMMAND,
-                                fingerprint_key_file=fingerprint_key_file)
+        path, warning = install(
+            settings,
+            deny_persistence=deny_persistence,
+            command=command or HOOK_COMMAND,
+            fingerprint_key_file=fingerprint_key_file,
+        )
     except (OSError, ValueError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from None
@@ -54,13 +70,15 @@ def install_command(
 
 def mcp_proxy_command(
     ctx: typer.Context,
-    endpoint: Annotated[str | None, typer.Option("--endpoint", help="OTLP endpoint (default: OTEL_EXPORTER_OTLP_* variables)")] = None,
+    endpoint: Annotated[
+        str | None, typer.Option("--endpoint", help="OTLP endpoint (default: OTEL_EXPORTER_OTLP_* variables)")
+    ] = None,
 ) -> None:
-    """Audit proxy for a stdio MCP server: `foothold mcp-proxy -- SERVER COMMAND...`. Passes every message
+    """Audit proxy for a stdio MCP server: `foothold-audit mcp-proxy -- SERVER COMMAND...`. Passes every message
     through unchanged and records a span per tools/call and resources/read."""
     from .mcp_proxy import run
 
-    command = [a for a in ctx.args]
+    command = list(ctx.args)
     if command and command[0] == "--":
         command = command[1:]
     raise typer.Exit(run(command, endpoint=endpoint))

@@ -133,15 +133,18 @@ def _otel_span(name: str, *, kind: SpanKind, attributes: dict[str, Any] | None =
         return
     from mcp.shared import _otel
 
-    with _otel._tracer.start_as_current_span(name, kind=kind, attributes=attributes, end_on_exit=False,
-                                              **kwargs) as span:
+    with _otel._tracer.start_as_current_span(
+        name, kind=kind, attributes=attributes, end_on_exit=False, **kwargs
+    ) as span:
         pending.adopt(span)
         pending.owned = span  # type: ignore[attr-defined]
         yield span
 
 
 def _wrap_call_tool(original: Callable[..., Any]) -> Callable[..., Any]:
-    async def call_tool(self: Any, name: str, arguments: dict[str, Any] | None = None, *args: Any, **kwargs: Any) -> Any:
+    async def call_tool(
+        self: Any, name: str, arguments: dict[str, Any] | None = None, *args: Any, **kwargs: Any
+    ) -> Any:
         if runtime.current.disabled:
             return await original(self, name, arguments, *args, **kwargs)
         call = SpanToolCall(name, arguments=arguments or {}, extra={semconv.MCP_METHOD_NAME: "tools/call"})

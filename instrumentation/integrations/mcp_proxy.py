@@ -1,4 +1,4 @@
-"""``foothold mcp-proxy -- <server command...>``: an audit proxy in front of any stdio MCP server.
+"""``foothold-audit mcp-proxy -- <server command...>``: an audit proxy in front of any stdio MCP server.
 
 The proxy starts the server, and passes every byte between the MCP client (its own stdin/stdout) and the
 server (the child's stdin/stdout) through unchanged and unbuffered: chunks are forwarded exactly as read,
@@ -160,8 +160,9 @@ def _emit_span(proxy: Proxy, call: _Pending, response: dict[str, Any]) -> None:
         attributes[semconv.GEN_AI_TOOL_CALL_ARGUMENTS] = render_content(arguments, rt)
         if result is not None:
             attributes[semconv.GEN_AI_TOOL_CALL_RESULT] = render_content(result, rt)
-    span = rt.tracer.start_span(span_name, context=parent, kind=SpanKind.CLIENT, attributes=attributes,
-                                start_time=call.start_ns)
+    span = rt.tracer.start_span(
+        span_name, context=parent, kind=SpanKind.CLIENT, attributes=attributes, start_time=call.start_ns
+    )
     if isinstance(error, dict):
         code = str(error.get("code", "error"))
         message = str(error.get("message", "")) if rt.capture_content else None
@@ -235,21 +236,20 @@ def _each(lines: list[bytes], on_line: Any) -> None:
 def run(command: list[str], *, endpoint: str | None = None, service_name: str = "foothold-mcp-proxy") -> int:
     """Run the server behind the proxy until it exits; returns its exit code."""
     if not command:
-        sys.stderr.write("foothold mcp-proxy: give the server command after --\n")
+        sys.stderr.write("foothold-audit mcp-proxy: give the server command after --\n")
         return 2
     setup = None
     try:
+        from foothold import instrumentation as fh
         from foothold.instrumentation.provider import (
             DEFAULT_EXPORT_TIMEOUT_SECONDS,
             _otlp_exporter,
         )
 
-        from foothold import instrumentation as fh
-
         exporter = _otlp_exporter(endpoint, None, DEFAULT_EXPORT_TIMEOUT_SECONDS)
         setup = fh.setup(tracer_provider=_own_provider(service_name), exporter=exporter)
     except Exception as exc:  # spans are lost, the proxy still works
-        sys.stderr.write(f"foothold mcp-proxy: instrumentation disabled ({exc})\n")
+        sys.stderr.write(f"foothold-audit mcp-proxy: instrumentation disabled ({exc})\n")
     import shlex
 
     proxy = Proxy(server_command=shlex.join(command))
@@ -259,8 +259,9 @@ def run(command: list[str], *, endpoint: str | None = None, service_name: str = 
     to_server = threading.Thread(
         target=_pump, args=(stdin_fd, child.stdin.fileno(), proxy.on_client_line, True, child.stdin.close), daemon=True
     )
-    to_client = threading.Thread(target=_pump, args=(child.stdout.fileno(), stdout_fd, proxy.on_server_line, False),
-                                 daemon=True)
+    to_client = threading.Thread(
+        target=_pump, args=(child.stdout.fileno(), stdout_fd, proxy.on_server_line, False), daemon=True
+    )
     to_server.start()
     to_client.start()
     try:
