@@ -196,7 +196,9 @@ class TokenConfig(_Section):
     name: str = Field(
         pattern=r"^[A-Za-z0-9][A-Za-z0-9_.@:/-]{0,127}$", description="sender name stored as foothold.sender"
     )
-    sha256: str = Field(pattern=r"^[0-9a-fA-F]{64}$", description="hex SHA-256 of the token (`foothold-audit token hash`)")
+    sha256: str = Field(
+        pattern=r"^[0-9a-fA-F]{64}$", description="hex SHA-256 of the token (`foothold-audit token hash`)"
+    )
 
 
 class AuthConfig(_Section):

@@ -191,5 +191,7 @@ def remediation_report(reader: Reader, *, session: str | None = None, since: dat
             for r in alerts
             if r[0] == session_id
         ]
-        report.review.append({"session": session_id, "alerts": findings, "command": f"foothold-audit timeline {session_id}"})
+        report.review.append(
+            {"session": session_id, "alerts": findings, "command": f"foothold-audit timeline {session_id}"}
+        )
     return report

@@ -58,7 +58,9 @@ def _collector_modules():
     try:
         from foothold.collector import config, store
     except ImportError as exc:
-        raise fail(f"{exc.name} is missing: this command needs the collector extra, pip install 'foothold-audit[collector]'")
+        raise fail(
+            f"{exc.name} is missing: this command needs the collector extra, pip install 'foothold-audit[collector]'"
+        )
     return config, store
 
 

@@ -266,4 +266,6 @@ def _print_remediation(reader: ApiReader, console: Console) -> None:
         )
         lines.append(f"    [dim]$[/] {escape(step.command)}")
     lines += ["[bold]Revoke[/]"] + [f"  {escape(usage['action'])}" for usage in report.revoke]
-    console.print(Panel("\n".join(lines), title="What to remove and revoke (foothold-audit report --since 1h)", expand=True))
+    console.print(
+        Panel("\n".join(lines), title="What to remove and revoke (foothold-audit report --since 1h)", expand=True)
+    )

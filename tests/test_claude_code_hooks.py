@@ -28,7 +28,9 @@ HOOK = [
     "from foothold.cli import main; main()",
     "hook",
 ]  # through the typer app, not the fast path
-_module, _function = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]["foothold-audit"].split(":")
+_module, _function = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]["foothold-audit"].split(
+    ":"
+)
 SCRIPT = [
     sys.executable,
     "-X",

@@ -37,7 +37,8 @@ def install_command(
         bool, typer.Option("--deny-persistence", help="deny tool calls that write persistence locations")
     ] = False,
     command: Annotated[
-        str | None, typer.Option("--command", help="hook command to register (default: foothold-audit hook claude-code)")
+        str | None,
+        typer.Option("--command", help="hook command to register (default: foothold-audit hook claude-code)"),
     ] = None,
     fingerprint_key_file: Annotated[
         Path | None,
