@@ -1,0 +1,478 @@
+"""Backdoor signals in code an agent wrote, judged by what the code does (rules/code.yaml).
+
+Persistence rules judge *where* a write lands; these judge *what* a write to ordinary source does: decode then
+execute, a shell handed to a socket, secrets sent out, an auth check taken away, code run at install time.
+Each signal names an effect and its regexes describe it in several languages, so it holds for code nobody
+wrote a test for. Every regex sees at most MAX_LINE characters of a line: bounded time on hostile input.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+from typing import Any
+
+import yaml
+
+from foothold.detections.code_changes import CodeChange
+from foothold.redact import MARKER_PREFIX, find_secrets
+
+SEVERITY_ORDER = ("info", "low", "medium", "high", "critical")
+MAX_LINE = 4096  # no regex sees more than this of one line
+MAX_LINES = 20_000  # per change
+_REVIEW_KEY = b"foothold-code-review"  # fingerprints here only say "a secret"; correlation uses the real key
+
+
+@dataclass(frozen=True)
+class CodeFinding:
+    signal: str
+    severity: str
+    technique: str
+    title: str
+    path: str
+    evidence: str
+    call_id: str = ""
+
+
+# --- rules ----------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Signal:
+    id: str
+    severity: str
+    technique: str
+    title: str
+    kind: str | None
+    added: re.Pattern[str] | None
+    removed_only: re.Pattern[str] | None
+    files: tuple[str, ...]
+    skip_files: tuple[str, ...]
+    in_tests: str | None
+
+
+@dataclass(frozen=True)
+class CodeRules:
+    lists: dict[str, re.Pattern[str]]
+    paths: dict[str, re.Pattern[str]]
+    benign_hosts: re.Pattern[str]
+    signals: tuple[Signal, ...]
+
+
+@cache
+def load_code_rules() -> CodeRules:
+    text = resources.files("foothold.detections").joinpath("rules/code.yaml").read_text()
+    return compile_code_rules(yaml.safe_load(text))
+
+
+def compile_code_rules(data: dict[str, Any]) -> CodeRules:
+    raw_lists: dict[str, list[str]] = data["lists"]
+    nocase = set(data.get("case_insensitive", ()))
+    alternations = {
+        name: ("(?i:" if name in nocase else "(?:") + "|".join(items) + ")" for name, items in raw_lists.items()
+    }
+
+    def expand(pattern: str) -> re.Pattern[str]:
+        return re.compile(re.sub(r"\{(\w+)\}", lambda m: alternations[m.group(1)], pattern))
+
+    signals = []
+    for raw in data["signals"]:
+        if raw["severity"] not in SEVERITY_ORDER:
+            raise ValueError(f"code rule {raw['id']}: severity {raw['severity']!r} is not one of {SEVERITY_ORDER}")
+        signals.append(
+            Signal(
+                id=raw["id"],
+                severity=raw["severity"],
+                technique=raw.get("technique", ""),
+                title=raw["title"],
+                kind=raw.get("kind"),
+                added=expand(raw["added"]) if "added" in raw else None,
+                removed_only=expand(raw["removed_only"]) if "removed_only" in raw else None,
+                files=tuple(raw.get("files", ())),
+                skip_files=tuple(raw.get("skip_files", ())),
+                in_tests=raw.get("in_tests"),
+            )
+        )
+    return CodeRules(
+        lists={name: expand(f"{{{name}}}") for name in raw_lists},
+        paths={name: _globs(globs) for name, globs in data["paths"].items()},
+        benign_hosts=_globs(data["benign_hosts"], anchored_names=True),
+        signals=tuple(signals),
+    )
+
+
+def _globs(globs: Iterable[str], anchored_names: bool = False) -> re.Pattern[str]:
+    parts = []
+    for glob in globs:
+        out, i = [], 0
+        while i < len(glob):
+            if glob.startswith("**/", i):
+                out.append("(?:.*/)?")
+                i += 3
+            elif glob.startswith("**", i):
+                out.append(".*")
+                i += 2
+            elif glob[i] == "*":
+                out.append("[^/]*" if not anchored_names else ".*")
+                i += 1
+            elif glob[i] == "?":
+                out.append("[^/]")
+                i += 1
+            elif glob[i] == "[":
+                end = glob.index("]", i)
+                out.append(glob[i : end + 1])
+                i = end + 1
+            else:
+                out.append(re.escape(glob[i]))
+                i += 1
+        parts.append("".join(out))
+    return re.compile("^(?:" + "|".join(parts) + ")$", re.IGNORECASE)
+
+
+# --- reviewing ------------------------------------------------------------------------------------------
+
+
+def review_changes(changes: Sequence[CodeChange], rules: CodeRules | None = None) -> list[CodeFinding]:
+    """Every signal in a set of changes. Checks taken away are counted over the whole set, so an auth check
+    moved from one file to another (a refactor) is not reported as removed."""
+    rules = rules or load_code_rules()
+    findings: list[CodeFinding] = []
+    for change in changes:
+        findings.extend(_review_one(change, rules))
+    for signal in rules.signals:
+        if signal.removed_only is not None:
+            findings.extend(_removed_checks(signal, changes, rules))
+    return findings
+
+
+def _review_one(change: CodeChange, rules: CodeRules) -> list[CodeFinding]:
+    added = [line[:MAX_LINE] for line in change.added[:MAX_LINES]]
+    removed = [line[:MAX_LINE] for line in change.removed[:MAX_LINES]]
+    findings = []
+    for signal in rules.signals:
+        if not _applies(signal, change.path, rules):
+            continue
+        evidence = None
+        if signal.added is not None:
+            evidence = next((line.strip() for line in added if signal.added.search(line)), None)
+        elif signal.kind is not None:
+            evidence = _KINDS[signal.kind](added, removed, change, rules)
+        if evidence:
+            findings.append(_finding(signal, change, evidence, rules))
+    return findings
+
+
+def _applies(signal: Signal, path: str, rules: CodeRules) -> bool:
+    if signal.files and not any(rules.paths[name].match(path) for name in signal.files):
+        return False
+    return not any(rules.paths[name].match(path) for name in signal.skip_files)
+
+
+def _finding(signal: Signal, change: CodeChange, evidence: str, rules: CodeRules) -> CodeFinding:
+    severity = signal.severity
+    if signal.in_tests and rules.paths["tests"].match(change.path):
+        severity = signal.in_tests
+    return CodeFinding(signal.id, severity, signal.technique, signal.title, change.path, evidence[:300], change.call_id)
+
+
+def _removed_checks(signal: Signal, changes: Sequence[CodeChange], rules: CodeRules) -> list[CodeFinding]:
+    assert signal.removed_only is not None
+    pattern = signal.removed_only
+    relevant = [c for c in changes if _applies(signal, c.path, rules)]
+    gone: Counter[str] = Counter()
+    kept: Counter[str] = Counter()
+    for change in relevant:
+        for line in change.removed:
+            for m in pattern.finditer(line[:MAX_LINE]):
+                gone[m.group(0).lower()] += 1
+        for line in change.added:
+            for m in pattern.finditer(line[:MAX_LINE]):
+                kept[m.group(0).lower()] += 1
+    missing = {check for check, n in gone.items() if n > kept.get(check, 0)}
+    if sum(gone.values()) <= sum(kept.values()):
+        return []  # as many checks as before, maybe renamed or moved (a refactor)
+    findings = []
+    for change in relevant:
+        lines = [line.strip() for line in change.removed if any(check in line.lower() for check in missing)]
+        if lines:
+            findings.append(_finding(signal, change, "removed: " + " | ".join(lines[:3]), rules))
+    return findings
+
+
+# --- signals computed by code ----------------------------------------------------------------------------
+
+_ASSIGN = re.compile(r"^\s*(?:(?:const|let|var|my|local)\s+)?\$?([A-Za-z_]\w*)\s*(?::=|=)(?!=)\s*(.+)$")
+
+
+def _decode_exec(added: list[str], _removed: list[str], _change: CodeChange, rules: CodeRules) -> str | None:
+    sinks, decoders = rules.lists["exec_sinks"], rules.lists["decoders"]
+    decoded_names: set[str] = set()
+    for line in added:
+        if sinks.search(line) and decoders.search(line):
+            return line.strip()
+        m = _ASSIGN.match(line)
+        if m and decoders.search(m.group(2)):
+            decoded_names.add(m.group(1))
+        elif m and any(re.search(rf"\b{re.escape(n)}\b", m.group(2)) for n in decoded_names):
+            decoded_names.add(m.group(1))  # one hop of renaming: payload = blob.decode()
+        elif decoded_names and sinks.search(line):
+            for name in decoded_names:
+                if re.search(rf"\b{re.escape(name)}\b", line):
+                    return line.strip()
+    return None
+
+
+_URL_HOST = re.compile(r"(?:https?|wss?|ftp)://(?:[^@/\s'\"<>]+@)?([A-Za-z0-9.\-]+|\[[0-9a-fA-F:]+\])", re.IGNORECASE)
+_IPV4 = re.compile(r"(?<![\d.])(\d{1,3}(?:\.\d{1,3}){3})(?![\d.])")
+_QUOTED_HOST = re.compile(r"""["']((?:[a-z0-9](?:[a-z0-9\-]{0,61}[a-z0-9])?\.)+[a-z]{2,24})["']""", re.IGNORECASE)
+
+
+def _hosts(lines: Iterable[str]) -> set[str]:
+    found: set[str] = set()
+    for line in lines:
+        found.update(h.lower().strip("[]") for h in _URL_HOST.findall(line))
+        found.update(ip for ip in _IPV4.findall(line) if all(int(p) < 256 for p in ip.split(".")))
+    return found
+
+
+def _new_hosts(added: list[str], removed: list[str], rules: CodeRules) -> list[str]:
+    before = _hosts(removed)
+    return sorted(h for h in _hosts(added) - before if not rules.benign_hosts.match(h) and not _is_version(h))
+
+
+def _is_version(host: str) -> bool:
+    return bool(re.fullmatch(r"\d+(?:\.\d+){1,3}", host)) and not _IPV4.fullmatch(host)
+
+
+def _new_host(added: list[str], removed: list[str], _change: CodeChange, rules: CodeRules) -> str | None:
+    hosts = _new_hosts(added, removed, rules)
+    return f"new host(s): {', '.join(hosts[:5])}" if hosts else None
+
+
+_BULK_ENV = re.compile(
+    r"dict\(\s*os\.environ\s*\)|os\.environ\.(?:copy|items)\(\)|\*\*os\.environ|json\.dumps\(\s*(?:dict\()?os\.environ"
+    r"|str\(\s*os\.environ\s*\)|(?:JSON\.stringify|Object\.(?:entries|keys|values))\(\s*process\.env\s*\)"
+    r"|\{\s*\.\.\.process\.env\s*\}|os\.Environ\(\)|System\.getenv\(\)|ENV\.to_h|\bprintenv\b|\benv\s*\|"
+    r"|\$\(\s*env\s*\)|`env`|subprocess\.\w+\(\s*\[?\s*['\"](?:env|printenv)['\"]",
+    re.IGNORECASE,
+)
+_CREDENTIAL_FILES = re.compile(
+    r"\.aws/credentials|\.ssh/id_\w+|\.ssh/authorized_keys|\.netrc|\.npmrc|\.pypirc|\.docker/config\.json"
+    r"|\.kube/config|/etc/shadow|\.git-credentials|\.config/gh/hosts\.yml|Login Data|\.gnupg|keychain",
+    re.IGNORECASE,
+)
+_EXFIL_SERVICES = re.compile(
+    r"webhook\.site|requestbin|pipedream\.net|ngrok(?:-free)?\.(?:io|app)|transfer\.sh|pastebin\.com|hastebin"
+    r"|discord(?:app)?\.com/api/webhooks|api\.telegram\.org/bot|interact\.sh|oast\.(?:fun|me|site|live|pro)"
+    r"|burpcollaborator|canarytokens",
+    re.IGNORECASE,
+)
+
+
+def _secret_egress(added: list[str], removed: list[str], _change: CodeChange, rules: CodeRules) -> str | None:
+    """Secrets leave when the change gathers them in bulk (the whole environment, credential files) and sends
+    something out, or sends anything to a drop-box service. One API key in its own service's auth header is
+    how clients work, and is not this signal."""
+    text = "\n".join(added)
+    sends = [line for line in added if rules.lists["net_sends"].search(line)]
+    if not sends:
+        return None
+    drop_box = _EXFIL_SERVICES.search(text)
+    if drop_box:
+        return f"sends to {drop_box.group(0)}: {sends[0].strip()}"
+    gathered = _BULK_ENV.search(text) or _CREDENTIAL_FILES.search(text)
+    if gathered:
+        return f"gathers {gathered.group(0)!r} and sends: {sends[0].strip()}"
+    return None
+
+
+_DGRAM_PROBE = re.compile(r"SOCK_DGRAM[\s\S]*getsockname|getsockname[\s\S]*SOCK_DGRAM")
+
+
+def _literal_socket(added: list[str], removed: list[str], _change: CodeChange, rules: CodeRules) -> str | None:
+    connects = [line for line in added if rules.lists["socket_connect"].search(line)]
+    if not connects or _DGRAM_PROBE.search("\n".join(added)):
+        return None  # a UDP "connect" to learn the local address sends nothing
+    literal = [h for h in _new_hosts(added, removed, rules) if _IPV4.fullmatch(h)]
+    literal += [
+        h
+        for line in connects
+        for h in _QUOTED_HOST.findall(line) + _IPV4.findall(line)
+        if not rules.benign_hosts.match(h.lower()) and not _is_version(h)
+    ]
+    if literal:
+        return f"connects to {literal[0]}: {connects[0].strip()}"
+    return None
+
+
+def _hardcoded_secret(added: list[str], _removed: list[str], _change: CodeChange, _rules: CodeRules) -> str | None:
+    for line in added:
+        if MARKER_PREFIX in line:
+            return line.strip()  # redacted upstream: a secret was written here
+        hits = find_secrets(line, _REVIEW_KEY)
+        if hits:
+            hit = hits[0]
+            return f"{hit.kind} in: {line[: hit.start].strip()}[{hit.kind}]"
+    return None
+
+
+_FUNC_HEADER = re.compile(r"\b(?:def|function|func|fn|sub)\s+(?:\([^)]*\)\s*)?([A-Za-z_]\w*)\s*\(")
+_METHOD_HEADER = re.compile(r"^\s*(?:async\s+)?(?:public|private|protected|static|\s)*([A-Za-z_]\w*)\s*\([^)]*\)\s*\{")
+_ALWAYS = re.compile(
+    r"^\s*(?:return\s+(?:True|true|1|nil|null|None|Ok\(\(\)\)|next\(\))\s*;?\s*$|return\s+next\(\)|next\(\)\s*;?\s*$)"
+)
+_MAGIC_COMPARE = re.compile(
+    r"""\b\w*(?:password|passwd|passphrase|token|api_?key|secret|username|user_?name|otp|pin)\w*\s*(?:===?|\.equals\()\s*["'][^"'\s]{3,}["']"""
+    r"""|["'][^"'\s]{3,}["']\s*===?\s*\w*(?:password|passwd|token|api_?key|secret|username)\w*""",
+    re.IGNORECASE,
+)
+_ALWAYS_TRUE_GUARD = re.compile(r"\bif\s*\(?\s*(?:True|true|1)\s*(?:or|\|\|)|(?:or|\|\|)\s*(?:True|true)\b\s*\)?\s*:?")
+
+
+def _auth_bypass(added: list[str], _removed: list[str], change: CodeChange, rules: CodeRules) -> str | None:
+    auth_name = rules.lists["auth_words"]
+    lines = change.after.splitlines() if change.after is not None else added
+    added_set = set(added)
+    for i, line in enumerate(lines):
+        header = _FUNC_HEADER.search(line) or _METHOD_HEADER.match(line)
+        if header and auth_name.search(header.group(1)):
+            body = _first_statement(lines, i + 1)
+            if body is not None and _ALWAYS.match(body) and (body in added_set or line in added_set):
+                return f"{line.strip()} -> {body.strip()}"
+    for line in added:
+        if _MAGIC_COMPARE.search(line):
+            return line.strip()
+        if _ALWAYS_TRUE_GUARD.search(line) and (auth_name.search(line) or rules.lists["auth_checks"].search(line)):
+            return line.strip()
+    return None
+
+
+def _first_statement(lines: list[str], start: int) -> str | None:
+    in_docstring = False
+    for line in lines[start : start + 12]:
+        stripped = line.strip()
+        if not stripped or stripped.startswith(("#", "//", "/*", "*", "@")) or stripped in ("{", "begin"):
+            continue
+        if stripped.startswith(('"""', "'''")):
+            if not (len(stripped) > 3 and stripped.endswith(stripped[:3])):
+                in_docstring = not in_docstring
+            continue
+        if in_docstring:
+            if stripped.endswith(('"""', "'''")):
+                in_docstring = False
+            continue
+        return line
+    return None
+
+
+_LIFECYCLE = re.compile(
+    r"""["'](preinstall|install|postinstall|prepare|prepublish|preuninstall|postuninstall|prepack|postpack)["']\s*:\s*["'](.*)["']"""
+)
+_RUNS_FETCHED_OR_INLINE = re.compile(
+    r"\b(?:curl|wget|Invoke-WebRequest|iwr|nc|base64)\b|node\s+-e|python[\d.]*\s+-c|\b(?:ba)?sh\s+-c|\|\s*(?:ba)?sh\b"
+    r"|https?://|eval|powershell",
+    re.IGNORECASE,
+)
+_SETUP_HOOK = re.compile(
+    r"\bcmdclass\b|class\s+\w+\(\s*(?:install|develop|egg_info|build_py|build_ext|sdist)\s*\)|build\s*=\s*[\"']"
+)
+_SETUP_RUNS = re.compile(r"os\.system|subprocess|urlopen|urllib|requests\.|socket|exec\(|eval\(", re.IGNORECASE)
+
+
+def _install_hook(added: list[str], _removed: list[str], change: CodeChange, _rules: CodeRules) -> str | None:
+    """npm lifecycle scripts, setup.py install commands and build scripts run on every install. ``husky
+    install`` in ``prepare`` is routine; one that downloads or runs inline code is not."""
+    for line in added:
+        m = _LIFECYCLE.search(line)
+        if m and _RUNS_FETCHED_OR_INLINE.search(m.group(2)):
+            return f"{m.group(1)} script: {m.group(2)[:200]}"
+    if change.path.endswith(("setup.py", "setup.cfg", "Cargo.toml", "pyproject.toml")):
+        text = "\n".join(added)
+        if _SETUP_HOOK.search(text) and _SETUP_RUNS.search(text):
+            return next(line.strip() for line in added if _SETUP_HOOK.search(line))
+    return None
+
+
+_REQ_NAME = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._\-]*)\s*(?:\[[^\]]*\])?\s*(?:[<>=!~;@ ]|$)")
+_JSON_DEP = re.compile(r"""^\s*"(@?[A-Za-z0-9][\w.\-/]*)"\s*:\s*"([^"]*)"\s*,?\s*$""")
+_TOML_DEP = re.compile(
+    r"""^\s*["']([A-Za-z0-9][A-Za-z0-9._\-]*)\s*(?:\[[^\]]*\])?\s*(?:[<>=!~;@ ][^"']*)?["']\s*,?\s*$"""
+)
+_TOML_TABLE_DEP = re.compile(r"""^\s*([A-Za-z0-9][A-Za-z0-9_\-]*)\s*=\s*(?:["'{])""")
+_GO_DEP = re.compile(r"^\s*(?:require\s+)?([a-z0-9.\-]+\.[a-z]{2,}/[\w.\-/]+)\s+v\d")
+_NOT_DEPS = frozenset(
+    {"name", "version", "description", "main", "license", "author", "type", "module", "private", "scripts",
+     "requires-python", "readme", "homepage", "repository", "edition", "build-backend", "python", "test", "start",
+     "build", "lint", "dev", "format", "packages", "include", "exclude", "keywords", "authors", "go"}
+)  # fmt: skip
+
+
+def _dependency_names(lines: Iterable[str], path: str) -> set[str]:
+    names: set[str] = set()
+    for line in lines:
+        if line.lstrip().startswith(("#", "//", "-")) and not line.lstrip().startswith("-e"):
+            continue
+        if path.endswith(".json"):
+            m = _JSON_DEP.match(line)
+            if m and _looks_like_version(m.group(2)):
+                names.add(m.group(1).lower())
+        elif path.endswith(".txt"):
+            m = _REQ_NAME.match(line)
+            if m:
+                names.add(m.group(1).lower())
+        elif path.endswith(".mod"):
+            m = _GO_DEP.match(line)
+            if m:
+                names.add(m.group(1))
+        else:
+            m = _TOML_DEP.match(line) or _TOML_TABLE_DEP.match(line) or _REQ_NAME.match(line.strip().strip("\"',"))
+            if m:
+                names.add(m.group(1).lower())
+    return names - _NOT_DEPS
+
+
+def _looks_like_version(spec: str) -> bool:
+    return bool(re.match(r"^(?:[\^~<>=*]|\d|latest|next|workspace:|npm:|git|github:|https?:|file:|link:)", spec))
+
+
+def _new_dependency(added: list[str], removed: list[str], change: CodeChange, _rules: CodeRules) -> str | None:
+    new = sorted(_dependency_names(added, change.path) - _dependency_names(removed, change.path))
+    return f"new: {', '.join(new[:8])}" if new else None
+
+
+_B64_LITERAL = re.compile(r"""["'`]([A-Za-z0-9+/]{160,}={0,2})["'`]""")
+_HEX_LITERAL = re.compile(r"""["'`]((?:[0-9a-fA-F]{2}){100,})["'`]""")
+_ESCAPES = re.compile(r"(?:\\x[0-9a-fA-F]{2}){16,}|(?:\\u[0-9a-fA-F]{4}){12,}")
+_CHR_CHAIN = re.compile(r"(?:\bchr\(\s*\d+\s*\)\s*\+\s*){3,}|(?:String\.fromCharCode\([^)]{20,}\))")
+
+
+def _obfuscated(added: list[str], _removed: list[str], _change: CodeChange, _rules: CodeRules) -> str | None:
+    for line in added:
+        if "data:" in line and ";base64," in line:
+            continue  # an inline image or font
+        m = _B64_LITERAL.search(line)
+        if m and re.search(r"[a-z]", m.group(1)) and re.search(r"[A-Z]", m.group(1)) and re.search(r"\d", m.group(1)):
+            return f"base64 literal of {len(m.group(1))} characters"
+        m = _HEX_LITERAL.search(line)
+        if m:
+            return f"hex literal of {len(m.group(1))} characters"
+        if _ESCAPES.search(line) or _CHR_CHAIN.search(line):
+            return line.strip()[:200]
+    return None
+
+
+_KINDS = {
+    "decode_exec": _decode_exec,
+    "secret_egress": _secret_egress,
+    "literal_socket": _literal_socket,
+    "hardcoded_secret": _hardcoded_secret,
+    "auth_bypass": _auth_bypass,
+    "install_hook": _install_hook,
+    "new_dependency": _new_dependency,
+    "new_host": _new_host,
+    "obfuscated": _obfuscated,
+}

