@@ -205,7 +205,9 @@ def _removed_checks(signal: Signal, changes: Sequence[CodeChange], rules: CodeRu
 
 # --- signals computed by code ----------------------------------------------------------------------------
 
-_ASSIGN = re.compile(r"^\s*(?:(?:const|let|var|my|local)\s+)?\$?([A-Za-z_]\w*)\s*(?::=|=)(?!=)\s*(.+)$")
+_ASSIGN = re.compile(
+    r"^\s*(?:(?:const|let|var|my|local|val|auto)\s+)?\$?([A-Za-z_]\w*)(?:\s*,\s*\w+)*\s*(?::=|=)(?!=)\s*(.+)$"
+)
 
 
 def _decode_exec(added: list[str], _removed: list[str], _change: CodeChange, rules: CodeRules) -> str | None:
@@ -309,14 +311,19 @@ def _literal_socket(added: list[str], removed: list[str], _change: CodeChange, r
     return None
 
 
+# Kinds the secret rules find by a name (``SECRET_KEY = ...``, ``Authorization: ...``) rather than by a token's
+# own shape: in code they count only when the value is a literal, not os.environ[...] or a variable.
+_NAMED_KINDS = ("secret_value", "authorization", "password")
+
+
 def _hardcoded_secret(added: list[str], _removed: list[str], _change: CodeChange, _rules: CodeRules) -> str | None:
     for line in added:
         if MARKER_PREFIX in line:
             return line.strip()  # redacted upstream: a secret was written here
-        hits = find_secrets(line, _REVIEW_KEY)
-        if hits:
-            hit = hits[0]
-            return f"{hit.kind} in: {line[: hit.start].strip()}[{hit.kind}]"
+        for hit in find_secrets(line, _REVIEW_KEY):
+            literal = hit.start > 0 and line[hit.start - 1] in "\"'`"
+            if literal or not any(kind in hit.kind for kind in _NAMED_KINDS):
+                return f"{hit.kind} in: {line[: hit.start].strip()}[{hit.kind}]"
     return None
 
 
@@ -325,9 +332,11 @@ _METHOD_HEADER = re.compile(r"^\s*(?:async\s+)?(?:public|private|protected|stati
 _ALWAYS = re.compile(
     r"^\s*(?:return\s+(?:True|true|1|nil|null|None|Ok\(\(\)\)|next\(\))\s*;?\s*$|return\s+next\(\)|next\(\)\s*;?\s*$)"
 )
+_CREDENTIAL_NAME = r"(?:password|passwd|passphrase|token|api_?key|secret|username|user_?name|otp|pin)"
+# A credential-named value (a variable, attribute, or header/dict key) compared with a literal: a magic value.
 _MAGIC_COMPARE = re.compile(
-    r"""\b\w*(?:password|passwd|passphrase|token|api_?key|secret|username|user_?name|otp|pin)\w*\s*(?:===?|\.equals\()\s*["'][^"'\s]{3,}["']"""
-    r"""|["'][^"'\s]{3,}["']\s*===?\s*\w*(?:password|passwd|token|api_?key|secret|username)\w*""",
+    rf"""\w*{_CREDENTIAL_NAME}[\w\-]*["']?\]?\)?\s*(?:===?|\.equals\(|\.Equals\()\s*["'][^"'\s]{{3,}}["']"""
+    rf"""|["'][^"'\s]{{3,}}["']\s*===?\s*[\w.\[\]"'\-]*{_CREDENTIAL_NAME}""",
     re.IGNORECASE,
 )
 _ALWAYS_TRUE_GUARD = re.compile(r"\bif\s*\(?\s*(?:True|true|1)\s*(?:or|\|\|)|(?:or|\|\|)\s*(?:True|true)\b\s*\)?\s*:?")
