@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck bench readme clean
+.PHONY: demo test lint typecheck sdk-oldest bench readme clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,22 @@ typecheck: $(STAMP)
 test: lint
 	$(BIN)/python -m pytest -q
 
+# The integrations reach into SDK internals, so they are also tested on the oldest SDK releases pyproject
+# allows (the main venv has the newest): a second venv pinned to the lower bounds, integration tests only.
+OLDEST_VENV := .venv-oldest
+OLDEST_SDKS := mcp==2.3.0 langchain-core==1.7.0 openai-agents==0.24.0
+INTEGRATION_TESTS := tests/test_integrations_mcp.py tests/test_integrations_langchain.py \
+	tests/test_integrations_openai_agents.py tests/test_mcp_proxy.py
+
+$(OLDEST_VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(OLDEST_VENV)
+	$(OLDEST_VENV)/bin/pip install --quiet --upgrade pip
+	$(OLDEST_VENV)/bin/pip install --quiet -e '.[test]' $(OLDEST_SDKS)
+	touch $@
+
+sdk-oldest: $(OLDEST_VENV)/.installed
+	$(OLDEST_VENV)/bin/python -m pytest -q -p no:cacheprovider $(INTEGRATION_TESTS)
+
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks
 
@@ -38,4 +54,4 @@ readme: $(STAMP)
 	$(BIN)/python docs/readme_tables.py
 
 clean:
-	rm -rf $(VENV) build .pytest_cache .foothold
+	rm -rf $(VENV) $(OLDEST_VENV) .typecheck build .pytest_cache .foothold

@@ -3,7 +3,7 @@
     python -m benchmarks.bench_ingest [--quick] [--runs 3] [--duration 20] [--profile DIR]
 
 For each transport (OTLP/gRPC, OTLP/HTTP) and producer mode, a fresh collector runs as a subprocess
-(``python -m foothold-audit collect -c cfg.yaml``, own chDB data dir, loopback ports picked by the OS, alert
+(``python -m foothold collect -c cfg.yaml``, own chDB data dir, loopback ports picked by the OS, alert
 evaluation off so only ingest is measured). Producers send for ``--duration`` seconds, then the
 collector is flushed (``POST /v1/flush``) and the spans are counted IN THE STORE (``otel_traces`` and the
 ``tool_calls`` view). Rate = spans stored / (first send .. flush done), so the backlog drained after the

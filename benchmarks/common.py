@@ -1,6 +1,6 @@
 """Shared pieces of the benchmarks: the machine, a collector subprocess, realistic spans, tables.
 
-Everything here measures from the outside: the collector runs as ``python -m foothold-audit collect -c cfg.yaml``
+Everything here measures from the outside: the collector runs as ``python -m foothold collect -c cfg.yaml``
 with its own data dir, and its CPU time and memory are read from ``/proc/<pid>`` (psutil is not a
 dependency). Spans are made by the real OpenTelemetry SDK and encoded by the SDK's own OTLP encoder.
 """
@@ -185,7 +185,7 @@ class RssSampler:
 
 @dataclass
 class CollectorProcess:
-    """``python -m foothold-audit collect -c cfg.yaml`` on loopback ports picked by the OS, own chDB data dir."""
+    """``python -m foothold collect -c cfg.yaml`` on loopback ports picked by the OS, own chDB data dir."""
 
     batch: dict[str, Any] = field(default_factory=dict)
     alerts: bool = False

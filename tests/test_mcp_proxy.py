@@ -57,7 +57,7 @@ def test_proxy_passes_bytes_through_unchanged_and_records_calls(tmp_path: Path, 
     q = {name: shlex.quote(str(path)) for name, path in taps.items()}
     py = shlex.quote(sys.executable)
     inner = f"tee {q['server_in']} | {py} {shlex.quote(str(server))} 2>{shlex.quote(str(tmp_path / 'server.log'))} | tee {q['server_out']}"
-    proxy = f"{py} -m foothold-audit mcp-proxy -- sh -c {shlex.quote(inner)}"
+    proxy = f"{py} -m foothold mcp-proxy -- sh -c {shlex.quote(inner)}"
     pipeline = f"tee {q['client_out']} | {proxy} | tee {q['client_in']}"
     env = {
         "HOME": str(home),
