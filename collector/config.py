@@ -124,12 +124,35 @@ class LimitsConfig(_Section):
     max_attributes_per_span: int = Field(1024, gt=0, description="more are dropped, with foothold.truncated.attributes")
     max_attribute_value_bytes: int = Field(256 * 1024, gt=0, description="longer values are cut, with a visible marker")
     max_nesting_depth: int = Field(8, gt=0, le=64, description="deeper array/kvlist values become a marker")
+    max_span_age_days: float = Field(
+        30.0, gt=0, description="older span start times are moved to the receive time (original kept)"
+    )
+    max_span_future_seconds: float = Field(
+        86_400.0, ge=0, description="start times further ahead are moved to the receive time (original kept)"
+    )
+
+
+class InsertConfig(_Section):
+    """How batches are inserted (docs/reliability.md, "Insert semantics"); applied on every insert."""
+
+    max_days_per_insert: int = Field(
+        50,
+        gt=0,
+        le=1000,
+        description="a batch whose spans fall on more days is inserted in groups of this many days "
+        "(ClickHouse refuses an insert touching over max_partitions_per_insert_block=100 partitions)",
+    )
+    quorum: int | None = Field(
+        None, ge=2, description="replicated tables: insert_quorum, the replicas that must confirm each insert"
+    )
+    quorum_timeout_ms: int = Field(60_000, gt=0, description="insert_quorum_timeout when quorum is set")
 
 
 class StoreConfig(_Section):
     dsn: str | None = Field(None, description="chdb:///abs/path (default: under data_dir) or http(s)://host:8123")
     database: str = Field("foothold", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
     cluster: str | None = Field(None, description="ClickHouse cluster name for ON CLUSTER / Distributed DDL")
+    insert: InsertConfig = InsertConfig()
 
     @field_validator("dsn")
     @classmethod

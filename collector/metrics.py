@@ -46,7 +46,13 @@ PIPELINE_FIGURES = (
         "quarantined_spans",
         "foothold_spans_quarantined_total",
         "counter",
-        "spans of batches the processors failed on, kept in data_dir/quarantine",
+        "spans of requests the processors or the store failed on, kept in data_dir/quarantine",
+    ),
+    (
+        "data_rejections",
+        "foothold_store_data_rejections_total",
+        "counter",
+        "inserts the store refused for their content (split until the offending request is quarantined)",
     ),
     (
         "limit_refused_spans",
@@ -71,6 +77,12 @@ PIPELINE_FIGURES = (
         "foothold_values_nesting_truncated_total",
         "counter",
         "values nested deeper than limits.max_nesting_depth",
+    ),
+    (
+        "clamped_spans",
+        "foothold_spans_time_clamped_total",
+        "counter",
+        "spans whose start time was outside the accepted window, moved to the receive time",
     ),
     ("replayed_spans", "foothold_spans_replayed_total", "counter", "spans found in the spool at start"),
     (
