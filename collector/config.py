@@ -91,6 +91,24 @@ class ReceiversConfig(_Section):
     http: HttpReceiverConfig = HttpReceiverConfig()
 
 
+class ConnectionsConfig(_Section):
+    """Bounds on every listener (OTLP/gRPC, OTLP/HTTP, query API), so connections cannot exhaust the process
+    before authentication: applied in collector/serving.py."""
+
+    max_per_listener: int = Field(
+        512, gt=0, description="open connections per listener; beyond it the oldest idle one is closed (else 503)"
+    )
+    header_timeout_seconds: float = Field(
+        10.0, gt=0, description="a connection must send a request's complete headers within this time"
+    )
+    idle_timeout_seconds: float = Field(5.0, gt=0, description="keep-alive: close a connection idle this long")
+    max_header_bytes: int = Field(16 * 1024, ge=1024, description="request line and headers (HTTP), metadata (gRPC)")
+    grpc_max_concurrent_streams: int = Field(64, gt=0, description="concurrent calls on one gRPC connection")
+    grpc_max_connection_idle_seconds: float = Field(
+        300.0, gt=0, description="close a gRPC connection without calls this long (GOAWAY)"
+    )
+
+
 class BatchConfig(_Section):
     # 32k: fewer, larger inserts halve the views' per-insert overhead (docs/performance.md: batch size);
     # at moderate load batches leave on timeout_seconds long before they fill, so latency does not change.
@@ -314,6 +332,7 @@ class Settings(BaseSettings):
         description="file holding fingerprint_key, read at start (FOOTHOLD_FINGERPRINT_KEY_FILE); not with fingerprint_key",
     )
     receivers: ReceiversConfig = ReceiversConfig()
+    connections: ConnectionsConfig = ConnectionsConfig()
     batch: BatchConfig = BatchConfig()
     spool: SpoolConfig = SpoolConfig()
     limits: LimitsConfig = LimitsConfig()

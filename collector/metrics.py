@@ -136,6 +136,11 @@ class Metrics:
             ),
             ("foothold_auth_failures_total", "counter", "requests refused for a missing or invalid token, by listener"),
             ("foothold_export_attempts_total", "counter", "store writes attempted, by result"),
+            (
+                "foothold_connections_closed_total",
+                "counter",
+                "connections closed by the listener bounds, by listener and reason (connections config)",
+            ),
             ("foothold_chain_links_total", "counter", "hash-chain links recorded in export_chain"),
             (
                 "foothold_chain_mirror_failures_total",

@@ -33,6 +33,7 @@ from foothold.collector.query_api import query_api_app
 from foothold.collector.receivers.grpc import GrpcReceiver
 from foothold.collector.receivers.http import otlp_http_app
 from foothold.collector.schema.ddl import COLLECTOR_METRICS
+from foothold.collector.serving import raise_descriptor_limit, uvicorn_config
 from foothold.collector.store import Store, open_store
 from foothold.collector.verify import VerifyReport, verify
 
@@ -110,7 +111,7 @@ class Collector:
     async def start(self) -> None:
         s = self.settings
         s.data_dir.mkdir(parents=True, exist_ok=True)
-        self.store = open_store(s.store_dsn, s.store.database, s.store.cluster)
+        self.store = open_store(s.store_dsn, s.store.database, s.store.cluster, insert=s.store.insert)
         try:  # the spool replays what an earlier run accepted but did not get into the store
             spool = open_spool(s.data_dir, s.spool)
         except Exception:
@@ -126,8 +127,17 @@ class Collector:
         )
         self.metrics.pipeline = self.pipeline
         self._warn_about_exposure()
+        listeners = [s.receivers.grpc.enabled, s.receivers.http.enabled, s.query_api.enabled]
+        raise_descriptor_limit(s.connections, sum(listeners))
         if s.receivers.grpc.enabled:
-            self._grpc = GrpcReceiver(self.pipeline, s.receivers.grpc, auth=self.auth, metrics=self.metrics, tls=s.tls)
+            self._grpc = GrpcReceiver(
+                self.pipeline,
+                s.receivers.grpc,
+                auth=self.auth,
+                metrics=self.metrics,
+                tls=s.tls,
+                connections=s.connections,
+            )
             self.ports["otlp_grpc"] = await self._grpc.start()
         if s.receivers.http.enabled:
             app = otlp_http_app(self.pipeline, s.receivers.http, auth=self.auth, metrics=self.metrics)
@@ -248,7 +258,11 @@ class Collector:
     def _serve(self, name: str, app, endpoint: Endpoint) -> None:
         sock = _listen(endpoint)
         self.ports[name] = sock.getsockname()[1]
-        config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off", **self._tls_options())
+
+        def closed(reason: str) -> None:
+            self.metrics.inc("foothold_connections_closed_total", listener=name, reason=reason)
+
+        config = uvicorn_config(app, self.settings.connections, closed, **self._tls_options())
         server = _EmbeddedServer(config)
         self._servers.append((server, asyncio.create_task(server.serve(sockets=[sock]))))
 
