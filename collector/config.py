@@ -171,6 +171,9 @@ class StoreConfig(_Section):
     database: str = Field("foothold", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
     cluster: str | None = Field(None, description="ClickHouse cluster name for ON CLUSTER / Distributed DDL")
     insert: InsertConfig = InsertConfig()
+    startup_wait_seconds: float = Field(
+        30.0, ge=0, description="start waits this long for the store (and its DDL), then runs degraded and retries"
+    )
 
     @field_validator("dsn")
     @classmethod

@@ -98,6 +98,7 @@ PIPELINE_FIGURES = (
         "failed spool writes or fsyncs (answered 429)",
     ),
     ("spool_bytes", "foothold_spool_bytes", "gauge", "bytes held in the on-disk spool"),
+    ("store_up", "foothold_store_up", "gauge", "1 while the store is reachable, 0 while spans wait in the spool"),
 )
 
 

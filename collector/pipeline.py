@@ -85,6 +85,9 @@ class PipelineStats:
     dropped_attributes: int = 0  # over limits.max_attributes_per_span
     truncated_values: int = 0  # over limits.max_attribute_value_bytes
     truncated_nesting: int = 0  # deeper than limits.max_nesting_depth
+    # the store, as the exporter last found it (/healthz says "degraded" while it is unreachable)
+    store_up: int = 1
+    store_error: str = ""
     # spool
     spool_bytes: int = 0
     replayed_spans: int = 0  # found in the spool at start (accepted before a crash or a stop)
@@ -158,6 +161,7 @@ class Pipeline:
         self._appending = 0  # submits between the queue check and their answer (writing, syncing)
         self._closing = False
         self._abandon = threading.Event()  # set when close() runs out of time with the store down
+        self._nudge = threading.Event()  # ends a retry back-off early (a new exporter, or close giving up)
         if spool:
             self.stats.replayed_spans = spool.backlog_spans
             self.stats.spool_bytes = spool.used_bytes
@@ -255,6 +259,11 @@ class Pipeline:
                 self._cond.notify_all()
         return Submitted.OK
 
+    def attach_exporter(self, exporter: Exporter) -> None:
+        """Export through ``exporter`` from now on (the store became reachable): the held batch is retried now."""
+        self._exporter = exporter
+        self._nudge.set()
+
     def flush(self, timeout: float | None = None) -> bool:
         """Export everything submitted so far; True when it is all stored."""
         with self._cond:
@@ -277,6 +286,7 @@ class Pipeline:
         self._worker.join(timeout)
         if self._worker.is_alive():
             self._abandon.set()
+            self._nudge.set()
             self._worker.join(self._config.retry_max_seconds + 5)
         with self._cond:
             # a submit that passed the closing check finishes its write and fsync before the spool closes
@@ -447,7 +457,9 @@ class Pipeline:
             except Exception as exc:
                 self.stats.export_failures += 1
                 log.warning("store write failed (%s); retrying %d span(s) in %.1fs", exc, len(batch), delay)
-                if self._abandon.wait(delay):
+                self._nudge.wait(delay)
+                self._nudge.clear()
+                if self._abandon.is_set():
                     raise _Abandoned from exc
                 delay = min(delay * 2, self._config.retry_max_seconds)
                 continue
