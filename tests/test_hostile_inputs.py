@@ -76,7 +76,8 @@ def test_a_101_day_request_then_a_good_one_both_stored_no_429_and_a_restart_is_c
         assert len(stored_names(collector, "good-%")) == 20
         originals = rows(
             collector,
-            "SELECT count(DISTINCT SpanAttributes[{{key:String}}]) FROM {db}.otel_traces WHERE SpanName LIKE 'spread-%'",
+            "SELECT count(DISTINCT SpanAttributes[{{key:String}}]) FROM {db}.otel_traces "
+            "WHERE SpanName LIKE 'spread-%'",
             key=semconv.ORIGINAL_START_TIME,
         )
         assert originals == [(101,)]  # each span's own time kept
