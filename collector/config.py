@@ -180,6 +180,9 @@ class StoreConfig(_Section):
     def _known_scheme(cls, value: str | None) -> str | None:
         if value is not None and not value.startswith(("chdb://", "http://", "https://")):
             raise ValueError("store DSN must start with chdb://, http:// or https://")
+        if value is not None and value.startswith("chdb://") and not value.startswith(("chdb:///", "chdb://memory")):
+            # checked here, not at connect: the collector retries an unreachable store, never a wrong setting
+            raise ValueError("a chDB DSN needs an absolute path: chdb:///abs/path")
         return value
 
 
