@@ -25,6 +25,7 @@ import contextlib
 import logging
 import resource
 from collections.abc import Callable
+from typing import Any
 
 import uvicorn
 from uvicorn.protocols.http.h11_impl import H11Protocol
@@ -51,7 +52,7 @@ def bounded_http_protocol(limits: ConnectionsConfig, on_close: OnClose) -> type[
         _header_timer: asyncio.TimerHandle | None = None
         _opened_at = 0.0
 
-        def connection_made(self, transport) -> None:
+        def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
             super().connection_made(transport)
             self._opened_at = self.loop.time()
             if len(self.connections) > limits.max_per_listener and not self._make_room():
@@ -91,7 +92,11 @@ def bounded_http_protocol(limits: ConnectionsConfig, on_close: OnClose) -> type[
 
         def _make_room(self) -> bool:
             """Close the oldest connection that is between requests; False when every other one is busy."""
-            idle = [p for p in self.connections if p is not self and p._between_requests()]
+            idle = [
+                p
+                for p in self.connections
+                if isinstance(p, BoundedH11Protocol) and p is not self and p._between_requests()
+            ]
             if not idle:
                 return False
             oldest = min(idle, key=lambda p: p._opened_at)
@@ -103,11 +108,11 @@ def bounded_http_protocol(limits: ConnectionsConfig, on_close: OnClose) -> type[
     return BoundedH11Protocol
 
 
-def limit_header_bytes(app, max_bytes: int):
+def limit_header_bytes(app: Any, max_bytes: int) -> Any:
     """ASGI wrapper: 431 for a request whose head is over ``max_bytes``. h11's own limit only bounds a head
     still incomplete in its buffer; one that arrives whole in one read passes it."""
 
-    async def bounded(scope, receive, send) -> None:
+    async def bounded(scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] == "http":
             size = len(scope.get("raw_path") or b"") + sum(len(k) + len(v) + 4 for k, v in scope["headers"])
             if size > max_bytes:
@@ -121,12 +126,13 @@ def limit_header_bytes(app, max_bytes: int):
     return bounded
 
 
-def uvicorn_config(app, limits: ConnectionsConfig, on_close: OnClose, **options: object) -> uvicorn.Config:
+def uvicorn_config(app: Any, limits: ConnectionsConfig, on_close: OnClose, **options: object) -> uvicorn.Config:
     return uvicorn.Config(
         limit_header_bytes(app, limits.max_header_bytes),
         http=bounded_http_protocol(limits, on_close),
         timeout_keep_alive=max(1, round(limits.idle_timeout_seconds)),
         h11_max_incomplete_event_size=limits.max_header_bytes,
+        ws="none",  # no websocket routes: an Upgrade request must not switch to another protocol
         log_level="warning",
         access_log=False,
         lifespan="off",
