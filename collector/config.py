@@ -91,6 +91,24 @@ class ReceiversConfig(_Section):
     http: HttpReceiverConfig = HttpReceiverConfig()
 
 
+class ConnectionsConfig(_Section):
+    """Bounds on every listener (OTLP/gRPC, OTLP/HTTP, query API), so connections cannot exhaust the process
+    before authentication: applied in collector/serving.py."""
+
+    max_per_listener: int = Field(
+        512, gt=0, description="open connections per listener; beyond it the oldest idle one is closed (else 503)"
+    )
+    header_timeout_seconds: float = Field(
+        10.0, gt=0, description="a connection must send a request's complete headers within this time"
+    )
+    idle_timeout_seconds: float = Field(5.0, gt=0, description="keep-alive: close a connection idle this long")
+    max_header_bytes: int = Field(16 * 1024, ge=1024, description="request line and headers (HTTP), metadata (gRPC)")
+    grpc_max_concurrent_streams: int = Field(64, gt=0, description="concurrent calls on one gRPC connection")
+    grpc_max_connection_idle_seconds: float = Field(
+        300.0, gt=0, description="close a gRPC connection without calls this long (GOAWAY)"
+    )
+
+
 class BatchConfig(_Section):
     # 32k: fewer, larger inserts halve the views' per-insert overhead (docs/performance.md: batch size);
     # at moderate load batches leave on timeout_seconds long before they fill, so latency does not change.
@@ -124,18 +142,47 @@ class LimitsConfig(_Section):
     max_attributes_per_span: int = Field(1024, gt=0, description="more are dropped, with foothold.truncated.attributes")
     max_attribute_value_bytes: int = Field(256 * 1024, gt=0, description="longer values are cut, with a visible marker")
     max_nesting_depth: int = Field(8, gt=0, le=64, description="deeper array/kvlist values become a marker")
+    max_span_age_days: float = Field(
+        30.0, gt=0, description="older span start times are moved to the receive time (original kept)"
+    )
+    max_span_future_seconds: float = Field(
+        86_400.0, ge=0, description="start times further ahead are moved to the receive time (original kept)"
+    )
+
+
+class InsertConfig(_Section):
+    """How batches are inserted (docs/reliability.md, "Insert semantics"); applied on every insert."""
+
+    max_days_per_insert: int = Field(
+        50,
+        gt=0,
+        le=1000,
+        description="a batch whose spans fall on more days is inserted in groups of this many days "
+        "(ClickHouse refuses an insert touching over max_partitions_per_insert_block=100 partitions)",
+    )
+    quorum: int | None = Field(
+        None, ge=2, description="replicated tables: insert_quorum, the replicas that must confirm each insert"
+    )
+    quorum_timeout_ms: int = Field(60_000, gt=0, description="insert_quorum_timeout when quorum is set")
 
 
 class StoreConfig(_Section):
     dsn: str | None = Field(None, description="chdb:///abs/path (default: under data_dir) or http(s)://host:8123")
     database: str = Field("foothold", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
     cluster: str | None = Field(None, description="ClickHouse cluster name for ON CLUSTER / Distributed DDL")
+    insert: InsertConfig = InsertConfig()
+    startup_wait_seconds: float = Field(
+        30.0, ge=0, description="start waits this long for the store (and its DDL), then runs degraded and retries"
+    )
 
     @field_validator("dsn")
     @classmethod
     def _known_scheme(cls, value: str | None) -> str | None:
         if value is not None and not value.startswith(("chdb://", "http://", "https://")):
             raise ValueError("store DSN must start with chdb://, http:// or https://")
+        if value is not None and value.startswith("chdb://") and not value.startswith(("chdb:///", "chdb://memory")):
+            # checked here, not at connect: the collector retries an unreachable store, never a wrong setting
+            raise ValueError("a chDB DSN needs an absolute path: chdb:///abs/path")
         return value
 
 
@@ -291,6 +338,7 @@ class Settings(BaseSettings):
         description="file holding fingerprint_key, read at start (FOOTHOLD_FINGERPRINT_KEY_FILE); not with fingerprint_key",
     )
     receivers: ReceiversConfig = ReceiversConfig()
+    connections: ConnectionsConfig = ConnectionsConfig()
     batch: BatchConfig = BatchConfig()
     spool: SpoolConfig = SpoolConfig()
     limits: LimitsConfig = LimitsConfig()

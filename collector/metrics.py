@@ -46,7 +46,13 @@ PIPELINE_FIGURES = (
         "quarantined_spans",
         "foothold_spans_quarantined_total",
         "counter",
-        "spans of batches the processors failed on, kept in data_dir/quarantine",
+        "spans of requests the processors or the store failed on, kept in data_dir/quarantine",
+    ),
+    (
+        "data_rejections",
+        "foothold_store_data_rejections_total",
+        "counter",
+        "inserts the store refused for their content (split until the offending request is quarantined)",
     ),
     (
         "limit_refused_spans",
@@ -72,6 +78,12 @@ PIPELINE_FIGURES = (
         "counter",
         "values nested deeper than limits.max_nesting_depth",
     ),
+    (
+        "clamped_spans",
+        "foothold_spans_time_clamped_total",
+        "counter",
+        "spans whose start time was outside the accepted window, moved to the receive time",
+    ),
     ("replayed_spans", "foothold_spans_replayed_total", "counter", "spans found in the spool at start"),
     (
         "spool_truncated_bytes",
@@ -86,6 +98,7 @@ PIPELINE_FIGURES = (
         "failed spool writes or fsyncs (answered 429)",
     ),
     ("spool_bytes", "foothold_spool_bytes", "gauge", "bytes held in the on-disk spool"),
+    ("store_up", "foothold_store_up", "gauge", "1 while the store is reachable, 0 while spans wait in the spool"),
 )
 
 
@@ -124,6 +137,11 @@ class Metrics:
             ),
             ("foothold_auth_failures_total", "counter", "requests refused for a missing or invalid token, by listener"),
             ("foothold_export_attempts_total", "counter", "store writes attempted, by result"),
+            (
+                "foothold_connections_closed_total",
+                "counter",
+                "connections closed by the listener bounds, by listener and reason (connections config)",
+            ),
             ("foothold_chain_links_total", "counter", "hash-chain links recorded in export_chain"),
             (
                 "foothold_chain_mirror_failures_total",

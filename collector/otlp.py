@@ -5,6 +5,12 @@ handled here: trace and span ids are hex (proto3 JSON would use base64), and unk
 ignored. Invalid spans (bad ids, times past 2262) are dropped from the request and reported as a partial
 success, so one bad span never costs the good ones around it.
 
+A span whose start time lies outside the accepted window (``limits.max_span_age_days`` in the past,
+``limits.max_span_future_seconds`` ahead: a skewed clock, or an attacker spreading one request over
+hundreds of daily partitions) is kept, not dropped, since it is audit evidence: it is moved to the receive
+time with its duration intact, its original start goes into ``foothold.original_start_time_unix_nano``,
+and the answer says so in ``partial_success.error_message`` (a warning: nothing rejected).
+
 Of the input limits (``limits`` in the config), the per-request one is applied here, before anything is
 spooled: a request with too many spans is refused whole. The attribute limits (count, value length,
 nesting) are applied where the values become columns (:mod:`foothold.collector.rows`), so the receivers do
@@ -14,6 +20,7 @@ not walk every attribute a second time; their markers and counters say what was 
 from __future__ import annotations
 
 import base64
+import time
 from dataclasses import dataclass
 
 import orjson
@@ -25,6 +32,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 )
 
 from foothold.collector.config import LimitsConfig
+from foothold.semconv import ORIGINAL_START_TIME
 
 _ID_FIELDS = ("traceId", "spanId", "parentSpanId")
 MAX_TIME_UNIX_NANO = 2**63 - 1  # DateTime64(9) ends in 2262; a later time would fail every insert of its batch
@@ -50,6 +58,12 @@ class Accepted:
     rejected: int
     error_message: str
     payload: bytes = b""  # the request's protobuf encoding, when the receiver already holds it
+    clamped: int = 0  # spans moved to the receive time (start outside the accepted window)
+
+    @property
+    def changed(self) -> bool:
+        """Validation changed the request: the received bytes no longer encode it."""
+        return bool(self.rejected or self.clamped)
 
     def encoded(self) -> bytes:
         """The request as protobuf: the body as received when it is still that, else serialised."""
@@ -142,8 +156,21 @@ def count_spans(request: ExportTraceServiceRequest) -> int:
     return sum(len(scope_spans.spans) for rs in request.resource_spans for scope_spans in rs.scope_spans)
 
 
-def validate(request: ExportTraceServiceRequest, limits: LimitsConfig = DEFAULT_LIMITS) -> Accepted:
-    """Check the request limit and drop invalid spans in place; the result says what to answer."""
+def _clamp_time(span, now_ns: int) -> None:
+    """Move the span to ``now_ns`` keeping its duration, the original start in an attribute."""
+    start, end = span.start_time_unix_nano, span.end_time_unix_nano
+    original = span.attributes.add()
+    original.key = ORIGINAL_START_TIME
+    original.value.string_value = str(start)
+    span.start_time_unix_nano = now_ns
+    span.end_time_unix_nano = min(now_ns + (end - start), MAX_TIME_UNIX_NANO) if end >= start else now_ns
+
+
+def validate(
+    request: ExportTraceServiceRequest, limits: LimitsConfig = DEFAULT_LIMITS, now_ns: int | None = None
+) -> Accepted:
+    """Check the request limit, drop invalid spans and clamp out-of-window start times in place; the result
+    says what to answer."""
     total = count_spans(request)
     if total > limits.max_spans_per_request:
         raise LimitExceeded(
@@ -151,16 +178,31 @@ def validate(request: ExportTraceServiceRequest, limits: LimitsConfig = DEFAULT_
             "(limits.max_spans_per_request): split it into smaller requests",
             total,
         )
-    rejected = 0
+    now_ns = time.time_ns() if now_ns is None else now_ns
+    oldest = now_ns - int(limits.max_span_age_days * 86_400 * 1e9)
+    newest = now_ns + int(limits.max_span_future_seconds * 1e9)
+    rejected = clamped = 0
     first_problem = ""
     for resource_spans in request.resource_spans:
         for scope_spans in resource_spans.scope_spans:
             spans = scope_spans.spans
-            bad = [i for i, span in enumerate(spans) if _span_problem(span)]
-            if bad:
-                first_problem = first_problem or _span_problem(spans[bad[0]]) or ""
-                for i in reversed(bad):
-                    del spans[i]
-                rejected += len(bad)
-    message = f"{rejected} span(s) rejected: {first_problem}" if rejected else ""
-    return Accepted(request=request, spans=total - rejected, rejected=rejected, error_message=message)
+            bad = []
+            for i, span in enumerate(spans):
+                if problem := _span_problem(span):
+                    first_problem = first_problem or problem
+                    bad.append(i)
+                elif not oldest <= span.start_time_unix_nano <= newest:
+                    _clamp_time(span, now_ns)
+                    clamped += 1
+            for i in reversed(bad):
+                del spans[i]
+            rejected += len(bad)
+    messages = [f"{rejected} span(s) rejected: {first_problem}"] if rejected else []
+    if clamped:
+        messages.append(
+            f"{clamped} span(s) started outside the accepted window (limits.max_span_age_days, "
+            f"limits.max_span_future_seconds): stored at the receive time, the original start in {ORIGINAL_START_TIME}"
+        )
+    return Accepted(
+        request=request, spans=total - rejected, rejected=rejected, error_message="; ".join(messages), clamped=clamped
+    )

@@ -35,6 +35,7 @@ from foothold.collector.config import BatchConfig, LimitsConfig, SpoolConfig
 from foothold.collector.otlp import Accepted
 from foothold.collector.rows import SpanBatch, Truncations, to_batch
 from foothold.collector.spool import Spool, SpoolFull
+from foothold.collector.store_errors import DataRejected
 
 log = logging.getLogger("foothold.collector.pipeline")
 
@@ -46,7 +47,8 @@ class Processor(Protocol):
 
 
 class Exporter(Protocol):
-    """Writes a batch; raises on failure so the pipeline retries the same batch."""
+    """Writes a batch; raises on failure so the pipeline retries the same batch, or raises
+    :class:`DataRejected` when the store refused the batch for its content (the pipeline then splits it)."""
 
     def export(self, batch: SpanBatch) -> None: ...
 
@@ -66,7 +68,8 @@ class PipelineStats:
     exported_batches: int = 0
     export_failures: int = 0
     lost_spans: int = 0
-    quarantined_spans: int = 0  # in batches the processors failed on: kept as OTLP files in the quarantine dir
+    quarantined_spans: int = 0  # in requests the processors or the store failed on: kept as OTLP files
+    data_rejections: int = 0  # inserts the store refused for their content (the batch is then split)
     last_export_seconds: float = 0.0
     # requests refused whole, one counter per reason (REFUSALS), counted by the receivers
     bad_requests: int = 0  # undecodable or invalid requests (400)
@@ -78,9 +81,13 @@ class PipelineStats:
     # input limits (collector/rows.py, otlp.py): everything refused or changed is counted
     limit_refused_spans: int = 0
     rejected_spans: int = 0  # invalid spans dropped from otherwise good requests (partial success)
+    clamped_spans: int = 0  # start outside limits.max_span_age_days/_future_seconds: moved to the receive time
     dropped_attributes: int = 0  # over limits.max_attributes_per_span
     truncated_values: int = 0  # over limits.max_attribute_value_bytes
     truncated_nesting: int = 0  # deeper than limits.max_nesting_depth
+    # the store, as the exporter last found it (/healthz says "degraded" while it is unreachable)
+    store_up: int = 1
+    store_error: str = ""
     # spool
     spool_bytes: int = 0
     replayed_spans: int = 0  # found in the spool at start (accepted before a crash or a stop)
@@ -154,6 +161,7 @@ class Pipeline:
         self._appending = 0  # submits between the queue check and their answer (writing, syncing)
         self._closing = False
         self._abandon = threading.Event()  # set when close() runs out of time with the store down
+        self._nudge = threading.Event()  # ends a retry back-off early (a new exporter, or close giving up)
         if spool:
             self.stats.replayed_spans = spool.backlog_spans
             self.stats.spool_bytes = spool.used_bytes
@@ -251,6 +259,11 @@ class Pipeline:
                 self._cond.notify_all()
         return Submitted.OK
 
+    def attach_exporter(self, exporter: Exporter) -> None:
+        """Export through ``exporter`` from now on (the store became reachable): the held batch is retried now."""
+        self._exporter = exporter
+        self._nudge.set()
+
     def flush(self, timeout: float | None = None) -> bool:
         """Export everything submitted so far; True when it is all stored."""
         with self._cond:
@@ -273,6 +286,7 @@ class Pipeline:
         self._worker.join(timeout)
         if self._worker.is_alive():
             self._abandon.set()
+            self._nudge.set()
             self._worker.join(self._config.retry_max_seconds + 5)
         with self._cond:
             # a submit that passed the closing check finishes its write and fsync before the spool closes
@@ -297,13 +311,12 @@ class Pipeline:
                 return
             first, end, items = taken
             spans = sum(item.accepted.spans for item in items)
+            if self.spool is not None:
+                self.spool.begin_batch(first, end)
             try:
-                self._export_with_retry(first, end, items)
+                self._deliver(items, first, end)
             except _Abandoned:
                 return
-            except Exception:  # a processor bug must not kill the worker, block the rest, or lose the batch
-                log.exception("a batch of %d span(s) could not be processed", spans)
-                self._quarantine(items, spans)
             if self.spool is not None:
                 try:
                     self.spool.commit(end)
@@ -317,9 +330,41 @@ class Pipeline:
                 self._done = max(self._done, end)
                 self._cond.notify_all()
 
+    def _deliver(self, items: list[_Item], first: int, end: int) -> None:
+        """Export records ``[first, end)``. A part the processors fail on, or the store refuses for its content
+        (:class:`DataRejected`), is halved until each offending request stands alone; those are quarantined.
+
+        Retrying such a part could never succeed: it would wedge the pipeline for every sender. The halving is
+        deterministic, so a crash in the middle re-forms the same parts with the same deduplication tokens.
+        """
+        pending = [(items, first, end)]
+        while pending:
+            part, lo, hi = pending.pop()
+            try:
+                self._export_with_retry(part, lo, hi)
+            except _Abandoned:
+                raise
+            except Exception as exc:  # a processor bug or DataRejected: in the data, not the store's health
+                spans = sum(item.accepted.spans for item in part)
+                if len(part) > 1:
+                    log.warning(
+                        "a batch of %d request(s) failed on its content (%s); splitting it to find the offending one",
+                        len(part),
+                        _first_line(exc),
+                    )
+                    middle = len(part) // 2
+                    pending.append((part[middle:], part[middle].seq, hi))
+                    pending.append((part[:middle], lo, part[middle].seq))
+                    continue
+                if isinstance(exc, DataRejected):
+                    log.error("the store refused request %d for its content: %s", part[0].seq, _first_line(exc))
+                else:
+                    log.exception("a request of %d span(s) could not be processed", spans)
+                self._quarantine(part, spans)
+
     def _quarantine(self, items: list[_Item], spans: int) -> None:
-        """Keep the requests of a batch that cannot be processed as OTLP/protobuf files (fsync'ed before the
-        spool moves past them), to re-send once the bug is fixed: POST each to /v1/traces."""
+        """Keep requests that cannot be processed or stored as OTLP/protobuf files (fsync'ed before the spool
+        moves past them), to re-send once the cause is fixed: POST each to /v1/traces."""
         if self.quarantine_dir is None:
             self.stats.lost_spans += spans
             return
@@ -394,11 +439,8 @@ class Pipeline:
             self._cursor = max(self._cursor, end)
         return first, end, items
 
-    def _export_with_retry(self, first: int, end: int, taken: list[_Item]) -> None:
-        if self.spool is not None:
-            self.spool.begin_batch(first, end)
+    def _export_with_retry(self, taken: list[_Item], first: int, end: int) -> None:
         batch = to_batch((item.accepted.request for item in taken), limits=self.limits)
-        self.stats.count_truncations(batch.truncations)
         if self.spool is not None:
             batch.dedup_token = self.spool.token(first, end)
         for processor in self._processors:
@@ -408,17 +450,29 @@ class Pipeline:
             started = time.perf_counter()
             try:
                 self._exporter.export(batch)
+            except DataRejected:
+                self.stats.export_failures += 1
+                self.stats.data_rejections += 1
+                raise
             except Exception as exc:
                 self.stats.export_failures += 1
                 log.warning("store write failed (%s); retrying %d span(s) in %.1fs", exc, len(batch), delay)
-                if self._abandon.wait(delay):
+                self._nudge.wait(delay)
+                self._nudge.clear()
+                if self._abandon.is_set():
                     raise _Abandoned from exc
                 delay = min(delay * 2, self._config.retry_max_seconds)
                 continue
+            self.stats.count_truncations(batch.truncations)
             self.stats.exported_spans += len(batch)
             self.stats.exported_batches += 1
             self.stats.last_export_seconds = time.perf_counter() - started
             return
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0][:300] if text else type(exc).__name__
 
 
 def _write_durably(path: Path, data: bytes) -> None:

@@ -123,10 +123,13 @@ def query_api_app(
     async def healthz(request: Request) -> Response:
         try:
             auth.check(request.headers.get("authorization"))
-        except AuthError:  # a probe without a token: alive, and nothing more
-            return _json({"status": "ok"})
+        except AuthError:  # a probe without a token: alive (or degraded: store unreachable), and nothing more
+            return _json({"status": status()})
         stats = dataclasses.asdict(pipeline.stats) | {"queued_spans": pipeline.queued_spans}
-        return _json({"status": "ok", "pipeline": stats})
+        return _json({"status": status(), "pipeline": stats})
+
+    def status() -> str:
+        return "ok" if pipeline.stats.store_up else "degraded"
 
     return Starlette(
         routes=[

@@ -21,7 +21,7 @@ import orjson
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from foothold.collector.config import LimitsConfig
-from foothold.semconv import SENDER
+from foothold.semconv import ORIGINAL_START_TIME, SENDER
 
 COLUMNS: tuple[str, ...] = (
     "Timestamp",
@@ -53,6 +53,7 @@ STATUS_CODES = ("Unset", "Ok", "Error")
 TRUNCATED_ATTRIBUTES = "foothold.truncated.attributes"
 NESTING_MARKER = "[foothold:truncated nesting]"
 DEFAULT_LIMITS = LimitsConfig()
+_COLLECTOR_STAMPS = frozenset((SENDER, ORIGINAL_START_TIME))  # kept past the attribute-count limit
 EMPTY = ()  # the Events.* / Links.* value of a span without events or links (a tuple: nothing appends to it)
 
 
@@ -84,6 +85,10 @@ class SpanBatch:
 
     def data(self) -> list[list]:
         return [self.columns[name] for name in COLUMNS]
+
+    def select(self, rows: list[int]) -> SpanBatch:
+        """A new batch of the given rows, in that order (no token, no truncation counts)."""
+        return SpanBatch({name: [values[i] for i in rows] for name, values in self.columns.items()})
 
 
 def truncation_marker(cut_bytes: int) -> str:
@@ -180,11 +185,11 @@ def attribute_mapper(limits: LimitsConfig, cut: Truncations) -> Callable[..., di
 
 
 def _drop_beyond_limit(attributes, max_count: int, out: dict[str, str], cut: Truncations) -> None:
-    """Count what lies beyond the limit; keep the collector's sender stamp, which the receiver appended."""
+    """Count what lies beyond the limit; keep the collector's own stamps, which the receiver appended."""
     dropped = len(attributes) - max_count
     for kv in attributes[max_count:]:
-        if kv.key == SENDER:
-            out[SENDER] = kv.value.string_value
+        if kv.key in _COLLECTOR_STAMPS:
+            out[kv.key] = kv.value.string_value
             dropped -= 1
     if dropped:
         out[TRUNCATED_ATTRIBUTES] = str(dropped)

@@ -1,7 +1,8 @@
 """The collector process: store → pipeline → receivers, plus the query API, on one asyncio loop.
 
-Start order is store first (so a bad DSN fails before any port opens), shutdown order is receivers
-first (stop taking data), then the pipeline flushes everything it accepted, then the store closes.
+Start order is spool, pipeline, listeners, then the store (so data is taken while the store is unreachable:
+the connect loop keeps trying and attaches the exporter, alerts and metrics once it succeeds); shutdown order
+is receivers first (stop taking data), then the pipeline flushes everything it accepted, then the store closes.
 A discovery file in the data dir tells the CLI where this collector's query API listens.
 """
 
@@ -33,7 +34,8 @@ from foothold.collector.query_api import query_api_app
 from foothold.collector.receivers.grpc import GrpcReceiver
 from foothold.collector.receivers.http import otlp_http_app
 from foothold.collector.schema.ddl import COLLECTOR_METRICS
-from foothold.collector.store import Store, open_store
+from foothold.collector.serving import raise_descriptor_limit, uvicorn_config
+from foothold.collector.store import Store, StoreError, open_store
 from foothold.collector.verify import VerifyReport, verify
 
 log = logging.getLogger("foothold.collector")
@@ -80,6 +82,27 @@ def default_processors(settings: Settings) -> list[Processor]:
 ExporterFactory = Callable[[Store], Exporter]
 
 
+class _AwaitingStore:
+    """The pipeline's exporter until the store is reachable: every batch waits (is retried) in the spool."""
+
+    def export(self, batch) -> None:
+        raise StoreError("the store is not reachable yet")
+
+
+class _DeferredClient:
+    """The query API's client: the store's once it is reachable, until then each query names the reason."""
+
+    def __init__(self) -> None:
+        self.client = None
+        self.reason = "connecting"
+
+    def __getattr__(self, name: str):
+        client = self.__dict__["client"]
+        if client is None:
+            raise StoreError(f"the store is unreachable ({self.reason}); spans are spooled until it is back")
+        return getattr(client, name)
+
+
 class Collector:
     def __init__(
         self,
@@ -105,58 +128,103 @@ class Collector:
         self._alerts_lock = threading.Lock()  # the loop and the query API may both ask for a pass
         self._alert_loop: asyncio.Task | None = None
         self._servers: list[tuple[_EmbeddedServer, asyncio.Task]] = []
+        self._store_task: asyncio.Task | None = None
+        self._query_client = _DeferredClient()
         self.ports: dict[str, int] = {}
 
     async def start(self) -> None:
+        """Spool, pipeline and listeners first, then the store: the receivers take data while it is unreachable.
+
+        The first connection (schema migration included) runs while the listeners already serve; start waits
+        for it up to ``store.startup_wait_seconds``, then carries on degraded and keeps trying in the background
+        (a store that is down, a cluster node that does not answer ``ON CLUSTER`` DDL). Until it succeeds the
+        spool accepts, ``/healthz`` says ``degraded`` and ``foothold_store_up`` is 0.
+        """
         s = self.settings
         s.data_dir.mkdir(parents=True, exist_ok=True)
-        self.store = open_store(s.store_dsn, s.store.database, s.store.cluster)
-        try:  # the spool replays what an earlier run accepted but did not get into the store
-            spool = open_spool(s.data_dir, s.spool)
-        except Exception:
-            self.store.close()
-            raise
+        spool = open_spool(s.data_dir, s.spool)  # replays what an earlier run accepted but did not store
         self.pipeline = Pipeline(
             s.batch,
-            self._exporter_factory(self.store),
+            _AwaitingStore(),
             self._processors,
             spool=spool,
             limits=s.limits,
             quarantine_dir=s.data_dir / "quarantine",
         )
+        self.pipeline.stats.store_up = 0
         self.metrics.pipeline = self.pipeline
         self._warn_about_exposure()
+        listeners = [s.receivers.grpc.enabled, s.receivers.http.enabled, s.query_api.enabled]
+        raise_descriptor_limit(s.connections, sum(listeners))
         if s.receivers.grpc.enabled:
-            self._grpc = GrpcReceiver(self.pipeline, s.receivers.grpc, auth=self.auth, metrics=self.metrics, tls=s.tls)
+            self._grpc = GrpcReceiver(
+                self.pipeline,
+                s.receivers.grpc,
+                auth=self.auth,
+                metrics=self.metrics,
+                tls=s.tls,
+                connections=s.connections,
+            )
             self.ports["otlp_grpc"] = await self._grpc.start()
         if s.receivers.http.enabled:
             app = otlp_http_app(self.pipeline, s.receivers.http, auth=self.auth, metrics=self.metrics)
             self._serve("otlp_http", app, s.receivers.http.address)
-        if s.alerts.enabled:
-            self.alerts = build_evaluator(s.alerts, self.store.client())
-            self._alert_loop = asyncio.create_task(self._evaluate_periodically(s.alerts.interval_seconds))
         if s.query_api.enabled:
-            evaluate = self.evaluate_alerts if self.alerts else None
-            verify_chain = self.verify_chain if self.chain else None
             app = query_api_app(
-                self.store.client(),
+                self._query_client,
                 self.pipeline,
                 s.query_api.max_rows,
-                evaluate,
+                self.evaluate_alerts if s.alerts.enabled else None,
                 auth=self.auth,
                 metrics=self.metrics,
-                verify=verify_chain,
+                verify=self.verify_chain if s.chain.enabled else None,
             )
             self._serve("query_api", app, s.query_api.address)
-        if s.metrics.enabled:
-            self._metrics_client = self.store.client()
-            self._metrics_loop = asyncio.create_task(self._record_metrics_periodically(s.metrics.interval_seconds))
+        first_attempt = asyncio.Event()
+        self._store_task = asyncio.create_task(self._connect_store(first_attempt))
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(first_attempt.wait(), s.store.startup_wait_seconds)
         self._write_discovery()
-        log.info("collector ready: %s, store %s", self.ports, s.store_dsn)
+        log.info("collector ready: %s, store %s%s", self.ports, s.store_dsn, "" if self.store else " (unreachable)")
+
+    async def _connect_store(self, first_attempt: asyncio.Event) -> None:
+        """Open (and migrate) the store until it works, then attach everything that needs it."""
+        s = self.settings
+        delay = 0.5
+        while True:
+            store = None
+            try:
+                store = await asyncio.to_thread(
+                    open_store, s.store_dsn, s.store.database, s.store.cluster, insert=s.store.insert
+                )
+                exporter = self._exporter_factory(store)
+                break
+            except Exception as exc:  # StoreError, or the exporter's first query (the chain head) failing
+                if store is not None:
+                    store.close()
+                self.pipeline.stats.store_error = self._query_client.reason = str(exc).strip()
+                log.warning("store unreachable (%s); spooling, retrying in %.1fs", exc, delay)
+            first_attempt.set()
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, s.batch.retry_max_seconds)
+        self.store = store
+        self._query_client.client = store.client()
+        if s.alerts.enabled:
+            self.alerts = build_evaluator(s.alerts, store.client())
+            self._alert_loop = asyncio.create_task(self._evaluate_periodically(s.alerts.interval_seconds))
+        if s.metrics.enabled:
+            self._metrics_client = store.client()
+            self._metrics_loop = asyncio.create_task(self._record_metrics_periodically(s.metrics.interval_seconds))
+        self.pipeline.stats.store_up, self.pipeline.stats.store_error = 1, ""
+        self.pipeline.attach_exporter(exporter)
+        first_attempt.set()
+        log.info("store %s reachable: exporting", s.store_dsn)
 
     def evaluate_alerts(self) -> EvaluationReport:
         """One pass of the alert rules over everything accepted so far (blocking: call off the loop)."""
         if self.alerts is None:
+            if self.settings.alerts.enabled:
+                raise StoreError(f"the store is unreachable ({self.pipeline.stats.store_error}); alerts wait for it")
             raise RuntimeError("alerts are disabled (alerts.enabled: false)")
         self.pipeline.flush(60.0)
         with self._alerts_lock:
@@ -203,6 +271,8 @@ class Collector:
 
     def verify_chain(self) -> VerifyReport:
         """`foothold-audit verify` inside the collector (it owns the chDB store): exports pause while it reads."""
+        if self.chain is None and self.settings.chain.enabled:
+            raise StoreError(f"the store is unreachable ({self.pipeline.stats.store_error}); verify waits for it")
         if self.chain is None:
             raise RuntimeError("the export chain is disabled (chain.enabled: false)")
         self.pipeline.flush(60.0)
@@ -248,7 +318,11 @@ class Collector:
     def _serve(self, name: str, app, endpoint: Endpoint) -> None:
         sock = _listen(endpoint)
         self.ports[name] = sock.getsockname()[1]
-        config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off", **self._tls_options())
+
+        def closed(reason: str) -> None:
+            self.metrics.inc("foothold_connections_closed_total", listener=name, reason=reason)
+
+        config = uvicorn_config(app, self.settings.connections, closed, **self._tls_options())
         server = _EmbeddedServer(config)
         self._servers.append((server, asyncio.create_task(server.serve(sockets=[sock]))))
 
@@ -274,7 +348,7 @@ class Collector:
 
     async def stop(self) -> int:
         """Graceful: stop receiving, flush what was accepted, close the store. Returns spans lost."""
-        for task in (self._alert_loop, self._metrics_loop):
+        for task in (self._store_task, self._alert_loop, self._metrics_loop):
             if task:
                 task.cancel()
                 await asyncio.gather(task, return_exceptions=True)
@@ -283,7 +357,9 @@ class Collector:
         for server, task in self._servers:
             server.should_exit = True
         await asyncio.gather(*(task for _, task in self._servers), return_exceptions=True)
-        lost = await asyncio.to_thread(self.pipeline.close) if self.pipeline else 0
+        # without a store there is nothing to wait for: what is queued stays in the spool for the next start
+        wait = 30.0 if self.store else 0.5
+        lost = await asyncio.to_thread(self.pipeline.close, wait) if self.pipeline else 0
         if self._metrics_client is not None:
             try:
                 await asyncio.to_thread(self.record_metrics)  # the final figures, after the last export

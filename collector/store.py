@@ -17,6 +17,7 @@ from typing import Any
 import clickhouse_connect
 from clickhouse_connect.driver.client import Client
 
+from foothold.collector.config import InsertConfig
 from foothold.collector.schema import migrations
 from foothold.collector.schema.ddl import Topology
 
@@ -94,6 +95,7 @@ class Store:
 
     dsn: str
     topology: Topology
+    insert: InsertConfig = field(default_factory=InsertConfig)  # how the exporter inserts (docs/reliability.md)
     _clients: list[Client] = field(default_factory=list)
     _closed: bool = False
 
@@ -143,14 +145,21 @@ def _explain_open_failure(dsn: str, exc: Exception) -> str:
     return f"cannot connect to the store {dsn}: {text}. Check the DSN (store.dsn / FOOTHOLD_STORE__DSN)."
 
 
-def open_store(dsn: str, database: str = "foothold", cluster: str | None = None, *, migrate: bool = True) -> Store:
+def open_store(
+    dsn: str,
+    database: str = "foothold",
+    cluster: str | None = None,
+    *,
+    migrate: bool = True,
+    insert: InsertConfig | None = None,
+) -> Store:
     """Open (and by default migrate) the store. Raises :class:`StoreError` with a fix in the message."""
     path = chdb_path(dsn)
     if path is not None:
         if not path.is_absolute():
             raise StoreError(f"chDB DSN needs an absolute path (chdb:///abs/path), got {dsn!r}")
         _OWNERSHIP.acquire(path)
-    store = Store(dsn=dsn, topology=Topology(database=database, cluster=cluster))
+    store = Store(dsn=dsn, topology=Topology(database=database, cluster=cluster), insert=insert or InsertConfig())
     try:
         if migrate:
             store.migrate()

@@ -35,6 +35,8 @@ TASK_END_SPAN = "foothold.task.end"
 CWD = "foothold.cwd"  # working directory a tool call's relative paths resolve against
 HOME = "foothold.home"  # what `~` means for this agent, so ~/.ssh/... is recognised wherever home is
 SENDER = "foothold.sender"  # identity of the authenticated sender, set by the collector
+# set by the collector on a span it moved to the receive time (start outside limits.max_span_age_days/_future_seconds)
+ORIGINAL_START_TIME = "foothold.original_start_time_unix_nano"
 
 ARTIFACT_KIND = "foothold.artifact.kind"  # file | process | connection | account | credential
 ARTIFACT_ACTION = "foothold.artifact.action"  # create | modify | delete | rename | chmod | exec | connect
@@ -92,6 +94,7 @@ DOCUMENTED: tuple[tuple[str, str], ...] = (
     (CWD, "working directory of the call"),
     (HOME, "home directory `~` resolves to for the agent"),
     (SENDER, "authenticated sender identity (set by the collector)"),
+    (ORIGINAL_START_TIME, "the span's own start time, when the collector moved it to the receive time"),
     (ARTIFACT_KIND, "`file`, `process`, `connection`, `account`, `credential`"),
     (ARTIFACT_ACTION, "`create`, `modify`, `delete`, `rename`, `chmod`, `exec`, `connect`"),
     (ARTIFACT_PATH, "path, command line or network target"),

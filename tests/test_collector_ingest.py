@@ -6,6 +6,7 @@ import asyncio
 import gzip
 import secrets
 import socket
+import time
 import zlib
 
 import httpx
@@ -24,6 +25,9 @@ from foothold.collector.receivers.http import otlp_http_app
 from foothold.collector.schema import sql
 from foothold.collector.service import CollectorThread
 from tests.conftest import make_settings, rows, sdk_agent
+
+# recent, so inside the accepted time window (limits.max_span_age_days); whole seconds
+_T0 = time.time_ns() // 1_000_000_000 * 1_000_000_000
 
 
 def _emit_tool_session(agent, session_id: str):
@@ -112,8 +116,8 @@ def _json_body(trace_id: str, span_id: str, name: str = "execute_tool fetch") ->
                                 "spanId": span_id,
                                 "name": name,
                                 "kind": 3,
-                                "startTimeUnixNano": "1700000000000000000",
-                                "endTimeUnixNano": "1700000000500000000",
+                                "startTimeUnixNano": str(_T0),
+                                "endTimeUnixNano": str(_T0 + 500_000_000),
                                 "attributes": [
                                     {"key": "gen_ai.operation.name", "value": {"stringValue": "execute_tool"}},
                                     {"key": "gen_ai.tool.name", "value": {"stringValue": "fetch"}},
@@ -126,7 +130,7 @@ def _json_body(trace_id: str, span_id: str, name: str = "execute_tool fetch") ->
                                         },
                                     },
                                 ],
-                                "events": [{"timeUnixNano": "1700000000100000000", "name": "sent"}],
+                                "events": [{"timeUnixNano": str(_T0 + 100_000_000), "name": "sent"}],
                                 "status": {"code": 1},
                                 "someFutureField": {"ignored": True},
                             }
@@ -181,8 +185,8 @@ def test_otlp_json_with_hex_ids_and_int_enums_is_stored(collector):
             "parentSpanId": span_id,
             "name": "artifact file",
             "kind": 1,
-            "startTimeUnixNano": "1700000000200000000",
-            "endTimeUnixNano": "1700000000300000000",
+            "startTimeUnixNano": str(_T0 + 200_000_000),
+            "endTimeUnixNano": str(_T0 + 300_000_000),
             "attributes": _attributes(**artifact),
         }
     )

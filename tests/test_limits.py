@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 
 import httpx
 import pytest
@@ -30,6 +31,7 @@ def _request(spans: int = 1) -> ExportTraceServiceRequest:
     for i in range(spans):
         span = scope.spans.add()
         span.trace_id, span.span_id, span.name = os.urandom(16), os.urandom(8), f"limits-{i}"
+        span.start_time_unix_nano = span.end_time_unix_nano = time.time_ns()
     return request
 
 

@@ -139,10 +139,12 @@ def test_collector_metrics_table_gets_periodic_and_final_rows(tmp_path, chdb_dsn
 def test_every_pipeline_counter_is_exposed_once():
     figures = [attr for attr, *_ in PIPELINE_FIGURES] + list(PipelineStats.REFUSALS.values())
     assert len(figures) == len(set(figures))
-    # rejected_spans is foothold_spans_rejected_total (by receiver); last_export_seconds is in the duration histogram
+    # rejected_spans is foothold_spans_rejected_total (by receiver); last_export_seconds is in the duration histogram;
+    # store_error is text (on /healthz; foothold_store_up is its number)
     assert {f.name for f in dataclasses.fields(PipelineStats)} - set(figures) == {
         "rejected_spans",
         "last_export_seconds",
+        "store_error",
     }
 
 

@@ -41,7 +41,8 @@ def ingest(pipeline: Pipeline, decode: Callable[[bytes], Decoded], body: bytes) 
         stats.count_refusal("malformed")
         return Outcome(Verdict.BAD_REQUEST, str(exc))
     stats.rejected_spans += accepted.rejected
-    if wire is not None and not accepted.rejected:
+    stats.clamped_spans += accepted.clamped
+    if wire is not None and not accepted.changed:
         accepted = replace(accepted, payload=wire)  # the request is the received protobuf: spool it as is
     if accepted.spans == 0:  # nothing to keep: answer at once, even while full or closing
         return Outcome(Verdict.OK, accepted=accepted)

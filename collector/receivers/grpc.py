@@ -20,11 +20,12 @@ from google.rpc import error_details_pb2, status_pb2
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
 from foothold.collector.auth import Authenticator, AuthError, stamping
-from foothold.collector.config import AuthConfig, GrpcReceiverConfig, TlsConfig
+from foothold.collector.config import AuthConfig, ConnectionsConfig, GrpcReceiverConfig, TlsConfig
 from foothold.collector.metrics import Metrics
 from foothold.collector.otlp import decode_protobuf
 from foothold.collector.pipeline import Pipeline
 from foothold.collector.receivers import RETRY_AFTER_CLOSED_SECONDS, RETRY_AFTER_FULL_SECONDS, Verdict, ingest
+from foothold.collector.serving import grpc_options
 
 SERVICE = "opentelemetry.proto.collector.trace.v1.TraceService"
 
@@ -45,12 +46,14 @@ class GrpcReceiver:
         auth: Authenticator | None = None,
         metrics: Metrics | None = None,
         tls: TlsConfig | None = None,
+        connections: ConnectionsConfig | None = None,
     ) -> None:
         self._pipeline = pipeline
         self._config = config
         self._auth = auth or Authenticator(AuthConfig())
         self._metrics = metrics or Metrics()
         self._tls = tls or TlsConfig()
+        self._connections = connections or ConnectionsConfig()
         self._server: grpc.aio.Server | None = None
         self.port: int | None = None
 
@@ -97,6 +100,7 @@ class GrpcReceiver:
         limit = self._config.max_message_bytes
         self._server = grpc.aio.server(
             options=[("grpc.max_receive_message_length", limit), ("grpc.max_send_message_length", limit)]
+            + grpc_options(self._connections)
         )
         handler = grpc.stream_unary_rpc_method_handler(
             self._export, request_deserializer=None, response_serializer=ExportTraceServiceResponse.SerializeToString
