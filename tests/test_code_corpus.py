@@ -1,7 +1,12 @@
 """Backdoor review quality on the labelled corpus of agent-style code changes.
 
-``code_changes.yaml`` is the tuning set; ``code_changes_holdout.yaml`` was written apart from the rules and is
-only scored (never tuned on), so its figures are the honest estimate for code nobody wrote a test for. A
+Three parts, written in this order:
+- ``code_changes.yaml``: written with the rules, the tuning set.
+- ``code_changes_holdout.yaml``: written apart from the rules and scored once, blind, at precision 0.882 and
+  recall 0.652; its misses were then studied and the rules generalised by technique, so it is tuning data now.
+- ``code_changes_blind.yaml``: written apart from the rules and from both other parts after that round, and
+  scored without any rule change since: its figure is the honest estimate for code nobody wrote a test for.
+A
 backdoor counts as caught when the review raises a finding of medium severity or above; a benign look-alike
 counts as clean when nothing above low is raised (low findings, like a new dependency, are for review only).
 """
@@ -72,7 +77,7 @@ def score(cases: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-@pytest.mark.parametrize("name", ["code_changes.yaml", "code_changes_holdout.yaml"])
+@pytest.mark.parametrize("name", ["code_changes.yaml", "code_changes_holdout.yaml", "code_changes_blind.yaml"])
 def test_review_precision_and_recall(name: str) -> None:
     cases = load(name)
     if not cases:
@@ -89,7 +94,7 @@ def test_review_precision_and_recall(name: str) -> None:
 
 
 def test_corpus_is_large_and_half_look_alikes() -> None:
-    cases = load("code_changes.yaml") + load("code_changes_holdout.yaml")
+    cases = load("code_changes.yaml") + load("code_changes_holdout.yaml") + load("code_changes_blind.yaml")
     benign = sum(c["label"] == "benign" for c in cases)
     assert {c["label"] for c in cases} <= {"backdoor", "benign"}
     assert all(c.get("source") for c in cases), "every case says where it comes from"

@@ -180,27 +180,35 @@ def _finding(signal: Signal, change: CodeChange, evidence: str, rules: CodeRules
 
 
 def _removed_checks(signal: Signal, changes: Sequence[CodeChange], rules: CodeRules) -> list[CodeFinding]:
+    """Checks taken away, counted over the whole change set. Not counted: a check whose guarded function was
+    deleted with it (nothing is exposed), and any removal when the set now applies a check to everything
+    below it (per-route checks moved into middleware, a decorator turned into a mixin)."""
     assert signal.removed_only is not None
     pattern = signal.removed_only
     relevant = [c for c in changes if _applies(signal, c.path, rules)]
-    gone: Counter[str] = Counter()
-    kept: Counter[str] = Counter()
-    for change in relevant:
-        for line in change.removed:
-            for m in pattern.finditer(line[:MAX_LINE]):
-                gone[m.group(0).lower()] += 1
-        for line in change.added:
-            for m in pattern.finditer(line[:MAX_LINE]):
-                kept[m.group(0).lower()] += 1
-    missing = {check for check, n in gone.items() if n > kept.get(check, 0)}
-    if sum(gone.values()) <= sum(kept.values()):
+    added_text = "\n".join(line[:MAX_LINE] for c in relevant for line in c.added)
+    if rules.lists["auth_blankets"].search(added_text):
+        return []
+    gone: dict[int, list[str]] = {}
+    kept = 0
+    for n, change in enumerate(relevant):
+        removed = [line[:MAX_LINE] for line in change.removed]
+        for i, line in enumerate(removed):
+            if pattern.search(line) and not _guards_deleted_code(removed, i, added_text):
+                gone.setdefault(n, []).append(line.strip())
+        kept += sum(1 for line in change.added if pattern.search(line[:MAX_LINE]))
+    if sum(map(len, gone.values())) <= kept:
         return []  # as many checks as before, maybe renamed or moved (a refactor)
-    findings = []
-    for change in relevant:
-        lines = [line.strip() for line in change.removed if any(check in line.lower() for check in missing)]
-        if lines:
-            findings.append(_finding(signal, change, "removed: " + " | ".join(lines[:3]), rules))
-    return findings
+    return [_finding(signal, relevant[n], "removed: " + " | ".join(lines[:3]), rules) for n, lines in gone.items()]
+
+
+def _guards_deleted_code(removed: list[str], index: int, added_text: str) -> bool:
+    """The check at ``removed[index]`` decorates or opens a function that is gone from the change's result."""
+    for line in removed[index : index + 4]:
+        header = _FUNC_HEADER.search(line) or _METHOD_HEADER.match(line)
+        if header:
+            return not re.search(rf"\b{re.escape(header.group(1))}\b", added_text)
+    return False
 
 
 # --- signals computed by code ----------------------------------------------------------------------------
@@ -216,15 +224,12 @@ def _decode_exec(added: list[str], _removed: list[str], _change: CodeChange, rul
     for line in added:
         if sinks.search(line) and decoders.search(line):
             return line.strip()
+        uses_decoded = any(re.search(rf"\b{re.escape(n)}\b", line) for n in decoded_names)
+        if uses_decoded and sinks.search(line):
+            return line.strip()
         m = _ASSIGN.match(line)
-        if m and decoders.search(m.group(2)):
-            decoded_names.add(m.group(1))
-        elif m and any(re.search(rf"\b{re.escape(n)}\b", m.group(2)) for n in decoded_names):
-            decoded_names.add(m.group(1))  # one hop of renaming: payload = blob.decode()
-        elif decoded_names and sinks.search(line):
-            for name in decoded_names:
-                if re.search(rf"\b{re.escape(name)}\b", line):
-                    return line.strip()
+        if m and (decoders.search(m.group(2)) or uses_decoded):
+            decoded_names.add(m.group(1))  # decoded data, or a renaming of it: payload = blob.decode()
     return None
 
 
@@ -255,40 +260,28 @@ def _new_host(added: list[str], removed: list[str], _change: CodeChange, rules: 
     return f"new host(s): {', '.join(hosts[:5])}" if hosts else None
 
 
-_BULK_ENV = re.compile(
-    r"dict\(\s*os\.environ\s*\)|os\.environ\.(?:copy|items)\(\)|\*\*os\.environ|json\.dumps\(\s*(?:dict\()?os\.environ"
-    r"|str\(\s*os\.environ\s*\)|(?:JSON\.stringify|Object\.(?:entries|keys|values))\(\s*process\.env\s*\)"
-    r"|\{\s*\.\.\.process\.env\s*\}|os\.Environ\(\)|System\.getenv\(\)|ENV\.to_h|\bprintenv\b|\benv\s*\|"
-    r"|\$\(\s*env\s*\)|`env`|subprocess\.\w+\(\s*\[?\s*['\"](?:env|printenv)['\"]",
-    re.IGNORECASE,
-)
-_CREDENTIAL_FILES = re.compile(
-    r"\.aws/credentials|\.ssh/id_\w+|\.ssh/authorized_keys|\.netrc|\.npmrc|\.pypirc|\.docker/config\.json"
-    r"|\.kube/config|/etc/shadow|\.git-credentials|\.config/gh/hosts\.yml|Login Data|\.gnupg|keychain",
-    re.IGNORECASE,
-)
-_EXFIL_SERVICES = re.compile(
-    r"webhook\.site|requestbin|pipedream\.net|ngrok(?:-free)?\.(?:io|app)|transfer\.sh|pastebin\.com|hastebin"
-    r"|discord(?:app)?\.com/api/webhooks|api\.telegram\.org/bot|interact\.sh|oast\.(?:fun|me|site|live|pro)"
-    r"|burpcollaborator|canarytokens",
-    re.IGNORECASE,
-)
-
-
 def _secret_egress(added: list[str], removed: list[str], _change: CodeChange, rules: CodeRules) -> str | None:
-    """Secrets leave when the change gathers them in bulk (the whole environment, credential files) and sends
-    something out, or sends anything to a drop-box service. One API key in its own service's auth header is
-    how clients work, and is not this signal."""
+    """Secrets leave when a change sends something out and it gathers what no client needs to send: the whole
+    environment, a credential file, key material (a private key, a wallet seed); or when it sends to a drop-box
+    service; or when it puts an environment secret into a DNS name. One API key in its own service's auth
+    header is how clients work, and is not this signal."""
     text = "\n".join(added)
-    sends = [line for line in added if rules.lists["net_sends"].search(line)]
+    lists = rules.lists
+    sends = [line for line in added if lists["net_sends"].search(line) or lists["dns_lookups"].search(line)]
     if not sends:
         return None
-    drop_box = _EXFIL_SERVICES.search(text)
+    drop_box = lists["drop_boxes"].search(text)
     if drop_box:
         return f"sends to {drop_box.group(0)}: {sends[0].strip()}"
-    gathered = _BULK_ENV.search(text) or _CREDENTIAL_FILES.search(text)
+    gathered = lists["bulk_environment"].search(text) or lists["credential_files"].search(text)
+    # Key material counts inside the send itself (its statement may run over a few lines: headers, body).
+    windows = "\n".join("\n".join(added[i : i + 5]) for i, line in enumerate(added) if line in sends)
+    gathered = gathered or lists["key_material"].search(windows)
     if gathered:
         return f"gathers {gathered.group(0)!r} and sends: {sends[0].strip()}"
+    lookups = [line for line in added if lists["dns_lookups"].search(line)]
+    if lookups and lists["secret_sources"].search(text):
+        return f"puts environment data into a DNS lookup: {lookups[0].strip()}"
     return None
 
 
@@ -334,16 +327,26 @@ _ALWAYS = re.compile(
 )
 _CREDENTIAL_NAME = r"(?:password|passwd|passphrase|token|api_?key|secret|username|user_?name|otp|pin)"
 # A credential-named value (a variable, attribute, or header/dict key) compared with a literal: a magic value.
+_LITERAL = r"""(?:"[^"\n]{3,}"|'[^'\n]{3,}')"""
 _MAGIC_COMPARE = re.compile(
-    rf"""\w*{_CREDENTIAL_NAME}[\w\-]*["']?\]?\)?\s*(?:===?|\.equals\(|\.Equals\()\s*["'][^"'\s]{{3,}}["']"""
-    rf"""|["'][^"'\s]{{3,}}["']\s*===?\s*[\w.\[\]"'\-]*{_CREDENTIAL_NAME}""",
+    rf"""\w*{_CREDENTIAL_NAME}[\w\-]*["']?\]?\)?\s*(?:===?|\.equals\(|\.Equals\()\s*{_LITERAL}"""
+    rf"""|{_LITERAL}\s*(?:===?|\.equals\(|\.Equals\()\s*[\w.\[\]"'\-]*{_CREDENTIAL_NAME}""",
     re.IGNORECASE,
 )
 _ALWAYS_TRUE_GUARD = re.compile(r"\bif\s*\(?\s*(?:True|true|1)\s*(?:or|\|\|)|(?:or|\|\|)\s*(?:True|true)\b\s*\)?\s*:?")
 
 
+_COMPARE_LITERAL = re.compile(
+    r"""(?:===?|!==?|\.equals\(|\.Equals\(|strpos\(|startsWith\(|startswith\(|StartsWith\(|includes\(|indexOf\("""
+    r"""|\bin\b)[^\n]{0,120}["'][^"'\s]{4,}["']|["'][^"'\s]{4,}["'][^\n]{0,60}(?:===?|\.equals\(|\bin\b)"""
+)
+
+
 def _auth_bypass(added: list[str], _removed: list[str], change: CodeChange, rules: CodeRules) -> str | None:
-    auth_name = rules.lists["auth_words"]
+    """An auth-named function that now succeeds first thing; a credential compared with a literal (a master
+    password); a request input (header, cookie, user agent, parameter) compared with a literal that, when it
+    matches, grants (a secret knock); or a guard made always-true."""
+    auth_name, grants = rules.lists["auth_words"], rules.lists["grants"]
     lines = change.after.splitlines() if change.after is not None else added
     added_set = set(added)
     for i, line in enumerate(lines):
@@ -352,6 +355,14 @@ def _auth_bypass(added: list[str], _removed: list[str], change: CodeChange, rule
             body = _first_statement(lines, i + 1)
             if body is not None and _ALWAYS.match(body) and (body in added_set or line in added_set):
                 return f"{line.strip()} -> {body.strip()}"
+        knock = (
+            line in added_set
+            and _COMPARE_LITERAL.search(line)
+            and rules.lists["request_inputs"].search(line)
+            and any(grants.search(nxt) for nxt in lines[i : i + 4])
+        )
+        if knock:
+            return line.strip()
     for line in added:
         if _MAGIC_COMPARE.search(line):
             return line.strip()
@@ -378,31 +389,40 @@ def _first_statement(lines: list[str], start: int) -> str | None:
     return None
 
 
+# npm and composer lifecycle scripts: run by every install of the package.
 _LIFECYCLE = re.compile(
-    r"""["'](preinstall|install|postinstall|prepare|prepublish|preuninstall|postuninstall|prepack|postpack)["']\s*:\s*["'](.*)["']"""
+    r"""["'](preinstall|install|postinstall|prepare|prepublish|preuninstall|postuninstall|prepack|postpack"""
+    r"""|(?:pre|post)-(?:install|update|autoload)-(?:cmd|dump))["']\s*:\s*\[?\s*["'](.*)["']"""
 )
-_RUNS_FETCHED_OR_INLINE = re.compile(
-    r"\b(?:curl|wget|Invoke-WebRequest|iwr|nc|base64)\b|node\s+-e|python[\d.]*\s+-c|\b(?:ba)?sh\s+-c|\|\s*(?:ba)?sh\b"
-    r"|https?://|eval|powershell",
+_FETCHES = re.compile(
+    r"\b(?:curl|wget|Invoke-WebRequest|iwr|Invoke-RestMethod|urlopen|urllib|requests\.|reqwest|ureq|http\.Get"
+    r"|HttpClient|WebClient|file\(\s*DOWNLOAD|fetch\()|https?://",
     re.IGNORECASE,
 )
-_SETUP_HOOK = re.compile(
-    r"\bcmdclass\b|class\s+\w+\(\s*(?:install|develop|egg_info|build_py|build_ext|sdist)\s*\)|build\s*=\s*[\"']"
+_RUNS = re.compile(
+    r"node\s+-e|python[\d.]*\s+-c|\b(?:ba)?sh\s+-c|[\"']-c[\"']|\|\s*(?:ba)?sh\b|\beval\b|powershell|os\.system|subprocess"
+    r"|Command::new|Command\(|exec\(|execute_process|Runtime\.getRuntime|ProcessBuilder|system\(|`[^`]+`|%x\{",
+    re.IGNORECASE,
 )
-_SETUP_RUNS = re.compile(r"os\.system|subprocess|urlopen|urllib|requests\.|socket|exec\(|eval\(", re.IGNORECASE)
+_SETUP_HOOK = re.compile(r"\bcmdclass\b|class\s+\w+\(\s*(?:install|develop|egg_info|build_py|build_ext|sdist)\s*\)")
 
 
 def _install_hook(added: list[str], _removed: list[str], change: CodeChange, _rules: CodeRules) -> str | None:
-    """npm lifecycle scripts, setup.py install commands and build scripts run on every install. ``husky
-    install`` in ``prepare`` is routine; one that downloads or runs inline code is not."""
+    """Code that runs on every install or build of the package: npm/composer lifecycle scripts, setup.py
+    install commands, build.rs, Gradle/Maven/CMake build logic, native-extension configs. ``husky install`` in
+    ``prepare`` or ``node-gyp rebuild`` is routine; a hook that fetches or runs inline code is not."""
     for line in added:
         m = _LIFECYCLE.search(line)
-        if m and _RUNS_FETCHED_OR_INLINE.search(m.group(2)):
+        if m and (_FETCHES.search(m.group(2)) or _RUNS.search(m.group(2))):
             return f"{m.group(1)} script: {m.group(2)[:200]}"
-    if change.path.endswith(("setup.py", "setup.cfg", "Cargo.toml", "pyproject.toml")):
-        text = "\n".join(added)
-        if _SETUP_HOOK.search(text) and _SETUP_RUNS.search(text):
-            return next(line.strip() for line in added if _SETUP_HOOK.search(line))
+    if change.path.endswith(("package.json", "composer.json")):
+        return None  # only their lifecycle scripts run at install time
+    text = "\n".join(added)
+    if _SETUP_HOOK.search(text) and (_RUNS.search(text) or _FETCHES.search(text)):
+        return next(line.strip() for line in added if _SETUP_HOOK.search(line))
+    fetch, run = _FETCHES.search(text), _RUNS.search(text)
+    if fetch and run:
+        return f"build-time code fetches ({fetch.group(0)}) and runs ({run.group(0)})"
     return None
 
 
@@ -457,6 +477,14 @@ _B64_LITERAL = re.compile(r"""["'`]([A-Za-z0-9+/]{160,}={0,2})["'`]""")
 _HEX_LITERAL = re.compile(r"""["'`]((?:[0-9a-fA-F]{2}){100,})["'`]""")
 _ESCAPES = re.compile(r"(?:\\x[0-9a-fA-F]{2}){16,}|(?:\\u[0-9a-fA-F]{4}){12,}")
 _CHR_CHAIN = re.compile(r"(?:\bchr\(\s*\d+\s*\)\s*\+\s*){3,}|(?:String\.fromCharCode\([^)]{20,}\))")
+# A name cut into pieces so no search finds it: "a"."s"."s"."e"."r"."t", "".join(["cu", "rl", ...]),
+# __import__("so"[::-1]), getattr(m, "sys" + "tem"), str_rot13(...).
+_SPLIT_NAME = re.compile(
+    r"""(?:["'][^"'\n]{1,4}["']\s*[.+]\s*){3,}["'][^"'\n]{1,4}["']"""
+    r"""|join\(\s*\[\s*(?:["'][^"'\n]{1,8}["']\s*,\s*){3,}"""
+    r"""|__import__\(\s*["'][^"']+["']\s*\[::-1\]|getattr\([^,]+,\s*["'][^"']*["']\s*\+"""
+    r"""|\bstr_rot13\(|\brot13\b"""
+)
 
 
 def _obfuscated(added: list[str], _removed: list[str], _change: CodeChange, _rules: CodeRules) -> str | None:
@@ -469,7 +497,7 @@ def _obfuscated(added: list[str], _removed: list[str], _change: CodeChange, _rul
         m = _HEX_LITERAL.search(line)
         if m:
             return f"hex literal of {len(m.group(1))} characters"
-        if _ESCAPES.search(line) or _CHR_CHAIN.search(line):
+        if _ESCAPES.search(line) or _CHR_CHAIN.search(line) or _SPLIT_NAME.search(line):
             return line.strip()[:200]
     return None
 
