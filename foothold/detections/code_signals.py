@@ -9,7 +9,6 @@ wrote a test for. Every regex sees at most MAX_LINE characters of a line: bounde
 from __future__ import annotations
 
 import re
-from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import cache
