@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck sdk-oldest bench readme clean
+.PHONY: demo test lint typecheck sdk-oldest bench readme clean claude-code
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,7 +28,15 @@ typecheck: $(STAMP)
 	for d in collector instrumentation dashboards; do ln -s "$$PWD/$$d" .typecheck/foothold/$$d; done
 	cd .typecheck && ../$(BIN)/mypy -p foothold | sed -E 's#^foothold/(collector|instrumentation|dashboards)/#\1/#'; exit $${PIPESTATUS[0]}
 
-test: lint
+# The real Claude Code binary the suite drives offline (tests/test_claude_code_real.py), pinned by the lock file.
+# Without npm, or when npm refuses, the test skips with the reason and the recorded-payload replay still runs.
+CLAUDE_CODE := .ci/claude-code/node_modules/.bin/claude
+$(CLAUDE_CODE): .ci/claude-code/package-lock.json
+	-cd .ci/claude-code && npm ci --no-audit --no-fund
+
+claude-code: $(CLAUDE_CODE)
+
+test: lint claude-code
 	$(BIN)/python -m pytest -q
 
 # The integrations reach into SDK internals, so they are also tested on the oldest SDK releases pyproject
@@ -54,4 +62,4 @@ readme: $(STAMP)
 	$(BIN)/python docs/readme_tables.py
 
 clean:
-	rm -rf $(VENV) $(OLDEST_VENV) .typecheck build .pytest_cache .foothold
+.PHONY: demo test lint typecheck sdk-oldest bench readme clean claude-code

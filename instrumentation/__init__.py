@@ -12,12 +12,38 @@ instrumentation errors are logged once and swallowed, export is batched on a bou
 ``FOOTHOLD_DISABLED=1`` turns everything into no-ops.
 """
 
-from .artifacts import Artifact
-from .context import Credential, credential, end_task, session
-from .integrations import instrument, uninstrument
-from .provider import Instrumentation, setup
-from .tools import ToolCall, checkpoint, tool, tool_call
-from .watch import DEFAULT_WATCH, WatchList
+import importlib
+from typing import Any
+
+# Loaded on first use (PEP 562): the Claude Code hook imports modules of this package in a new process per
+# event and must not pay for the OpenTelemetry SDK it does not use.
+_EXPORTS = {
+    "Artifact": ".artifacts",
+    "Credential": ".context",
+    "credential": ".context",
+    "end_task": ".context",
+    "session": ".context",
+    "instrument": ".integrations",
+    "uninstrument": ".integrations",
+    "Instrumentation": ".provider",
+    "setup": ".provider",
+    "ToolCall": ".tools",
+    "checkpoint": ".tools",
+    "tool": ".tools",
+    "tool_call": ".tools",
+    "DEFAULT_WATCH": ".watch",
+    "WatchList": ".watch",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "DEFAULT_WATCH",

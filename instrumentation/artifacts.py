@@ -7,11 +7,12 @@ import os
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
-
-from opentelemetry import trace
-from opentelemetry.trace import SpanKind
+from typing import TYPE_CHECKING
 
 from foothold import semconv
+
+if TYPE_CHECKING:  # OpenTelemetry loads with emit(): the Claude Code hook uses this module without it
+    from opentelemetry import trace
 
 SOURCE_AUDIT_HOOK = "audit_hook"
 SOURCE_SNAPSHOT = "snapshot"
@@ -84,15 +85,36 @@ def emit(
 ) -> None:
     """One ``artifact {kind}`` span per artifact, a child of the tool call that produced it.
 
-    ``context_attributes`` (cwd, home) let the collector resolve what the artifact's path means."""
+    ``context_attributes`` (cwd, home) let the collector resolve what the artifact's path means; the parent's
+    session and agent attributes are copied too, so the collector files the artifact under the call's session
+    (without them it would key it by trace id: a phantom session no timeline shows)."""
+    from opentelemetry import trace
+    from opentelemetry.trace import SpanKind
+
     context = trace.set_span_in_context(parent)
+    inherited = _inherited(parent)
     now = time.time_ns()
     for artifact in artifacts:
         span = tracer.start_span(
             semconv.ARTIFACT_SPAN_PREFIX + artifact.kind,
             context=context,
             kind=SpanKind.INTERNAL,
-            attributes=artifact.attributes() | context_attributes,
+            attributes=artifact.attributes() | inherited | context_attributes,
             start_time=artifact.time_ns or now,
         )
         span.end(end_time=max(now, artifact.time_ns or now))
+
+
+_INHERITED = (
+    semconv.GEN_AI_CONVERSATION_ID,
+    semconv.MCP_SESSION_ID,
+    semconv.GEN_AI_AGENT_ID,
+    semconv.GEN_AI_AGENT_NAME,
+    semconv.TASK_ID,
+)
+
+
+def _inherited(parent: trace.Span) -> dict[str, str]:
+    """The session keys of the tool call's span (an SDK span exposes its attributes; others give none)."""
+    attributes = getattr(parent, "attributes", None) or {}
+    return {key: attributes[key] for key in _INHERITED if isinstance(attributes.get(key), str) and attributes[key]}

@@ -10,48 +10,23 @@ from collections.abc import Callable
 from types import TracebackType
 from typing import Any, TypeVar
 
-import orjson
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.trace import INVALID_SPAN, SpanKind, Status, StatusCode
 
 from foothold import semconv
-from foothold.redact import redact_text, redact_value
+from foothold.redact import redact_text
 
 from . import artifacts, audit, runtime
+from .content import render, truncate
 from .watch import FileState, Snapshot
 
 F = TypeVar("F", bound=Callable[..., Any])
-_TRUNCATED = "…[truncated {} bytes]"
-# Redaction runs before truncation, on at most this many times the limit, so a huge argument costs a
-# bounded scan and a secret straddling the final cut is still whole when scanned.
-_SCAN_FACTOR = 4
 
 
 def render_content(value: Any, rt: runtime.Runtime) -> str:
-    """Redacted, size-limited text of a tool's arguments or result (strings are taken as already
-    serialised, anything else becomes JSON)."""
-    key = rt.key()
-    if not isinstance(value, str):
-        redacted = redact_value(value, key)
-        return truncate(
-            orjson.dumps(redacted, option=orjson.OPT_NON_STR_KEYS, default=str).decode(), rt.max_content_bytes
-        )
-    scanned = value[: rt.max_content_bytes * _SCAN_FACTOR]
-    unscanned = _utf8_len(value) - _utf8_len(scanned) if len(scanned) < len(value) else 0
-    return truncate(redact_text(scanned, key)[0], rt.max_content_bytes, unscanned)
-
-
-def _utf8_len(text: str) -> int:
-    return len(text.encode("utf-8", "surrogatepass"))
-
-
-def truncate(text: str, limit: int, already_cut: int = 0) -> str:
-    """At most ``limit`` UTF-8 bytes of ``text`` (cut on a character boundary), marked when cut."""
-    raw = text.encode("utf-8", "surrogatepass")
-    if len(raw) <= limit and not already_cut:
-        return text
-    return raw[:limit].decode("utf-8", "ignore") + _TRUNCATED.format(max(len(raw) - limit, 0) + already_cut)
+    """Redacted, size-limited text of a tool's arguments or result (see :func:`.content.render`)."""
+    return render(value, rt.key(), rt.max_content_bytes)
 
 
 class ToolCall:

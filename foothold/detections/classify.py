@@ -505,6 +505,8 @@ def _classify_tool_call(tool_name: Any, arguments: Any, cwd: Any, home: Any) -> 
     home = home if isinstance(home, str) else None
     if name in _READ_TOOLS:
         return []
+    if name in _SCHEDULE_TOOLS:  # an agent's own scheduler: durable jobs are a write of its schedule file
+        return _classify_schedule_tool(name, args, cwd, home, str(tool_name))
     if name == "apply_patch" or (name in ("patch",) and _patch_text(args, arguments)):
         return _classify_patch(_patch_text(args, arguments) or "", cwd, home)
     if name in _WRITE_TOOLS or (
@@ -517,6 +519,20 @@ def _classify_tool_call(tool_name: Any, arguments: Any, cwd: Any, home: Any) -> 
     if command is not None and (name in _SHELL_TOOLS or name not in _WRITE_TOOLS):
         return classify_command(command, cwd=cwd, home=home)
     return []
+
+
+# Claude Code's CronCreate with ``durable: true`` saves a recurring prompt to the project's
+# .claude/scheduled_tasks.json (it survives restarts); without it the job lives in the session's memory only.
+_SCHEDULE_TOOLS = {"croncreate": ".claude/scheduled_tasks.json"}
+
+
+def _classify_schedule_tool(
+    name: str, args: dict[str, Any], cwd: str | None, home: str | None, tool: str
+) -> list[Finding]:
+    if args.get("durable") is not True:
+        return []
+    job = f"{args.get('cron', '')} {args.get('prompt', '')}".strip()
+    return _classify_write_tool("write", {"file_path": _SCHEDULE_TOOLS[name], "content": job}, cwd, home, tool)
 
 
 def _tool_basename(tool_name: Any) -> str:

@@ -15,8 +15,6 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from .. import runtime
-
 SUPPORTED = ("mcp", "langchain", "openai_agents")
 _active: list[str] = []
 
@@ -37,6 +35,8 @@ def instrument(*only: str, tracer_provider: Any = None) -> list[str]:
             module = importlib.import_module(f"{__name__}.{name}")
             done = module.instrument(tracer_provider=tracer_provider) if name == "mcp" else module.instrument()
         except Exception as exc:
+            from .. import runtime
+
             runtime.report_once(f"instrument {name}", exc)
             continue
         if done:
@@ -52,6 +52,8 @@ def uninstrument(*only: str) -> None:
         try:
             importlib.import_module(f"{__name__}.{name}").uninstrument()
         except Exception as exc:
+            from .. import runtime
+
             runtime.report_once(f"uninstrument {name}", exc)
         _active.remove(name)
 

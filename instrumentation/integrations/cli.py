@@ -21,7 +21,7 @@ PROXY_CONTEXT = {"allow_extra_args": True, "ignore_unknown_options": True}
 
 @hook_app.command("claude-code", context_settings=PROXY_CONTEXT, add_help_option=False)
 def claude_code_command(ctx: typer.Context) -> None:
-    """Read one Claude Code hook event (JSON on stdin) and record it; flags: `foothold-audit hook claude-code --help`."""
+    """Read one Claude Code hook event (JSON on stdin) and record it; flags: `... hook claude-code --help`."""
     from .claude_code import main
 
     raise typer.Exit(main(ctx.args))
@@ -33,39 +33,62 @@ def install_command(
     settings: Annotated[
         Path | None, typer.Option("--settings", help="settings.json to edit (default ~/.claude/settings.json)")
     ] = None,
+    endpoint: Annotated[
+        str | None,
+        typer.Option("--endpoint", help="collector OTLP/HTTP URL, written on the hook's command line (default :4318)"),
+    ] = None,
+    token_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--token-file", help="file holding the collector's bearer token; the path goes on the command line"
+        ),
+    ] = None,
+    capture_content: Annotated[
+        bool | None,
+        typer.Option(
+            "--capture-content/--no-capture-content",
+            help="record tool arguments and results, redacted (default: on)",
+            show_default=False,
+        ),
+    ] = None,
     deny_persistence: Annotated[
         bool, typer.Option("--deny-persistence", help="deny tool calls that write persistence locations")
     ] = False,
     command: Annotated[
         str | None,
-        typer.Option("--command", help="hook command to register (default: foothold-audit hook claude-code)"),
+        typer.Option("--command", help="hook executable to register (default: the absolute path of foothold-audit)"),
     ] = None,
     fingerprint_key_file: Annotated[
         Path | None,
         typer.Option(
             "--fingerprint-key-file",
-            help="file holding the deployment fingerprint key; its path (never the key) goes into the settings' env as FOOTHOLD_FINGERPRINT_KEY_FILE",
+            help="file holding the deployment fingerprint key; its path (never the key) goes into the settings' "
+            "env as FOOTHOLD_FINGERPRINT_KEY_FILE",
         ),
     ] = None,
 ) -> None:
-    """Write Foothold's hook entries into an agent's settings (idempotent, keeps other hooks)."""
+    """Write Foothold's hook entries into an agent's settings (idempotent, keeps other hooks). Claude Code strips
+    OTEL_* variables from hooks: the endpoint, token file and content switch go on the hook's command line."""
     if not claude_code:
         typer.echo("choose the agent to install hooks for: --claude-code", err=True)
         raise typer.Exit(2)
-    from .claude_code import HOOK_COMMAND, install
+    from .claude_code import install
 
     try:
-        path, warning = install(
+        path, warnings = install(
             settings,
             deny_persistence=deny_persistence,
-            command=command or HOOK_COMMAND,
+            command=command,
             fingerprint_key_file=fingerprint_key_file,
+            endpoint=endpoint,
+            token_file=token_file,
+            capture_content=capture_content,
         )
     except (OSError, ValueError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from None
     typer.echo(f"Foothold hooks installed in {path}")
-    if warning:
+    for warning in warnings:
         typer.echo(f"warning: {warning}", err=True)
 
 

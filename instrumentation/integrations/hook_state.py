@@ -1,0 +1,82 @@
+"""The Claude Code hook's private state directory: per user, 0700, owned by the user, files never followed
+through a symlink.
+
+The hook runs as a new process per event and keeps small files between them (a call's Pre state, known hashes,
+unsent spans, its log). In a shared temp dir those paths were predictable: another local user could pre-create
+the directory or plant ``hook.log`` as a symlink and have the hook append to a file of theirs choosing. So the
+directory lives under the user's own state home, is created 0700, is refused when it is someone else's or a
+symlink, and every file in it is opened with ``O_NOFOLLOW`` (a planted link fails instead of being followed).
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+from typing import TextIO
+
+STATE_DIR_ENV = "FOOTHOLD_HOOK_STATE_DIR"
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
+
+
+class StateDirError(RuntimeError):
+    """The state directory cannot be trusted; the message names the fix."""
+
+
+def default_root() -> Path:
+    """``$XDG_STATE_HOME/foothold/claude-code`` (default ``~/.local/state/...``): per user, never a shared tmp."""
+    base = os.environ.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local", "state")
+    return Path(base) / "foothold" / "claude-code"
+
+
+def state_root() -> Path:
+    configured = os.environ.get(STATE_DIR_ENV)
+    return Path(configured) if configured else default_root()
+
+
+def private_dir(path: Path) -> Path:
+    """Create ``path`` (and missing parents) 0700 and check it: a real directory, ours, closed to others."""
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    st = os.lstat(path)
+    if stat.S_ISLNK(st.st_mode) or not stat.S_ISDIR(st.st_mode):
+        raise StateDirError(f"{path} is not a directory (a symlink?): remove it or set {STATE_DIR_ENV}")
+    if hasattr(os, "geteuid") and st.st_uid != os.geteuid():
+        raise StateDirError(
+            f"{path} belongs to uid {st.st_uid}, not to you: remove it or set {STATE_DIR_ENV} to a directory of yours"
+        )
+    if st.st_mode & 0o077:
+        os.chmod(path, 0o700)  # ours but opened up (an old install, a umask): close it again
+    return path
+
+
+def open_private(path: Path, flags: int) -> int:
+    """``os.open`` that refuses to follow a symlink at the last component; new files are 0600."""
+    return os.open(path, flags | _NOFOLLOW | _CLOEXEC, 0o600)
+
+
+def read_text(path: Path) -> str:
+    fd = open_private(path, os.O_RDONLY)
+    with os.fdopen(fd, "r", encoding="utf-8") as handle:
+        return handle.read()
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Write a sibling temp file (exclusive, no symlink) and rename it over ``path``: readers see old or new."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{os.urandom(4).hex()}.tmp")
+    fd = open_private(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def append_stream(path: Path, max_bytes: int = 1 << 20) -> TextIO:
+    """A text stream appending to ``path`` (no symlink followed); a log past ``max_bytes`` starts over."""
+    fd = open_private(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND)
+    if os.fstat(fd).st_size > max_bytes:
+        os.ftruncate(fd, 0)
+    return os.fdopen(fd, "a", encoding="utf-8")
