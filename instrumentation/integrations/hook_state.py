@@ -36,8 +36,26 @@ def state_root() -> Path:
 
 
 def private_dir(path: Path) -> Path:
-    """Create ``path`` (and missing parents) 0700 and check it: a real directory, ours, closed to others."""
-    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    """Create ``path`` 0700 and check it: a real directory, ours, closed to others. Below the state root every
+    level is created and checked the same way (``mkdir(parents=True)`` would give the levels between the umask's
+    mode); above it, the user's own directories are created as usual."""
+    root = state_root()
+    levels = [path]
+    if path != root and path.is_relative_to(root):
+        levels = [root] + [
+            root.joinpath(*path.relative_to(root).parts[: n + 1]) for n in range(len(path.relative_to(root).parts))
+        ]
+    levels[0].parent.mkdir(parents=True, exist_ok=True)
+    for level in levels:
+        _check(level)
+    return path
+
+
+def _check(path: Path) -> None:
+    try:
+        os.mkdir(path, 0o700)
+    except FileExistsError:
+        pass
     st = os.lstat(path)
     if stat.S_ISLNK(st.st_mode) or not stat.S_ISDIR(st.st_mode):
         raise StateDirError(f"{path} is not a directory (a symlink?): remove it or set {STATE_DIR_ENV}")
@@ -47,7 +65,6 @@ def private_dir(path: Path) -> Path:
         )
     if st.st_mode & 0o077:
         os.chmod(path, 0o700)  # ours but opened up (an old install, a umask): close it again
-    return path
 
 
 def open_private(path: Path, flags: int) -> int:
