@@ -46,6 +46,8 @@ ARTIFACT_SHA256_BEFORE = "foothold.artifact.sha256.before"
 ARTIFACT_SIZE = "foothold.artifact.size"
 ARTIFACT_DURABLE = "foothold.artifact.durable"  # survives the session: a persistence candidate
 ARTIFACT_SOURCE = "foothold.artifact.source"  # audit_hook | snapshot | intent | hook
+ARTIFACT_ATTRIBUTION = "foothold.artifact.attribution"  # absent: the parent call's; ambiguous: see candidates
+ARTIFACT_CANDIDATE_CALLS = "foothold.artifact.candidate_calls"  # call ids running when it was seen
 
 PERSISTENCE_KIND = "foothold.persistence.kind"  # e.g. ssh_authorized_keys, cron, systemd_unit
 PERSISTENCE_TECHNIQUE = "foothold.persistence.technique"  # MITRE ATT&CK / ATLAS id, e.g. T1098.004
@@ -103,6 +105,8 @@ DOCUMENTED: tuple[tuple[str, str], ...] = (
     (ARTIFACT_SIZE, "size in bytes after the change"),
     (ARTIFACT_DURABLE, "`true` when the artifact outlives the session"),
     (ARTIFACT_SOURCE, "`audit_hook`, `snapshot`, `intent` or `hook`"),
+    (ARTIFACT_ATTRIBUTION, "`ambiguous` when calls ran in parallel and none can be named (else absent)"),
+    (ARTIFACT_CANDIDATE_CALLS, "comma-separated call ids that were running when an ambiguous change was seen"),
     (PERSISTENCE_KIND, "persistence class, e.g. `ssh_authorized_keys`"),
     (PERSISTENCE_TECHNIQUE, "MITRE ATT&CK / ATLAS technique id"),
     (PERSISTENCE_TARGET, "resolved path or account written (set by the collector)"),

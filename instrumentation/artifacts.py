@@ -16,6 +16,7 @@ if TYPE_CHECKING:  # OpenTelemetry loads with emit(): the Claude Code hook uses 
 
 SOURCE_AUDIT_HOOK = "audit_hook"
 SOURCE_SNAPSHOT = "snapshot"
+AMBIGUOUS = "ambiguous"  # seen while several calls ran, written by none the audit hook could name
 _CHUNK = 1 << 16
 
 
@@ -30,6 +31,8 @@ class Artifact:
     sha256_before: str | None = None
     size: int | None = None
     time_ns: int | None = None  # when it was observed; the span starts there
+    attribution: str | None = None  # None: this call's; AMBIGUOUS: one of ``candidates`` (call ids)
+    candidates: tuple[str, ...] = ()
 
     def attributes(self) -> dict[str, str | int | bool]:
         attrs: dict[str, str | int | bool] = {
@@ -45,6 +48,9 @@ class Artifact:
             attrs[semconv.ARTIFACT_SHA256_BEFORE] = self.sha256_before
         if self.size is not None:
             attrs[semconv.ARTIFACT_SIZE] = self.size
+        if self.attribution is not None:
+            attrs[semconv.ARTIFACT_ATTRIBUTION] = self.attribution
+            attrs[semconv.ARTIFACT_CANDIDATE_CALLS] = ",".join(self.candidates)
         return attrs
 
 

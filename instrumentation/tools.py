@@ -5,8 +5,10 @@ from __future__ import annotations
 import functools
 import inspect
 import os
+import threading
 import uuid
 from collections.abc import Callable
+from dataclasses import replace
 from types import TracebackType
 from typing import Any, TypeVar
 
@@ -22,6 +24,10 @@ from .content import render, truncate
 from .watch import FileState, Snapshot
 
 F = TypeVar("F", bound=Callable[..., Any])
+# Calls whose snapshot is open, across threads and tasks: a change the snapshot sees while others run too
+# cannot be pinned on one call by the snapshot alone.
+_in_flight: set[ToolCall] = set()
+_in_flight_lock = threading.Lock()
 
 
 def render_content(value: Any, rt: runtime.Runtime) -> str:
@@ -103,10 +109,12 @@ class ToolCall:
         if rt.capture_content and self.arguments is not None:
             attributes[semconv.GEN_AI_TOOL_CALL_ARGUMENTS] = render_content(self.arguments, rt)
         self._rt = rt
-        if rt.watcher is not None:  # before the span, so baseline hashing is not timed as the call
-            self._snapshot = rt.watcher.before(self.cwd)
         parent = audit.ACTIVE_CALL.get()
         self._parent = parent if isinstance(parent, ToolCall) else None
+        if rt.watcher is not None:  # before the span, so baseline hashing is not timed as the call
+            self._snapshot = rt.watcher.before(self.cwd)
+            with _in_flight_lock:
+                _in_flight.add(self)
         self.recorder = audit.Recorder(rt.hash_limit_bytes)
         self._tokens = (otel_context.attach(self._open(rt, attributes)), audit.ACTIVE_CALL.set(self))
 
@@ -129,10 +137,16 @@ class ToolCall:
             self.span.set_status(Status(StatusCode.ERROR, description))
             self.span.set_attribute(semconv.ERROR_TYPE, type(exc).__qualname__)
         snapshot_artifacts: list[artifacts.Artifact] = []
-        if rt.watcher is not None and self._snapshot is not None:
-            snapshot_artifacts, changed = rt.watcher.after(self._snapshot)
-            self._hand_to_parent(changed)
         assert self.recorder is not None
+        if rt.watcher is not None and self._snapshot is not None:
+            with _in_flight_lock:  # one call at a time takes its after-state and hands it on
+                _in_flight.discard(self)
+                snapshot_artifacts, changed = rt.watcher.after(self._snapshot)
+                others = [c for c in _in_flight if not self._encloses(c)]
+                for other in others:  # each change is reported once: by the first call whose snapshot sees it
+                    other._take_after_state(changed)
+            self._hand_to_parent(changed)
+            snapshot_artifacts = self._attribute(snapshot_artifacts, others)
         observed = self.recorder.artifacts(lambda cmd: truncate(redact_text(cmd, rt.key())[0], rt.max_content_bytes))
         artifacts.emit(
             rt.tracer,
@@ -145,14 +159,45 @@ class ToolCall:
 
     def _hand_to_parent(self, changed: dict[str, FileState | None]) -> None:
         """An enclosing call would see the same changes again; it takes our after-state as its before."""
-        parent = self._parent
-        if parent is None or parent._snapshot is None:
+        if self._parent is not None:
+            self._parent._take_after_state(changed)
+
+    def _take_after_state(self, changed: dict[str, FileState | None]) -> None:
+        if self._snapshot is None:
             return
         for path, state in changed.items():
             if state is None:
-                parent._snapshot.states.pop(path, None)
+                self._snapshot.states.pop(path, None)
             else:
-                parent._snapshot.states[path] = state
+                self._snapshot.states[path] = state
+
+    def _encloses(self, other: ToolCall) -> bool:
+        """Whether ``other`` is this call or one of the calls it runs inside (they wait for it)."""
+        call: ToolCall | None = self
+        while call is not None:
+            if call is other:
+                return True
+            call = call._parent
+        return False
+
+    def _attribute(self, found: list[artifacts.Artifact], others: list[ToolCall]) -> list[artifacts.Artifact]:
+        """Snapshot changes made while other calls ran too. The audit hook knows which call (thread, task,
+        context) wrote through Python: a path another call's recorder holds is that call's, and it reports it.
+        A change no recorder saw (a subprocess wrote it) is not pinned on this call: it is marked not
+        attributable to one call, with the calls that were running."""
+        if not others or not found:
+            return found
+        mine = set(self.recorder.files) if self.recorder is not None else set()
+        kept = []
+        for artifact in found:
+            if artifact.path in mine:
+                kept.append(artifact)
+            elif any(other.recorder is not None and artifact.path in other.recorder.files for other in others):
+                continue
+            else:
+                candidates = sorted({str(c.call_id) for c in [self, *others]})
+                kept.append(replace(artifact, attribution=artifacts.AMBIGUOUS, candidates=tuple(candidates)))
+        return kept
 
     def _restore_context(self) -> None:
         if self._tokens is not None:
@@ -163,6 +208,8 @@ class ToolCall:
 
     def _abandon(self) -> None:
         """After an instrumentation error: leave the agent's context as it was and close the span."""
+        with _in_flight_lock:
+            _in_flight.discard(self)
         try:
             self._restore_context()
         except Exception:  # already reported by the caller; restoring is best effort
