@@ -44,10 +44,13 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from . import hook_export, hook_state
+from . import hook_state
 from .hook_state import STATE_DIR_ENV, state_root
+
+if TYPE_CHECKING:  # loaded only when there is something to send: a Pre that saves state sends nothing
+    from . import hook_export
 
 __all__ = ["STATE_DIR_ENV", "HookConfig", "install", "main", "run"]
 
@@ -63,7 +66,7 @@ HOOK_COMMAND = "foothold-audit hook claude-code"
 MAX_CONTENT_BYTES = 8192
 HASH_LIMIT = 1 << 20
 # The hook events Claude Code 2.1 documents that say something about what a session did (checked against the
-# binary's own event list). MultiEdit is gone from the tools; PermissionDenied fires in auto mode only.
+# binary's own event list). PermissionDenied fires in auto mode only. (MultiEdit, a tool, is gone from 2.1.)
 EVENTS = (
     "SessionStart",
     "UserPromptSubmit",
@@ -356,6 +359,8 @@ class _Hook:
         return attributes
 
     def _span(self, name: str, attributes: dict[str, Any], start: int, end: int, **kw: Any) -> hook_export.Span:
+        from . import hook_export
+
         return hook_export.Span(name, _trace_id(self.session_id), start, end, attributes, **kw)
 
     def _call(
@@ -411,6 +416,8 @@ class _Hook:
     def _send(self) -> None:
         if not self.spans:
             return
+        from . import hook_export
+
         body = hook_export.encode(
             self.spans, {"service.name": os.environ.get("OTEL_SERVICE_NAME") or SERVICE_NAME}, SCOPE
         )
@@ -686,6 +693,8 @@ def install(
         key_file = str(fingerprint_key_file.expanduser().resolve())
         read_key_file(key_file)  # unreadable or empty: fail now, not in every hook
         env = settings["env"] = {**env, FINGERPRINT_KEY_FILE_ENV: key_file}
+    from . import hook_export
+
     token = None
     if token_file is not None:
         token = str(token_file.expanduser().resolve())
@@ -693,13 +702,11 @@ def install(
     words = shlex.split(command) if command else default_command()
     config = HookConfig(endpoint, token, capture_content, deny_persistence)
     full = hook_command_line(words, config)
-    for event in EVENTS + ("MultiEdit",):
+    for event in EVENTS:
         groups = [g for g in hooks.get(event, []) if isinstance(g, dict)]
         for group in groups:  # drop earlier Foothold entries (any flags, any path), keep everyone else's
             group["hooks"] = [h for h in group.get("hooks", []) if not _is_ours(h)]
         groups = [g for g in groups if g.get("hooks")]
-        if event not in EVENTS:
-            continue
         entry: dict[str, Any] = {"hooks": [{"type": "command", "command": full, "timeout": timeout_seconds}]}
         if event in TOOL_EVENTS:
             entry = {"matcher": "*", **entry}
