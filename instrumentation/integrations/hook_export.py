@@ -32,6 +32,7 @@ DEFAULT_ENDPOINT = "http://localhost:4318"
 SPOOL_DIR = "spool"
 SPOOL_MAX_FILES = 2000  # ~ a few days of a busy session's undelivered events; the oldest go first past it
 RESEND_PER_EVENT = 20  # a backlog drains over several events: one event never waits on the whole backlog
+STALE_CLAIM_SECONDS = 120  # far past any hook's delivery budget: its sender is gone
 KIND_INTERNAL = 1
 STATUS_ERROR = 2
 
@@ -160,9 +161,17 @@ class Spool:
 
     def pending(self) -> list[Path]:
         try:
-            return sorted(p for p in self.dir.iterdir() if p.name.endswith(".json") and not p.name.startswith("."))
+            entries = list(self.dir.iterdir())
         except FileNotFoundError:
             return []
+        for claimed in entries:  # a sender killed mid-send (Claude Code's hook timeout) left its claim behind
+            if claimed.name.endswith(".sending") and _age(claimed) > STALE_CLAIM_SECONDS:
+                original = claimed.name[1:].rsplit(".", 2)[0]
+                try:
+                    os.rename(claimed, claimed.with_name(original))
+                except OSError:
+                    pass
+        return sorted(p for p in self.dir.iterdir() if p.name.endswith(".json") and not p.name.startswith("."))
 
     def drain(self, destination: Destination, deadline: float) -> int:
         """Send what is spooled, oldest first, until one fails or time runs out; returns how many went."""
@@ -173,6 +182,7 @@ class Spool:
             try:
                 claimed = path.with_name(f".{path.name}.{os.getpid()}.sending")
                 os.rename(path, claimed)  # hooks run in parallel: one of them sends each body
+                os.utime(claimed)  # the claim's age starts now, whatever the body's
             except FileNotFoundError:
                 continue
             try:
@@ -183,6 +193,13 @@ class Spool:
             claimed.unlink(missing_ok=True)
             sent += 1
         return sent
+
+
+def _age(path: Path) -> float:
+    try:
+        return time.time() - path.lstat().st_mtime
+    except OSError:
+        return 0.0
 
 
 def deliver(body: bytes, destination: Destination, spool: Spool, budget: float) -> None:
