@@ -224,3 +224,20 @@ def test_a_state_directory_owned_by_someone_else_is_refused(tmp_path: Path):
     command = install(home, "--endpoint", "http://127.0.0.1:9")
     event(command, home, {"hook_event_name": "PreToolUse", **bash("toolu_o", "ls")})
     assert not any(root.iterdir())  # nothing written into a directory another user controls
+
+
+def test_a_claim_left_by_a_killed_sender_is_released(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """Claude Code kills a hook past its timeout: a body it had claimed for sending goes back to the spool once
+    the claim is old, instead of staying stranded; a fresh claim (another hook sending now) is left alone."""
+    from foothold.instrumentation.integrations import hook_export, hook_state
+
+    monkeypatch.setenv("FOOTHOLD_HOOK_STATE_DIR", str(tmp_path / "state"))
+    spool = hook_export.Spool(hook_state.private_dir(hook_state.state_root()))
+    spool.put(b'{"resourceSpans": []}')
+    (body,) = spool.pending()
+    claimed = body.with_name(f".{body.name}.4242.sending")
+    os.rename(body, claimed)
+    assert spool.pending() == []  # being sent by someone else
+    old = claimed.stat().st_mtime - hook_export.STALE_CLAIM_SECONDS - 1
+    os.utime(claimed, (old, old))
+    assert spool.pending() == [body]
