@@ -241,3 +241,14 @@ def test_a_claim_left_by_a_killed_sender_is_released(tmp_path: Path, monkeypatch
     old = claimed.stat().st_mtime - hook_export.STALE_CLAIM_SECONDS - 1
     os.utime(claimed, (old, old))
     assert spool.pending() == [body]
+
+
+def test_an_unreadable_token_file_keeps_the_spans_for_later(tmp_path: Path):
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "token").write_text("t0ken\n")
+    command = install(home, "--endpoint", "http://127.0.0.1:9", "--token-file", str(home / "token"))
+    (home / "token").unlink()  # rotated away between install and use
+    event(command, home, {"hook_event_name": "PostToolUse", **bash("toolu_t", "ls"), "tool_response": {}})
+    assert len(list((state_dir(home) / "spool").glob("*.json"))) == 1
+    assert "spans spooled until it is fixed" in (state_dir(home) / "hook.log").read_text()

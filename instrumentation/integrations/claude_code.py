@@ -281,7 +281,7 @@ class _Hook:
             use_id = state["tool_use_id"]
             if use_id not in results and self.event not in ("Stop", "SessionEnd", "StopFailure"):
                 continue  # a subagent's turn ended: the call may belong to the main agent, still running
-            call = _Hook({**self.payload, **state.get("payload", {}), "hook_event_name": "PreToolUse"}, self.config)
+            call = _Hook({**self.payload, **state.get("payload", {})}, self.config)  # closed by this event
             call.spans = self.spans
             call._key = self._key
             text = results.get(use_id)
@@ -422,8 +422,14 @@ class _Hook:
             self.spans, {"service.name": os.environ.get("OTEL_SERVICE_NAME") or SERVICE_NAME}, SCOPE
         )
         timeout = _timeout()
-        destination = hook_export.Destination.resolve(self.config.endpoint, self.config.token_file, timeout)
-        hook_export.deliver(body, destination, hook_export.Spool(hook_state.private_dir(state_root())), timeout)
+        spool = hook_export.Spool(hook_state.private_dir(state_root()))
+        try:
+            destination = hook_export.Destination.resolve(self.config.endpoint, self.config.token_file, timeout)
+        except (OSError, ValueError) as exc:  # e.g. the token file became unreadable: keep the spans for later
+            spool.put(body)
+            log.error("cannot send (%s): spans spooled until it is fixed", exc)
+            return
+        hook_export.deliver(body, destination, spool, timeout)
 
     # --- content and verdicts ---------------------------------------------------------------------------
 
