@@ -62,4 +62,4 @@ readme: $(STAMP)
 	$(BIN)/python docs/readme_tables.py
 
 clean:
-.PHONY: demo test lint typecheck sdk-oldest bench readme clean claude-code
+	rm -rf $(VENV) $(OLDEST_VENV) .typecheck build .pytest_cache .foothold .ci/claude-code/node_modules
