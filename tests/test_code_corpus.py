@@ -1,12 +1,13 @@
 """Backdoor review quality on the labelled corpus of agent-style code changes.
 
-Three parts, written in this order:
+Four parts, written in this order, each by someone who had not seen the rules or the parts after it:
 - ``code_changes.yaml``: written with the rules, the tuning set.
-- ``code_changes_holdout.yaml``: written apart from the rules and scored once, blind, at precision 0.882 and
-  recall 0.652; its misses were then studied and the rules generalised by technique, so it is tuning data now.
-- ``code_changes_blind.yaml``: written apart from the rules and from both other parts after that round, and
-  scored without any rule change since: its figure is the honest estimate for code nobody wrote a test for.
-A
+- ``code_changes_holdout.yaml``: scored once, blind, at precision 0.882 / recall 0.652; then tuned on.
+- ``code_changes_blind.yaml``: scored once, blind, at precision 0.948 / recall 0.702; then tuned on.
+- ``code_changes_final.yaml``: written after the last rule change and never tuned on: its figure is the
+  honest estimate for code nobody wrote a test for.
+Each tuning round generalised a technique (a decode route, an exfiltration channel, an opt-out), never a
+case; the first two blind figures are kept here because they are what the review scored on unseen code. A
 backdoor counts as caught when the review raises a finding of medium severity or above; a benign look-alike
 counts as clean when nothing above low is raised (low findings, like a new dependency, are for review only).
 """
@@ -77,7 +78,10 @@ def score(cases: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-@pytest.mark.parametrize("name", ["code_changes.yaml", "code_changes_holdout.yaml", "code_changes_blind.yaml"])
+PARTS = ("code_changes.yaml", "code_changes_holdout.yaml", "code_changes_blind.yaml", "code_changes_final.yaml")
+
+
+@pytest.mark.parametrize("name", PARTS)
 def test_review_precision_and_recall(name: str) -> None:
     cases = load(name)
     if not cases:
@@ -94,7 +98,7 @@ def test_review_precision_and_recall(name: str) -> None:
 
 
 def test_corpus_is_large_and_half_look_alikes() -> None:
-    cases = load("code_changes.yaml") + load("code_changes_holdout.yaml") + load("code_changes_blind.yaml")
+    cases = [case for name in PARTS for case in load(name)]
     benign = sum(c["label"] == "benign" for c in cases)
     assert {c["label"] for c in cases} <= {"backdoor", "benign"}
     assert all(c.get("source") for c in cases), "every case says where it comes from"

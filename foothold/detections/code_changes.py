@@ -112,13 +112,18 @@ def _line_diff(before: str, after: str) -> tuple[tuple[str, ...], tuple[str, ...
 
 
 def parse_patch(patch: str) -> list[CodeChange]:
-    """A Codex ``*** Begin Patch`` envelope or a unified diff, as one change per file."""
+    """A Codex ``*** Begin Patch`` envelope or a unified diff, as one change per file. A change's ``after`` is
+    the new side of its hunks (context and added lines), so signals can read the code around an addition."""
     changes: list[CodeChange] = []
-    path, action, added, removed = None, "modify", [], []
+    path: str | None = None
+    action = "modify"
+    added: list[str] = []
+    removed: list[str] = []
+    after: list[str] = []
 
     def close() -> None:
         if path is not None:
-            changes.append(CodeChange(path, action, tuple(added), tuple(removed)))
+            changes.append(CodeChange(path, action, tuple(added), tuple(removed), "\n".join(after) or None))
 
     for line in patch.splitlines():
         header = re.match(r"^\*\*\* (Add|Update|Delete) File: (.+)$", line)
@@ -129,18 +134,21 @@ def parse_patch(patch: str) -> list[CodeChange]:
             if header:
                 path = header.group(2).strip()
                 action = {"Add": "create", "Update": "modify", "Delete": "delete"}[header.group(1)]
-            else:
-                path = plus_header.group(1)  # type: ignore[union-attr]
+            elif plus_header:
+                path = plus_header.group(1)
                 action = "delete" if path == "/dev/null" else "modify"
-            added, removed = [], []
+            added, removed, after = [], [], []
         elif move and path is not None:
             path, action = move.group(1).strip(), "rename"
         elif line.startswith(("--- ", "@@", "*** ")):
             continue
         elif line.startswith("+"):
             added.append(line[1:])
+            after.append(line[1:])
         elif line.startswith("-"):
             removed.append(line[1:])
+        elif line.startswith(" ") or not line:
+            after.append(line[1:])
     close()
     return changes
 

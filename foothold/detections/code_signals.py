@@ -49,6 +49,7 @@ class Signal:
     kind: str | None
     added: re.Pattern[str] | None
     removed_only: re.Pattern[str] | None
+    unless: re.Pattern[str] | None
     files: tuple[str, ...]
     skip_files: tuple[str, ...]
     in_tests: str | None
@@ -91,6 +92,7 @@ def compile_code_rules(data: dict[str, Any]) -> CodeRules:
                 kind=raw.get("kind"),
                 added=expand(raw["added"]) if "added" in raw else None,
                 removed_only=expand(raw["removed_only"]) if "removed_only" in raw else None,
+                unless=expand(raw["unless"]) if "unless" in raw else None,
                 files=tuple(raw.get("files", ())),
                 skip_files=tuple(raw.get("skip_files", ())),
                 in_tests=raw.get("in_tests"),
@@ -145,6 +147,22 @@ def review_changes(changes: Sequence[CodeChange], rules: CodeRules | None = None
     for signal in rules.signals:
         if signal.removed_only is not None:
             findings.extend(_removed_checks(signal, changes, rules))
+        if signal.kind == "install_hook":
+            findings.extend(_scripts_run_at_install(signal, changes, rules))
+    return findings
+
+
+def _scripts_run_at_install(signal: Signal, changes: Sequence[CodeChange], rules: CodeRules) -> list[CodeFinding]:
+    """A lifecycle script added in a manifest that runs a file the same change set writes, when that file
+    fetches or runs code: the install hook is the pair, not either half."""
+    findings = []
+    for manifest in changes:
+        for script in lifecycle_scripts(manifest):
+            for change in changes:
+                text = "\n".join(change.added)
+                if change.path.endswith(script) and (_FETCHES.search(text) and _RUNS.search(text)):
+                    evidence = f"install script runs {change.path}, which fetches and runs code"
+                    findings.append(_finding(signal, manifest, evidence, rules))
     return findings
 
 
@@ -157,12 +175,29 @@ def _review_one(change: CodeChange, rules: CodeRules) -> list[CodeFinding]:
             continue
         evidence = None
         if signal.added is not None:
-            evidence = next((line.strip() for line in added if signal.added.search(line)), None)
+            evidence = _added_match(signal, added, change, rules)
         elif signal.kind is not None:
             evidence = _KINDS[signal.kind](added, removed, change, rules)
         if evidence:
             findings.append(_finding(signal, change, evidence, rules))
     return findings
+
+
+def _added_match(signal: Signal, added: list[str], change: CodeChange, rules: CodeRules) -> str | None:
+    """The first added line the signal's regex matches, unless the lines around it (or the file's path) match
+    its ``unless`` pattern, e.g. an auth opt-out on a login or health endpoint."""
+    assert signal.added is not None
+    context = change.after.splitlines() if change.after is not None else added
+    for line in added:
+        if not signal.added.search(line):
+            continue
+        if signal.unless is not None:
+            at = context.index(line) if line in context else 0
+            around = "\n".join(context[max(0, at - 4) : at + 5])
+            if signal.unless.search(around) or signal.unless.search(change.path):
+                continue
+        return line.strip()
+    return None
 
 
 def _applies(signal: Signal, path: str, rules: CodeRules) -> bool:
@@ -212,23 +247,37 @@ def _guards_deleted_code(removed: list[str], index: int, added_text: str) -> boo
 
 # --- signals computed by code ----------------------------------------------------------------------------
 
+# An assignment in most languages: optional modifiers and a type, a name (maybe indexed), then = or :=.
 _ASSIGN = re.compile(
-    r"^\s*(?:(?:const|let|var|my|local|val|auto)\s+)?\$?([A-Za-z_]\w*)(?:\s*,\s*\w+)*\s*(?::=|=)(?!=)\s*(.+)$"
+    r"^\s*(?:(?:final|const|let|var|my|local|val|auto|static|private|public|readonly)\s+)*"
+    r"(?:[A-Za-z_][\w.<>\[\]?]*\s+)?\$?([A-Za-z_]\w*)(?:\[[^\]]*\])?(?:\s*,\s*\w+)*\s*(?::=|=)(?!=)\s*(.+)$"
 )
+# Writes that carry data into a file (its path joins the data: running that file runs the data).
+_WRITES = re.compile(
+    r"WriteFile|write_bytes|write_text|writeFileSync|writeFile|createWriteStream|fwrite|file_put_contents"
+    r"|File\.write|Files\.write|open\([^)]*[\"'][wa]b?[\"']"
+)
+_SINK_WINDOW = 3  # a call's arguments may run over a few lines
 
 
 def _decode_exec(added: list[str], _removed: list[str], _change: CodeChange, rules: CodeRules) -> str | None:
+    """Data that was encoded, or fetched from the network, reaches something that runs it: in one statement,
+    through names assigned from it (renamings included), or through a file it was written to."""
     sinks, decoders = rules.lists["exec_sinks"], rules.lists["decoders"]
-    decoded_names: set[str] = set()
-    for line in added:
-        if sinks.search(line) and decoders.search(line):
+    fetches = rules.lists["net_sends"]
+    tainted: set[str] = set()
+    for i, line in enumerate(added):
+        window = "\n".join(added[i : i + _SINK_WINDOW])
+        if sinks.search(line) and decoders.search(window):
             return line.strip()
-        uses_decoded = any(re.search(rf"\b{re.escape(n)}\b", line) for n in decoded_names)
-        if uses_decoded and sinks.search(line):
+        uses_tainted = any(re.search(rf"\b{re.escape(n)}\b", line) for n in tainted)
+        if uses_tainted and sinks.search(line):
             return line.strip()
         m = _ASSIGN.match(line)
-        if m and (decoders.search(m.group(2)) or uses_decoded):
-            decoded_names.add(m.group(1))  # decoded data, or a renaming of it: payload = blob.decode()
+        if m and (decoders.search(m.group(2)) or fetches.search(m.group(2)) or uses_tainted):
+            tainted.add(m.group(1))
+        if uses_tainted and _WRITES.search(line):
+            tainted.update(re.findall(r"\b[A-Za-z_]\w*\b", line))  # the file now holds the data
     return None
 
 
@@ -259,6 +308,13 @@ def _new_host(added: list[str], removed: list[str], _change: CodeChange, rules: 
     return f"new host(s): {', '.join(hosts[:5])}" if hosts else None
 
 
+# Environment variables named as secrets; a client sends its own one key, a harvester sends several.
+_SECRET_ENV = re.compile(
+    r"(?:process\.env|os\.environ|getenv|Getenv|ENV|env::var|System\.getenv)\W{1,4}"
+    r"(\w*(?:TOKEN|SECRET|PASSWORD|PASSWD|API_?KEY|ACCESS_KEY|CREDENTIAL)\w*)"
+)
+
+
 def _secret_egress(added: list[str], removed: list[str], _change: CodeChange, rules: CodeRules) -> str | None:
     """Secrets leave when a change sends something out and it gathers what no client needs to send: the whole
     environment, a credential file, key material (a private key, a wallet seed); or when it sends to a drop-box
@@ -278,6 +334,9 @@ def _secret_egress(added: list[str], removed: list[str], _change: CodeChange, ru
     gathered = gathered or lists["key_material"].search(windows)
     if gathered:
         return f"gathers {gathered.group(0)!r} and sends: {sends[0].strip()}"
+    named = set(_SECRET_ENV.findall(windows))
+    if len(named) >= 2:
+        return f"sends {', '.join(sorted(named)[:4])} in one request: {sends[0].strip()}"
     lookups = [line for line in added if lists["dns_lookups"].search(line)]
     if lookups and lists["secret_sources"].search(text):
         return f"puts environment data into a DNS lookup: {lookups[0].strip()}"
@@ -308,11 +367,17 @@ def _literal_socket(added: list[str], removed: list[str], _change: CodeChange, r
 _NAMED_KINDS = ("secret_value", "authorization", "password")
 
 
+_PUBLIC_CLIENT_CONFIG = re.compile(r"initializeApp\(|firebaseConfig|authDomain|maps\.googleapis\.com/maps/api/js")
+
+
 def _hardcoded_secret(added: list[str], _removed: list[str], _change: CodeChange, _rules: CodeRules) -> str | None:
+    text = "\n".join(added)
     for line in added:
         if MARKER_PREFIX in line:
             return line.strip()  # redacted upstream: a secret was written here
         for hit in find_secrets(line, _REVIEW_KEY):
+            if (hit.kind == "gcp_api_key" or "apiKey" in line) and _PUBLIC_CLIENT_CONFIG.search(text):
+                continue  # a web app's Firebase/Maps key identifies the project; it is public by design
             literal = hit.start > 0 and line[hit.start - 1] in "\"'`"
             if literal or not any(kind in hit.kind for kind in _NAMED_KINDS):
                 return f"{hit.kind} in: {line[: hit.start].strip()}[{hit.kind}]"
@@ -332,7 +397,16 @@ _MAGIC_COMPARE = re.compile(
     rf"""|{_LITERAL}\s*(?:===?|\.equals\(|\.Equals\()\s*[\w.\[\]"'\-]*{_CREDENTIAL_NAME}""",
     re.IGNORECASE,
 )
-_ALWAYS_TRUE_GUARD = re.compile(r"\bif\s*\(?\s*(?:True|true|1)\s*(?:or|\|\|)|(?:or|\|\|)\s*(?:True|true)\b\s*\)?\s*:?")
+_ALWAYS_TRUE_GUARD = re.compile(
+    r"\b(?:if|return)\s*\(?\s*(?:True|true|1)\s*(?:or|\|\|)|(?:or|\|\|)\s*(?:True|true)\b\s*\)?\s*:?"
+)
+_HANDLER = re.compile(r"\bcatch\b|\bexcept\b|\brescue\b|\.catch\(|\bErr\(")
+# Switches that are not the request's identity: an environment variable, a debug flag, a literal.
+_FOREIGN_SWITCH = re.compile(r"getenv|environ|env::var|process\.env|ENV\[|System\.getenv|\bdebug\b|DEBUG", re.I)
+# Comparing the user's own role or group with a name is how authorisation works, not a knock.
+_ROLE_ATTRIBUTE = re.compile(
+    r"\b(?:role|roles|group|groups|scope|scopes|permission|permissions|is_staff|is_superuser|plan|tier)\b", re.I
+)
 
 
 _COMPARE_LITERAL = re.compile(
@@ -342,32 +416,54 @@ _COMPARE_LITERAL = re.compile(
 
 
 def _auth_bypass(added: list[str], _removed: list[str], change: CodeChange, rules: CodeRules) -> str | None:
-    """An auth-named function that now succeeds first thing; a credential compared with a literal (a master
-    password); a request input (header, cookie, user agent, parameter) compared with a literal that, when it
-    matches, grants (a secret knock); or a guard made always-true."""
+    """An auth-named function that now succeeds first thing, or grants early on a switch that is not the
+    caller's identity (an environment variable, a debug flag, a literal); an auth check whose failure handler
+    now grants; a credential compared with a literal (a master password); a request input (header, cookie,
+    user agent, parameter) compared with a literal that grants when it matches (a secret knock); a guard made
+    always-true."""
     auth_name, grants = rules.lists["auth_words"], rules.lists["grants"]
     lines = change.after.splitlines() if change.after is not None else added
     added_set = set(added)
+    in_auth = _in_auth_function(lines, auth_name) if change.after is not None else [False] * len(lines)
+    auth_file = bool(auth_name.search(change.path))
     for i, line in enumerate(lines):
         header = _FUNC_HEADER.search(line) or _METHOD_HEADER.match(line)
         if header and auth_name.search(header.group(1)):
             body = _first_statement(lines, i + 1)
             if body is not None and _ALWAYS.match(body) and (body in added_set or line in added_set):
                 return f"{line.strip()} -> {body.strip()}"
-        knock = (
-            line in added_set
-            and _COMPARE_LITERAL.search(line)
-            and rules.lists["request_inputs"].search(line)
-            and any(grants.search(nxt) for nxt in lines[i : i + 4])
+        if line not in added_set:
+            continue
+        grants_next = any(grants.search(nxt) for nxt in lines[i : i + 4])
+        if grants_next and _COMPARE_LITERAL.search(line) and rules.lists["request_inputs"].search(line):
+            return line.strip()  # a secret knock
+        switch = re.match(r"\s*(?:if|elif|else\s+if|unless)\b", line) and (
+            _FOREIGN_SWITCH.search(line) or (_COMPARE_LITERAL.search(line) and not _ROLE_ATTRIBUTE.search(line))
         )
-        if knock:
+        if switch and grants_next and (in_auth[i] or auth_file):
             return line.strip()
-    for line in added:
+        if _ALWAYS.match(line) and any(_HANDLER.search(prev) for prev in lines[max(0, i - 3) : i]):
+            if in_auth[i] or auth_file or rules.lists["auth_checks"].search("\n".join(lines[max(0, i - 8) : i])):
+                return f"failure handler grants: {line.strip()}"
+    for i, line in enumerate(added):
         if _MAGIC_COMPARE.search(line):
             return line.strip()
-        if _ALWAYS_TRUE_GUARD.search(line) and (auth_name.search(line) or rules.lists["auth_checks"].search(line)):
-            return line.strip()
+        if _ALWAYS_TRUE_GUARD.search(line):
+            near = "\n".join(added[max(0, i - 3) : i + 1])
+            if auth_name.search(near) or rules.lists["auth_checks"].search(near) or auth_file:
+                return line.strip()
     return None
+
+
+def _in_auth_function(lines: list[str], auth_name: re.Pattern[str]) -> list[bool]:
+    """For each line, whether the nearest function header above it has an auth-like name."""
+    inside, out = False, []
+    for line in lines:
+        header = _FUNC_HEADER.search(line) or _METHOD_HEADER.match(line)
+        if header:
+            inside = bool(auth_name.search(header.group(1)))
+        out.append(inside)
+    return out
 
 
 def _first_statement(lines: list[str], start: int) -> str | None:
@@ -393,6 +489,9 @@ _LIFECYCLE = re.compile(
     r"""["'](preinstall|install|postinstall|prepare|prepublish|preuninstall|postuninstall|prepack|postpack"""
     r"""|(?:pre|post)-(?:install|update|autoload)-(?:cmd|dump))["']\s*:\s*\[?\s*["'](.*)["']"""
 )
+_LIFECYCLE_KEY = re.compile(
+    r"""["']((?:pre|post)?install|prepare|(?:pre|post)-(?:install|update|autoload)-(?:cmd|dump))["']\s*:\s*(\[)\s*$"""
+)
 _FETCHES = re.compile(
     r"\b(?:curl|wget|Invoke-WebRequest|iwr|Invoke-RestMethod|urlopen|urllib|requests\.|reqwest|ureq|http\.Get"
     r"|HttpClient|WebClient|file\(\s*DOWNLOAD|fetch\()|https?://",
@@ -400,7 +499,8 @@ _FETCHES = re.compile(
 )
 _RUNS = re.compile(
     r"node\s+-e|python[\d.]*\s+-c|\b(?:ba)?sh\s+-c|[\"']-c[\"']|\|\s*(?:ba)?sh\b|\beval\b|powershell|os\.system|subprocess"
-    r"|Command::new|Command\(|exec\(|execute_process|Runtime\.getRuntime|ProcessBuilder|system\(|`[^`]+`|%x\{",
+    r"|Command::new|Command\(|exec\(|execSync|execFile|spawn\(|child_process|execute_process|Runtime\.getRuntime"
+    r"|ProcessBuilder|system\(|`[^`]+`|%x\{",
     re.IGNORECASE,
 )
 _SETUP_HOOK = re.compile(r"\bcmdclass\b|class\s+\w+\(\s*(?:install|develop|egg_info|build_py|build_ext|sdist)\s*\)")
@@ -410,10 +510,12 @@ def _install_hook(added: list[str], _removed: list[str], change: CodeChange, _ru
     """Code that runs on every install or build of the package: npm/composer lifecycle scripts, setup.py
     install commands, build.rs, Gradle/Maven/CMake build logic, native-extension configs. ``husky install`` in
     ``prepare`` or ``node-gyp rebuild`` is routine; a hook that fetches or runs inline code is not."""
-    for line in added:
-        m = _LIFECYCLE.search(line)
-        if m and (_FETCHES.search(m.group(2)) or _RUNS.search(m.group(2))):
-            return f"{m.group(1)} script: {m.group(2)[:200]}"
+    for i, line in enumerate(added):
+        m = _LIFECYCLE.search(line) or _LIFECYCLE_KEY.search(line)
+        if m:
+            script = "\n".join([m.group(m.lastindex or 1)] + added[i + 1 : i + 6])  # arrays run over lines
+            if _FETCHES.search(script) or _RUNS.search(script):
+                return f"{m.group(1)} script: {script.strip()[:200]}"
     if change.path.endswith(("package.json", "composer.json")):
         return None  # only their lifecycle scripts run at install time
     text = "\n".join(added)
@@ -423,6 +525,16 @@ def _install_hook(added: list[str], _removed: list[str], change: CodeChange, _ru
     if fetch and run:
         return f"build-time code fetches ({fetch.group(0)}) and runs ({run.group(0)})"
     return None
+
+
+def lifecycle_scripts(change: CodeChange) -> list[str]:
+    """Local files a manifest's added install-time scripts run (``node ./scripts/pre.js``)."""
+    files = []
+    for line in change.added:
+        m = _LIFECYCLE.search(line) or _LIFECYCLE_KEY.search(line)
+        if m:
+            files += re.findall(r"(?:\./)?([\w.\-/]+\.(?:c?js|mjs|ts|sh|py|php|rb|ps1))\b", line)
+    return files
 
 
 _REQ_NAME = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._\-]*)\s*(?:\[[^\]]*\])?\s*(?:[<>=!~;@ ]|$)")
@@ -486,7 +598,32 @@ _SPLIT_NAME = re.compile(
 )
 
 
-def _obfuscated(added: list[str], _removed: list[str], _change: CodeChange, _rules: CodeRules) -> str | None:
+_INT_RUN = re.compile(r"(?:\b\d{1,3}\b\s*[, ]\s*(?:\(char\)\s*)?){16,}")
+_CHAR_CASTS = re.compile(r"(?:\(char\)\s*\d+\s*,\s*){4,}")
+_LITERAL_ASSIGN = re.compile(r"""^\s*(?:\w+\s+)*\$?([A-Za-z_]\w*)\s*[:=]=?\s*["'`][^"'`]{16,}["'`]""")
+
+
+def _printable_run(line: str) -> bool:
+    """A run of small integers that spells printable text: characters hidden as numbers."""
+    m = _INT_RUN.search(line)
+    if not m:
+        return False
+    numbers = [int(n) for n in re.findall(r"\d+", m.group(0))]
+    return sum(32 <= n <= 126 for n in numbers) >= 0.8 * len(numbers)
+
+
+def _obfuscated(added: list[str], _removed: list[str], _change: CodeChange, rules: CodeRules) -> str | None:
+    """Text hidden from a reader: long encoded literals, escapes, characters as numbers, names split into
+    pieces, or a literal that is only readable once decoded and is then used as a destination or command."""
+    literals = {m.group(1) for line in added if (m := _LITERAL_ASSIGN.match(line))}
+    decoders, uses = rules.lists["decoders"], rules.lists["net_sends"]
+    for line in added:
+        if decoders.search(line) and (uses.search(line) or rules.lists["exec_sinks"].search(line)):
+            hidden = [name for name in literals if re.search(rf"\b{re.escape(name)}\b", line)]
+            if hidden or re.search(r"""["'`][^"'`]{16,}["'`]""", line):
+                return f"decoded literal used as a destination or command: {line.strip()[:200]}"
+        if _printable_run(line) or _CHAR_CASTS.search(line):
+            return f"characters as numbers: {line.strip()[:120]}"
     for line in added:
         if "data:" in line and ";base64," in line:
             continue  # an inline image or font
