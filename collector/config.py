@@ -188,7 +188,26 @@ class StoreConfig(_Section):
 
 class QueryApiConfig(_Listener):
     endpoint: str = "127.0.0.1:4319"
-    max_rows: int = Field(100_000, gt=0)
+    max_rows: int = Field(100_000, gt=0, description="rows a query returns at most (the engine stops one beyond)")
+    max_seconds: float = Field(30.0, gt=0, description="engine-side time limit of a query (max_execution_time)")
+    max_result_bytes: int = Field(256 * MiB, gt=0, description="engine-side result size limit (max_result_bytes)")
+    max_memory_bytes: int = Field(
+        2048 * MiB, gt=0, description="engine-side memory limit of a query (max_memory_usage)"
+    )
+    workers: int = Field(2, gt=0, le=64, description="queries running at once, on threads of their own (not ingest's)")
+    max_waiting: int = Field(8, ge=0, description="queries waiting for a worker; beyond, the API answers 503")
+    store_dsn: str | None = Field(
+        None,
+        description="server only: DSN of a read-only ClickHouse user for queries (default: the store's DSN)",
+    )
+    allowed_hosts: list[str] = Field(
+        [],
+        description="Host header names accepted besides loopback names and the bound address ('*': any); "
+        "refusing others defeats DNS rebinding",
+    )
+    allowed_origins: list[str] = Field(
+        [], description="browser Origins accepted (default none: the CLI sends no Origin)"
+    )
 
 
 class SinkConfig(_Section):
