@@ -242,3 +242,21 @@ def test_a_refused_query_leaves_the_door_serving(collector):
     for thread in threads:
         thread.join()
     assert _query(collector, "SELECT 41 + 1").json()["rows"] == [[42]]
+
+
+def test_the_compose_read_only_user_holds_the_same_limits_and_reads_only_the_database():
+    """On a server ClickHouse enforces the door with a settings profile; it must match the chDB limits."""
+    import xml.etree.ElementTree as ET
+    from pathlib import Path
+
+    from foothold.collector.config import QueryApiConfig
+    from foothold.collector.query_door import engine_limits
+
+    root = ET.parse(Path(__file__).parents[1] / "compose" / "clickhouse" / "users.d" / "foothold-query.xml").getroot()
+    profile = {child.tag: child.text for child in root.find("profiles/foothold_query")}
+    expected = {k: str(v) for k, v in engine_limits(QueryApiConfig()).items()}
+    assert profile["readonly"] == "1"
+    assert {k: profile[k].rstrip("0").rstrip(".") if "." in profile[k] else profile[k] for k in expected} == {
+        k: v.removesuffix(".0") for k, v in expected.items()
+    }
+    assert [q.text for q in root.findall("users/foothold_query/grants/query")] == ["GRANT SELECT ON foothold.*"]
