@@ -95,12 +95,15 @@ class StreamSink:
         self._stream = stream
 
     def deliver(self, alerts: list[Alert]) -> None:
+        from foothold.render import shown  # stored values may carry terminal escapes: the log is read in one
+
         stream = self._stream or sys.stdout
         for a in alerts:
-            stream.write(
+            line = (
                 f"ALERT {a.severity.upper():8} {a.rule_id} session={a.session_id} agent={a.agent_name} "
-                f"{a.technique or '-'} :: {a.evidence}\n"
+                f"{a.technique or '-'} :: {a.evidence}"
             )
+            stream.write(shown(line, one_line=True) + "\n")
         stream.flush()
 
 
