@@ -328,7 +328,14 @@ class ChainConfig(_Section):
         pattern=r"^[A-Za-z0-9_.:-]{1,128}$",
         description="this collector's chain (one per collector writing the database)",
     )
-    mirror_file: Path | None = Field(None, description="also append each link as a JSON line here (ship it off-host)")
+    key_file: Path | None = Field(
+        None,
+        description="HMAC key of the chain links, never in the store (default data_dir/chain.key, created 0600)",
+    )
+    mirror: bool = Field(True, description="append every link to the mirror file, the out-of-store anchor")
+    mirror_file: Path | None = Field(
+        None, description="the mirror (default data_dir/chain-mirror.jsonl); ship it off-host or to append-only storage"
+    )
     other_writers: bool = Field(
         False,
         description="other writers (e.g. otelcol-contrib) share otel_traces: verify then only flags unchained rows claiming foothold.sender",
@@ -425,6 +432,16 @@ class Settings(BaseSettings):
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         # The environment overrides the file; the file's values arrive as init arguments.
         return env_settings, init_settings
+
+    @property
+    def chain_key_path(self) -> Path:
+        return Path(self.chain.key_file or self.data_dir / "chain.key").expanduser()
+
+    @property
+    def chain_mirror_path(self) -> Path | None:
+        if not self.chain.mirror:
+            return None
+        return Path(self.chain.mirror_file or self.data_dir / "chain-mirror.jsonl").expanduser()
 
     @property
     def store_dsn(self) -> str:

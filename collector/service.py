@@ -26,7 +26,7 @@ from clickhouse_connect.driver.client import Client
 
 from foothold.collector.alerting import AlertEvaluator, EvaluationReport, build_evaluator
 from foothold.collector.auth import Authenticator
-from foothold.collector.chain import ChainingExporter, ChainStore
+from foothold.collector.chain import ALERTS_CHAIN_SUFFIX, ChainingExporter, ChainStore, Mirror, load_chain_key
 from foothold.collector.config import Endpoint, Settings
 from foothold.collector.exporter import ClickHouseExporter
 from foothold.collector.metrics import Metrics, TimedExporter
@@ -117,6 +117,7 @@ class Collector:
         self.metrics = Metrics()
         self.auth = Authenticator(settings.auth)
         self.chain: ChainStore | None = None
+        self.alert_chain: ChainStore | None = None
         self._exporter_factory = self._wrap_exporter(exporter_factory)
         self._metrics_loop: asyncio.Task | None = None
         self._metrics_client = None
@@ -214,7 +215,7 @@ class Collector:
         self.store = store
         self._query_client.client = store.client()
         if s.alerts.enabled:
-            self.alerts = build_evaluator(s.alerts, store.client())
+            self.alerts = build_evaluator(s.alerts, store.client(), chain=self.alert_chain)
             self._alert_loop = asyncio.create_task(self._evaluate_periodically(s.alerts.interval_seconds))
         if s.metrics.enabled:
             self._metrics_client = store.client()
@@ -275,8 +276,11 @@ class Collector:
         def build(store: Store) -> Exporter:
             exporter = factory(store)
             if self.settings.chain.enabled:
-                chain = self.settings.chain
-                self.chain = ChainStore(store, chain.name, chain.mirror_file, self.metrics)
+                s = self.settings
+                key = load_chain_key(s.chain_key_path, create=True)
+                mirror = Mirror(s.chain_mirror_path, self.metrics) if s.chain_mirror_path else None
+                self.chain = ChainStore(store, s.chain.name, key, mirror, self.metrics)
+                self.alert_chain = ChainStore(store, s.chain.name + ALERTS_CHAIN_SUFFIX, key, mirror, self.metrics)
                 exporter = ChainingExporter(exporter, self.chain)
             return TimedExporter(exporter, self.metrics)
 
@@ -309,11 +313,14 @@ class Collector:
         self.pipeline.flush(60.0)
         with self._verify_lock:
             client = self.store.client()
-            with self.chain.lock:
+            s = self.settings
+            with self.chain.lock, self.alert_chain.lock:
                 return verify(
                     lambda sql: client.query(sql, settings={"readonly": 1}).result_rows,
-                    self.settings.chain.mirror_file,
-                    self.settings.chain.other_writers,
+                    load_chain_key(s.chain_key_path),
+                    s.chain_mirror_path,
+                    s.chain.other_writers,
+                    local_chains=(s.chain.name,),
                 )
 
     def record_metrics(self) -> int:

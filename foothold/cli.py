@@ -328,11 +328,13 @@ def _evaluate(settings) -> None:
             err.print(f"evaluated in the running collector: {len(report['raised'])} new alert(s)")
             return
     from foothold.collector.alerting import build_evaluator
+    from foothold.collector.chain import open_alert_chain
     from foothold.collector.store import open_store
 
     store = open_store(settings.store_dsn, settings.store.database, settings.store.cluster)
     try:
-        report = build_evaluator(settings.alerts, store.client()).evaluate()
+        chain = open_alert_chain(settings, store)
+        report = build_evaluator(settings.alerts, store.client(), chain=chain).evaluate()
     finally:
         store.close()
     for rule_id, problem in report.failed_rules.items():
@@ -370,10 +372,11 @@ def verify(
     config: ConfigOption = None,
     output: Annotated[VerifyFormat, typer.Option("--format", "-f", help="text or json")] = VerifyFormat.text,
     mirror: Annotated[
-        Path | None, typer.Option(help="chain mirror file to compare (default: chain.mirror_file)")
+        Path | None,
+        typer.Option(help="chain mirror file to compare (default: chain.mirror_file, data_dir/chain-mirror.jsonl)"),
     ] = None,
 ) -> None:
-    """Check the export hash chain against otel_traces: deleted, altered or inserted rows (exit 1 on any)."""
+    """Check the keyed chain against the store and its mirror: deleted, altered or inserted rows (exit 1 on any)."""
     settings = load(config)
     from foothold.collector.access import ApiReader
     from foothold.collector.verify import VerifyReport
@@ -387,8 +390,12 @@ def verify(
                         "--mirror is read by the collector from its chain.mirror_file while it runs; stop it to pass another file"
                     )
                 return VerifyReport.from_dict(reader.verify()), reader.via
-            mirror_file = mirror or settings.chain.mirror_file
-            return verify_store(reader.rows, mirror_file, settings.chain.other_writers), reader.via
+            from foothold.collector.chain import load_chain_key
+
+            key = load_chain_key(settings.chain_key_path)
+            mirror_file = mirror or settings.chain_mirror_path
+            chains = (settings.chain.name,)
+            return verify_store(reader.rows, key, mirror_file, settings.chain.other_writers, chains), reader.via
 
     report, via = _query_or_fail(run)
     if output is VerifyFormat.json:
