@@ -212,8 +212,12 @@ def test_host_and_origin_are_checked(collector, headers, status):
     assert answer.status_code == status, answer.text
     if status == 403:
         assert "query_api.allowed" in answer.json()["error"]
+        for path in ("/metrics", "/v1/flush"):
+            method = httpx.get if path == "/metrics" else httpx.post
+            assert method(collector.endpoint_url("query_api") + path, headers=headers).status_code == 403
+        # liveness probes address the listener by IP: /healthz answers, and says only "ok" without a token
         health = httpx.get(collector.endpoint_url("query_api") + "/healthz", headers=headers)
-        assert health.status_code == 403
+        assert health.status_code == 200 and health.json() == {"status": "ok"}
 
 
 def test_allowed_hosts_extend_the_loopback_names(tmp_path, chdb_dsn, database):

@@ -232,3 +232,20 @@ def test_a_chain_key_readable_by_others_or_missing_is_refused_with_the_fix(tmp_p
     link.symlink_to(key_file)
     with pytest.raises(ChainKeyError, match="symlink"):
         load_chain_key(link)
+
+
+def test_links_a_crash_left_out_of_the_mirror_are_appended_at_the_next_start(tmp_path, chdb_dsn, database):
+    """A crash between the link's table write and its mirror append must not read as tampering later."""
+    settings = make_settings(tmp_path, chdb_dsn, database, chain={"name": "c1"}, metrics={"enabled": False})
+    mirror = settings.data_dir / "chain-mirror.jsonl"
+    with CollectorThread(settings) as collector:
+        agent = sdk_agent(collector)
+        with agent.tracer.start_as_current_span("one"):
+            pass
+        agent.close()
+        assert collector.pipeline.flush(30)
+    lines = mirror.read_bytes().splitlines()
+    mirror.write_bytes(b"".join(line + b"\n" for line in lines[:-1]))  # the append the crash prevented
+    with CollectorThread(settings) as collector:
+        assert mirror.read_bytes().splitlines() == lines
+        assert collector.verify_chain().ok
