@@ -15,12 +15,15 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import httpx
 import orjson
 
 from foothold.collector.config import Settings
+
+if TYPE_CHECKING:
+    from foothold.collector.query_door import ReadSession
 from foothold.collector.service import read_discovery
 from foothold.collector.store import StoreError, chdb_path, open_store
 
@@ -137,7 +140,7 @@ class DirectReader:
         self._store = open_store(settings.store_dsn, settings.store.database, settings.store.cluster)
         self._client = self._store.client()
         self._settings = settings
-        self._session = None
+        self._session: ReadSession | None = None
 
     def query(self, sql: str, parameters: dict[str, Any] | None = None) -> QueryResult:
         """The same door as the query API: one judged SELECT under the engine limits."""

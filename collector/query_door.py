@@ -19,7 +19,7 @@ import asyncio
 import logging
 import threading
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -67,7 +67,7 @@ class ReadSession:
             self._settings = limits | {"readonly": 1}  # a writer's account: the limits travel with each request
         # else a read-only user: its settings profile holds the limits
 
-    def _rows(self, statement: str, parameters: dict[str, Any] | None) -> list[tuple]:
+    def _rows(self, statement: str, parameters: dict[str, Any] | None) -> Sequence[Sequence[Any]]:
         return self._client.query(statement, parameters=parameters, settings=self._settings).result_rows
 
     def run(self, sql: str, parameters: dict[str, Any] | None, tag: str = "") -> dict[str, Any]:
@@ -146,7 +146,7 @@ class QueryDoor:
         finally:
             self._in_flight -= 1
 
-    async def query(self, sql: str, parameters: dict[str, Any] | None, disconnected: Awaitable[Any]) -> dict:
+    async def query(self, sql: str, parameters: dict[str, Any] | None, disconnected: Awaitable[Any]) -> dict[str, Any]:
         """Judge and run ``sql``; if ``disconnected`` completes first, kill the query and raise QueryCancelled."""
         tag = uuid.uuid4().hex
         running = asyncio.ensure_future(self.call(self._run, sql, parameters, tag))
@@ -156,7 +156,8 @@ class QueryDoor:
         finally:
             watch.cancel()
         if running.done():
-            return running.result()
+            answer: dict[str, Any] = running.result()
+            return answer
         log.info("query client went away: killing its query (%s)", tag)
         try:
             await asyncio.get_running_loop().run_in_executor(None, self._kill, tag)

@@ -19,7 +19,7 @@ runs ``SELECT 1; KILL …`` as two statements. On a ClickHouse server the read-o
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -147,7 +147,7 @@ def _check_table(name: str, database: str) -> None:
         )
 
 
-Rows = Callable[[str, dict[str, Any] | None], list[tuple]]
+Rows = Callable[[str, dict[str, Any] | None], Sequence[Sequence[Any]]]
 
 
 def judge(rows: Rows, sql: str, parameters: dict[str, Any] | None, database: str) -> str:
@@ -155,7 +155,7 @@ def judge(rows: Rows, sql: str, parameters: dict[str, Any] | None, database: str
     if not sql.strip():
         raise QueryRefused("empty statement: send one SELECT, e.g. SELECT count() FROM tool_calls")
     try:
-        canonical = rows("SELECT formatQuerySingleLine({sql:String})", {"sql": sql})[0][0]
+        canonical = str(rows("SELECT formatQuerySingleLine({sql:String})", {"sql": sql})[0][0])
     except Exception as exc:  # the engine's syntax error names the position; keep it
         raise QueryRefused(_engine_message(exc)) from None
     keyword = canonical.split(None, 1)[0].upper() if canonical.split() else ""
@@ -164,7 +164,7 @@ def judge(rows: Rows, sql: str, parameters: dict[str, Any] | None, database: str
             f"only a single SELECT (or WITH … SELECT) statement is accepted; this is a {keyword} statement"
         )
     try:
-        dump = [row[0] for row in rows(f"EXPLAIN AST {canonical}", parameters)]
+        dump = [str(row[0]) for row in rows(f"EXPLAIN AST {canonical}", parameters)]
     except Exception as exc:
         raise QueryRefused(_engine_message(exc)) from None
     check_tree(parse_ast_dump(dump), database)
