@@ -15,12 +15,15 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import httpx
 import orjson
 
 from foothold.collector.config import Settings
+
+if TYPE_CHECKING:
+    from foothold.collector.query_door import ReadSession
 from foothold.collector.service import read_discovery
 from foothold.collector.store import StoreError, chdb_path, open_store
 
@@ -136,15 +139,25 @@ class DirectReader:
         self.via = f"store {settings.store_dsn}"
         self._store = open_store(settings.store_dsn, settings.store.database, settings.store.cluster)
         self._client = self._store.client()
+        self._settings = settings
+        self._session: ReadSession | None = None
 
     def query(self, sql: str, parameters: dict[str, Any] | None = None) -> QueryResult:
+        """The same door as the query API: one judged SELECT under the engine limits."""
+        from foothold.collector.query_door import ReadSession
+        from foothold.collector.query_guard import QueryRefused
+
         try:
-            result = self._client.query(sql, parameters=parameters, settings={"readonly": 1})
+            if self._session is None:
+                embedded = chdb_path(self._settings.store_dsn) is not None
+                session_client = self._store.client()
+                self._session = ReadSession(session_client, self._settings.query_api, embedded, self._store.database)
+            result = self._session.run(sql, parameters)
+        except QueryRefused as exc:
+            raise StoreError(f"refused: {exc}") from exc
         except Exception as exc:
             raise StoreError(str(exc).strip()) from exc
-        return QueryResult(
-            list(result.column_names), [t.name for t in result.column_types], [list(r) for r in result.result_rows]
-        )
+        return QueryResult(result["columns"], result["types"], [list(r) for r in result["rows"]])
 
     def flush(self) -> None:
         """Nothing is buffered outside a collector."""

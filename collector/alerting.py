@@ -19,6 +19,7 @@ import httpx
 import orjson
 from clickhouse_connect.driver.client import Client
 
+from foothold.collector.chain import ChainStore, record_alerts
 from foothold.collector.config import AlertsConfig
 from foothold.collector.schema.ddl import ALERT_DELIVERIES, ALERTS
 from foothold.detections.macros import TimeRange, expand
@@ -95,12 +96,15 @@ class StreamSink:
         self._stream = stream
 
     def deliver(self, alerts: list[Alert]) -> None:
+        from foothold.render import shown  # stored values may carry terminal escapes: the log is read in one
+
         stream = self._stream or sys.stdout
         for a in alerts:
-            stream.write(
+            line = (
                 f"ALERT {a.severity.upper():8} {a.rule_id} session={a.session_id} agent={a.agent_name} "
-                f"{a.technique or '-'} :: {a.evidence}\n"
+                f"{a.technique or '-'} :: {a.evidence}"
             )
+            stream.write(shown(line, one_line=True) + "\n")
         stream.flush()
 
 
@@ -163,9 +167,15 @@ class EvaluationReport:
 
 class AlertEvaluator:
     def __init__(
-        self, client: Client, rules: Sequence[AlertRule], sinks: Sequence[Sink], lookback_seconds: float
+        self,
+        client: Client,
+        rules: Sequence[AlertRule],
+        sinks: Sequence[Sink],
+        lookback_seconds: float,
+        chain: ChainStore | None = None,
     ) -> None:
         self._client = client  # its current database is the store's
+        self._chain = chain  # raised alerts are linked in the '<name>#alerts' chain (tamper evidence)
         self._rules = list(rules)
         self._sinks = list(sinks)
         self._lookback = lookback_seconds
@@ -207,8 +217,14 @@ class AlertEvaluator:
             ).result_rows
         }
         fresh = [Alert(rule.id, rule.severity, rule.title, **f) for f in findings if f["finding_key"] not in known]
-        if fresh:
+        if fresh and self._chain is None:
             self._client.insert(ALERTS, [a.row() for a in fresh], column_names=ALERT_COLUMNS)
+        elif fresh:
+            with self._chain.lock:  # a verify in the collector sees both the rows and their link, or neither
+                # foreground: on a cluster the rows must be readable at once, to be linked as stored
+                settings = {"distributed_foreground_insert": 1}
+                self._client.insert(ALERTS, [a.row() for a in fresh], column_names=ALERT_COLUMNS, settings=settings)
+                record_alerts(self._chain, self._client, ALERTS, rule.id, [a.finding_key for a in fresh])
         return fresh
 
     def _deliver(self, sink: Sink) -> int:
@@ -240,6 +256,9 @@ def build_sinks(config: AlertsConfig) -> list[Sink]:
     return sinks
 
 
-def build_evaluator(config: AlertsConfig, client: Client, sinks: Sequence[Sink] | None = None) -> AlertEvaluator:
+def build_evaluator(
+    config: AlertsConfig, client: Client, sinks: Sequence[Sink] | None = None, chain: ChainStore | None = None
+) -> AlertEvaluator:
     rules = load_alert_rules(config.rule_overrides())
-    return AlertEvaluator(client, rules, build_sinks(config) if sinks is None else sinks, config.lookback_seconds)
+    sinks = build_sinks(config) if sinks is None else sinks
+    return AlertEvaluator(client, rules, sinks, config.lookback_seconds, chain)

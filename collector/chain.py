@@ -1,11 +1,17 @@
-"""Tamper evidence: a hash chain over the batches the collector exported.
+"""Tamper evidence: a keyed hash chain over the batches the collector exported, anchored outside the store.
 
 After the inner exporter has written a batch, :class:`ChainingExporter` records one link in
 ``export_chain``: the batch's rows as (TraceId, SpanId, row digest) arrays, a batch digest over them, the
-previous link's digest and this link's chained digest. ``foothold-audit verify`` (collector/verify.py)
-recomputes every row digest from ``otel_traces`` and walks the chain, so a deleted, altered or inserted
-span row shows up with the batch it belongs to. Each link can also be appended as a JSON line to
-``chain.mirror_file``; shipped off-host, that copy also catches someone rewriting the chain table itself.
+previous link's digest and this link's chained digest, an HMAC-SHA256 under the **chain key**: a random
+key in ``data_dir/chain.key`` (mode 0600, created at first start, separate from the fingerprint key) that
+the store never holds. Whoever can write the store but not read that file cannot recompute a link, so a
+rewritten store (rows and chain recomputed) no longer verifies. Raised alerts are chained the same way in
+a second chain, ``<name>#alerts`` (RuleId and FindingKey in place of TraceId and SpanId).
+
+Every link is also appended to the **mirror** (``data_dir/chain-mirror.jsonl`` by default, mode 0600): an
+out-of-store copy of each link's digest; ``foothold-audit verify`` compares table and mirror both ways, so
+links dropped from the table, and links the table has but the mirror never saw, both show. Ship the mirror
+off-host (or point ``chain.mirror_file`` at append-only storage) to make it hold against a host compromise.
 
 Row digests are over the stored columns in a form that round-trips exactly through ClickHouse: times as
 integer nanoseconds (read back with ``toUnixTimestamp64Nano``), maps with sorted keys, arrays in order.
@@ -14,7 +20,10 @@ integer nanoseconds (read back with ``toUnixTimestamp64Nano``), maps with sorted
 from __future__ import annotations
 
 import hashlib
+import hmac
 import logging
+import os
+import stat
 import threading
 import time
 from collections.abc import Iterable, Sequence
@@ -25,11 +34,55 @@ import orjson
 
 from foothold.collector.exporter import milliseconds_json, nanoseconds_json
 from foothold.collector.schema.ddl import EXPORT_CHAIN
-from foothold.collector.store import Store
+from foothold.collector.store import Store, StoreError
 
 log = logging.getLogger("foothold.collector.chain")
 
 GENESIS = "0" * 64
+ALERTS_CHAIN_SUFFIX = "#alerts"  # never part of a configured chain name (its pattern has no '#')
+KEY_BYTES = 32
+
+
+class ChainKeyError(StoreError):
+    """The chain key file is missing, unreadable or readable by others; the message names the fix."""
+
+
+def load_chain_key(path: Path, create: bool = False) -> bytes:
+    """The chain key; with ``create`` a new random one is written first if none exists (mode 0600)."""
+    path = Path(path).expanduser()
+    if create and not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+        except FileExistsError:
+            pass  # another process made it first: read theirs
+        else:
+            with os.fdopen(fd, "w") as out:
+                out.write(os.urandom(KEY_BYTES).hex() + "\n")
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    except FileNotFoundError:
+        raise ChainKeyError(
+            f"no chain key at {path}: the collector creates it at first start; verify needs the same file "
+            "(chain.key_file, FOOTHOLD_CHAIN__KEY_FILE)"
+        ) from None
+    except OSError as exc:
+        raise ChainKeyError(f"cannot read the chain key {path}: {exc.strerror} (is it a symlink?)") from None
+    with os.fdopen(fd, "rb") as key_file:
+        info = os.fstat(key_file.fileno())
+        if not stat.S_ISREG(info.st_mode):
+            raise ChainKeyError(f"the chain key {path} is not a regular file")
+        if info.st_mode & 0o077:
+            raise ChainKeyError(f"the chain key {path} is readable by others: chmod 600 {path}")
+        text = key_file.read(4096).strip()
+    try:
+        key = bytes.fromhex(text.decode())
+    except (UnicodeDecodeError, ValueError):
+        raise ChainKeyError(f"the chain key {path} is not hex text") from None
+    if len(key) < 16:
+        raise ChainKeyError(f"the chain key {path} is shorter than 16 bytes")
+    return key
+
 
 # The otel_traces columns a row digest covers, in order, and how verify selects each so that the value
 # read back equals the value written.
@@ -100,25 +153,46 @@ class Link:
 
 
 def chain_digest(
-    chain: str, sequence: int, exported_at_ms: int, rows: int, min_ts: int, max_ts: int, batch: str, prev: str
+    key: bytes,
+    chain: str,
+    sequence: int,
+    exported_at_ms: int,
+    rows: int,
+    min_ts: int,
+    max_ts: int,
+    batch: str,
+    prev: str,
 ) -> str:
+    """HMAC-SHA256 under the chain key: without the key nobody can make a link that verifies."""
     text = f"{chain}\n{sequence}\n{exported_at_ms}\n{rows}\n{min_ts}\n{max_ts}\n{batch}\n{prev}\n"
-    return hashlib.sha256(text.encode()).hexdigest()
+    return hmac.new(key, text.encode(), hashlib.sha256).hexdigest()
+
+
+def link_of_rows(
+    key: bytes,
+    chain: str,
+    sequence: int,
+    prev: str,
+    ids: tuple[list[str], list[str]],
+    digests: list[str],
+    bounds: tuple[int, int],
+    exported_at_ms: int | None = None,
+) -> Link:
+    exported_at_ms = int(time.time() * 1000) if exported_at_ms is None else exported_at_ms
+    batch = batch_digest(ids[0], ids[1], digests)
+    lo, hi = bounds
+    digest = chain_digest(key, chain, sequence, exported_at_ms, len(digests), lo, hi, batch, prev)
+    return Link(chain, sequence, exported_at_ms, len(digests), lo, hi, ids[0], ids[1], digests, batch, prev, digest)
 
 
 def make_link(
-    chain: str, sequence: int, prev: str, columns: dict[str, list], exported_at_ms: int | None = None
+    key: bytes, chain: str, sequence: int, prev: str, columns: dict[str, list], exported_at_ms: int | None = None
 ) -> Link:
-    trace_ids, span_ids = list(columns["TraceId"]), list(columns["SpanId"])
+    """The link of one exported batch of spans (columns as written to otel_traces)."""
+    ids = (list(columns["TraceId"]), list(columns["SpanId"]))
     digests = [row_digest(values) for values in zip(*(columns[name] for name in _NAMES), strict=True)]
     stamps = columns["Timestamp"]
-    exported_at_ms = int(time.time() * 1000) if exported_at_ms is None else exported_at_ms
-    batch = batch_digest(trace_ids, span_ids, digests)
-    lo, hi = min(stamps), max(stamps)
-    digest = chain_digest(chain, sequence, exported_at_ms, len(digests), lo, hi, batch, prev)
-    return Link(
-        chain, sequence, exported_at_ms, len(digests), lo, hi, trace_ids, span_ids, digests, batch, prev, digest
-    )
+    return link_of_rows(key, chain, sequence, prev, ids, digests, (min(stamps), max(stamps)), exported_at_ms)
 
 
 LINK_COLUMNS = (
@@ -137,24 +211,91 @@ LINK_COLUMNS = (
 )
 
 
-class ChainStore:
-    """Appends links to ``export_chain`` (and the mirror file); knows the head of this collector's chain."""
+class Mirror:
+    """The out-of-store anchor: one JSON line per link, appended (mode 0600), shared by a process's chains."""
 
-    def __init__(self, store: Store, name: str, mirror_file: Path | None = None, metrics=None) -> None:
-        self._client = store.client()  # used on the pipeline's worker thread
+    def __init__(self, path: Path, metrics=None) -> None:
+        self.path = Path(path).expanduser()
+        self._metrics = metrics
+        self._lock = threading.Lock()
+
+    def append(self, links: Sequence[Link]) -> None:
+        lines = b"".join(orjson.dumps(link.summary()) + b"\n" for link in links)
+        try:
+            with self._lock:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+                with os.fdopen(fd, "ab") as out:
+                    out.write(lines)
+        except OSError as exc:  # the table holds the link; verify will name it as not mirrored
+            log.error("cannot append %d chain link(s) to %s: %s", len(links), self.path, exc)
+            if self._metrics is not None:
+                self._metrics.inc("foothold_chain_mirror_failures_total")
+
+    def last_sequence(self, chain: str) -> int:
+        try:
+            data = self.path.read_bytes()
+        except FileNotFoundError:
+            return 0
+        last = 0
+        for line in data.splitlines():
+            try:
+                entry = orjson.loads(line)
+                if entry["chain"] == chain:
+                    last = max(last, int(entry["sequence"]))
+            except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+                continue
+        return last
+
+
+class ChainStore:
+    """Appends links to ``export_chain`` (and the mirror); knows the head of one chain."""
+
+    def __init__(self, store: Store, name: str, key: bytes, mirror: Mirror | None = None, metrics=None) -> None:
+        self._client = store.client()  # used on the pipeline's (or the alert evaluator's) thread
         self._table = f"{store.database}.{EXPORT_CHAIN}"
         self.name = name
-        self._mirror = Path(mirror_file).expanduser() if mirror_file else None
+        self._key = key
+        self._mirror = mirror
         self._metrics = metrics
         self.lock = threading.Lock()  # held across write + link, so a verify in the collector sees no half-step
         head = self._client.query(
-            f"SELECT Sequence, ChainDigest FROM {self._table} WHERE Chain = {{chain:String}} ORDER BY Sequence DESC LIMIT 1",
+            f"SELECT Sequence, ChainDigest FROM {self._table} WHERE Chain = {{chain:String}} "
+            "ORDER BY Sequence DESC LIMIT 1",
             parameters={"chain": name},
         ).result_rows
         self.sequence, self.digest = (int(head[0][0]), head[0][1]) if head else (0, GENESIS)
+        if mirror is not None:
+            self._catch_up_mirror(mirror)
+
+    def _catch_up_mirror(self, mirror: Mirror) -> None:
+        """Links a crash left out of the mirror (written to the table, not yet appended) are appended now,
+        if they verify under the key: a forged link is left for verify to report."""
+        behind = mirror.last_sequence(self.name)
+        if behind >= self.sequence:
+            return
+        rows = self._client.query(
+            "SELECT Chain, Sequence, toUnixTimestamp64Milli(ExportedAt), Rows, toUnixTimestamp64Nano(MinTimestamp), "
+            "toUnixTimestamp64Nano(MaxTimestamp), BatchDigest, PrevDigest, ChainDigest "
+            f"FROM {self._table} WHERE Chain = {{chain:String}} AND Sequence > {{after:UInt64}} ORDER BY Sequence",
+            parameters={"chain": self.name, "after": behind},
+        ).result_rows
+        links = []
+        for chain, seq, at, count, lo, hi, batch, prev, digest in rows:
+            if chain_digest(self._key, chain, int(seq), int(at), int(count), int(lo), int(hi), batch, prev) != digest:
+                break
+            links.append(Link(chain, int(seq), int(at), int(count), int(lo), int(hi), [], [], [], batch, prev, digest))
+        if links:
+            log.warning(
+                "appending %d chain link(s) of %s missing from the mirror %s", len(links), self.name, mirror.path
+            )
+            mirror.append(links)
 
     def next_link(self, columns: dict[str, list]) -> Link:
-        return make_link(self.name, self.sequence + 1, self.digest, columns)
+        return make_link(self._key, self.name, self.sequence + 1, self.digest, columns)
+
+    def link_rows(self, ids: tuple[list[str], list[str]], digests: list[str], bounds: tuple[int, int]) -> Link:
+        return link_of_rows(self._key, self.name, self.sequence + 1, self.digest, ids, digests, bounds)
 
     def record(self, link: Link) -> None:
         row = dict(
@@ -185,13 +326,32 @@ class ChainStore:
         if self._metrics is not None:
             self._metrics.inc("foothold_chain_links_total")
         if self._mirror is not None:
-            try:
-                with self._mirror.open("ab") as out:
-                    out.write(orjson.dumps(link.summary()) + b"\n")
-            except OSError as exc:  # the table holds the link; the mirror is a second copy, not a gate
-                log.error("cannot append chain link %d to %s: %s", link.sequence, self._mirror, exc)
-                if self._metrics is not None:
-                    self._metrics.inc("foothold_chain_mirror_failures_total")
+            self._mirror.append([link])
+
+
+# The alerts columns an alert link covers, selected so that what verify reads back is what was recorded.
+SELECT_ALERT_DIGEST_COLUMNS = (
+    "toUnixTimestamp64Milli(RaisedAt), RuleId, Severity, Title, FindingKey, SessionId, AgentName, TraceId, SpanId, "
+    "toUnixTimestamp64Nano(SeenAt), Technique, Evidence"
+)
+
+
+def alert_digests(rows: Sequence[Sequence]) -> tuple[tuple[list[str], list[str]], list[str], tuple[int, int]]:
+    """(RuleIds, FindingKeys), row digests and RaisedAt bounds (ns) of alerts read with the columns above."""
+    ids = ([row[1] for row in rows], [row[4] for row in rows])
+    stamps = [int(row[0]) * 1_000_000 for row in rows]
+    return ids, [row_digest(list(row)) for row in rows], (min(stamps), max(stamps))
+
+
+def record_alerts(chain: ChainStore, client, table: str, rule_id: str, keys: list[str]) -> None:
+    """Link the alerts just written (read back as verify reads them; call with ``chain.lock`` held)."""
+    rows = client.query(
+        f"SELECT {SELECT_ALERT_DIGEST_COLUMNS} FROM {table} FINAL "
+        "WHERE RuleId = {rule:String} AND FindingKey IN {keys:Array(String)}",
+        parameters={"rule": rule_id, "keys": keys},
+    ).result_rows
+    if rows:
+        chain.record(chain.link_rows(*alert_digests(rows)))
 
 
 class ChainingExporter:
@@ -218,3 +378,12 @@ class ChainingExporter:
 
     def __getattr__(self, name: str):
         return getattr(self._inner, name)
+
+
+def open_alert_chain(settings, store: Store, metrics=None) -> ChainStore | None:
+    """The alerts chain, for an evaluation outside the collector (`foothold-audit alerts --evaluate`)."""
+    if not settings.chain.enabled:
+        return None
+    key = load_chain_key(settings.chain_key_path, create=True)
+    mirror = Mirror(settings.chain_mirror_path, metrics) if settings.chain_mirror_path else None
+    return ChainStore(store, settings.chain.name + ALERTS_CHAIN_SUFFIX, key, mirror, metrics)

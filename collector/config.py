@@ -188,7 +188,26 @@ class StoreConfig(_Section):
 
 class QueryApiConfig(_Listener):
     endpoint: str = "127.0.0.1:4319"
-    max_rows: int = Field(100_000, gt=0)
+    max_rows: int = Field(100_000, gt=0, description="rows a query returns at most (the engine stops one beyond)")
+    max_seconds: float = Field(30.0, gt=0, description="engine-side time limit of a query (max_execution_time)")
+    max_result_bytes: int = Field(256 * MiB, gt=0, description="engine-side result size limit (max_result_bytes)")
+    max_memory_bytes: int = Field(
+        2048 * MiB, gt=0, description="engine-side memory limit of a query (max_memory_usage)"
+    )
+    workers: int = Field(2, gt=0, le=64, description="queries running at once, on threads of their own (not ingest's)")
+    max_waiting: int = Field(8, ge=0, description="queries waiting for a worker; beyond, the API answers 503")
+    store_dsn: str | None = Field(
+        None,
+        description="server only: DSN of a read-only ClickHouse user for queries (default: the store's DSN)",
+    )
+    allowed_hosts: list[str] = Field(
+        [],
+        description="Host header names accepted besides loopback names and the bound address ('*': any); "
+        "refusing others defeats DNS rebinding",
+    )
+    allowed_origins: list[str] = Field(
+        [], description="browser Origins accepted (default none: the CLI sends no Origin)"
+    )
 
 
 class SinkConfig(_Section):
@@ -309,7 +328,14 @@ class ChainConfig(_Section):
         pattern=r"^[A-Za-z0-9_.:-]{1,128}$",
         description="this collector's chain (one per collector writing the database)",
     )
-    mirror_file: Path | None = Field(None, description="also append each link as a JSON line here (ship it off-host)")
+    key_file: Path | None = Field(
+        None,
+        description="HMAC key of the chain links, never in the store (default data_dir/chain.key, created 0600)",
+    )
+    mirror: bool = Field(True, description="append every link to the mirror file, the out-of-store anchor")
+    mirror_file: Path | None = Field(
+        None, description="the mirror (default data_dir/chain-mirror.jsonl); ship it off-host or to append-only storage"
+    )
     other_writers: bool = Field(
         False,
         description="other writers (e.g. otelcol-contrib) share otel_traces: verify then only flags unchained rows claiming foothold.sender",
@@ -406,6 +432,16 @@ class Settings(BaseSettings):
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         # The environment overrides the file; the file's values arrive as init arguments.
         return env_settings, init_settings
+
+    @property
+    def chain_key_path(self) -> Path:
+        return Path(self.chain.key_file or self.data_dir / "chain.key").expanduser()
+
+    @property
+    def chain_mirror_path(self) -> Path | None:
+        if not self.chain.mirror:
+            return None
+        return Path(self.chain.mirror_file or self.data_dir / "chain-mirror.jsonl").expanduser()
 
     @property
     def store_dsn(self) -> str:

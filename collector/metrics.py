@@ -136,6 +136,11 @@ class Metrics:
                 "spans dropped for invalid ids (partial success), by receiver",
             ),
             ("foothold_auth_failures_total", "counter", "requests refused for a missing or invalid token, by listener"),
+            (
+                "foothold_queries_refused_total",
+                "counter",
+                "query API statements refused (not one read of the database)",
+            ),
             ("foothold_export_attempts_total", "counter", "store writes attempted, by result"),
             (
                 "foothold_connections_closed_total",

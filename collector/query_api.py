@@ -1,7 +1,10 @@
 """Read-only query API, so the CLI can query a chDB store that the running collector owns.
 
 ``POST /v1/query`` ``{"sql": "...", "parameters": {...}}`` answers ``{"columns", "types", "rows"}``;
-queries run with ``readonly=1``, so nothing can change the store through this door. ``POST /v1/flush``
+only one SELECT over the Foothold database's tables is accepted (judged by the engine's own parser,
+collector/query_guard.py), under engine limits the caller cannot lift, on the door's own threads, and
+killed when its client goes away (collector/query_door.py). Requests whose ``Host`` is not a name of
+this listener, or that carry a browser ``Origin``, are refused (DNS rebinding). ``POST /v1/flush``
 makes everything accepted so far queryable; ``POST /v1/alerts/evaluate`` runs the alert rules now;
 ``POST /v1/verify`` checks the export hash chain against the stored rows (``foothold-audit verify``);
 ``GET /metrics`` is the Prometheus exposition of the collector's self-telemetry; ``GET /healthz`` reports
@@ -16,21 +19,22 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import threading
+import ipaddress
 from collections.abc import Callable
 from typing import Any
 
 import orjson
-from clickhouse_connect.driver.client import Client
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 from foothold.collector.auth import Authenticator, AuthError
-from foothold.collector.config import AuthConfig
+from foothold.collector.config import AuthConfig, QueryApiConfig
 from foothold.collector.metrics import CONTENT_TYPE, Metrics
 from foothold.collector.pipeline import Pipeline
+from foothold.collector.query_door import DoorBusy, QueryCancelled, QueryDoor
+from foothold.collector.query_guard import QueryRefused
 
 
 def _json(payload: Any, status: int = 200) -> Response:
@@ -42,21 +46,73 @@ def _error(status: int, message: str) -> Response:
     return _json({"error": message}, status)
 
 
+def _busy(exc: Exception) -> Response:
+    response = _error(503, str(exc))
+    response.headers["Retry-After"] = "1"
+    return response
+
+
+LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
+
+
+def _host_name(header: str) -> str:
+    """`name:port`, `[v6]:port`, `name` -> the name, lower case."""
+    header = header.strip().lower()
+    if header.startswith("["):
+        return header[1:].split("]", 1)[0]
+    if header.count(":") > 1:  # a bare IPv6 address
+        return header
+    return header.rsplit(":", 1)[0] if ":" in header else header
+
+
+def accepted_hosts(config: QueryApiConfig) -> frozenset[str] | None:
+    """Host names this listener answers to (None: any), from its bound address and query_api.allowed_hosts."""
+    if "*" in config.allowed_hosts:
+        return None
+    names = set(LOOPBACK_NAMES) | {h.lower() for h in config.allowed_hosts}
+    bound = config.address.host.lower()
+    try:
+        if not ipaddress.ip_address(bound).is_unspecified:
+            names.add(bound)
+    except ValueError:
+        names.add(bound)
+    return frozenset(names)
+
+
 def query_api_app(
-    client: Client,
+    door: QueryDoor,
     pipeline: Pipeline,
-    max_rows: int,
+    config: QueryApiConfig,
     evaluate_alerts: Callable[[], Any] | None = None,
     *,
     auth: Authenticator | None = None,
     metrics: Metrics | None = None,
     verify: Callable[[], Any] | None = None,
 ) -> Starlette:
-    lock = threading.Lock()  # one clickhouse-connect client: one query at a time
     auth = auth or Authenticator(AuthConfig())
+    hosts = accepted_hosts(config)
+    origins = frozenset(o.rstrip("/").lower() for o in config.allowed_origins)
+
+    def foreign(request: Request) -> Response | None:
+        """403 for a Host this listener does not own or a browser Origin not allowed: a web page's request."""
+        host = _host_name(request.headers.get("host", ""))
+        if hosts is not None and host not in hosts:
+            return _error(
+                403,
+                f"Host {host!r} is not a name of this query API (DNS rebinding defence); "
+                "add it to query_api.allowed_hosts if it is yours",
+            )
+        origin = request.headers.get("origin")
+        if origin is not None and origin.rstrip("/").lower() not in origins:
+            return _error(
+                403, f"Origin {origin!r} is refused: browsers may not use the query API (query_api.allowed_origins)"
+            )
+        return None
 
     def refused(request: Request) -> Response | None:
-        """401 unless the request carries a valid token (or auth is off)."""
+        """403 for a foreign page, 401 unless the request carries a valid token (or auth is off)."""
+        if (response := foreign(request)) is not None:
+            return response
         try:
             auth.check(request.headers.get("authorization"))
         except AuthError as exc:
@@ -75,16 +131,10 @@ def query_api_app(
 
         return check_then_handle
 
-    def run(sql: str, parameters: dict[str, Any] | None) -> dict[str, Any]:
-        with lock:
-            result = client.query(sql, parameters=parameters, settings={"readonly": 1})
-        rows = result.result_rows
-        return {
-            "columns": list(result.column_names),
-            "types": [t.name for t in result.column_types],
-            "rows": rows[:max_rows],
-            "truncated": len(rows) > max_rows,
-        }
+    async def disconnected(request: Request) -> None:
+        """Completes when the client goes away (after the body, uvicorn's receive waits for that)."""
+        while (await request.receive())["type"] != "http.disconnect":
+            pass
 
     async def query(request: Request) -> Response:
         try:
@@ -97,7 +147,15 @@ def query_api_app(
         if parameters is not None and not isinstance(parameters, dict):
             return _error(400, '"parameters" must be an object')
         try:
-            return _json(await asyncio.to_thread(run, payload["sql"], parameters))
+            return _json(await door.query(payload["sql"], parameters, disconnected(request)))
+        except QueryRefused as exc:
+            if metrics is not None:
+                metrics.inc("foothold_queries_refused_total")
+            return _error(400, f"refused: {exc}")
+        except DoorBusy as exc:
+            return _busy(exc)
+        except QueryCancelled:
+            return _error(499, "the client went away; its query was killed")
         except Exception as exc:  # the database's message is the useful part
             return _error(400, str(exc).strip())
 
@@ -108,19 +166,29 @@ def query_api_app(
     async def alerts(request: Request) -> Response:
         if evaluate_alerts is None:
             return _error(404, "alerts are disabled in this collector (alerts.enabled: false)")
-        report = await asyncio.to_thread(evaluate_alerts)
+        try:
+            report = await door.call(evaluate_alerts)
+        except DoorBusy as exc:
+            return _busy(exc)
         return _json(dataclasses.asdict(report))
 
     async def verify_chain(request: Request) -> Response:
         if verify is None:
             return _error(404, "the export chain is disabled in this collector (chain.enabled: false)")
-        report = await asyncio.to_thread(verify)
+        try:
+            report = await door.call(verify)
+        except DoorBusy as exc:
+            return _busy(exc)
         return _json(report.to_dict())
 
     async def prometheus(request: Request) -> Response:
         return Response((metrics or Metrics()).exposition(), media_type=CONTENT_TYPE)
 
     async def healthz(request: Request) -> Response:
+        # no 403 for a foreign Host: orchestrators probe by the pod's IP; such a probe (like one without a
+        # token) is told only "ok"
+        if foreign(request) is not None:
+            return _json({"status": "ok"})
         try:
             auth.check(request.headers.get("authorization"))
         except AuthError:  # a probe without a token: alive (or degraded: store unreachable), and nothing more

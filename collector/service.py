@@ -22,20 +22,22 @@ from pathlib import Path
 
 import orjson
 import uvicorn
+from clickhouse_connect.driver.client import Client
 
 from foothold.collector.alerting import AlertEvaluator, EvaluationReport, build_evaluator
 from foothold.collector.auth import Authenticator
-from foothold.collector.chain import ChainingExporter, ChainStore
+from foothold.collector.chain import ALERTS_CHAIN_SUFFIX, ChainingExporter, ChainStore, Mirror, load_chain_key
 from foothold.collector.config import Endpoint, Settings
 from foothold.collector.exporter import ClickHouseExporter
 from foothold.collector.metrics import Metrics, TimedExporter
 from foothold.collector.pipeline import Exporter, Pipeline, Processor, open_spool
 from foothold.collector.query_api import query_api_app
+from foothold.collector.query_door import QueryDoor
 from foothold.collector.receivers.grpc import GrpcReceiver
 from foothold.collector.receivers.http import otlp_http_app
 from foothold.collector.schema.ddl import COLLECTOR_METRICS
 from foothold.collector.serving import raise_descriptor_limit, uvicorn_config
-from foothold.collector.store import Store, StoreError, open_store
+from foothold.collector.store import Store, StoreError, chdb_path, open_store
 from foothold.collector.verify import VerifyReport, verify
 
 log = logging.getLogger("foothold.collector")
@@ -115,6 +117,7 @@ class Collector:
         self.metrics = Metrics()
         self.auth = Authenticator(settings.auth)
         self.chain: ChainStore | None = None
+        self.alert_chain: ChainStore | None = None
         self._exporter_factory = self._wrap_exporter(exporter_factory)
         self._metrics_loop: asyncio.Task | None = None
         self._metrics_client = None
@@ -129,7 +132,8 @@ class Collector:
         self._alert_loop: asyncio.Task | None = None
         self._servers: list[tuple[_EmbeddedServer, asyncio.Task]] = []
         self._store_task: asyncio.Task | None = None
-        self._query_client = _DeferredClient()
+        self._query_client = _DeferredClient()  # holds why the store is unreachable, for the query door
+        self.query_door: QueryDoor | None = None
         self.ports: dict[str, int] = {}
 
     async def start(self) -> None:
@@ -170,10 +174,11 @@ class Collector:
             app = otlp_http_app(self.pipeline, s.receivers.http, auth=self.auth, metrics=self.metrics)
             self._serve("otlp_http", app, s.receivers.http.address)
         if s.query_api.enabled:
+            self.query_door = self._open_query_door()
             app = query_api_app(
-                self._query_client,
+                self.query_door,
                 self.pipeline,
-                s.query_api.max_rows,
+                s.query_api,
                 self.evaluate_alerts if s.alerts.enabled else None,
                 auth=self.auth,
                 metrics=self.metrics,
@@ -210,7 +215,7 @@ class Collector:
         self.store = store
         self._query_client.client = store.client()
         if s.alerts.enabled:
-            self.alerts = build_evaluator(s.alerts, store.client())
+            self.alerts = build_evaluator(s.alerts, store.client(), chain=self.alert_chain)
             self._alert_loop = asyncio.create_task(self._evaluate_periodically(s.alerts.interval_seconds))
         if s.metrics.enabled:
             self._metrics_client = store.client()
@@ -219,6 +224,33 @@ class Collector:
         self.pipeline.attach_exporter(exporter)
         first_attempt.set()
         log.info("store %s reachable: exporting", s.store_dsn)
+
+    def _open_query_door(self) -> QueryDoor:
+        """The query API's connections, opened on first use: the store's, or a read-only server user's
+        (query_api.store_dsn). Until the store is reachable each query is told why."""
+        s = self.settings
+
+        def connected_store() -> Store:
+            if self.store is None:
+                raise StoreError(
+                    f"the store is unreachable ({self._query_client.reason}); spans are spooled until it is back"
+                )
+            return self.store
+
+        def open_client() -> Client:
+            if s.query_api.store_dsn is None:
+                return connected_store().client()
+            import clickhouse_connect
+
+            try:
+                return clickhouse_connect.get_client(dsn=s.query_api.store_dsn, database=s.store.database)
+            except Exception as exc:
+                raise StoreError(f"query_api.store_dsn: cannot connect ({exc})") from exc
+
+        def open_admin() -> Client:
+            return connected_store().client()
+
+        return QueryDoor(open_client, open_admin, s.store.database, s.query_api, chdb_path(s.store_dsn) is not None)
 
     def evaluate_alerts(self) -> EvaluationReport:
         """One pass of the alert rules over everything accepted so far (blocking: call off the loop)."""
@@ -244,8 +276,11 @@ class Collector:
         def build(store: Store) -> Exporter:
             exporter = factory(store)
             if self.settings.chain.enabled:
-                chain = self.settings.chain
-                self.chain = ChainStore(store, chain.name, chain.mirror_file, self.metrics)
+                s = self.settings
+                key = load_chain_key(s.chain_key_path, create=True)
+                mirror = Mirror(s.chain_mirror_path, self.metrics) if s.chain_mirror_path else None
+                self.chain = ChainStore(store, s.chain.name, key, mirror, self.metrics)
+                self.alert_chain = ChainStore(store, s.chain.name + ALERTS_CHAIN_SUFFIX, key, mirror, self.metrics)
                 exporter = ChainingExporter(exporter, self.chain)
             return TimedExporter(exporter, self.metrics)
 
@@ -278,11 +313,14 @@ class Collector:
         self.pipeline.flush(60.0)
         with self._verify_lock:
             client = self.store.client()
-            with self.chain.lock:
+            s = self.settings
+            with self.chain.lock, self.alert_chain.lock:
                 return verify(
                     lambda sql: client.query(sql, settings={"readonly": 1}).result_rows,
-                    self.settings.chain.mirror_file,
-                    self.settings.chain.other_writers,
+                    load_chain_key(s.chain_key_path),
+                    s.chain_mirror_path,
+                    s.chain.other_writers,
+                    local_chains=(s.chain.name,),
                 )
 
     def record_metrics(self) -> int:
@@ -357,6 +395,8 @@ class Collector:
         for server, task in self._servers:
             server.should_exit = True
         await asyncio.gather(*(task for _, task in self._servers), return_exceptions=True)
+        if self.query_door is not None:
+            await asyncio.to_thread(self.query_door.close)
         # without a store there is nothing to wait for: what is queued stays in the spool for the next start
         wait = 30.0 if self.store else 0.5
         lost = await asyncio.to_thread(self.pipeline.close, wait) if self.pipeline else 0

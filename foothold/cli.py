@@ -9,18 +9,15 @@ from __future__ import annotations
 import logging
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import orjson
 import typer
-from rich.console import Console
 from rich.markup import escape
-from rich.table import Table
-from rich.text import Text
+
+from foothold.render import console, emit, err, print_table
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="Tool-call observability and audit for AI agents.")
-console = Console()
-err = Console(stderr=True, soft_wrap=True)  # error messages stay whole lines when piped
 
 
 class SqlFormat(StrEnum):
@@ -72,21 +69,6 @@ def load(config_path: Path | None):
         raise fail(str(exc)) from None
 
 
-def print_table(columns: list[str], rows: list[list[Any]], title: str | None = None) -> None:
-    table = Table(title=title, header_style="bold", show_lines=False)
-    for column in columns:
-        table.add_column(column, overflow="fold")
-    for row in rows:
-        table.add_row(*(Text(_cell(value)) for value in row))  # plain text: paths and arguments are not markup
-    console.print(table)
-
-
-def _cell(value: Any) -> str:
-    if isinstance(value, (dict, list)):
-        return orjson.dumps(value, default=str).decode()
-    return "" if value is None else str(value)
-
-
 @app.command()
 def collect(config: ConfigOption = None) -> None:
     """Run the collector: OTLP/gRPC and OTLP/HTTP in, ClickHouse out, plus the query API."""
@@ -123,7 +105,7 @@ def sql(
         raise fail(str(exc)) from None
     if output is SqlFormat.json:
         records = [dict(zip(result.columns, row, strict=False)) for row in result.rows]
-        typer.echo(orjson.dumps(records, default=str, option=orjson.OPT_INDENT_2).decode())
+        emit(orjson.dumps(records, default=str, option=orjson.OPT_INDENT_2).decode())
     else:
         print_table(result.columns, result.rows)
 
@@ -203,11 +185,7 @@ def timeline(
 
 
 def _emit(document: str, out: Path | None) -> None:
-    if out is None:
-        typer.echo(document)
-    else:
-        out.write_text(document, encoding="utf-8")
-        err.print(f"wrote {out}")
+    emit(document, out)
 
 
 def _since(value: str | None):
@@ -350,11 +328,13 @@ def _evaluate(settings) -> None:
             err.print(f"evaluated in the running collector: {len(report['raised'])} new alert(s)")
             return
     from foothold.collector.alerting import build_evaluator
+    from foothold.collector.chain import open_alert_chain
     from foothold.collector.store import open_store
 
     store = open_store(settings.store_dsn, settings.store.database, settings.store.cluster)
     try:
-        report = build_evaluator(settings.alerts, store.client()).evaluate()
+        chain = open_alert_chain(settings, store)
+        report = build_evaluator(settings.alerts, store.client(), chain=chain).evaluate()
     finally:
         store.close()
     for rule_id, problem in report.failed_rules.items():
@@ -392,10 +372,11 @@ def verify(
     config: ConfigOption = None,
     output: Annotated[VerifyFormat, typer.Option("--format", "-f", help="text or json")] = VerifyFormat.text,
     mirror: Annotated[
-        Path | None, typer.Option(help="chain mirror file to compare (default: chain.mirror_file)")
+        Path | None,
+        typer.Option(help="chain mirror file to compare (default: chain.mirror_file, data_dir/chain-mirror.jsonl)"),
     ] = None,
 ) -> None:
-    """Check the export hash chain against otel_traces: deleted, altered or inserted rows (exit 1 on any)."""
+    """Check the keyed chain against the store and its mirror: deleted, altered or inserted rows (exit 1 on any)."""
     settings = load(config)
     from foothold.collector.access import ApiReader
     from foothold.collector.verify import VerifyReport
@@ -409,12 +390,16 @@ def verify(
                         "--mirror is read by the collector from its chain.mirror_file while it runs; stop it to pass another file"
                     )
                 return VerifyReport.from_dict(reader.verify()), reader.via
-            mirror_file = mirror or settings.chain.mirror_file
-            return verify_store(reader.rows, mirror_file, settings.chain.other_writers), reader.via
+            from foothold.collector.chain import load_chain_key
+
+            key = load_chain_key(settings.chain_key_path)
+            mirror_file = mirror or settings.chain_mirror_path
+            chains = (settings.chain.name,)
+            return verify_store(reader.rows, key, mirror_file, settings.chain.other_writers, chains), reader.via
 
     report, via = _query_or_fail(run)
     if output is VerifyFormat.json:
-        typer.echo(orjson.dumps(report.to_dict(), option=orjson.OPT_INDENT_2).decode())
+        emit(orjson.dumps(report.to_dict(), option=orjson.OPT_INDENT_2).decode())
     else:
         chains = ", ".join(f"{name} (links 1-{last})" for name, last in report.chains.items()) or "none"
         err.print(f"verified {report.rows} row(s) against {report.links} chain link(s) via {via}; chains: {chains}")

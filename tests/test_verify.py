@@ -16,6 +16,8 @@ from foothold.collector.chain import ChainStore
 from foothold.collector.service import CollectorThread
 from tests.conftest import make_settings, rows
 
+KEY = bytes(range(32))
+
 
 def _request(prefix: str, spans: int) -> bytes:
     """Spans that exercise the exact round trip: ns times, unordered maps, unicode, events and links."""
@@ -228,7 +230,7 @@ def test_a_batch_replayed_after_a_crash_is_no_deleted_row(chdb_dsn, database):
         batch = to_batch([ExportTraceServiceRequest.FromString(_request("replayed", 3))])
         batch.dedup_token = "foothold-spool:test:7-8"
         for _ in range(2):  # the first run, then the restarted collector's replay of the same spool range
-            ChainingExporter(ClickHouseExporter(store), ChainStore(store, "collector-a")).export(batch)
+            ChainingExporter(ClickHouseExporter(store), ChainStore(store, "collector-a", KEY)).export(batch)
         client, db = store.client(), store.database
         assert client.query(f"SELECT count() FROM {db}.otel_traces").result_rows == [(3,)]
         assert client.query(f"SELECT Sequence FROM {db}.export_chain ORDER BY Sequence").result_rows == [(1,), (2,)]
@@ -236,11 +238,11 @@ def test_a_batch_replayed_after_a_crash_is_no_deleted_row(chdb_dsn, database):
         def query(sql: str) -> list:  # as the collector's /v1/verify runs it: unqualified, in the store's database
             return client.query(sql).result_rows
 
-        assert verify(query).findings == []
+        assert verify(query, KEY).findings == []
         client.command(
             f"ALTER TABLE {db}.otel_traces DELETE WHERE SpanName = 'replayed-1 é✓' SETTINGS mutations_sync = 1"
         )
-        found = verify(query).findings
+        found = verify(query, KEY).findings
         assert {(f.kind, f.sequence) for f in found} == {("deleted", 1), ("deleted", 2)}
     finally:
         store.close()
