@@ -303,7 +303,7 @@ FROM (
            sum(toUInt32(HumanCheckpoint)) OVER (PARTITION BY SessionId ORDER BY Timestamp, SpanId
                ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS Run
     FROM tool_calls
-    WHERE SessionId IN (SELECT SessionId FROM tool_calls WHERE $__timeFilter(Timestamp)) AND {scope()}
+    WHERE SessionId GLOBAL IN (SELECT SessionId FROM tool_calls WHERE $__timeFilter(Timestamp)) AND {scope()}
 )
 GROUP BY SessionId, Run"""
 
