@@ -25,6 +25,8 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from foothold.collector.schema.retention import Retention
+
 MiB = 1024 * 1024
 
 
@@ -174,6 +176,11 @@ class StoreConfig(_Section):
     startup_wait_seconds: float = Field(
         30.0, ge=0, description="start waits this long for the store (and its DDL), then runs degraded and retries"
     )
+    replicated: bool = Field(
+        True,
+        description="cluster tables are Replicated* with ON CLUSTER DDL (needs Keeper); false: a sharded cluster "
+        "without replication, the DDL applied on each node",
+    )
 
     @field_validator("dsn")
     @classmethod
@@ -184,6 +191,29 @@ class StoreConfig(_Section):
             # checked here, not at connect: the collector retries an unreachable store, never a wrong setting
             raise ValueError("a chDB DSN needs an absolute path: chdb:///abs/path")
         return value
+
+
+class RetentionConfig(_Section):
+    """Days to keep per kind of row (0 keeps forever), applied as table TTLs on every start."""
+
+    spans_days: int = Field(90, ge=0, description="otel_traces and its trace-id lookup")
+    tool_calls_days: int = Field(365, ge=0, description="tool_calls (the timelines and credential rules read it)")
+    artifacts_days: int = Field(365, ge=0, description="artifacts (what a session left behind)")
+    alerts_days: int = Field(730, ge=0, description="alerts and alert_deliveries: kept longer than raw spans")
+    metrics_days: int = Field(30, ge=0, description="collector_metrics self-telemetry")
+    chain_days: int = Field(730, ge=0, description="export_chain (tamper evidence): kept longer than raw spans")
+    max_store_bytes: int = Field(
+        0,
+        ge=0,
+        description="embedded (chDB) store only: past this size the oldest raw partitions (spans first) are "
+        "dropped; 0 means no bound",
+    )
+    check_interval_seconds: float = Field(300.0, gt=0, description="how often the max_store_bytes bound is checked")
+
+    def policy(self) -> Retention:
+        from foothold.collector.schema.retention import CLASSES
+
+        return Retention({c: getattr(self, f"{c}_days") for c in CLASSES}, self.max_store_bytes)
 
 
 class QueryApiConfig(_Listener):
@@ -349,6 +379,7 @@ class Settings(BaseSettings):
     tls: TlsConfig = TlsConfig()
     chain: ChainConfig = ChainConfig()
     metrics: MetricsConfig = MetricsConfig()
+    retention: RetentionConfig = RetentionConfig()
 
     @field_validator("auth")
     @classmethod
