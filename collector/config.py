@@ -194,14 +194,19 @@ class StoreConfig(_Section):
 
 
 class RetentionConfig(_Section):
-    """Days to keep per kind of row (0 keeps forever), applied as table TTLs on every start."""
+    """Days to keep per kind of row (0 keeps forever), applied as table TTLs on every start.
 
-    spans_days: int = Field(90, ge=0, description="otel_traces and its trace-id lookup")
-    tool_calls_days: int = Field(365, ge=0, description="tool_calls (the timelines and credential rules read it)")
-    artifacts_days: int = Field(365, ge=0, description="artifacts (what a session left behind)")
-    alerts_days: int = Field(730, ge=0, description="alerts and alert_deliveries: kept longer than raw spans")
-    metrics_days: int = Field(30, ge=0, description="collector_metrics self-telemetry")
-    chain_days: int = Field(730, ge=0, description="export_chain (tamper evidence): kept longer than raw spans")
+    Off by default: a TTL counts from the span's own timestamp, which the sender sets, so a span stamped
+    1970 (a missing start time, or a sender hiding its tracks) would expire on arrival. compose/ sets the
+    recommended values; see docs/deployment.md.
+    """
+
+    spans_days: int = Field(0, ge=0, description="otel_traces and its trace-id lookup (recommended 90)")
+    tool_calls_days: int = Field(0, ge=0, description="tool_calls, read by timelines and credential rules (365)")
+    artifacts_days: int = Field(0, ge=0, description="artifacts, what a session left behind (365)")
+    alerts_days: int = Field(0, ge=0, description="alerts and alert_deliveries, kept longer than spans (730)")
+    metrics_days: int = Field(0, ge=0, description="collector_metrics self-telemetry (30)")
+    chain_days: int = Field(0, ge=0, description="export_chain tamper evidence, kept longer than spans (730)")
     max_store_bytes: int = Field(
         0,
         ge=0,

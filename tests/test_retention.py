@@ -151,10 +151,29 @@ def test_no_bound_no_drop(chdb_dsn, db):
 
 def test_schema_command_prints_the_configured_ttls(tmp_path):
     config = tmp_path / "foothold.yaml"
-    config.write_text("retention:\n  spans_days: 10\n  alerts_days: 0\n", encoding="utf-8")
+    config.write_text("retention:\n  spans_days: 10\n  tool_calls_days: 30\n", encoding="utf-8")
     result = CliRunner().invoke(app, ["schema", "--config", str(config)])
     assert result.exit_code == 0, result.output
     assert "ALTER TABLE foothold.otel_traces MODIFY TTL toDateTime(Timestamp) + toIntervalDay(10);" in result.output
     assert "ALTER TABLE foothold.alerts " not in result.output  # 0 keeps forever: no TTL statement
     clustered = CliRunner().invoke(app, ["schema", "--cluster", "c1", "--config", str(config)])
     assert "ALTER TABLE foothold.tool_calls_local ON CLUSTER 'c1' MODIFY TTL" in clustered.output
+
+
+def test_by_default_nothing_expires_not_even_a_span_stamped_1970(chdb_dsn, db):
+    """Retention is opt-in: a TTL counts from the sender's timestamp, so with one a 1970 span would vanish."""
+    from foothold.collector.config import RetentionConfig
+
+    store = open_store(chdb_dsn, db, retention=RetentionConfig().policy())
+    client = store.client()
+    try:
+        assert set(ttl_of(client, db).values()) == {""}
+        client.insert(
+            "otel_traces",
+            [[datetime(1970, 1, 1, tzinfo=UTC), "t", "s", {}]],
+            ["Timestamp", "TraceId", "SpanId", "SpanAttributes"],
+        )
+        client.command("OPTIMIZE TABLE otel_traces FINAL")
+        assert client.query("SELECT count() FROM otel_traces").result_rows == [(1,)]
+    finally:
+        store.close()
