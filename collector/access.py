@@ -137,7 +137,9 @@ class ApiReader:
 class DirectReader:
     def __init__(self, settings: Settings) -> None:
         self.via = f"store {settings.store_dsn}"
-        self._store = open_store(settings.store_dsn, settings.store.database, settings.store.cluster)
+        self._store = open_store(
+            settings.store_dsn, settings.store.database, settings.store.cluster, replicated=settings.store.replicated
+        )
         self._client = self._store.client()
         self._settings = settings
         self._session: ReadSession | None = None

@@ -230,7 +230,8 @@ class AlertEvaluator:
     def _deliver(self, sink: Sink) -> int:
         pending = self._client.query(
             f"SELECT {', '.join(ALERT_COLUMNS)} FROM {ALERTS} FINAL "
-            f"WHERE (RuleId, FindingKey) NOT IN (SELECT RuleId, FindingKey FROM {ALERT_DELIVERIES} WHERE Sink = {{sink:String}}) "
+            f"WHERE (RuleId, FindingKey) GLOBAL NOT IN "
+            f"(SELECT RuleId, FindingKey FROM {ALERT_DELIVERIES} WHERE Sink = {{sink:String}}) "
             f"ORDER BY RaisedAt, RuleId, FindingKey",
             parameters={"sink": sink.name},
         ).result_rows

@@ -25,6 +25,8 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from foothold.collector.schema.retention import Retention
+
 MiB = 1024 * 1024
 
 
@@ -174,6 +176,11 @@ class StoreConfig(_Section):
     startup_wait_seconds: float = Field(
         30.0, ge=0, description="start waits this long for the store (and its DDL), then runs degraded and retries"
     )
+    replicated: bool = Field(
+        True,
+        description="cluster tables are Replicated* with ON CLUSTER DDL (needs Keeper); false: a sharded cluster "
+        "without replication, the DDL applied on each node",
+    )
 
     @field_validator("dsn")
     @classmethod
@@ -184,6 +191,34 @@ class StoreConfig(_Section):
             # checked here, not at connect: the collector retries an unreachable store, never a wrong setting
             raise ValueError("a chDB DSN needs an absolute path: chdb:///abs/path")
         return value
+
+
+class RetentionConfig(_Section):
+    """Days to keep per kind of row (0 keeps forever), applied as table TTLs on every start.
+
+    Off by default: a TTL counts from the span's own timestamp, which the sender sets, so a span stamped
+    1970 (a missing start time, or a sender hiding its tracks) would expire on arrival. compose/ sets the
+    recommended values; see docs/deployment.md.
+    """
+
+    spans_days: int = Field(0, ge=0, description="otel_traces and its trace-id lookup (recommended 90)")
+    tool_calls_days: int = Field(0, ge=0, description="tool_calls, read by timelines and credential rules (365)")
+    artifacts_days: int = Field(0, ge=0, description="artifacts, what a session left behind (365)")
+    alerts_days: int = Field(0, ge=0, description="alerts and alert_deliveries, kept longer than spans (730)")
+    metrics_days: int = Field(0, ge=0, description="collector_metrics self-telemetry (30)")
+    chain_days: int = Field(0, ge=0, description="export_chain tamper evidence, kept longer than spans (730)")
+    max_store_bytes: int = Field(
+        0,
+        ge=0,
+        description="embedded (chDB) store only: past this size the oldest raw partitions (spans first) are "
+        "dropped; 0 means no bound",
+    )
+    check_interval_seconds: float = Field(300.0, gt=0, description="how often the max_store_bytes bound is checked")
+
+    def policy(self) -> Retention:
+        from foothold.collector.schema.retention import CLASSES
+
+        return Retention({c: getattr(self, f"{c}_days") for c in CLASSES}, self.max_store_bytes)
 
 
 class QueryApiConfig(_Listener):
@@ -375,6 +410,7 @@ class Settings(BaseSettings):
     tls: TlsConfig = TlsConfig()
     chain: ChainConfig = ChainConfig()
     metrics: MetricsConfig = MetricsConfig()
+    retention: RetentionConfig = RetentionConfig()
 
     @field_validator("auth")
     @classmethod

@@ -34,7 +34,7 @@ SELECT PersistenceTarget, PersistenceKind, Technique, SessionId, ToolName, Evide
 FROM tool_calls FINAL
 WHERE PersistenceKind != '' AND ({sessions:Array(String)} = [] OR has({sessions:Array(String)}, SessionId))
   AND Timestamp >= {since:DateTime64(3)}
-  AND SpanId NOT IN (SELECT ToolSpanId FROM artifacts FINAL WHERE PersistenceKind != '')
+  AND SpanId GLOBAL NOT IN (SELECT ToolSpanId FROM artifacts FINAL WHERE PersistenceKind != '')
 ORDER BY Timestamp
 """
 

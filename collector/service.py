@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import signal
@@ -120,6 +121,7 @@ class Collector:
         self.alert_chain: ChainStore | None = None
         self._exporter_factory = self._wrap_exporter(exporter_factory)
         self._metrics_loop: asyncio.Task | None = None
+        self._retention_loop: asyncio.Task | None = None
         self._metrics_client = None
         self._metrics_lock = threading.Lock()
         self.metrics_recorded = threading.Event()  # set after each write to collector_metrics (tests wait on it)
@@ -200,7 +202,15 @@ class Collector:
             store = None
             try:
                 store = await asyncio.to_thread(
-                    open_store, s.store_dsn, s.store.database, s.store.cluster, insert=s.store.insert
+                    functools.partial(
+                        open_store,
+                        s.store_dsn,
+                        s.store.database,
+                        s.store.cluster,
+                        insert=s.store.insert,
+                        replicated=s.store.replicated,
+                        retention=s.retention.policy(),
+                    )
                 )
                 exporter = self._exporter_factory(store)
                 break
@@ -220,6 +230,10 @@ class Collector:
         if s.metrics.enabled:
             self._metrics_client = store.client()
             self._metrics_loop = asyncio.create_task(self._record_metrics_periodically(s.metrics.interval_seconds))
+        if s.retention.max_store_bytes:
+            self._retention_loop = asyncio.create_task(
+                self._bound_store_periodically(s.retention.check_interval_seconds)
+            )
         self.pipeline.stats.store_up, self.pipeline.stats.store_error = 1, ""
         self.pipeline.attach_exporter(exporter)
         first_attempt.set()
@@ -336,6 +350,21 @@ class Collector:
         self.metrics_recorded.set()
         return len(rows)
 
+    async def _bound_store_periodically(self, interval: float) -> None:
+        """The embedded store's disk bound (retention.max_store_bytes), checked off the event loop."""
+        while True:
+            try:
+                for dropped in await asyncio.to_thread(self.store.enforce_disk_bound):
+                    log.warning(
+                        "store over retention.max_store_bytes: dropped partition %s of %s (%d bytes)",
+                        dropped.partition,
+                        dropped.table,
+                        dropped.bytes,
+                    )
+            except Exception:  # the next check may succeed
+                log.exception("enforcing retention.max_store_bytes failed")
+            await asyncio.sleep(interval)
+
     async def _record_metrics_periodically(self, interval: float) -> None:
         while True:
             await asyncio.sleep(interval)
@@ -386,7 +415,7 @@ class Collector:
 
     async def stop(self) -> int:
         """Graceful: stop receiving, flush what was accepted, close the store. Returns spans lost."""
-        for task in (self._store_task, self._alert_loop, self._metrics_loop):
+        for task in (self._store_task, self._alert_loop, self._metrics_loop, self._retention_loop):
             if task:
                 task.cancel()
                 await asyncio.gather(task, return_exceptions=True)

@@ -18,8 +18,9 @@ import clickhouse_connect
 from clickhouse_connect.driver.client import Client
 
 from foothold.collector.config import InsertConfig
-from foothold.collector.schema import migrations
+from foothold.collector.schema import migrations, retention
 from foothold.collector.schema.ddl import Topology
+from foothold.collector.schema.retention import Retention
 
 
 class StoreError(Exception):
@@ -96,6 +97,7 @@ class Store:
     dsn: str
     topology: Topology
     insert: InsertConfig = field(default_factory=InsertConfig)  # how the exporter inserts (docs/reliability.md)
+    retention: Retention | None = None  # None: leave TTLs as they are (a reader that does not own the config)
     _clients: list[Client] = field(default_factory=list)
     _closed: bool = False
 
@@ -117,12 +119,32 @@ class Store:
         return client
 
     def migrate(self) -> list[int]:
+        """Apply pending migrations, then bring the TTLs in line with the retention config."""
         client = self.client(in_database=False)  # the database may not exist yet
-        return migrations.migrate(
+        applied = migrations.migrate(
             client.command,
             lambda sql: {row[0] for row in client.query(sql).result_rows},
             self.topology,
         )
+        if self.retention is not None:
+            retention.apply(client.command, lambda sql: client.query(sql).result_rows, self.retention, self.topology)
+        return applied
+
+    def enforce_disk_bound(self) -> list[retention.DroppedPartition]:
+        """Embedded stores only: drop the oldest raw partitions past retention.max_store_bytes."""
+        if chdb_path(self.dsn) is None or self.retention is None or self.retention.max_store_bytes <= 0:
+            return []
+        client = self.client(in_database=False)
+        try:
+            return retention.enforce_disk_bound(
+                client.command,
+                lambda sql: client.query(sql).result_rows,
+                self.database,
+                self.retention.max_store_bytes,
+            )
+        finally:
+            client.close()
+            self._clients.remove(client)
 
     def close(self) -> None:
         if self._closed:
@@ -152,6 +174,8 @@ def open_store(
     *,
     migrate: bool = True,
     insert: InsertConfig | None = None,
+    replicated: bool = True,
+    retention: Retention | None = None,
 ) -> Store:
     """Open (and by default migrate) the store. Raises :class:`StoreError` with a fix in the message."""
     path = chdb_path(dsn)
@@ -159,7 +183,8 @@ def open_store(
         if not path.is_absolute():
             raise StoreError(f"chDB DSN needs an absolute path (chdb:///abs/path), got {dsn!r}")
         _OWNERSHIP.acquire(path)
-    store = Store(dsn=dsn, topology=Topology(database=database, cluster=cluster), insert=insert or InsertConfig())
+    topology = Topology(database=database, cluster=cluster, replicated=replicated)
+    store = Store(dsn=dsn, topology=topology, insert=insert or InsertConfig(), retention=retention)
     try:
         if migrate:
             store.migrate()

@@ -35,7 +35,8 @@ SELECT t.SessionId AS Session, any(t.AgentName) AS Agent, min(t.Timestamp) AS St
        count() AS Calls, countIf(t.Status = 'Error') AS Errors, countIf(t.PersistenceKind != '') AS DurableIntents,
        any(a.Raised) AS Alerts
 FROM tool_calls AS t FINAL
-LEFT JOIN (SELECT SessionId, count() AS Raised FROM alerts FINAL GROUP BY SessionId) AS a ON a.SessionId = t.SessionId
+GLOBAL LEFT JOIN (SELECT SessionId, count() AS Raised FROM alerts FINAL GROUP BY SessionId) AS a
+    ON a.SessionId = t.SessionId
 WHERE {filters}
 GROUP BY t.SessionId {having} ORDER BY Last DESC LIMIT {{limit:UInt32}}
 """
@@ -43,14 +44,15 @@ GROUP BY t.SessionId {having} ORDER BY Last DESC LIMIT {{limit:UInt32}}
 # Each filter picks sessions on its own (a session matches "agent X" and "tool Y" if any call is by X and
 # any call uses Y); the subqueries read SessionId, the tables' first sort key.
 _SESSION_FILTERS = {
-    "agent": "t.SessionId IN (SELECT SessionId FROM tool_calls WHERE AgentName = {agent:String})",
-    "tool": "t.SessionId IN (SELECT SessionId FROM tool_calls WHERE ToolName = {tool:String})",
-    "fingerprint": "t.SessionId IN (SELECT SessionId FROM tool_calls WHERE CredentialFingerprint = {fingerprint:String})",
-    "path": "(t.SessionId IN (SELECT SessionId FROM artifacts WHERE position(Path, {path:String}) > 0) "
-    "OR t.SessionId IN (SELECT SessionId FROM tool_calls WHERE position(PersistenceTarget, {path:String}) > 0 "
+    "agent": "t.SessionId GLOBAL IN (SELECT SessionId FROM tool_calls WHERE AgentName = {agent:String})",
+    "tool": "t.SessionId GLOBAL IN (SELECT SessionId FROM tool_calls WHERE ToolName = {tool:String})",
+    "fingerprint": "t.SessionId GLOBAL IN "
+    "(SELECT SessionId FROM tool_calls WHERE CredentialFingerprint = {fingerprint:String})",
+    "path": "(t.SessionId GLOBAL IN (SELECT SessionId FROM artifacts WHERE position(Path, {path:String}) > 0) "
+    "OR t.SessionId GLOBAL IN (SELECT SessionId FROM tool_calls WHERE position(PersistenceTarget, {path:String}) > 0 "
     "OR position(Arguments, {path:String}) > 0))",
-    "since": "t.SessionId IN (SELECT SessionId FROM tool_calls WHERE Timestamp >= {since:DateTime64(3)})",
-    "until": "t.SessionId IN (SELECT SessionId FROM tool_calls WHERE Timestamp <= {until:DateTime64(3)})",
+    "since": "t.SessionId GLOBAL IN (SELECT SessionId FROM tool_calls WHERE Timestamp >= {since:DateTime64(3)})",
+    "until": "t.SessionId GLOBAL IN (SELECT SessionId FROM tool_calls WHERE Timestamp <= {until:DateTime64(3)})",
 }
 
 

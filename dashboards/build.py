@@ -16,6 +16,7 @@ alert rule (evaluated server-side) would see them unexpanded.
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
@@ -24,6 +25,7 @@ from typing import Any
 
 import yaml
 
+from foothold.collector.schema import sql
 from foothold.detections.rules import AlertRule, load_alert_rules
 
 PLUGIN_TYPE = "grafana-clickhouse-datasource"
@@ -39,6 +41,15 @@ RULE_WINDOW_SECONDS = 3600
 TIMELINE_UID = "foothold-session-timeline"
 CONTACT_POINT = "foothold-webhook"
 WEBHOOK_URL_ENV = "FOOTHOLD_ALERT_WEBHOOK_URL"
+# Alert notifications leave Grafana, so their runbook links must be absolute: the base is Grafana's public
+# URL (its server.root_url), read when the files are generated; the checked-in files use the compose one.
+GRAFANA_URL_ENV = "FOOTHOLD_GRAFANA_URL"
+DEFAULT_GRAFANA_URL = "http://localhost:3000"
+
+
+def grafana_url() -> str:
+    return os.environ.get(GRAFANA_URL_ENV, DEFAULT_GRAFANA_URL).rstrip("/")
+
 
 # The ClickHouse plugin's query formats (sqlutil.FormatQueryOption): 0 time series, 1 table, 3 trace.
 TIME_SERIES, TABLE, TRACE = 0, 1, 3
@@ -104,6 +115,7 @@ class Panel:
     query: Query | None = None
     description: str = ""
     unit: str | None = None
+    column_units: tuple[tuple[str, str], ...] = ()  # (column, unit): a table's unit where it applies, not on counts
     width: int = 12
     height: int = 8
     links: tuple[Link, ...] = ()
@@ -120,6 +132,9 @@ class Panel:
                 "properties": [{"id": "links", "value": [{"title": link.title, "url": link.url}]}],
             }
             for link in self.links
+        ] + [
+            {"matcher": {"id": "byName", "options": column}, "properties": [{"id": "unit", "value": unit}]}
+            for column, unit in self.column_units
         ]
         panel: dict[str, Any] = {
             "id": panel_id,
@@ -231,14 +246,31 @@ class Dashboard:
 
 # --- shared SQL ----------------------------------------------------------------------------------------
 
-# `agent` and `session` have the custom All value '__all', which Grafana inserts as-is; otherwise it renders
-# ${agent:singlequote} as 'a','b'. Grafana interpolates the SQL before the plugin gets it.
+# `agent` and `session` have the custom All value __all, which Grafana inserts as-is (custom all values are
+# not formatted); otherwise ${agent:percentencode} renders the selection as %7Ba%2Cb%7D ({a,b}). Grafana
+# interpolates the SQL before the plugin gets it.
 ALL = "__all"
+
+
+def value_of(variable: str) -> str:
+    """A single-valued variable as a safe SQL string.
+
+    Grafana's quoting formats cannot protect a ClickHouse string literal: ``:sqlstring`` doubles ' but leaves
+    a backslash alone, and ClickHouse reads ``\\'`` as an escaped quote, so ``x\\' OR 1=1 --`` still closes
+    the literal. ``:percentencode`` (RFC 3986 strict: only A-Z a-z 0-9 - _ . ~ and %XX remain) cannot
+    contain a quote or a backslash, and decodeURLComponent gives the value back exactly.
+    """
+    return f"decodeURLComponent('${{{variable}:percentencode}}')"
+
+
+def values_of(variable: str) -> str:
+    """A multi-valued variable as an array of strings (percentencode renders several values as {a,b})."""
+    return f"splitByChar(',', trim(BOTH '{{}}' FROM {value_of(variable)}))"
 
 
 def any_of(variable: str, column: str) -> str:
     """``column`` is one of the variable's values, or anything when All is selected."""
-    return f"('{ALL}' IN (${{{variable}:singlequote}}) OR {column} IN (${{{variable}:singlequote}}))"
+    return f"(has({values_of(variable)}, '{ALL}') OR has({values_of(variable)}, {column}))"
 
 
 def scope(agent: str = "AgentName", session: str = "SessionId") -> str:
@@ -251,7 +283,7 @@ AGENT = Variable(
     "Agent",
     multi=True,
     include_all=True,
-    all_value=f"'{ALL}'",
+    all_value=ALL,
     sql="SELECT DISTINCT AgentName FROM tool_calls WHERE $__timeFilter(Timestamp) AND AgentName != '' ORDER BY AgentName",
 )
 # The selected agents' sessions in the time range, most recent first (re-queried when `agent` changes).
@@ -263,11 +295,11 @@ SELECT SessionId FROM tool_calls
 WHERE $__timeFilter(Timestamp) AND {any_of("agent", "AgentName")}
 GROUP BY SessionId ORDER BY max(Timestamp) DESC LIMIT 500""",
 )
-SESSION_OR_ALL = replace(SESSION, include_all=True, all_value=f"'{ALL}'")
+SESSION_OR_ALL = replace(SESSION, include_all=True, all_value=ALL)
 TRACE_ID = Variable(
     "trace_id",
     "Trace",
-    sql="SELECT TraceId FROM tool_calls WHERE SessionId = '${session}' GROUP BY TraceId ORDER BY min(Timestamp)",
+    sql=f"SELECT TraceId FROM tool_calls WHERE SessionId = {value_of('session')} GROUP BY TraceId ORDER BY min(Timestamp)",
 )
 
 
@@ -303,7 +335,7 @@ FROM (
            sum(toUInt32(HumanCheckpoint)) OVER (PARTITION BY SessionId ORDER BY Timestamp, SpanId
                ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS Run
     FROM tool_calls
-    WHERE SessionId IN (SELECT SessionId FROM tool_calls WHERE $__timeFilter(Timestamp)) AND {scope()}
+    WHERE SessionId GLOBAL IN (SELECT SessionId FROM tool_calls WHERE $__timeFilter(Timestamp)) AND {scope()}
 )
 GROUP BY SessionId, Run"""
 
@@ -390,7 +422,7 @@ SELECT ToolName, count() AS calls,
 {TOOL_CALLS_IN_RANGE}
 GROUP BY ToolName ORDER BY p95_ms DESC"""),
                 description="DurationNs is the span duration in nanoseconds.",
-                unit="ms",
+                column_units=tuple((c, "ms") for c in ("p50_ms", "p95_ms", "p99_ms", "max_ms")),
             ),
             Panel(
                 "p95 latency by tool",
@@ -607,7 +639,7 @@ GROUP BY time ORDER BY time"""),
 
 
 def session_timeline() -> Dashboard:
-    session = "SessionId = '${session}'"
+    session = f"SessionId = {value_of('session')}"
     return Dashboard(
         uid=TIMELINE_UID,
         title="Foothold / Session timeline",
@@ -663,15 +695,27 @@ ORDER BY RaisedAt"""),
                 "Trace",
                 "traces",
                 Query(
-                    """
-WITH '${trace_id}' AS trace_id,
+                    f"""
+WITH {value_of("trace_id")} AS trace_id,
      (SELECT min(Start) FROM otel_traces_trace_id_ts WHERE TraceId = trace_id) AS trace_start,
      (SELECT max(End) + 1 FROM otel_traces_trace_id_ts WHERE TraceId = trace_id) AS trace_end
 SELECT TraceId AS traceID, SpanId AS spanID, ParentSpanId AS parentSpanID, ServiceName AS serviceName,
        SpanName AS operationName, multiply(toUnixTimestamp64Nano(Timestamp), 0.000001) AS startTime,
        multiply(Duration, 0.000001) AS duration,
        arrayMap(key -> map('key', key, 'value', SpanAttributes[key]), mapKeys(SpanAttributes)) AS tags,
-       arrayMap(key -> map('key', key, 'value', ResourceAttributes[key]), mapKeys(ResourceAttributes)) AS serviceTags
+       arrayMap(key -> map('key', key, 'value', ResourceAttributes[key]), mapKeys(ResourceAttributes)) AS serviceTags,
+       multiIf(StatusCode IN ('Error', 'STATUS_CODE_ERROR'), 2, StatusCode IN ('Ok', 'STATUS_CODE_OK'), 1, 0) AS statusCode,
+       StatusMessage AS statusMessage, lower({sql.KIND}) AS kind,
+       ScopeName AS instrumentationLibraryName, ScopeVersion AS instrumentationLibraryVersion, TraceState AS traceState,
+       arrayMap((name, at, attributes) -> tuple(toUnixTimestamp64Milli(at),
+                    arrayConcat([map('key', 'event', 'value', name)],
+                                 arrayMap(key -> map('key', key, 'value', attributes[key]), mapKeys(attributes))))
+                    ::Tuple(timestamp Int64, fields Array(Map(String, String))),
+                Events.Name, Events.Timestamp, Events.Attributes) AS logs,
+       arrayMap((trace, span, attributes) -> tuple(trace, span,
+                    arrayMap(key -> map('key', key, 'value', attributes[key]), mapKeys(attributes)))
+                    ::Tuple(traceID String, spanID String, tags Array(Map(String, String))),
+                Links.TraceId, Links.SpanId, Links.Attributes) AS references
 FROM otel_traces
 WHERE TraceId = trace_id AND Timestamp >= trace_start AND Timestamp <= trace_end
 ORDER BY startTime""",
@@ -679,8 +723,9 @@ ORDER BY startTime""",
                 ),
                 width=24,
                 height=14,
-                description="The plugin's trace view (standard OTel columns, durations in ns converted to ms); "
-                "the trace's time window comes from otel_traces_trace_id_ts first.",
+                description="The plugin's trace view (standard OTel columns, durations in ns converted to ms): "
+                "status, kind, scope, span events (as logs) and links (as references); the trace's time window "
+                "comes from otel_traces_trace_id_ts first.",
             ),
         ),
     )
@@ -872,7 +917,7 @@ def alert_rule(rule: AlertRule) -> dict[str, Any]:
         "annotations": {
             "summary": f"{rule.title}: session {{{{ $labels.session_id }}}} (agent {{{{ $labels.agent_name }}}})",
             "description": rule.description,
-            "runbook_url": f"/d/{TIMELINE_UID}?var-session={{{{ $labels.session_id }}}}",
+            "runbook_url": f"{grafana_url()}/d/{TIMELINE_UID}?var-session={{{{ $labels.session_id }}}}",
         },
     }
 

@@ -331,7 +331,13 @@ def _evaluate(settings) -> None:
     from foothold.collector.chain import open_alert_chain
     from foothold.collector.store import open_store
 
-    store = open_store(settings.store_dsn, settings.store.database, settings.store.cluster)
+    store = open_store(
+        settings.store_dsn,
+        settings.store.database,
+        settings.store.cluster,
+        replicated=settings.store.replicated,
+        retention=settings.retention.policy(),
+    )
     try:
         chain = open_alert_chain(settings, store)
         report = build_evaluator(settings.alerts, store.client(), chain=chain).evaluate()
@@ -346,13 +352,15 @@ def _evaluate(settings) -> None:
 def schema(
     cluster: Annotated[str | None, typer.Option(help="render the cluster variant for this cluster name")] = None,
     database: Annotated[str, typer.Option(help="database name")] = "foothold",
+    config: ConfigOption = None,
 ) -> None:
-    """Print the schema DDL (single node, or a cluster with --cluster) for review or manual apply."""
-    _collector_modules()
+    """Print the schema DDL (single node, or a cluster with --cluster) and the configured TTLs, for review."""
+    settings = load(config)
     from foothold.collector.schema.ddl import Topology
     from foothold.collector.schema.migrations import render_all
 
-    for statement in render_all(Topology(database=database, cluster=cluster)):
+    topology = Topology(database=database, cluster=cluster, replicated=settings.store.replicated)
+    for statement in render_all(topology, settings.retention.policy()):
         typer.echo(statement + ";\n")
 
 

@@ -6,6 +6,7 @@ itself with its own database. Collectors listen on 127.0.0.1 with ports picked a
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -22,13 +23,40 @@ from foothold.collector.config import Settings, load_settings
 from foothold.collector.service import Collector, CollectorThread
 from foothold.collector.store import Store, open_store
 
+# A two-shard cluster whose shards are both this process (tests/test_cluster.py). Both replicas are
+# 127.0.0.1 on the engine's tcp_port with no default_database, which is what makes ClickHouse treat them
+# as local: queries take the real distributed planning path (Code 288 and all) without a server, and
+# every Distributed read sees each row twice (both shards read the same local table). Shard 2 takes no
+# writes (weight 0): both shards are the same table, and a batch split in two under one deduplication token
+# would otherwise have its second half dropped as a duplicate of the first (on a real cluster each shard
+# deduplicates in its own table).
+TEST_CLUSTER = "foothold_test_cluster"
+_CLUSTER_CONFIG = f"""<clickhouse>
+  <tcp_port>9000</tcp_port>
+  <remote_servers>
+    <{TEST_CLUSTER}>
+      <shard><weight>1</weight><replica><host>127.0.0.1</host><port>9000</port></replica></shard>
+      <shard><weight>0</weight><replica><host>127.0.0.1</host><port>9000</port></replica></shard>
+    </{TEST_CLUSTER}>
+  </remote_servers>
+</clickhouse>
+"""
+
 
 @pytest.fixture(scope="session")
 def chdb_dsn(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    dsn = f"chdb://{tmp_path_factory.mktemp('chdb') / 'store'}"
+    import chdb
+
+    base = Path(os.path.realpath(tmp_path_factory.mktemp("chdb")))
+    config = base / "cluster.xml"
+    config.write_text(_CLUSTER_CONFIG, encoding="utf-8")
+    # chDB has one engine per process and the first handle configures it: open it with the cluster.
+    engine = chdb.connect(f"{base / 'store'}?config-file={config}")
+    dsn = f"chdb://{base / 'store'}"
     keeper = open_store(dsn, "foothold_keeper")  # keeps the engine up for the whole session
     yield dsn
     keeper.close()
+    engine.close()
 
 
 @pytest.fixture

@@ -142,7 +142,7 @@ def test_collector_config_loads_and_points_at_the_clickhouse_service(config, com
 def test_cluster_xml_matches_the_services():
     cluster_dir = ROOT / "compose" / "cluster"
     compose = load(cluster_dir / "docker-compose.yml")
-    nodes = sorted(n for n in compose["services"] if n.startswith("ch-"))
+    nodes = sorted(n for n in compose["services"] if n.startswith("ch-s"))
     assert nodes == ["ch-s1r1", "ch-s1r2", "ch-s2r1", "ch-s2r2"]
     servers = ET.parse(cluster_dir / "clickhouse" / "remote_servers.xml").getroot()
     shards = servers.findall("./remote_servers/foothold/shard")
@@ -182,3 +182,83 @@ def test_dockerfile_installs_the_collector_extra_and_runs_collect():
     ]
     copied = {s for line in re.findall(r"^COPY (.+) \S+$", dockerfile, flags=re.M) for s in line.split()}
     assert set(package_dirs.values()) <= copied, "the image must contain every package folder"
+
+
+# --- Grafana cannot be turned against the store ---------------------------------------------------------
+
+READER_XML = ROOT / "compose" / "clickhouse" / "users.d" / "foothold-reader.xml"
+
+
+def test_the_reader_user_can_only_select_from_the_foothold_database():
+    root = ET.parse(READER_XML).getroot()
+    (user,) = root.findall("./users/*")
+    assert user.tag == "foothold_reader" and user.find("password").get("from_env") == "CLICKHOUSE_READER_PASSWORD"
+    assert [q.text for q in user.findall("./grants/query")] == ["GRANT SELECT ON foothold.*"]
+    assert user.findtext("access_management") == "0"
+    profile = root.find(f"./profiles/{user.findtext('profile')}")
+    assert profile.findtext("readonly") in ("1", "2")  # no writes, no DDL whatever the grants
+
+
+@pytest.mark.parametrize("path", COMPOSE_FILES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_grafana_logs_in_as_the_reader_and_every_server_knows_it(path):
+    compose = load(path)
+    grafana = compose["services"]["grafana"]["environment"]
+    assert grafana["FOOTHOLD_CLICKHOUSE_USER"] == "foothold_reader"
+    assert grafana["FOOTHOLD_CLICKHOUSE_PASSWORD"].startswith("${CLICKHOUSE_READER_PASSWORD")
+    assert "foothold_reader" not in compose["services"]["collector"]["environment"]["FOOTHOLD_STORE__DSN"]
+    servers = [n for n, s in compose["services"].items() if "clickhouse-server" in s.get("image", "")]
+    assert servers
+    for name in servers:
+        service = compose["services"][name]
+        mounts = {v.split(":")[1]: (path.parent / v.split(":")[0]).resolve() for v in service["volumes"]}
+        assert mounts["/etc/clickhouse-server/users.d/foothold-reader.xml"] == READER_XML, name
+        assert "CLICKHOUSE_READER_PASSWORD" in service["environment"], name
+
+
+def test_one_folder_holds_the_dashboards_and_the_alert_rules():
+    """Alert-rule files name their folder by title and are provisioned first; the dashboards must join it."""
+    from foothold.dashboards import build
+
+    (provider,) = load(ROOT / "compose" / "grafana" / "provisioning" / "dashboards" / "foothold.yaml")["providers"]
+    alerting = load(build.ALERTING_DIR / "foothold-alerts.yaml")
+    assert {g["folder"] for g in alerting["groups"]} == {provider["folder"]} == {build.FOLDER_TITLE}
+    assert "folderUid" not in provider  # a uid the rules' folder cannot have would make a second folder
+
+
+@pytest.mark.parametrize("path", COMPOSE_FILES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_versions_are_current_and_consistent(path):
+    """The pins checked on 2026-12-02 (docs/deployment.md says how); server and keeper move together."""
+    images = {
+        s["image"].split(":")[0]: s["image"].split(":")[1] for s in load(path)["services"].values() if "image" in s
+    }
+    assert images["grafana/grafana"] == "13.2.3" and images["clickhouse/clickhouse-server"] == "26.8.19.9"
+    if "clickhouse/clickhouse-keeper" in images:
+        assert images["clickhouse/clickhouse-keeper"] == images["clickhouse/clickhouse-server"]
+    plugin = load(path)["services"]["grafana"]["environment"]["GF_PLUGINS_PREINSTALL_SYNC"]
+    assert plugin == "grafana-clickhouse-datasource@4.14.0"
+
+
+def test_the_build_context_leaves_out_venvs_and_history_but_keeps_what_the_image_copies():
+    patterns = [
+        line.strip().rstrip("/")
+        for line in (ROOT / ".dockerignore").read_text(encoding="utf-8").splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
+    for excluded in (".venv", ".git", "**/__pycache__", ".env"):
+        assert excluded in patterns
+    dockerfile = (ROOT / "compose" / "Dockerfile").read_text(encoding="utf-8")
+    copied = {s for line in re.findall(r"^COPY (.+) \S+$", dockerfile, flags=re.M) for s in line.split()}
+    assert not copied & set(patterns), "the Dockerfile copies something .dockerignore leaves out"
+
+
+def test_the_cluster_collector_and_grafana_reach_every_node_through_the_balancer():
+    cluster_dir = ROOT / "compose" / "cluster"
+    compose = load(cluster_dir / "docker-compose.yml")
+    nodes = sorted(n for n in compose["services"] if n.startswith("ch-s"))
+    assert re.search(r"@ch-lb:8123$", compose["services"]["collector"]["environment"]["FOOTHOLD_STORE__DSN"])
+    assert compose["services"]["grafana"]["environment"]["FOOTHOLD_CLICKHOUSE_HOST"] == "ch-lb"
+    config = (cluster_dir / "haproxy.cfg").read_text(encoding="utf-8")
+    servers = re.findall(r"^\s*server (\S+) (\S+):8123 check", config, flags=re.M)
+    assert sorted(name for name, _ in servers) == nodes and all(name == host for name, host in servers)
+    assert "option httpchk GET /ping" in config
+    assert set(compose["services"]["ch-lb"]["depends_on"]) == set(nodes)

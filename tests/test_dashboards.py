@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+from urllib.parse import quote
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -29,6 +30,10 @@ CONTACT_POINTS = yaml.safe_load((build.ALERTING_DIR / "contact-points.yaml").rea
 PIPELINE_PANEL = "(collector_metrics)"
 SELECTED_ALL = "$__all"  # a variable's value when All is selected
 TIMELINE, TIMELINE_SESSION = "session-timeline", "injected"
+
+# Session ids that try to break out of a SQL string literal: quote-doubling (sqlstring) alone does not stop
+# the backslash ones, since ClickHouse reads \\' as an escaped quote.
+HOSTILE_SESSIONS = ("x' OR '1'='1", "x\\' OR 1=1 --", "x\\", "{a,b}%27")
 
 # Panels that may legitimately be empty on the demo data (none besides the pipeline-metric panels).
 MAY_BE_EMPTY: set[str] = set()
@@ -77,6 +82,10 @@ def seed(tracer) -> None:
 
     credential_sessions(tracer)
 
+    # A session id that is itself an injection attempt (ids come from agents, and from link URLs in Grafana).
+    for hostile in HOSTILE_SESSIONS:
+        Session(tracer, hostile, agent="ops-bot").call("read_file", {"file_path": "README.md"})
+
     chain = Session(tracer, "long-chain")
     for i in range(14):
         chain.call("read_file", {"file_path": f"src/m{i}.py"})
@@ -121,7 +130,9 @@ def grafana_sql(sql: str, values: dict[str, str | list[str]], dashboard: str | N
     """Interpolate ``dashboard``'s variables as Grafana's template service does, then the plugin's macros.
 
     All ($__all) becomes the variable's custom allValue, inserted as-is (Grafana does not format custom all
-    values); otherwise ``:singlequote`` quotes each value (escaping quotes) and joins them with commas.
+    values). Otherwise each format is Grafana's own (grafana/scenes formatRegistry.ts): ``percentencode`` is
+    encodeURIComponent plus !'()* (RFC 3986 strict), several values as ``{a,b}`` encoded whole;
+    ``sqlstring`` doubles ' and backslash-escapes "; ``singlequote`` backslash-escapes '.
     Without a dashboard (alert rules) any variable is an error.
     """
 
@@ -133,7 +144,14 @@ def grafana_sql(sql: str, values: dict[str, str | list[str]], dashboard: str | N
             assert all_value, f"${name}: All is selected but the variable has no custom allValue"
             return all_value
         chosen = [value] if isinstance(value, str) else value
-        return ",".join("'" + v.replace("'", "\\'") + "'" if fmt == "singlequote" else v for v in chosen)
+        if fmt == "percentencode":
+            return quote(value if isinstance(value, str) else "{" + ",".join(value) + "}", safe="-_.~")
+        if fmt == "sqlstring":
+            return ",".join("'" + v.replace("'", "''").replace('"', '\\"') + "'" for v in chosen)
+        if fmt == "singlequote":
+            return ",".join("'" + v.replace("'", "\\'") + "'" for v in chosen)
+        assert fmt is None, f"${{{name}:{fmt}}}: format not modelled here"
+        return ",".join(chosen)
 
     return expand(re.sub(r"\$\{(\w+)(?::(\w+))?\}", formatted, sql), window())
 
@@ -172,10 +190,10 @@ def test_per_session_dashboards_filter_every_panel_by_session():
     assert SESSION_DASHBOARDS == ["chained-tools", "credential-reuse", "durable-writes", "overview"]
     for name in SESSION_DASHBOARDS:
         session = variable(name, "session")
-        assert session["current"]["value"] == SELECTED_ALL and session["allValue"] == f"'{build.ALL}'"
+        assert session["current"]["value"] == SELECTED_ALL and session["allValue"] == build.ALL
         for param in panels([name]):
             for target in param.values[1]["targets"]:
-                assert "${session:singlequote}" in target["rawSql"], param.id
+                assert "${session:percentencode}" in target["rawSql"], param.id
 
 
 @pytest.mark.parametrize("agent", [SELECTED_ALL, ["helper", "ops-bot"]])
@@ -375,7 +393,10 @@ def test_alert_rule_file_is_well_formed():
         assert rule["execErrState"] in ("OK", "Error", "Alerting", "KeepLast")
         assert rule["labels"]["severity"] == detection.severity and rule["title"] == detection.title
         assert "{{ $labels.session_id }}" in rule["annotations"]["runbook_url"]
-        assert rule["annotations"]["runbook_url"].startswith(f"/d/{build.TIMELINE_UID}?var-session=")
+        # Absolute: a notification is read outside Grafana (the base is FOOTHOLD_GRAFANA_URL at generation).
+        assert rule["annotations"]["runbook_url"].startswith(
+            f"http://localhost:3000/d/{build.TIMELINE_UID}?var-session="
+        )
         for data in rule["data"]:
             assert set(data) >= {"refId", "relativeTimeRange", "datasourceUid", "model"}
             assert data["model"]["refId"] == data["refId"]
@@ -418,3 +439,87 @@ def test_generated_files_ship_as_package_data():
     rules = [(folder(pkg), pattern) for pkg, patterns in setuptools["package-data"].items() for pattern in patterns]
     for path in build.rendered_files():
         assert any(path.is_relative_to(base) and path.relative_to(base).match(pattern) for base, pattern in rules), path
+
+
+# --- variables cannot be turned against the store --------------------------------------------------------
+
+
+def _timeline_panel(title: str) -> str:
+    return next(p for p in DASHBOARDS[TIMELINE]["panels"] if p["title"] == title)["targets"][0]["rawSql"]
+
+
+@pytest.mark.parametrize("hostile", HOSTILE_SESSIONS)
+@pytest.mark.parametrize("title", ["Session", "Tool calls", "Artifacts", "Alerts for this session"])
+def test_a_hostile_session_value_returns_only_its_own_rows(client, variables, hostile, title):
+    """The timeline's variables as a link URL can set them: each returns only the session named, verbatim."""
+    result = client.query(grafana_sql(_timeline_panel(title), variables | {"session": hostile}, TIMELINE))
+    if title == "Tool calls":
+        assert len(result.result_rows) == 1 and result.first_row[result.column_names.index("ToolName")] == "read_file"
+    if "SessionId" in result.column_names:
+        assert {r[result.column_names.index("SessionId")] for r in result.result_rows} <= {hostile}
+    everyone = client.query("SELECT count() FROM tool_calls").result_rows[0][0]
+    assert len(result.result_rows) < everyone
+
+
+@pytest.mark.parametrize("hostile", HOSTILE_SESSIONS)
+def test_hostile_values_in_multi_value_and_trace_variables_stay_values(client, variables, hostile):
+    sql = next(p for p in DASHBOARDS["overview"]["panels"] if p["title"] == "Top agents")["targets"][0]["rawSql"]
+    assert (
+        client.query(grafana_sql(sql, variables | {"agent": [hostile, "ops-bot' OR '1'='1"]}, "overview")).result_rows
+        == []
+    )
+    trace = client.query(grafana_sql(_timeline_panel("Trace"), variables | {"trace_id": hostile}, TIMELINE))
+    assert trace.result_rows == []
+    listed = variable(TIMELINE, "trace_id")["query"]["rawSql"]
+    traces = client.query(grafana_sql(listed, variables | {"session": hostile}, TIMELINE)).result_rows
+    assert len(traces) == 1
+
+
+def test_grafanas_own_quoting_formats_would_not_have_held(client, variables):
+    """Why percentencode: the same panel with Grafana's sqlstring format is broken out of by a backslash."""
+    sql = _timeline_panel("Tool calls").replace(
+        "decodeURLComponent('${session:percentencode}')", "${session:sqlstring}"
+    )
+    assert "${session:sqlstring}" in sql
+    escaped = client.query(grafana_sql(sql, variables | {"session": "x' OR '1'='1"}, TIMELINE)).result_rows
+    assert len(escaped) == 1  # quote doubling holds against a plain quote...
+    broken = client.query(grafana_sql(sql, variables | {"session": "x\\' OR 1=1 --"}, TIMELINE)).result_rows
+    assert len(broken) > 1  # ...but not against a backslash before it: every session's calls come back
+
+
+def test_runbook_urls_take_the_configured_grafana_base(monkeypatch):
+    monkeypatch.setenv(build.GRAFANA_URL_ENV, "https://grafana.example.org/")
+    (rule, *_) = build.alert_rules_document()["groups"][0]["rules"]
+    assert rule["annotations"]["runbook_url"].startswith(f"https://grafana.example.org/d/{build.TIMELINE_UID}?")
+
+
+def test_no_time_or_size_unit_formats_a_count():
+    """Units go on the columns they describe: a call count shown as '12 ms' misleads."""
+    for name, dashboard in DASHBOARDS.items():
+        for panel in build.iter_panels(dashboard):
+            unit = panel.get("fieldConfig", {}).get("defaults", {}).get("unit")
+            sql = " ".join(t["rawSql"] for t in panel.get("targets", []))
+            if unit in ("ms", "s", "ns", "bytes") and panel["type"] == "table":
+                pytest.fail(f"{name}: table {panel['title']!r} puts {unit} on every column, counts included")
+            for override in panel.get("fieldConfig", {}).get("overrides", []):
+                column = override["matcher"]["options"]
+                if any(p["id"] == "unit" for p in override["properties"]):
+                    assert column in sql and not column.startswith(("calls", "count")), (name, column)
+
+
+def test_the_trace_panel_is_complete(client, variables):
+    """Status, kind, scope, events and links reach the trace view, in the field names Grafana's trace frame reads."""
+    spans = client.query(grafana_sql(_timeline_panel("Trace"), variables | {"session": TIMELINE_SESSION}, TIMELINE))
+    columns = set(spans.column_names)
+    assert {
+        "statusCode",
+        "statusMessage",
+        "kind",
+        "logs",
+        "references",
+        "instrumentationLibraryName",
+        "traceState",
+    } <= columns
+    rows = list(spans.named_results())
+    assert {r["kind"] for r in rows} <= {"internal", "server", "client", "producer", "consumer"}
+    assert {r["statusCode"] for r in rows} <= {0, 1, 2}

@@ -39,6 +39,10 @@ class Table:
     engine: str = "MergeTree"
     engine_args: str = ""  # e.g. the version column of a ReplacingMergeTree
     settings: str = "index_granularity = 8192, ttl_only_drop_parts = 1"
+    # Retention (collector/schema/retention.py): which `retention.*_days` setting expires this table's rows,
+    # by which time column. Empty: kept forever (the migrations table).
+    retention: str = ""
+    ttl_column: str = ""
 
 
 @dataclass(frozen=True)
@@ -53,17 +57,23 @@ class View:
 
 @dataclass(frozen=True)
 class Topology:
-    """Where the schema lives: a database on one node, or on a named cluster."""
+    """Where the schema lives: a database on one node, or on a named cluster.
+
+    ``replicated=False`` is a sharded cluster without Keeper: plain MergeTree engines and no ``ON CLUSTER``
+    (the DDL is applied on each node). Nothing else changes, so the Distributed tables and every query take
+    the same path as on a replicated cluster (the two-shard chDB test runs this way).
+    """
 
     database: str = "foothold"
     cluster: str | None = None
+    replicated: bool = True
 
     def local(self, name: str) -> str:
         return f"{name}_local" if self.cluster else name
 
     @property
     def on_cluster(self) -> str:
-        return f" ON CLUSTER '{self.cluster}'" if self.cluster else ""
+        return f" ON CLUSTER '{self.cluster}'" if self.cluster and self.replicated else ""
 
 
 TRACES_TABLE = Table(
@@ -104,6 +114,8 @@ TRACES_TABLE = Table(
     order_by="(ServiceName, SpanName, toDateTime(Timestamp))",
     partition_by="toDate(Timestamp)",
     shard_key=f"cityHash64({sql.SESSION_ID})",
+    retention="spans",
+    ttl_column="Timestamp",
 )
 
 TRACE_ID_TS_TABLE = Table(
@@ -116,6 +128,8 @@ TRACE_ID_TS_TABLE = Table(
     order_by="(TraceId, Start)",
     partition_by="toDate(Start)",
     shard_key="cityHash64(TraceId)",
+    retention="spans",
+    ttl_column="End",
 )
 
 # Audit tables: sorted by session then time, so a timeline reads one contiguous range. Replacing
@@ -162,6 +176,8 @@ TOOL_CALLS_TABLE = Table(
     shard_key="cityHash64(SessionId)",
     engine="ReplacingMergeTree",
     settings="index_granularity = 8192",
+    retention="tool_calls",
+    ttl_column="Timestamp",
 )
 
 ARTIFACTS_TABLE = Table(
@@ -195,6 +211,8 @@ ARTIFACTS_TABLE = Table(
     shard_key="cityHash64(SessionId)",
     engine="ReplacingMergeTree",
     settings="index_granularity = 8192",
+    retention="artifacts",
+    ttl_column="Timestamp",
 )
 
 # One row per finding, written once by the alert evaluator (the key makes a re-run a no-op).
@@ -219,6 +237,8 @@ ALERTS_TABLE = Table(
     shard_key="cityHash64(SessionId)",
     engine="ReplacingMergeTree",
     settings="index_granularity = 8192",
+    retention="alerts",
+    ttl_column="RaisedAt",
 )
 
 # Which alert went to which sink: delivery is retried until recorded here, and never repeated after.
@@ -234,6 +254,8 @@ ALERT_DELIVERIES_TABLE = Table(
     shard_key="cityHash64(FindingKey)",
     engine="ReplacingMergeTree",
     settings="index_granularity = 8192",
+    retention="alerts",
+    ttl_column="DeliveredAt",
 )
 
 MIGRATIONS_TABLE = Table(
@@ -270,6 +292,8 @@ EXPORT_CHAIN_TABLE = Table(
     partition_by="tuple()",
     shard_key="cityHash64(Chain)",
     settings="index_granularity = 8192",
+    retention="chain",
+    ttl_column="ExportedAt",
 )
 
 # Self-telemetry, written by the collector every metrics.interval_seconds (Grafana panels read it as is).
@@ -284,6 +308,8 @@ COLLECTOR_METRICS_TABLE = Table(
     partition_by="toYYYYMM(Timestamp)",
     shard_key="cityHash64(Name)",
     settings="index_granularity = 8192",
+    retention="metrics",
+    ttl_column="Timestamp",
 )
 
 TRACE_ID_TS_VIEW = View(
@@ -365,7 +391,7 @@ def render_table(table: Table, topo: Topology) -> list[str]:
     """CREATE statements for one table: itself, or its local table and a Distributed table over it."""
     db = topo.database
     local = topo.local(table.name)
-    if topo.cluster:
+    if topo.cluster and topo.replicated:
         zk_path = f"'/clickhouse/tables/{{shard}}/{db}/{local}'"
         args = ", ".join(a for a in (zk_path, "'{replica}'", table.engine_args) if a)
         engine = f"Replicated{table.engine}({args})"

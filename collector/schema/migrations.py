@@ -11,7 +11,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from foothold.collector.schema import ddl
+from foothold.collector.schema import retention as retention_ttl
 from foothold.collector.schema.ddl import Table, Topology, View
+from foothold.collector.schema.retention import Retention
 
 
 @dataclass(frozen=True)
@@ -88,12 +90,12 @@ def bootstrap_statements(topo: Topology) -> list[str]:
     return statements + ddl.render_table(ddl.MIGRATIONS_TABLE, topo)
 
 
-def render_all(topo: Topology) -> list[str]:
-    """Every statement of every migration: what `foothold-audit schema` prints for a DBA to review."""
+def render_all(topo: Topology, retention: Retention | None = None) -> list[str]:
+    """Every statement of every migration, then the configured TTLs: what `foothold-audit schema` prints."""
     statements = bootstrap_statements(topo)
     for migration in MIGRATIONS:
         statements += migration.statements(topo)
-    return statements
+    return statements + (retention_ttl.render(retention, topo) if retention else [])
 
 
 def migrate(command: Callable[[str], object], query_versions: Callable[[str], set[int]], topo: Topology) -> list[int]:
