@@ -8,6 +8,7 @@ wrote a test for. Every regex sees at most MAX_LINE characters of a line: bounde
 
 from __future__ import annotations
 
+import base64
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -18,7 +19,7 @@ from typing import Any
 import yaml
 
 from foothold.detections.code_changes import CodeChange
-from foothold.redact import MARKER_PREFIX, find_secrets
+from foothold.redact import MARKER_PREFIX, find_secrets, shannon_entropy
 
 SEVERITY_ORDER = ("info", "low", "medium", "high", "critical")
 MAX_LINE = 4096  # no regex sees more than this of one line
@@ -176,11 +177,14 @@ def _review_one(change: CodeChange, rules: CodeRules) -> list[CodeFinding]:
         evidence = None
         if signal.added is not None:
             evidence = _added_match(signal, added, change, rules)
-        elif signal.kind is not None:
+        if not evidence and signal.kind is not None:
             evidence = _KINDS[signal.kind](added, removed, change, rules)
         if evidence:
             findings.append(_finding(signal, change, evidence, rules))
     return findings
+
+
+_OWNER = re.compile(r"\s*(?:export\s+)?(?:public\s+|private\s+)?(?:class|def|function|func|module)\b")
 
 
 def _added_match(signal: Signal, added: list[str], change: CodeChange, rules: CodeRules) -> str | None:
@@ -193,7 +197,8 @@ def _added_match(signal: Signal, added: list[str], change: CodeChange, rules: Co
             continue
         if signal.unless is not None:
             at = context.index(line) if line in context else 0
-            around = "\n".join(context[max(0, at - 4) : at + 5])
+            owner = next((c for c in reversed(context[:at]) if _OWNER.match(c)), "")  # the class or def it is in
+            around = "\n".join([owner, *context[at : at + 3]])  # ... and what it annotates
             if signal.unless.search(around) or signal.unless.search(change.path):
                 continue
         return line.strip()
@@ -264,7 +269,7 @@ def _decode_exec(added: list[str], _removed: list[str], _change: CodeChange, rul
     """Data that was encoded, or fetched from the network, reaches something that runs it: in one statement,
     through names assigned from it (renamings included), or through a file it was written to."""
     sinks, decoders = rules.lists["exec_sinks"], rules.lists["decoders"]
-    fetches = rules.lists["net_sends"]
+    fetches = re.compile(rules.lists["net_sends"].pattern + "|" + rules.lists["socket_reads"].pattern)
     tainted: set[str] = set()
     for i, line in enumerate(added):
         window = "\n".join(added[i : i + _SINK_WINDOW])
@@ -310,12 +315,16 @@ def _new_host(added: list[str], removed: list[str], _change: CodeChange, rules: 
 
 # Environment variables named as secrets; a client sends its own one key, a harvester sends several.
 _SECRET_ENV = re.compile(
-    r"(?:process\.env|os\.environ|getenv|Getenv|ENV|env::var|System\.getenv)\W{1,4}"
+    r"(?:process\.env|os\.environ|getenv|Getenv|ENV|env::var|System\.getenv|\$\{?)\W{0,4}"
     r"(\w*(?:TOKEN|SECRET|PASSWORD|PASSWD|API_?KEY|ACCESS_KEY|CREDENTIAL)\w*)"
 )
 
 
-def _secret_egress(added: list[str], removed: list[str], _change: CodeChange, rules: CodeRules) -> str | None:
+_ENCODES = re.compile(r"base64_encode|btoa\(|b64encode|toString\(\s*['\"]base64|Base64\.\w*encode|bin2hex", re.I)
+_AUTH_HEADER = re.compile(r"Authorization|Basic\s|Bearer\s|auth\s*=\s*\(", re.I)
+
+
+def _secret_egress(added: list[str], removed: list[str], change: CodeChange, rules: CodeRules) -> str | None:
     """Secrets leave when a change sends something out and it gathers what no client needs to send: the whole
     environment, a credential file, key material (a private key, a wallet seed); or when it sends to a drop-box
     service; or when it puts an environment secret into a DNS name. One API key in its own service's auth
@@ -328,7 +337,8 @@ def _secret_egress(added: list[str], removed: list[str], _change: CodeChange, ru
     drop_box = lists["drop_boxes"].search(text)
     if drop_box:
         return f"sends to {drop_box.group(0)}: {sends[0].strip()}"
-    gathered = lists["bulk_environment"].search(text) or lists["credential_files"].search(text)
+    context = change.after if change.after is not None else text  # a key path may sit in the signature
+    gathered = lists["bulk_environment"].search(text) or lists["credential_files"].search(context)
     # Key material counts inside the send itself (its statement may run over a few lines: headers, body).
     windows = "\n".join("\n".join(added[i : i + 5]) for i, line in enumerate(added) if line in sends)
     gathered = gathered or lists["key_material"].search(windows)
@@ -337,12 +347,15 @@ def _secret_egress(added: list[str], removed: list[str], _change: CodeChange, ru
     named = set(_SECRET_ENV.findall(windows))
     if len(named) >= 2:
         return f"sends {', '.join(sorted(named)[:4])} in one request: {sends[0].strip()}"
+    if named and (_IPV4.search(windows) or (_ENCODES.search(windows) and not _AUTH_HEADER.search(windows))):
+        return f"sends {next(iter(named))} to a bare address or encoded in a request: {sends[0].strip()}"
     lookups = [line for line in added if lists["dns_lookups"].search(line)]
     if lookups and lists["secret_sources"].search(text):
         return f"puts environment data into a DNS lookup: {lookups[0].strip()}"
     return None
 
 
+_IP_TUPLE = re.compile(r"\{\s*(\d{1,3})\s*,\s*(\d{1,3})\s*,\s*(\d{1,3})\s*,\s*(\d{1,3})\s*\}")
 _DGRAM_PROBE = re.compile(r"SOCK_DGRAM[\s\S]*getsockname|getsockname[\s\S]*SOCK_DGRAM")
 
 
@@ -351,6 +364,7 @@ def _literal_socket(added: list[str], removed: list[str], _change: CodeChange, r
     if not connects or _DGRAM_PROBE.search("\n".join(added)):
         return None  # a UDP "connect" to learn the local address sends nothing
     literal = [h for h in _new_hosts(added, removed, rules) if _IPV4.fullmatch(h)]
+    literal += [".".join(m) for line in connects for m in _IP_TUPLE.findall(line)]
     literal += [
         h
         for line in connects
@@ -367,17 +381,51 @@ def _literal_socket(added: list[str], removed: list[str], _change: CodeChange, r
 _NAMED_KINDS = ("secret_value", "authorization", "password")
 
 
+_PLACEHOLDER = re.compile(
+    r"test|dev|example|sample|dummy|fake|change.?me|placeholder|your|xxx|localhost|postgres|password|secret|not.?used"
+    r"|\$\{|\{\{|<[^>]+>|\*\*\*",
+    re.I,
+)
+_LOCAL_CONFIG = re.compile(
+    r"(?:^|/)(?:[^/]*[._-])?(?:dev|development|test|testing|local|ci|example|sample)[._-][^/]*$", re.I
+)
+
+
+def _is_placeholder(value: str, change_path: str) -> bool:
+    """A value that documents where a secret goes (``change-me``, ``${DB_PASSWORD}``), or a throwaway one in a
+    development or test config (``postgres``/``postgres`` on localhost): not a credential anyone can abuse."""
+    return bool(_PLACEHOLDER.search(value)) or (bool(_LOCAL_CONFIG.search(change_path)) and len(set(value)) < 12)
+
+
+def _looks_generated(value: str) -> bool:
+    """A password someone generated mixes character classes; a reference (``notifier-slack``) does not."""
+    classes = sum(bool(re.search(c, value)) for c in (r"[a-z]", r"[A-Z]", r"\d", r"[^A-Za-z0-9]"))
+    return classes >= 3 and shannon_entropy(value) >= 3.0
+
+
+# Unquoted secrets in config files (properties, env, ini, YAML): ``password=Xq7!vR2#...``.
+_CONFIG_SECRET = re.compile(
+    r"(?i)(?:password|passwd|secret|token|api_?key|access_?key)[\w.\-]*\s*[:=]\s*([^\s\"']{8,})\s*$"
+)
+_CONFIG_FILES = re.compile(r"\.(?:properties|env|ini|cfg|conf|ya?ml|toml)$|(?:^|/)\.env[^/]*$", re.I)
+
+
 _PUBLIC_CLIENT_CONFIG = re.compile(r"initializeApp\(|firebaseConfig|authDomain|maps\.googleapis\.com/maps/api/js")
 
 
-def _hardcoded_secret(added: list[str], _removed: list[str], _change: CodeChange, _rules: CodeRules) -> str | None:
+def _hardcoded_secret(added: list[str], _removed: list[str], change: CodeChange, _rules: CodeRules) -> str | None:
     text = "\n".join(added)
     for line in added:
         if MARKER_PREFIX in line:
             return line.strip()  # redacted upstream: a secret was written here
+        m = _CONFIG_SECRET.search(line) if _CONFIG_FILES.search(change.path) else None
+        if m and not _is_placeholder(m.group(1), change.path) and _looks_generated(m.group(1)):
+            return f"{line[: m.start(1)].strip()}[value]"
         for hit in find_secrets(line, _REVIEW_KEY):
             if (hit.kind == "gcp_api_key" or "apiKey" in line) and _PUBLIC_CLIENT_CONFIG.search(text):
                 continue  # a web app's Firebase/Maps key identifies the project; it is public by design
+            if _is_placeholder(line[hit.start : hit.end], change_path=change.path):
+                continue
             literal = hit.start > 0 and line[hit.start - 1] in "\"'`"
             if literal or not any(kind in hit.kind for kind in _NAMED_KINDS):
                 return f"{hit.kind} in: {line[: hit.start].strip()}[{hit.kind}]"
@@ -518,6 +566,8 @@ def _install_hook(added: list[str], _removed: list[str], change: CodeChange, _ru
                 return f"{m.group(1)} script: {script.strip()[:200]}"
     if change.path.endswith(("package.json", "composer.json")):
         return None  # only their lifecycle scripts run at install time
+    if change.path.endswith("Makefile") and not _in_install_target(added, change):
+        return None  # `make install` runs at install time; a dev target that bootstraps a tool does not
     text = "\n".join(added)
     if _SETUP_HOOK.search(text) and (_RUNS.search(text) or _FETCHES.search(text)):
         return next(line.strip() for line in added if _SETUP_HOOK.search(line))
@@ -525,6 +575,19 @@ def _install_hook(added: list[str], _removed: list[str], change: CodeChange, _ru
     if fetch and run:
         return f"build-time code fetches ({fetch.group(0)}) and runs ({run.group(0)})"
     return None
+
+
+def _in_install_target(added: list[str], change: CodeChange) -> bool:
+    """Whether an added Makefile line sits in the ``install`` target (the one packagers and users run)."""
+    lines = change.after.splitlines() if change.after is not None else added
+    target = ""
+    for line in lines:
+        m = re.match(r"^([\w.\-]+)\s*:(?!=)", line)
+        if m:
+            target = m.group(1)
+        if line in added and target == "install" and line.startswith("\t"):
+            return True
+    return False
 
 
 def lifecycle_scripts(change: CodeChange) -> list[str]:
@@ -595,21 +658,42 @@ _SPLIT_NAME = re.compile(
     r"""|join\(\s*\[\s*(?:["'][^"'\n]{1,8}["']\s*,\s*){3,}"""
     r"""|__import__\(\s*["'][^"']+["']\s*\[::-1\]|getattr\([^,]+,\s*["'][^"']*["']\s*\+"""
     r"""|\bstr_rot13\(|\brot13\b"""
+    r"""|\[\s*(?:["'][^"'\n]{1,3}["']\s*,\s*){3,}["'][^"'\n]{1,3}["']\s*\]\s*\.(?:reverse|join)"""
+    r"""|["'][^"'\n]{8,}["']\s*\.split\(\s*["']{2}\s*\)\s*\.reverse\(\)"""
 )
 
 
-_INT_RUN = re.compile(r"(?:\b\d{1,3}\b\s*[, ]\s*(?:\(char\)\s*)?){16,}")
+_INT_RUN = re.compile(r"(?:\b(?:0x[0-9a-fA-F]{1,2}|\d{1,3})\b\s*[, ]\s*(?:\(char\)\s*)?){16,}")
+# A decoder applied straight to a literal: a constant nobody needed to encode, unless to hide it.
+_DECODED_LITERAL = re.compile(
+    r"""(?:FromBase64String|b64decode|atob|decode64|base64_decode|DecodeString|fromhex|unhexlify|hex2bin|getDecoder\(\)\.decode)"""
+    r"""\(\s*b?["'][A-Za-z0-9+/=]{8,}["'](?:\s*\+\s*["'][A-Za-z0-9+/=]+["'])*"""
+)
 _CHAR_CASTS = re.compile(r"(?:\(char\)\s*\d+\s*,\s*){4,}")
 _LITERAL_ASSIGN = re.compile(r"""^\s*(?:\w+\s+)*\$?([A-Za-z_]\w*)\s*[:=]=?\s*["'`][^"'`]{16,}["'`]""")
 
 
-def _printable_run(line: str) -> bool:
-    """A run of small integers that spells printable text: characters hidden as numbers."""
+def _decodes_to_text(call: str) -> bool:
+    """The literal(s) a decoder is given decode to readable text (a URL, a command), not to binary data such as
+    an embedded image: hiding text is what encoding a constant is for."""
+    encoded = "".join(re.findall(r"""["']([A-Za-z0-9+/=]+)["']""", call))
+    for decode in (lambda s: base64.b64decode(s + "=" * (-len(s) % 4)), bytes.fromhex):
+        try:
+            raw = decode(encoded)
+        except ValueError:
+            continue
+        if raw and sum(32 <= b <= 126 or b in (9, 10, 13) for b in raw) >= 0.9 * len(raw):
+            return True
+    return False
+
+
+def _printable_run(line: str, xored: bool) -> bool:
+    """A run of byte values that spells printable text, or that the change XORs: text hidden as numbers."""
     m = _INT_RUN.search(line)
     if not m:
         return False
-    numbers = [int(n) for n in re.findall(r"\d+", m.group(0))]
-    return sum(32 <= n <= 126 for n in numbers) >= 0.8 * len(numbers)
+    numbers = [int(n, 0) for n in re.findall(r"0x[0-9a-fA-F]+|\d+", m.group(0))]
+    return xored or sum(32 <= n <= 126 for n in numbers) >= 0.8 * len(numbers)
 
 
 def _obfuscated(added: list[str], _removed: list[str], _change: CodeChange, rules: CodeRules) -> str | None:
@@ -617,12 +701,17 @@ def _obfuscated(added: list[str], _removed: list[str], _change: CodeChange, rule
     pieces, or a literal that is only readable once decoded and is then used as a destination or command."""
     literals = {m.group(1) for line in added if (m := _LITERAL_ASSIGN.match(line))}
     decoders, uses = rules.lists["decoders"], rules.lists["net_sends"]
+    xored = bool(re.search(r"\^\s*\w+", "\n".join(added)))
     for line in added:
         if decoders.search(line) and (uses.search(line) or rules.lists["exec_sinks"].search(line)):
             hidden = [name for name in literals if re.search(rf"\b{re.escape(name)}\b", line)]
             if hidden or re.search(r"""["'`][^"'`]{16,}["'`]""", line):
                 return f"decoded literal used as a destination or command: {line.strip()[:200]}"
-        if _printable_run(line) or _CHAR_CASTS.search(line):
+        joined = line + " ".join(s.strip() for s in added[added.index(line) + 1 : added.index(line) + 2])
+        m = _DECODED_LITERAL.search(joined)
+        if m and _decodes_to_text(m.group(0)):
+            return f"encoded literal decoded in code: {joined.strip()[:200]}"
+        if _printable_run(line, xored) or _CHAR_CASTS.search(line):
             return f"characters as numbers: {line.strip()[:120]}"
     for line in added:
         if "data:" in line and ";base64," in line:
