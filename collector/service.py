@@ -32,6 +32,7 @@ from foothold.collector.config import Endpoint, Settings
 from foothold.collector.exporter import ClickHouseExporter
 from foothold.collector.metrics import Metrics, TimedExporter
 from foothold.collector.pipeline import Exporter, Pipeline, Processor, open_spool
+from foothold.collector.processors.redact import RequestRedactor
 from foothold.collector.query_api import query_api_app
 from foothold.collector.query_door import QueryDoor
 from foothold.collector.receivers.grpc import GrpcReceiver
@@ -68,10 +69,14 @@ def _listen(endpoint: Endpoint) -> socket.socket:
 
 
 def default_processors(settings: Settings) -> list[Processor]:
-    """Redact first, so nothing downstream (classifier evidence included) sees a raw secret."""
+    """The batch processors. Redaction is not one of them: it runs on each request before it is spooled
+    (:func:`request_redactor`), so nothing downstream (spool, quarantine, classifier evidence) sees a secret."""
     from foothold.collector.processors.classify import ClassifyProcessor
-    from foothold.collector.processors.redact import RedactProcessor
 
+    return [ClassifyProcessor()]
+
+
+def request_redactor(settings: Settings) -> RequestRedactor:
     if settings.fingerprint_key is not None:
         key = settings.fingerprint_key.get_secret_value().encode()
     else:
@@ -79,7 +84,7 @@ def default_processors(settings: Settings) -> list[Processor]:
             "no fingerprint_key (FOOTHOLD_FINGERPRINT_KEY) set: secrets redacted here will not correlate with agents'"
         )
         key = os.urandom(32)
-    return [RedactProcessor(key), ClassifyProcessor()]
+    return RequestRedactor(key)
 
 
 ExporterFactory = Callable[[Store], Exporter]
@@ -156,6 +161,7 @@ class Collector:
             spool=spool,
             limits=s.limits,
             quarantine_dir=s.data_dir / "quarantine",
+            redactor=request_redactor(s),
         )
         self.pipeline.stats.store_up = 0
         self.metrics.pipeline = self.pipeline
