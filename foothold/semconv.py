@@ -48,6 +48,7 @@ ARTIFACT_DURABLE = "foothold.artifact.durable"  # survives the session: a persis
 ARTIFACT_SOURCE = "foothold.artifact.source"  # audit_hook | snapshot | intent | hook
 ARTIFACT_ATTRIBUTION = "foothold.artifact.attribution"  # absent: the parent call's; ambiguous: see candidates
 ARTIFACT_CANDIDATE_CALLS = "foothold.artifact.candidate_calls"  # call ids running when it was seen
+ARTIFACT_NOTE = "foothold.artifact.note"  # why no hash: a FIFO, a symlink (not followed), over the size cap
 
 PERSISTENCE_KIND = "foothold.persistence.kind"  # e.g. ssh_authorized_keys, cron, systemd_unit
 PERSISTENCE_TECHNIQUE = "foothold.persistence.technique"  # MITRE ATT&CK / ATLAS id, e.g. T1098.004
@@ -107,6 +108,7 @@ DOCUMENTED: tuple[tuple[str, str], ...] = (
     (ARTIFACT_SOURCE, "`audit_hook`, `snapshot`, `intent` or `hook`"),
     (ARTIFACT_ATTRIBUTION, "`ambiguous` when calls ran in parallel and none can be named (else absent)"),
     (ARTIFACT_CANDIDATE_CALLS, "comma-separated call ids that were running when an ambiguous change was seen"),
+    (ARTIFACT_NOTE, "why the artifact has no hash: a FIFO, a device, a symlink (never followed), over the size cap"),
     (PERSISTENCE_KIND, "persistence class, e.g. `ssh_authorized_keys`"),
     (PERSISTENCE_TECHNIQUE, "MITRE ATT&CK / ATLAS technique id"),
     (PERSISTENCE_TARGET, "resolved path or account written (set by the collector)"),

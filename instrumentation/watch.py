@@ -17,7 +17,7 @@ import time
 from dataclasses import dataclass, field
 from itertools import islice
 
-from .artifacts import SOURCE_SNAPSHOT, Artifact, hash_file
+from .artifacts import SOURCE_SNAPSHOT, Artifact, file_digest
 from .inotify import change_signal, directories_to_watch
 
 # `~` is the configured home; relative entries resolve against the root of the call's git repository
@@ -195,20 +195,22 @@ class Watcher:
             with self._lock:
                 self._known.pop(path, None)
             return Artifact("file", "delete", path, SOURCE_SNAPSHOT, True, None, before_hash, None, now)
+        note = None
         if old is not None and old[:3] == new[:3]:
             action, sha256 = "chmod", before_hash
         else:
-            action, sha256 = ("create" if old is None else "modify"), hash_file(path, self._hash_limit)[0]
+            action, digest = ("create" if old is None else "modify"), file_digest(path, self._hash_limit)
+            sha256, note = digest.sha256, digest.note
         with self._lock:
             self._known[path] = (new, sha256)
-        return Artifact("file", action, path, SOURCE_SNAPSHOT, True, sha256, before_hash, new[1], now)
+        return Artifact("file", action, path, SOURCE_SNAPSHOT, True, sha256, before_hash, new[1], now, note=note)
 
     def _remember(self, states: dict[str, FileState]) -> None:
         """Hash files first seen, or changed since last seen (outside any tool call)."""
         with self._lock:
             stale = [p for p, s in states.items() if (k := self._known.get(p)) is None or k[0] != s]
         for path in stale:
-            sha256 = hash_file(path, self._hash_limit)[0]
+            sha256 = file_digest(path, self._hash_limit).sha256
             with self._lock:
                 self._known[path] = (states[path], sha256)
 
