@@ -5,9 +5,10 @@ HMAC-SHA256 (first 16 hex digits) so the same secret seen twice, or declared thr
 ``foothold.instrumentation.credential``, correlates without the value ever leaving the process.
 
 The rules are data (``foothold/detections/rules/secrets.toml``, RE2 syntax). Matching is linear in the input
-whatever it holds: one RE2 Set pass says which rules match at all (almost always none), and only those run
-again, each also in linear time, to find positions. Python's ``re`` backtracks: a 256 KiB ``eyJ…`` value
-took it 50 s. The scan works on the UTF-8 bytes (what RE2 reads); hits report character positions.
+whatever it holds: one pass of an RE2 Set over every rule's keywords (literals: its DFA stays small) says
+which rules can match at all, and only those run, each also in linear time (RE2 falls back from its DFA to
+an NFA rather than fail). Python's ``re`` backtracks: a 256 KiB ``eyJ…`` value took it 50 s. The scan works
+on the UTF-8 bytes (what RE2 reads); hits report character positions.
 """
 
 from __future__ import annotations
@@ -57,7 +58,9 @@ class Rule:
     regex: str
     checks: tuple[str, ...]
     compiled: Any  # re2 pattern over bytes
+    keywords: tuple[str, ...]  # literals (case-insensitive), one of which every match contains
     secret_groups: tuple[int, ...]  # numbers of the groups that may hold the secret (_SECRET_GROUPS)
+    groups: int  # how many capturing groups the regex has
     name_group: int | None  # number of the group named `name`, if any
 
 
@@ -127,37 +130,37 @@ _WORD = frozenset(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ01234567
 _TOKEN = _WORD | frozenset(b".~+/-$")  # `$` too: $DB_PASSWORD is a variable's use, not its value
 
 
-def _word_start(data: bytes, match: Any, _secret: bytes, _name: bytes | None) -> bool:
-    return match.start() == 0 or data[match.start() - 1] not in _WORD
+def _word_start(data: bytes, start: int, _secret: bytes, _name: bytes | None) -> bool:
+    return start == 0 or data[start - 1] not in _WORD
 
 
-def _token_start(data: bytes, match: Any, _secret: bytes, _name: bytes | None) -> bool:
-    return match.start() == 0 or data[match.start() - 1] not in _TOKEN
+def _token_start(data: bytes, start: int, _secret: bytes, _name: bytes | None) -> bool:
+    return start == 0 or data[start - 1] not in _TOKEN
 
 
-def _entropy(_data: bytes, _match: Any, secret: bytes, _name: bytes | None) -> bool:
+def _entropy(_data: bytes, _start: int, secret: bytes, _name: bytes | None) -> bool:
     return not secret.startswith(_MARKER_PREFIX_BYTES) and shannon_entropy(secret) >= _ENTROPY_MIN
 
 
-def _named(_data: bytes, _match: Any, secret: bytes, name: bytes | None) -> bool:
+def _named(_data: bytes, _start: int, secret: bytes, name: bytes | None) -> bool:
     name_text = name.decode("utf-8", "replace") if name else "password"  # a tool's password flag has no name
     return looks_secret_for(name_text, secret.decode("utf-8", "replace"))
 
 
-def _mixed(_data: bytes, _match: Any, secret: bytes, _name: bytes | None) -> bool:
+def _mixed(_data: bytes, _start: int, secret: bytes, _name: bytes | None) -> bool:
     return secret.upper() != secret and secret.lower() != secret and any(c in b"0123456789" for c in secret)
 
 
-def _not_numeric(_data: bytes, _match: Any, secret: bytes, _name: bytes | None) -> bool:
+def _not_numeric(_data: bytes, _start: int, secret: bytes, _name: bytes | None) -> bool:
     return not (secret.isdigit() and len(secret) <= 6)
 
 
-def _not_word(_data: bytes, _match: Any, secret: bytes, _name: bytes | None) -> bool:
+def _not_word(_data: bytes, _start: int, secret: bytes, _name: bytes | None) -> bool:
     word = secret.rstrip(b"=")
     return not (word.isalpha() and (word.islower() or word.isupper()))
 
 
-CHECKS: dict[str, Callable[[bytes, Any, bytes, bytes | None], bool]] = {
+CHECKS: dict[str, Callable[[bytes, int, bytes, bytes | None], bool]] = {
     "not_word": _not_word,
     "word_start": _word_start,
     "token_start": _token_start,
@@ -192,17 +195,41 @@ def load_rules(text: str | None = None) -> tuple[Rule, ...]:
         secret_groups = tuple(groups[name] for name in _SECRET_GROUPS if name in groups)
         if not secret_groups:
             raise ValueError(f"secrets rule #{number} ({raw['kind']}): no group named one of {_SECRET_GROUPS}")
+        keywords = tuple(raw.get("keywords", ()))
+        if not keywords or not all(isinstance(k, str) and k for k in keywords):
+            raise ValueError(f"secrets rule #{number} ({raw['kind']}): needs keywords (non-empty literals)")
         checks = tuple(raw.get("checks", ()))
-        rules.append(Rule(raw["kind"], raw["regex"], checks, compiled, secret_groups, groups.get("name")))
+        rules.append(
+            Rule(
+                raw["kind"],
+                raw["regex"],
+                checks,
+                compiled,
+                keywords,
+                secret_groups,
+                compiled.groups,
+                groups.get("name"),
+            )
+        )
     return tuple(rules)
 
 
-def _compile_set(rules: tuple[Rule, ...]) -> Any:
+@dataclass(frozen=True, slots=True)
+class _KeywordSet:
+    matcher: Any  # RE2 Set, one case-insensitive literal per distinct keyword
+    rules_of: tuple[tuple[int, ...], ...]  # keyword index -> indices of the rules that list it
+
+
+def _keyword_set(rules: tuple[Rule, ...]) -> _KeywordSet:
+    by_keyword: dict[str, list[int]] = {}
+    for index, rule in enumerate(rules):
+        for keyword in rule.keywords:
+            by_keyword.setdefault(keyword.casefold(), []).append(index)
     matcher = re2.Set.SearchSet(_options())
-    for rule in rules:
-        matcher.Add(rule.regex.encode())
+    for keyword in by_keyword:
+        matcher.Add(b"(?i)" + re2.escape(keyword.encode()))
     matcher.Compile()
-    return matcher
+    return _KeywordSet(matcher, tuple(tuple(indices) for indices in by_keyword.values()))
 
 
 @functools.cache
@@ -213,8 +240,8 @@ def rules() -> tuple[Rule, ...]:
 
 
 @functools.cache
-def _rule_set() -> Any:
-    return _compile_set(rules())
+def _keywords() -> _KeywordSet:
+    return _keyword_set(rules())
 
 
 _MARKER_RE = re2.compile(rb"\[REDACTED:[a-z0-9_]+:fp=[0-9a-f]{16}\]")
@@ -225,18 +252,31 @@ def is_marker(value: str) -> bool:
     return len(value) < 64 and _MARKER_FULL_RE.fullmatch(value) is not None
 
 
+def _group_spans(match: Any, groups: int) -> list[tuple[int, int]]:
+    """Byte spans of every group, (-1, -1) when one did not take part. The wrapper keeps them in ``_spans``;
+    reading them there costs one attribute, the public ``span(i)`` a few Python calls per group."""
+    spans = getattr(match, "_spans", None)
+    return list(spans) if spans is not None else [match.span(i) for i in range(groups + 1)]
+
+
 def _secret_span(rule: Rule, data: bytes, match: Any) -> tuple[int, int, bytes] | None:
     """Where the secret is in the match (byte offsets), or None if one of the rule's checks rejects it."""
+    spans = _group_spans(match, rule.groups)
     for group in rule.secret_groups:
-        secret = match.group(group)
-        if secret is not None:
+        start, end = spans[group]
+        if start >= 0:
             break
     else:
         return None
-    name = match.group(rule.name_group) if rule.name_group is not None else None
-    if not secret or not all(CHECKS[check](data, match, secret, name) for check in rule.checks):
+    if start == end:
         return None
-    return match.start(group), match.end(group), secret
+    secret = data[start:end]
+    name = None
+    if rule.name_group is not None and spans[rule.name_group][0] >= 0:
+        name = data[spans[rule.name_group][0] : spans[rule.name_group][1]]
+    if not all(CHECKS[check](data, spans[0][0], secret, name) for check in rule.checks):
+        return None
+    return start, end, secret
 
 
 def _overlaps(spans: list[tuple[int, int]], start: int, end: int) -> bool:
@@ -248,9 +288,11 @@ def _overlaps(spans: list[tuple[int, int]], start: int, end: int) -> bool:
 def _find(data: bytes) -> list[tuple[int, int, str, bytes]]:
     """Non-overlapping (start, end, kind, secret) in ``data``, by position; on overlap the earlier rule wins.
     Linear in the input plus n log n in the matches: a value with 10^5 matches is no worse than one with 10."""
-    matched = _rule_set().Match(data)
-    if not matched:
+    keywords = _keywords()
+    found_keywords = keywords.matcher.Match(data)
+    if not found_keywords:
         return []
+    matched = {index for keyword in found_keywords for index in keywords.rules_of[keyword]}
     compiled = rules()
     markers = [m.span() for m in _MARKER_RE.finditer(data)] if _MARKER_PREFIX_BYTES in data else []
     kept: list[tuple[int, int]] = []  # sorted by start

@@ -17,7 +17,7 @@ import time
 from dataclasses import dataclass, field
 from itertools import islice
 
-from .artifacts import SOURCE_SNAPSHOT, Artifact, file_digest
+from .artifacts import SOURCE_SNAPSHOT, Artifact, file_digest, hash_file
 from .inotify import change_signal, directories_to_watch
 
 # `~` is the configured home; relative entries resolve against the root of the call's git repository
@@ -210,7 +210,7 @@ class Watcher:
         with self._lock:
             stale = [p for p, s in states.items() if (k := self._known.get(p)) is None or k[0] != s]
         for path in stale:
-            sha256 = file_digest(path, self._hash_limit).sha256
+            sha256 = hash_file(path, self._hash_limit)[0]
             with self._lock:
                 self._known[path] = (states[path], sha256)
 

@@ -7,6 +7,8 @@ import string
 
 import orjson
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from foothold import redact
 from foothold.redact import fingerprint, redact_content, redact_text, redact_value
@@ -183,3 +185,22 @@ def test_a_rule_that_is_not_re2_syntax_is_refused_by_name():
     unknown = """[[rule]]\nkind = "k"\nregex = \'(?P<secret>abc)\'\nchecks = ["nope"]\n"""
     with pytest.raises(ValueError, match="unknown checks"):
         redact.load_rules(unknown)
+
+
+RULES = redact.rules()
+
+
+@pytest.mark.parametrize("index", range(len(RULES)), ids=[f"{i}-{rule.kind}" for i, rule in enumerate(RULES)])
+@settings(max_examples=12, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
+@given(data=st.data())
+def test_a_rules_keywords_never_skip_text_the_rule_would_match(index, data):
+    """The keyword screen is a necessary condition: whatever the rule's regex matches (strings generated from
+    the regex itself, case variants included), the one-pass keyword Set reports one of that rule's keywords."""
+    rule = RULES[index]
+    text = data.draw(st.from_regex(rule.regex.replace(r"\z", r"\Z")))
+    raw = text.encode("utf-8", "surrogatepass")
+    if rule.compiled.search(raw) is None:
+        return  # Python's re and RE2 differ on an edge (e.g. Unicode classes): nothing to screen
+    keywords = redact._keywords()
+    found = keywords.matcher.Match(raw) or []
+    assert any(index in keywords.rules_of[k] for k in found), (rule.kind, text)
