@@ -6,7 +6,9 @@ Method. Each value goes through ``foothold.redact.redact_content`` (what the col
 value, and the agent side on tool content) ``--runs`` times on one core; the figure is the median wall time
 of one call. Values are generated from a fixed seed:
 
-- ``jwt_256k``: ``eyJ`` and 256 KiB of base64url: the shape that made the JWT rule backtrack (50 s before).
+- ``jwt_256k``: 256 KiB of ``eyJeyJeyJ…``: every ``eyJ`` starts a JWT match that runs to the end of the value
+  and fails there, so a backtracking engine does quadratic work (the issue's 50 s).
+- ``base64_256k``: ``eyJ`` and 256 KiB of random base64url (a large encoded blob in a tool result).
 - ``adversarial_1m``: 1 MiB of fragments that start many rules and complete none (``aws_secret=``, ``eyJ…``,
   a PEM header without its dashes, ``password: `` with a value that ends the fragment), then one real token.
 - ``tool_result_100k``: a 100,000-character tool result (build output) with two tokens in it.
@@ -69,7 +71,8 @@ def values() -> dict[str, str]:
         },
     ]
     return {
-        "jwt_256k": "eyJ" + rand(256 * 1024, _URLSAFE),
+        "jwt_256k": "eyJ" * (256 * 1024 // 3),
+        "base64_256k": "eyJ" + rand(256 * 1024, _URLSAFE),
         "adversarial_1m": adversarial,
         "tool_result_100k": tool_result,
         "genai_messages_4k": orjson.dumps(messages).decode(),

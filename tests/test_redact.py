@@ -140,8 +140,8 @@ def test_redacting_twice_changes_nothing():
 def test_huge_hostile_values_are_redacted_whole():
     """A 256 KiB ``eyJ…`` run (the JWT rule's worst case under backtracking) and a 1 MiB value built to make
     many rules start and fail: the result is asserted, the time is the benchmark's (bench_redact)."""
-    jwt_like = "eyJ" + _rand(256 * 1024, _URLSAFE)
-    assert redact_text(jwt_like, KEY) == (jwt_like, [])
+    for jwt_like in ("eyJ" * (256 * 1024 // 3), "eyJ" + _rand(256 * 1024, _URLSAFE)):
+        assert redact_text(jwt_like, KEY) == (jwt_like, [])
     token = "ghp_" + _rand(36)
     adversarial = ("aws_secret=" + "eyJ" + "a" * 7 + ".eyJ" + "-----BEGIN RSA PRIVATE KEY " + "password: ") * 4000
     out, hits = redact_text(adversarial + token, KEY)
@@ -204,3 +204,23 @@ def test_a_rules_keywords_never_skip_text_the_rule_would_match(index, data):
     keywords = redact._keywords()
     found = keywords.matcher.Match(raw) or []
     assert any(index in keywords.rules_of[k] for k in found), (rule.kind, text)
+
+
+def test_the_collector_door_redacts_log_records_too():
+    """Native agent telemetry is OTLP logs (Claude Code's tool_parameters, Codex's arguments): the same walk
+    applies to an ExportLogsServiceRequest's bodies, attributes and resource."""
+    from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+
+    from foothold.collector.processors.redact import RequestRedactor
+
+    token, password = "ghp_" + _rand(36), "pw-" + _rand(12)
+    request = ExportLogsServiceRequest()
+    resource_logs = request.resource_logs.add()
+    resource_logs.resource.attributes.add(key="service.name", value={"string_value": "claude-code"})
+    record = resource_logs.scope_logs.add().log_records.add()
+    record.body.string_value = f"git push https://x:{token}@github.com/o/r"
+    record.attributes.add(key="tool_parameters", value={"string_value": f'{{"full_command": "mysql -p{password} db"}}'})
+    assert RequestRedactor(KEY).logs(request)
+    encoded = request.SerializeToString()
+    assert token.encode() not in encoded and password.encode() not in encoded
+    assert orjson.loads(record.attributes[0].value.string_value)["full_command"].startswith("mysql -p[REDACTED:")

@@ -68,6 +68,23 @@ class RequestRedactor:
                     changed |= self._span(span)
         return changed
 
+    def logs(self, request) -> bool:
+        """The same for an ``ExportLogsServiceRequest`` (native agent telemetry carries tool parameters and
+        content in log bodies and attributes): every string of the body, attributes and resource."""
+        changed = False
+        for resource_logs in request.resource_logs:
+            changed |= self._attributes(resource_logs.resource.attributes)
+            for scope_logs in resource_logs.scope_logs:
+                changed |= self._attributes(scope_logs.scope.attributes)
+                for record in scope_logs.log_records:
+                    changed |= self._any_value("body", record.body)
+                    changed |= self._attributes(record.attributes)
+                    if record.event_name:
+                        text = self._text(record.event_name)
+                        if text != record.event_name:
+                            record.event_name, changed = text, True
+        return changed
+
     def _span(self, span) -> bool:
         changed = False
         if span.name:
