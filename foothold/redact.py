@@ -52,16 +52,23 @@ class SecretHit:
 
 @dataclass(frozen=True, slots=True)
 class Rule:
-    """One entry of secrets.toml, compiled."""
+    """One entry of secrets.toml."""
 
+    number: int  # its position in the file, from 1 (error messages name it)
     kind: str
     regex: str
     checks: tuple[str, ...]
-    compiled: Any  # re2 pattern over bytes
     keywords: tuple[str, ...]  # literals (case-insensitive), one of which every match contains
-    secret_groups: tuple[int, ...]  # numbers of the groups that may hold the secret (_SECRET_GROUPS)
+
+
+@dataclass(frozen=True, slots=True)
+class Program:
+    """A rule's regex compiled by RE2, with the numbers of the groups the scan reads."""
+
+    regex: Any  # re2 pattern over bytes
+    secret_groups: tuple[int, ...]  # the groups that may hold the secret (_SECRET_GROUPS), first matched wins
     groups: int  # how many capturing groups the regex has
-    name_group: int | None  # number of the group named `name`, if any
+    name_group: int | None  # the group named `name`, if any
 
 
 def fingerprint(value: str | bytes, key: str | bytes) -> str:
@@ -178,40 +185,39 @@ def _options() -> Any:
     return options
 
 
-def load_rules(text: str | None = None) -> tuple[Rule, ...]:
-    """The rules of secrets.toml (or of ``text``), compiled; a bad rule fails here, naming the rule."""
+def load_rules(text: str | None = None, *, compile_all: bool = False) -> tuple[Rule, ...]:
+    """The rules of secrets.toml (or of ``text``); a bad field fails here, naming the rule. Regexes are compiled
+    when a scan first needs them (a hook process pays for the few its input calls for), or all of them now
+    with ``compile_all`` (the tests: a bad regex fails there, naming the rule)."""
     if text is None:
         text = RULES_FILE.read_text(encoding="utf-8")
     rules = []
     for number, raw in enumerate(tomllib.loads(text)["rule"], 1):
+        name = f"secrets rule #{number} ({raw.get('kind')})"
         unknown = set(raw.get("checks", ())) - CHECKS.keys()
         if unknown:
-            raise ValueError(f"secrets rule #{number} ({raw.get('kind')}): unknown checks {sorted(unknown)}")
-        try:
-            compiled = re2.compile(raw["regex"].encode(), _options())
-        except re2.error as exc:
-            raise ValueError(f"secrets rule #{number} ({raw.get('kind')}): not RE2 syntax: {exc}") from exc
-        groups = {name.decode(): index for name, index in compiled.groupindex.items()}
-        secret_groups = tuple(groups[name] for name in _SECRET_GROUPS if name in groups)
-        if not secret_groups:
-            raise ValueError(f"secrets rule #{number} ({raw['kind']}): no group named one of {_SECRET_GROUPS}")
+            raise ValueError(f"{name}: unknown checks {sorted(unknown)}")
         keywords = tuple(raw.get("keywords", ()))
         if not keywords or not all(isinstance(k, str) and k for k in keywords):
-            raise ValueError(f"secrets rule #{number} ({raw['kind']}): needs keywords (non-empty literals)")
-        checks = tuple(raw.get("checks", ()))
-        rules.append(
-            Rule(
-                raw["kind"],
-                raw["regex"],
-                checks,
-                compiled,
-                keywords,
-                secret_groups,
-                compiled.groups,
-                groups.get("name"),
-            )
-        )
+            raise ValueError(f"{name}: needs keywords (non-empty literals)")
+        rule = Rule(number, raw["kind"], raw["regex"], tuple(raw.get("checks", ())), keywords)
+        if compile_all:
+            compile_rule(rule)
+        rules.append(rule)
     return tuple(rules)
+
+
+def compile_rule(rule: Rule) -> Program:
+    name = f"secrets rule #{rule.number} ({rule.kind})"
+    try:
+        regex = re2.compile(rule.regex.encode(), _options())
+    except re2.error as exc:
+        raise ValueError(f"{name}: not RE2 syntax: {exc}") from exc
+    groups = {group.decode(): index for group, index in regex.groupindex.items()}
+    secret_groups = tuple(groups[group] for group in _SECRET_GROUPS if group in groups)
+    if not secret_groups:
+        raise ValueError(f"{name}: no group named one of {_SECRET_GROUPS}")
+    return Program(regex, secret_groups, regex.groups, groups.get("name"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -234,9 +240,14 @@ def _keyword_set(rules: tuple[Rule, ...]) -> _KeywordSet:
 
 @functools.cache
 def rules() -> tuple[Rule, ...]:
-    """The rules in force, compiled on first use: a process that never scans (the hook without content
-    capture) never pays the ~10 ms of parsing and compiling."""
+    """The rules in force, read on first use: a process that never scans never parses the file."""
     return load_rules()
+
+
+@functools.cache
+def program(index: int) -> Program:
+    """Rule ``index`` compiled, on the first scan that needs it."""
+    return compile_rule(rules()[index])
 
 
 @functools.cache
@@ -259,10 +270,10 @@ def _group_spans(match: Any, groups: int) -> list[tuple[int, int]]:
     return list(spans) if spans is not None else [match.span(i) for i in range(groups + 1)]
 
 
-def _secret_span(rule: Rule, data: bytes, match: Any) -> tuple[int, int, bytes] | None:
+def _secret_span(rule: Rule, compiled: Program, data: bytes, match: Any) -> tuple[int, int, bytes] | None:
     """Where the secret is in the match (byte offsets), or None if one of the rule's checks rejects it."""
-    spans = _group_spans(match, rule.groups)
-    for group in rule.secret_groups:
+    spans = _group_spans(match, compiled.groups)
+    for group in compiled.secret_groups:
         start, end = spans[group]
         if start >= 0:
             break
@@ -272,8 +283,8 @@ def _secret_span(rule: Rule, data: bytes, match: Any) -> tuple[int, int, bytes] 
         return None
     secret = data[start:end]
     name = None
-    if rule.name_group is not None and spans[rule.name_group][0] >= 0:
-        name = data[spans[rule.name_group][0] : spans[rule.name_group][1]]
+    if compiled.name_group is not None and spans[compiled.name_group][0] >= 0:
+        name = data[spans[compiled.name_group][0] : spans[compiled.name_group][1]]
     if not all(CHECKS[check](data, spans[0][0], secret, name) for check in rule.checks):
         return None
     return start, end, secret
@@ -293,14 +304,14 @@ def _find(data: bytes) -> list[tuple[int, int, str, bytes]]:
     if not found_keywords:
         return []
     matched = {index for keyword in found_keywords for index in keywords.rules_of[keyword]}
-    compiled = rules()
+    in_force = rules()
     markers = [m.span() for m in _MARKER_RE.finditer(data)] if _MARKER_PREFIX_BYTES in data else []
     kept: list[tuple[int, int]] = []  # sorted by start
     found: dict[int, tuple[int, int, str, bytes]] = {}
     for priority in sorted(matched):
-        rule = compiled[priority]
-        for match in rule.compiled.finditer(data):
-            span = _secret_span(rule, data, match)
+        rule, compiled = in_force[priority], program(priority)
+        for match in compiled.regex.finditer(data):
+            span = _secret_span(rule, compiled, data, match)
             if span is None or _overlaps(markers, span[0], span[1]) or _overlaps(kept, span[0], span[1]):
                 continue
             bisect.insort(kept, (span[0], span[1]))

@@ -179,12 +179,15 @@ def test_structured_content_stays_valid_json_with_secrets_redacted_inside():
 
 
 def test_a_rule_that_is_not_re2_syntax_is_refused_by_name():
-    bad = """[[rule]]\nkind = "lookbehind"\nregex = \'\'\'(?<!x)(?P<secret>abc)\'\'\'\n"""
+    bad = """[[rule]]\nkind = "lookbehind"\nregex = \'\'\'(?<!x)(?P<secret>abc)\'\'\'\nkeywords = ["abc"]\n"""
     with pytest.raises(ValueError, match=r"#1 \(lookbehind\): not RE2 syntax"):
-        redact.load_rules(bad)
-    unknown = """[[rule]]\nkind = "k"\nregex = \'(?P<secret>abc)\'\nchecks = ["nope"]\n"""
+        redact.load_rules(bad, compile_all=True)
+    assert len(redact.load_rules(compile_all=True)) == len(redact.rules())  # every shipped rule compiles
+    unknown = """[[rule]]\nkind = "k"\nregex = \'(?P<secret>abc)\'\nkeywords = ["abc"]\nchecks = ["nope"]\n"""
     with pytest.raises(ValueError, match="unknown checks"):
         redact.load_rules(unknown)
+    with pytest.raises(ValueError, match="needs keywords"):
+        redact.load_rules("""[[rule]]\nkind = "k"\nregex = '(?P<secret>abc)'\n""")
 
 
 RULES = redact.rules()
@@ -199,7 +202,7 @@ def test_a_rules_keywords_never_skip_text_the_rule_would_match(index, data):
     rule = RULES[index]
     text = data.draw(st.from_regex(rule.regex.replace(r"\z", r"\Z")))
     raw = text.encode("utf-8", "surrogatepass")
-    if rule.compiled.search(raw) is None:
+    if redact.program(index).regex.search(raw) is None:
         return  # Python's re and RE2 differ on an edge (e.g. Unicode classes): nothing to screen
     keywords = redact._keywords()
     found = keywords.matcher.Match(raw) or []
