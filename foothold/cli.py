@@ -255,7 +255,10 @@ def _unknown_session(reader, session: str) -> typer.Exit:
 
 
 def _emit(document: str, out: Path | None) -> None:
-    emit(document, out)
+    try:
+        emit(document, out)
+    except OSError as exc:
+        raise fail(f"cannot write {out}: {exc.strerror}") from None
 
 
 def _since(value: str | None):

@@ -48,6 +48,11 @@ def test_a_misspelt_session_is_an_error_naming_the_close_match(injected, command
     )
 
 
+def test_an_unwritable_output_file_is_one_error_line(injected, tmp_path):
+    result = run_cli(injected, "report", "injected", "-o", str(tmp_path / "no-such-dir" / "report.md"))
+    assert result.returncode == 1 and "cannot write" in _err(result) and "No such file or directory" in _err(result)
+
+
 def test_without_a_config_the_cli_finds_the_running_collector_and_says_so(injected):
     result = run_cli(injected, "sessions")  # only FOOTHOLD_DATA_DIR points at the collector's data dir
     assert result.returncode == 0 and "injected" in result.stdout
