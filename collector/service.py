@@ -447,7 +447,12 @@ class Collector:
         return lost
 
     async def run_until_signalled(self) -> int:
-        await self.start()
+        try:
+            await self.start()
+        except BaseException:
+            with contextlib.suppress(Exception):  # what already listens (gRPC) closes on this loop, not at exit
+                await self.stop()
+            raise
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):

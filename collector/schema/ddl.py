@@ -326,7 +326,7 @@ TRACE_ID_TS_VIEW = View(
 _CONTEXT_COLUMNS = f"""
         {sql.SESSION_ID} AS SessionId,
         {attr(semconv.GEN_AI_AGENT_ID)} AS AgentId,
-        {attr(semconv.GEN_AI_AGENT_NAME)} AS AgentName,
+        {sql.AGENT_NAME} AS AgentName,
         {attr(semconv.TASK_ID)} AS TaskId"""
 
 TOOL_CALLS_VIEW = View(

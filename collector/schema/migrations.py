@@ -28,15 +28,27 @@ class TableSetting:
 
 
 @dataclass(frozen=True)
+class ViewQuery:
+    """``ALTER TABLE … MODIFY QUERY``: an existing materialized view takes its current SELECT from ddl.py
+    (rows already written keep the old derivation; re-running is a no-op)."""
+
+    view: View
+
+    def render(self, topo: Topology) -> list[str]:
+        select = self.view.select.format(source=f"{topo.database}.{topo.local(self.view.source)}")
+        return [f"ALTER TABLE {topo.database}.{self.view.name}{topo.on_cluster} MODIFY QUERY{select}"]
+
+
+@dataclass(frozen=True)
 class Migration:
     version: int
     description: str
-    objects: tuple[Table | View | TableSetting, ...]
+    objects: tuple[Table | View | TableSetting | ViewQuery, ...]
 
     def statements(self, topo: Topology) -> list[str]:
         out: list[str] = []
         for obj in self.objects:
-            if isinstance(obj, TableSetting):
+            if isinstance(obj, TableSetting | ViewQuery):
                 out += obj.render(topo)
             else:
                 out += ddl.render_table(obj, topo) if isinstance(obj, Table) else ddl.render_view(obj, topo)
@@ -81,6 +93,11 @@ MIGRATIONS: tuple[Migration, ...] = (
             TableSetting(name, f"non_replicated_deduplication_window = {DEDUPLICATION_WINDOW}")
             for name in _DEDUPLICATED
         ),
+    ),
+    Migration(
+        4,
+        "AgentName falls back to gen_ai.agent.id when an agent sets no name (tool_calls and artifacts views)",
+        (ViewQuery(ddl.TOOL_CALLS_VIEW), ViewQuery(ddl.ARTIFACTS_VIEW)),
     ),
 )
 

@@ -26,6 +26,10 @@ SESSION_ID = first_non_empty(
     attr(semconv.GEN_AI_CONVERSATION_ID), attr(semconv.MCP_SESSION_ID), attr("session.id"), "TraceId"
 )
 
+# The agent as every view shows it: its name, else its id (many agents set only gen_ai.agent.id), so the
+# Agent column, `sessions --agent`, the report and the rules' agent allow-lists all see one identity.
+AGENT_NAME = first_non_empty(attr(semconv.GEN_AI_AGENT_NAME), attr(semconv.GEN_AI_AGENT_ID), "''")
+
 # Exporter versions wrote 'Error' or 'STATUS_CODE_ERROR', 'Server' or 'SPAN_KIND_SERVER': read both.
 STATUS = (
     "multiIf(StatusCode IN ('Error', 'STATUS_CODE_ERROR'), 'Error', "
@@ -50,5 +54,6 @@ IS_TOOL_CALL = (
 )
 TOOL_NAME = first_non_empty(attr(semconv.GEN_AI_TOOL_NAME), attr("tool.name"), "SpanName")
 TOOL_ARGUMENTS = first_non_empty(attr(semconv.GEN_AI_TOOL_CALL_ARGUMENTS), attr("input.value"), "''")
+TOOL_RESULT = first_non_empty(attr(semconv.GEN_AI_TOOL_CALL_RESULT), attr("output.value"), "''")
 IS_ARTIFACT = f"{attr(semconv.ARTIFACT_KIND)} != ''"
 HAS_HUMAN_CHECKPOINT = f"has(Events.Name, '{semconv.EVENT_HUMAN_CHECKPOINT}')"
