@@ -72,8 +72,9 @@ def default_processors(settings: Settings) -> list[Processor]:
     """The batch processors. Redaction is not one of them: it runs on each request before it is spooled
     (:func:`request_redactor`), so nothing downstream (spool, quarantine, classifier evidence) sees a secret."""
     from foothold.collector.processors.classify import ClassifyProcessor
+    from foothold.collector.processors.code_review import CodeReviewProcessor
 
-    return [ClassifyProcessor()]
+    return [ClassifyProcessor(), CodeReviewProcessor()]
 
 
 def request_redactor(settings: Settings) -> RequestRedactor:

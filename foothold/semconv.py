@@ -55,6 +55,10 @@ PERSISTENCE_TECHNIQUE = "foothold.persistence.technique"  # MITRE ATT&CK / ATLAS
 PERSISTENCE_TARGET = "foothold.persistence.target"  # resolved path or account the call (intends to) change
 PERSISTENCE_EVIDENCE = "foothold.persistence.evidence"  # why the classifier said so
 TOOL_CATEGORIES = "foothold.tool.categories"  # comma-separated: untrusted_input, exec, egress, credential_read
+CODE_SEVERITY = (
+    "foothold.code.severity"  # the most severe backdoor signal in code the call wrote (set by the collector)
+)
+CODE_FINDINGS = "foothold.code.findings"  # JSON list: signal, severity, technique, path, evidence
 
 CREDENTIAL_FINGERPRINT = "foothold.credential.fingerprint"  # keyed HMAC, never the value
 CREDENTIAL_KIND = "foothold.credential.kind"
@@ -114,6 +118,8 @@ DOCUMENTED: tuple[tuple[str, str], ...] = (
     (PERSISTENCE_TARGET, "resolved path or account written (set by the collector)"),
     (PERSISTENCE_EVIDENCE, "the classifier's reason (set by the collector)"),
     (TOOL_CATEGORIES, "`untrusted_input`, `exec`, `egress`, `credential_read` (set by the collector)"),
+    (CODE_SEVERITY, "most severe backdoor signal in code the call wrote, e.g. `critical` (set by the collector)"),
+    (CODE_FINDINGS, "JSON list of the backdoor signals in that code: signal, severity, technique, path, evidence"),
     (CREDENTIAL_FINGERPRINT, "keyed HMAC fingerprint of the credential used"),
     (CREDENTIAL_KIND, "credential kind, e.g. `github_token`"),
     (CREDENTIAL_SCOPE, "declared scope"),
