@@ -1,14 +1,21 @@
 """The persistence classifier: corpus precision/recall plus focused tests of each tricky construct.
 
-The corpus (tests/corpus/persistence_cases.yaml) is scored per case: a case is a true positive when the
-classifier reports exactly the expected set of kinds. Precision = TP / cases flagged, recall = TP / cases
-expected to be flagged. Both are printed (visible in ``pytest -q``) and must stay >= 0.95.
+The corpus (tests/corpus/) is scored per case: a case is a true positive when the classifier reports
+exactly the expected set of kinds. Precision = TP / cases flagged, recall = TP / cases expected to be
+flagged. It has two parts: ``persistence_cases.yaml`` (the tuning set: rules were changed while looking at
+it) and ``heldout_cases.yaml`` (written before the issue-15 rule changes and never tuned on). Both are
+scored and printed (visible in ``pytest -q``), overall, per kind and per source, the held-out part on its
+own line last. Why the held-out part is a fair counterpart: its cases are translated from public corpora
+(Atomic Red Team's Linux/macOS persistence atomics, the intent of Sigma/Elastic/Falco rules) by hand,
+before the rules they exercise existed.
 """
 
 from __future__ import annotations
 
 import json
 import re
+from collections import defaultdict
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -24,16 +31,19 @@ from foothold.detections.classify import (
 )
 from foothold.detections.shell import analyze, resolve_path
 
-CORPUS = Path(__file__).parent / "corpus" / "persistence_cases.yaml"
+CORPUS_DIR = Path(__file__).parent / "corpus"
+CORPUS = CORPUS_DIR / "persistence_cases.yaml"
+HELDOUT = CORPUS_DIR / "heldout_cases.yaml"
 HOME = "/home/dev"
 CWD = "/home/dev/project"
+SOURCES = ("art", "sigma", "elastic", "falco", "agent", "foothold", "lookalike")
 
 
 # --- corpus -----------------------------------------------------------------------------------------------------
 
 
-def _load_corpus() -> tuple[dict[str, str], list[dict[str, Any]]]:
-    data = yaml.safe_load(CORPUS.read_text("utf-8"))
+def _load_corpus(path: Path = CORPUS) -> tuple[dict[str, str], list[dict[str, Any]]]:
+    data = yaml.safe_load(path.read_text("utf-8"))
     return data["defaults"], data["cases"]
 
 
@@ -49,43 +59,96 @@ def _run_case(case: dict[str, Any], defaults: dict[str, str]) -> list[Finding]:
     return classify_tool_call(given["tool"], args, cwd=cwd, home=home)
 
 
-def test_corpus_shape() -> None:
-    _, cases = _load_corpus()
-    ids = [c["id"] for c in cases]
-    assert len(ids) == len(set(ids)), "duplicate case ids"
-    benign = [c for c in cases if not c["expect"]]
-    assert len(cases) >= 120
-    assert len(benign) * 2 >= len(cases) - 20, "keep roughly half the corpus benign look-alikes"
-    assert len(benign) >= 100
-    known = set(load_rules().techniques)
-    for case in cases:
-        assert set(case["expect"]) <= known, case["id"]
+@dataclass
+class Score:
+    tp: int = 0
+    flagged: int = 0
+    expected: int = 0
+    cases: int = 0
+    misses: list[str] = field(default_factory=list)
+
+    @property
+    def precision(self) -> float:
+        return self.tp / self.flagged if self.flagged else 1.0
+
+    @property
+    def recall(self) -> float:
+        return self.tp / self.expected if self.expected else 1.0
+
+    def line(self) -> str:
+        return (
+            f"{self.cases} cases ({self.expected} persistence, {self.cases - self.expected} benign): "
+            f"precision={self.precision:.3f} recall={self.recall:.3f} (tp={self.tp}, flagged={self.flagged})"
+        )
 
 
-def test_corpus_precision_recall(capsys: pytest.CaptureFixture[str]) -> None:
-    defaults, cases = _load_corpus()
-    tp = flagged = expected = 0
-    misses: list[str] = []
+def score_corpus(path: Path) -> tuple[Score, dict[str, Score], dict[str, Score]]:
+    """Overall, per-kind and per-source scores (a benign case counts under the kind it imitates)."""
+    defaults, cases = _load_corpus(path)
+    total, by_kind, by_source = Score(), defaultdict(Score), defaultdict(Score)
     for case in cases:
         got = {f.kind for f in _run_case(case, defaults)}
         want = set(case["expect"])
-        flagged += bool(got)
-        expected += bool(want)
-        if got and got == want:
-            tp += 1
-        elif got != want:
-            misses.append(f"{case['id']}: expected {sorted(want)}, got {sorted(got)}")
-    precision = tp / flagged if flagged else 1.0
-    recall = tp / expected if expected else 1.0
+        source = str(case["source"]).split(":", 1)[0]
+        for score in (total, by_kind[case["kind"]], by_source[source]):
+            score.cases += 1
+            score.flagged += bool(got)
+            score.expected += bool(want)
+            if got and got == want:
+                score.tp += 1
+            elif got != want:
+                score.misses.append(f"{case['id']}: expected {sorted(want)}, got {sorted(got)}")
+    return total, dict(by_kind), dict(by_source)
+
+
+def _report(label: str, path: Path) -> Score:
+    total, by_kind, by_source = score_corpus(path)
+    print(f"\n[{label}] {total.line()}")
+    for name, score in sorted(by_source.items()):
+        print(f"[{label}]   source {name:<10} {score.line()}")
+    for name, score in sorted(by_kind.items()):
+        print(f"[{label}]   kind {name:<20} P={score.precision:.2f} R={score.recall:.2f} n={score.cases}")
+    for miss in total.misses:
+        print(f"[{label}]   mismatch {miss}")
+    return total
+
+
+@pytest.mark.parametrize("path", [CORPUS, HELDOUT], ids=["tuning", "heldout"])
+def test_corpus_shape(path: Path) -> None:
+    _, cases = _load_corpus(path)
+    ids = [c["id"] for c in cases]
+    assert len(ids) == len(set(ids)), "duplicate case ids"
+    benign = [c for c in cases if not c["expect"]]
+    assert len(benign) >= 0.4 * len(cases), "keep at least 40% benign look-alikes"
+    rules = load_rules()
+    for case in cases:
+        assert set(case["expect"]) <= set(rules.techniques), case["id"]
+        assert case["kind"] in rules.techniques, case["id"]
+        assert case["technique"] == rules.techniques[case["kind"]], case["id"]
+        assert str(case["source"]).split(":", 1)[0] in SOURCES, case["id"]
+
+
+def test_corpus_size() -> None:
+    total = sum(len(_load_corpus(p)[1]) for p in (CORPUS, HELDOUT))
+    assert total >= 600, total
+
+
+def test_corpus_precision_recall(capsys: pytest.CaptureFixture[str]) -> None:
     with capsys.disabled():
-        print(
-            f"\n[persistence corpus] {len(cases)} cases ({expected} persistence, {len(cases) - expected} benign): "
-            f"precision={precision:.3f} recall={recall:.3f} (tp={tp}, flagged={flagged})"
-        )
-        for miss in misses:
-            print(f"[persistence corpus]   mismatch {miss}")
-    assert precision >= 0.95, misses
-    assert recall >= 0.95, misses
+        total = _report("persistence corpus", CORPUS)
+    assert total.precision >= 0.97, total.misses
+    assert total.recall >= 0.97, total.misses
+
+
+def test_heldout_precision_recall(capsys: pytest.CaptureFixture[str]) -> None:
+    """Scored last and reported on its own; its floor is lower than the tuning set's on purpose (see README)."""
+    with capsys.disabled():
+        total = _report("held-out corpus", HELDOUT)
+    assert total.precision >= HELDOUT_FLOOR, total.misses
+    assert total.recall >= HELDOUT_FLOOR, total.misses
+
+
+HELDOUT_FLOOR = 0.90
 
 
 # --- rules file --------------------------------------------------------------------------------------------------
@@ -190,7 +253,7 @@ def test_heredocs_quoted_and_unquoted() -> None:
 
 
 def test_heredoc_content_travels_to_content_rules() -> None:
-    assert kinds("cat >> ~/.bashrc <<'EOF'\nexport LD_PRELOAD=/tmp/x.so\nEOF") == {"shell_rc", "ld_preload"}
+    assert kinds("cat >> ~/.bashrc <<'EOF'\nexport LD_PRELOAD=/tmp/x.so\nEOF") == {"ld_preload"}  # most specific
     assert kinds("cat > /etc/apt/apt.conf.d/9x <<'EOF'\nDPkg::Post-Invoke {\"/tmp/x\";};\nEOF") == {"package_hook"}
     assert kinds("cat > /etc/apt/apt.conf.d/01proxy <<'EOF'\nAcquire::http::Proxy \"http://p\";\nEOF") == set()
 

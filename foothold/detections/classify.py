@@ -17,7 +17,7 @@ import importlib.resources
 import json
 import re
 import shlex
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import yaml
@@ -40,6 +40,7 @@ class Finding:
     action: str  # "write" | "append" | "create" | "edit" | "enable" | "chmod" | "load" | ...
     evidence: str  # short human-readable reason
     source: str  # "command" | "path"
+    severity: str = "medium"  # info | low | medium | high | critical (the kind's default, lowered by benign content)
 
 
 # --- rules ------------------------------------------------------------------------------------------------------
@@ -54,6 +55,8 @@ class PathRule:
     exclude: re.Pattern[str] | None
     content: re.Pattern[str] | None  # rule fires only when the written content is known and matches
     chmod: bool  # making the file executable counts too
+    risky_content: re.Pattern[str] | None = None  # known content must match for the rule to fire
+    severity: str | None = None  # overrides the kind's default
 
 
 @dataclass(frozen=True)
@@ -71,6 +74,8 @@ class CommandRule:
     target: str
     target_kinds: tuple[tuple[re.Pattern[str], str], ...]
     action: str
+    stdin_kinds: tuple[tuple[re.Pattern[str], str], ...] = ()  # the first regex matching stdin decides the kind
+    severity: str | None = None
 
 
 @dataclass(frozen=True)
@@ -79,6 +84,8 @@ class Rules:
     paths: tuple[PathRule, ...]
     commands: tuple[CommandRule, ...]
     programs: frozenset[str] = field(default=frozenset())  # every program some command rule names
+    severities: dict[str, str] = field(default_factory=dict)  # kind -> default severity
+    low_unless: dict[str, re.Pattern[str]] = field(default_factory=dict)  # kind -> content that keeps it serious
 
 
 @functools.cache
@@ -89,11 +96,45 @@ def load_rules() -> Rules:
 
 
 def compile_rules(data: dict[str, Any]) -> Rules:
+    data = _expand_lists(data)
     techniques = {kind: str(spec["technique"]) for kind, spec in data["kinds"].items()}
+    severities = {kind: str(spec.get("severity", "medium")) for kind, spec in data["kinds"].items()}
+    low_unless = {
+        kind: re.compile(spec["low_unless"]) for kind, spec in data["kinds"].items() if spec.get("low_unless")
+    }
     paths = tuple(_compile_path_rule(r, techniques) for r in data.get("paths", []))
     commands = tuple(_compile_command_rule(r, techniques) for r in data.get("commands", []))
     programs = frozenset(p for rule in commands for p in rule.programs)
-    return Rules(techniques, paths, commands, programs)
+    return Rules(techniques, paths, commands, programs, severities, low_unless)
+
+
+def _expand_lists(data: dict[str, Any]) -> dict[str, Any]:
+    """Falco-style named lists: an item ``"@name"`` in any list is replaced by the items of ``lists.name``."""
+    lists: dict[str, list[Any]] = data.get("lists") or {}
+
+    def expand(value: Any) -> Any:
+        if isinstance(value, list):
+            out: list[Any] = []
+            for item in value:
+                if isinstance(item, str) and item.startswith("@"):
+                    if item[1:] not in lists:
+                        raise ValueError(f"persistence rules: unknown list {item}")
+                    out.extend(expand(lists[item[1:]]))
+                else:
+                    out.append(expand(item))
+            return out
+        if isinstance(value, dict):
+            return {expand(k): expand(v) for k, v in value.items()}
+        if isinstance(value, str) and "@{" in value:
+            return re.sub(r"@\{(\w+)\}", alternation, value)
+        return value
+
+    def alternation(match: re.Match[str]) -> str:
+        if match.group(1) not in lists:
+            raise ValueError(f"persistence rules: unknown list @{{{match.group(1)}}}")
+        return "(?:" + "|".join(re.escape(str(item)) for item in lists[match.group(1)]) + ")"
+
+    return {**data, "paths": expand(data.get("paths", [])), "commands": expand(data.get("commands", []))}
 
 
 def _compile_path_rule(raw: dict[str, Any], techniques: dict[str, str]) -> PathRule:
@@ -106,6 +147,8 @@ def _compile_path_rule(raw: dict[str, Any], techniques: dict[str, str]) -> PathR
         exclude=_globs_to_regex(raw["exclude"]) if raw.get("exclude") else None,
         content=re.compile(raw["content"]) if raw.get("content") else None,
         chmod=bool(raw.get("chmod", False)),
+        risky_content=re.compile(raw["risky_content"]) if raw.get("risky_content") else None,
+        severity=raw.get("severity"),
     )
 
 
@@ -125,6 +168,8 @@ def _compile_command_rule(raw: dict[str, Any], techniques: dict[str, str]) -> Co
         target=str(raw.get("target", "first")),
         target_kinds=tuple((_globs_to_regex([g]), k) for g, k in (raw.get("target_kinds") or {}).items()),
         action=str(raw.get("action", "exec")),
+        stdin_kinds=tuple((re.compile(rx), k) for rx, k in (raw.get("stdin_kinds") or {}).items()),
+        severity=raw.get("severity"),
     )
 
 
@@ -190,25 +235,55 @@ def classify_path(
 def _path_findings(
     path: str, action: str, evidence: str, content: str | None, source: str, home: str | None
 ) -> list[Finding]:
-    """First plain rule that matches, plus every content rule whose regex matches the known content."""
+    """The most specific verdict for writing ``path``.
+
+    Content rules (LD_PRELOAD in a start-up file, an MCP server in editor settings) say more than the
+    location alone, so when one matches it replaces the location's plain rule; otherwise the first plain
+    rule that matches wins. A plain rule with ``risky_content`` (CI files, registry config) fires on known
+    content only when that content is risky; unknown content is judged by the location alone.
+    """
     candidates = _match_forms(path, home)
-    out: list[Finding] = []
-    first_plain = True
-    for rule in load_rules().paths:
+    rules = load_rules()
+    specific: list[Finding] = []
+    plain: Finding | None = None
+    for rule in rules.paths:
         if action == "chmod" and not rule.chmod:
             continue
-        if rule.content is not None and (content is None or not rule.content.search(content)):
+        if rule.content is None and plain is not None:
             continue
-        if rule.content is None and not first_plain:
+        if rule.content is not None and (content is None or not rule.content.search(content)):
             continue
         if not any(rule.pattern.match(c) for c in candidates):
             continue
         if rule.exclude is not None and any(rule.exclude.match(c) for c in candidates):
             continue
-        out.append(Finding(rule.kind, rule.technique, path, action, evidence, source))
-        if rule.content is None:
-            first_plain = False
-    return out
+        if rule.content is None and rule.risky_content is not None and content is not None:
+            if not rule.risky_content.search(content):
+                plain = _NOT_RISKY  # the location's own rule judged the content harmless: no later plain rule
+                continue
+        finding = Finding(
+            rule.kind, rule.technique, path, action, evidence, source, _severity(rule.kind, rule.severity, content)
+        )
+        if rule.content is not None:
+            specific.append(finding)
+        else:
+            plain = finding
+    if specific:
+        return specific
+    return [plain] if plain is not None and plain is not _NOT_RISKY else []
+
+
+_NOT_RISKY = Finding("", "", "", "", "", "")
+
+
+def _severity(kind: str, override: str | None, content: str | None) -> str:
+    """The kind's default severity, or low when the written content is known and plainly benign."""
+    rules = load_rules()
+    severity = override or rules.severities.get(kind, "medium")
+    serious = rules.low_unless.get(kind)
+    if serious is not None and content is not None and not serious.search(content):
+        return "low"
+    return severity
 
 
 def _match_forms(path: str, home: str | None) -> list[str]:
@@ -286,8 +361,14 @@ def _command_finding(inv: Invocation, rules: Rules, home: str | None) -> Finding
     for rule in rules.commands:
         if prog in rule.programs:
             targets = _match_command_rule(rule, list(inv.argv[1:]))
-            if targets is not None:
-                return _command_rule_finding(rule, inv, targets, home)
+            if targets is None:
+                continue
+            if rule.stdin_kinds:  # kubectl apply -f - <<EOF: what is applied decides
+                kind = next((k for rx, k in rule.stdin_kinds if inv.stdin and rx.search(inv.stdin)), None)
+                if kind is None:
+                    continue
+                rule = replace(rule, kind=kind, technique=rules.techniques[kind])
+            return _command_rule_finding(rule, inv, targets, home)
     return None
 
 
@@ -367,7 +448,8 @@ def _command_rule_finding(rule: CommandRule, inv: Invocation, targets: list[str]
     evidence = f"{rule.why}: {cmdline[:120]}" + (" (remote)" if inv.remote else "")
     if inv.stdin and rule.kind in ("cron", "at_job"):
         evidence += f" <- {inv.stdin.strip()[:80]!r}"
-    return Finding(kind, technique, target, rule.action, evidence, "command")
+    severity = rule.severity or load_rules().severities.get(kind, "medium")
+    return Finding(kind, technique, target, rule.action, evidence, "command", severity)
 
 
 # --- tool calls -------------------------------------------------------------------------------------------------
