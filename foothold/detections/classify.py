@@ -14,15 +14,14 @@ from __future__ import annotations
 
 import functools
 import importlib.resources
-import json
 import re
-import shlex
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 import yaml
 
 from foothold.detections.shell import FileWrite, Invocation, analyze, resolve_path
+from foothold.detections.toolcall import PATH_KEYS, ToolCall, first_content, first_str, normalize
 
 __all__ = ["Finding", "Rules", "classify_command", "classify_path", "classify_tool_call", "load_rules"]
 
@@ -454,153 +453,38 @@ def _command_rule_finding(rule: CommandRule, inv: Invocation, targets: list[str]
 
 # --- tool calls -------------------------------------------------------------------------------------------------
 
-_SHELL_TOOLS = frozenset(
-    {
-        "bash",
-        "shell",
-        "sh",
-        "zsh",
-        "run_command",
-        "execute_command",
-        "terminal",
-        "exec",
-        "run_shell_command",
-        "run_terminal_cmd",
-        "run_terminal_command",
-        "local_shell",
-        "shell_command",
-        "execute",
-        "run",
-        "cmd",
-        "command",
-        "container.exec",
-        "exec_command",
-        "bash_tool",
-        "computer_bash",
-        "run_in_terminal",
-    }
-)
-_WRITE_TOOLS = frozenset(
-    {
-        "write",
-        "edit",
-        "multiedit",
-        "write_file",
-        "edit_file",
-        "create_file",
-        "apply_patch",
-        "notebookedit",
-        "str_replace_editor",
-        "str_replace_based_edit_tool",
-        "text_editor",
-        "replace",
-        "write_to_file",
-        "replace_in_file",
-        "insert_content",
-        "search_replace",
-        "append_file",
-        "append_to_file",
-        "fs_write",
-        "save_file",
-        "update_file",
-        "patch",
-        "file_write",
-        "create",
-        "overwrite_file",
-        "insert_edit_into_file",
-    }
-)
-_READ_TOOLS = frozenset(
-    {
-        "read",
-        "cat",
-        "view",
-        "ls",
-        "grep",
-        "glob",
-        "read_file",
-        "list_dir",
-        "list_directory",
-        "search",
-        "find",
-        "file_search",
-        "codebase_search",
-        "grep_search",
-        "notebookread",
-        "webfetch",
-        "websearch",
-        "read_many_files",
-        "search_files",
-        "directory_tree",
-        "get_file_info",
-        "todowrite",
-        "todoread",
-    }
-)
 _EDITOR_WRITE_COMMANDS = frozenset({"create", "str_replace", "insert", "write", "append", "edit", "replace"})
-_COMMAND_KEYS = ("command", "cmd", "script", "commands")
-_PATH_KEYS = (
-    "file_path",
-    "path",
-    "filename",
-    "target_file",
-    "notebook_path",
-    "file",
-    "absolute_path",
-    "filepath",
-    "TargetFile",
-    "target",
-    "dest",
-    "destination",
-)
-_CONTENT_KEYS = (
-    "content",
-    "file_text",
-    "new_string",
-    "new_str",
-    "insert_text",
-    "text",
-    "code_edit",
-    "contents",
-    "new_source",
-    "CodeContent",
-    "data",
-    "diff",
-)
-_CWD_KEYS = ("cwd", "workdir", "working_directory", "working_dir", "directory")
 
 
 def classify_tool_call(
     tool_name: str, arguments: dict | str | None, *, cwd: str | None = None, home: str | None = None
 ) -> list[Finding]:
-    """Findings for one agent tool call: shell-like tools by their command, write tools by their path."""
+    """Findings for one agent tool call: shell-like tools by their command(s), write tools by their path.
+
+    The public entry point every path calls (agent side, hook, proxy, collector, native-log mapping):
+    ``tool_name`` may carry MCP/namespace prefixes, ``arguments`` is a dict or its JSON text. Never raises.
+    """
     try:
-        return _classify_tool_call(tool_name, arguments, cwd, home)
+        return _classify_tool_call(normalize(tool_name, arguments, cwd=cwd), arguments, home)
     except Exception:
         return []
 
 
-def _classify_tool_call(tool_name: Any, arguments: Any, cwd: Any, home: Any) -> list[Finding]:
-    name = _tool_basename(tool_name)
-    args = _parse_arguments(arguments)
-    cwd = _first_str(args, _CWD_KEYS) or (cwd if isinstance(cwd, str) else None)
+def _classify_tool_call(call: ToolCall, raw_arguments: Any, home: Any) -> list[Finding]:
     home = home if isinstance(home, str) else None
-    if name in _READ_TOOLS:
+    name, args, cwd = call.name, dict(call.arguments), call.cwd
+    if call.is_read:
         return []
     if name in _SCHEDULE_TOOLS:  # an agent's own scheduler: durable jobs are a write of its schedule file
-        return _classify_schedule_tool(name, args, cwd, home, str(tool_name))
-    if name == "apply_patch" or (name in ("patch",) and _patch_text(args, arguments)):
-        return _classify_patch(_patch_text(args, arguments) or "", cwd, home)
-    if name in _WRITE_TOOLS or (
-        name not in _SHELL_TOOLS and _first_str(args, _PATH_KEYS) and _first_content(args) is not None
-    ):
-        return _classify_write_tool(name, args, cwd, home, str(tool_name))
-    command = _command_text(args)
-    if command is None and name in _SHELL_TOOLS and isinstance(arguments, str):
-        command = arguments  # a shell tool whose argument is the bare command line
-    if command is not None and (name in _SHELL_TOOLS or name not in _WRITE_TOOLS):
-        return classify_command(command, cwd=cwd, home=home)
-    return []
+        return _classify_schedule_tool(name, args, cwd, home, call.raw_name)
+    if name == "apply_patch" or (name in ("patch",) and _patch_text(args, raw_arguments)):
+        return _classify_patch(_patch_text(args, raw_arguments) or "", cwd, home)
+    if call.is_write or (not call.is_shell and call.path and call.content is not None):
+        return _classify_write_tool(name, args, cwd, home, call.raw_name)
+    findings: list[Finding] = []
+    for command in call.commands:
+        findings.extend(classify_command(command, cwd=cwd, home=home))
+    return _dedupe(findings)
 
 
 # Claude Code's CronCreate with ``durable: true`` saves a recurring prompt to the project's
@@ -617,61 +501,6 @@ def _classify_schedule_tool(
     return _classify_write_tool("write", {"file_path": _SCHEDULE_TOOLS[name], "content": job}, cwd, home, tool)
 
 
-def _tool_basename(tool_name: Any) -> str:
-    """``mcp__fs__write_file`` / ``functions.bash`` / ``Bash`` -> ``write_file`` / ``bash`` / ``bash``."""
-    if not isinstance(tool_name, str):
-        return ""
-    name = tool_name.strip()
-    for sep in ("__", "/", ":"):
-        if sep in name:
-            name = name.rsplit(sep, 1)[-1]
-    if name.startswith("functions."):
-        name = name[len("functions.") :]
-    return name.lower()
-
-
-def _parse_arguments(arguments: Any) -> dict[str, Any]:
-    if isinstance(arguments, dict):
-        return arguments
-    if isinstance(arguments, (str, bytes)):
-        try:
-            parsed = json.loads(arguments)
-        except (ValueError, TypeError, RecursionError):
-            return {}
-        return parsed if isinstance(parsed, dict) else {}
-    return {}
-
-
-def _first_str(args: dict[str, Any], keys: tuple[str, ...]) -> str | None:
-    for key in keys:
-        value = args.get(key)
-        if isinstance(value, str) and value.strip():
-            return value
-    return None
-
-
-def _first_content(args: dict[str, Any]) -> str | None:
-    for key in _CONTENT_KEYS:
-        value = args.get(key)
-        if isinstance(value, str):
-            return value
-    edits = args.get("edits")
-    if isinstance(edits, list):  # MultiEdit: [{"old_string": ..., "new_string": ...}, ...]
-        return "\n".join(str(e.get("new_string", "")) for e in edits if isinstance(e, dict))
-    return None
-
-
-def _command_text(args: dict[str, Any]) -> str | None:
-    for key in _COMMAND_KEYS:
-        value = args.get(key)
-        if isinstance(value, str) and value.strip():
-            return value
-        if isinstance(value, list) and value and all(isinstance(v, str) for v in value):
-            # argv form (["bash", "-lc", "..."]) or a list of command lines
-            return shlex.join(value) if key != "commands" else "\n".join(value)
-    return None
-
-
 def _classify_write_tool(
     name: str, args: dict[str, Any], cwd: str | None, home: str | None, tool: str = ""
 ) -> list[Finding]:
@@ -682,7 +511,7 @@ def _classify_write_tool(
         and sub in (_EDITOR_WRITE_COMMANDS | {"view", "undo_edit"})
     ) and (not isinstance(sub, str) or sub not in _EDITOR_WRITE_COMMANDS):
         return []  # view / undo_edit / unknown sub-command
-    path = _first_str(args, _PATH_KEYS)
+    path = first_str(args, PATH_KEYS)
     if path is None:
         return []
     action = (
@@ -709,7 +538,7 @@ def _classify_write_tool(
         action = "append"
     resolved = resolve_path(path, cwd, home)
     evidence = f"tool {tool or name}: {action} {resolved}"
-    return _dedupe(_path_findings(resolved, action, evidence, _first_content(args), "path", home))
+    return _dedupe(_path_findings(resolved, action, evidence, first_content(args), "path", home))
 
 
 def _patch_text(args: dict[str, Any], raw: Any) -> str | None:

@@ -891,6 +891,20 @@ def _h_touch(argv: list[str], ctx: _Ctx, stdin: str | None) -> None:
         _add_write(ctx, f, "create", f"touch {f}", "")
 
 
+def _h_plutil(argv: list[str], ctx: _Ctx, stdin: str | None) -> None:
+    """``plutil -insert/-replace/-remove/-convert ... FILE [-o OUT]`` edits FILE in place, or writes OUT."""
+    args = argv[1:]
+    if not any(a in ("-insert", "-replace", "-remove", "-convert", "-create") for a in args):
+        return
+    if "-o" in args and args.index("-o") + 1 < len(args):
+        out = args[args.index("-o") + 1]
+        if out != "-":
+            _add_write(ctx, out, "edit", f"plutil -o {out}")
+        return
+    if args and not args[-1].startswith("-"):
+        _add_write(ctx, args[-1], "edit", f"plutil {args[-1]}")
+
+
 def _h_chmod(argv: list[str], ctx: _Ctx, stdin: str | None) -> None:
     opts, pos = _split_opts(argv[1:], {"--reference"})
     # "-x" style modes look like options to the splitter; recover "+x"/"u+x"/"755" as the first positional.
@@ -1327,6 +1341,7 @@ _HANDLERS = {
     "sudoedit": _h_sudo_edit,
     "chmod": _h_chmod,
     "touch": _h_touch,
+    "plutil": _h_plutil,
     "sh": _h_shell,
     "bash": _h_shell,
     "zsh": _h_shell,
