@@ -56,6 +56,7 @@ class PathRule:
     chmod: bool  # making the file executable counts too
     risky_content: re.Pattern[str] | None = None  # known content must match for the rule to fire
     severity: str | None = None  # overrides the kind's default
+    globs: tuple[str, ...] = ()  # the patterns as written (the agent's watch list is derived from them)
 
 
 @dataclass(frozen=True)
@@ -85,6 +86,7 @@ class Rules:
     programs: frozenset[str] = field(default=frozenset())  # every program some command rule names
     severities: dict[str, str] = field(default_factory=dict)  # kind -> default severity
     low_unless: dict[str, re.Pattern[str]] = field(default_factory=dict)  # kind -> content that keeps it serious
+    watch: dict[str, Any] = field(default_factory=dict)  # the `watch:` section: exclude / replace
 
 
 @functools.cache
@@ -104,7 +106,7 @@ def compile_rules(data: dict[str, Any]) -> Rules:
     paths = tuple(_compile_path_rule(r, techniques) for r in data.get("paths", []))
     commands = tuple(_compile_command_rule(r, techniques) for r in data.get("commands", []))
     programs = frozenset(p for rule in commands for p in rule.programs)
-    return Rules(techniques, paths, commands, programs, severities, low_unless)
+    return Rules(techniques, paths, commands, programs, severities, low_unless, dict(data.get("watch") or {}))
 
 
 def _expand_lists(data: dict[str, Any]) -> dict[str, Any]:
@@ -148,6 +150,7 @@ def _compile_path_rule(raw: dict[str, Any], techniques: dict[str, str]) -> PathR
         chmod=bool(raw.get("chmod", False)),
         risky_content=re.compile(raw["risky_content"]) if raw.get("risky_content") else None,
         severity=raw.get("severity"),
+        globs=tuple(raw["patterns"]),
     )
 
 
