@@ -1,4 +1,4 @@
-"""GENERATED from foothold/detections/rules/persistence.yaml by foothold/detections/watchlist.py: do not edit.
+"""GENERATED from foothold/detections/rules/persistence.yaml by detections/watchlist.py: do not edit.
 
 Regenerate with `python -m foothold.detections.watchlist`; tests/test_watchlist.py checks it is current.
 """

@@ -15,9 +15,9 @@ from foothold.instrumentation.watch_paths import DERIVED_WATCH
 
 
 def test_generated_copy_is_current() -> None:
-    """instrumentation/watch_paths.py is the rules' watch list; regenerate with python -m foothold.detections.watchlist."""
+    """instrumentation/watch_paths.py is the rules' watch list (python -m foothold.detections.watchlist)."""
     namespace: dict[str, object] = {}
-    exec(render_module(), namespace)  # noqa: S102 - our own generated module text
+    exec(render_module(), namespace)  # our own generated module text
     assert namespace["DERIVED_WATCH"] == DERIVED_WATCH == watch_list()
     assert DEFAULT_WATCH == DERIVED_WATCH
 

@@ -73,9 +73,7 @@ def _drop_covered(entries: list[str]) -> list[str]:
     """A file or directory already listed by a broader entry (its parent, or grandparent for "/**") is not
     watched twice."""
     depth_of = {
-        e.removesuffix("/**").rstrip("/"): 2 if e.endswith("/**") else 1
-        for e in entries
-        if e.endswith("/") or e.endswith("/**")
+        e.removesuffix("/**").rstrip("/"): 2 if e.endswith("/**") else 1 for e in entries if e.endswith(("/", "/**"))
     }
 
     def covered(entry: str) -> bool:
@@ -99,7 +97,7 @@ def render_module() -> str:
     tests/test_watchlist.py fails when the copy drifts from the rules; regenerate with
     ``python -m foothold.detections.watchlist``."""
     lines = [
-        '"""GENERATED from foothold/detections/rules/persistence.yaml by foothold/detections/watchlist.py: do not edit.',
+        '"""GENERATED from foothold/detections/rules/persistence.yaml by detections/watchlist.py: do not edit.',
         "",
         "Regenerate with `python -m foothold.detections.watchlist`; tests/test_watchlist.py checks it is current.",
         '"""',
