@@ -54,6 +54,7 @@ PERSISTENCE_KIND = "foothold.persistence.kind"  # e.g. ssh_authorized_keys, cron
 PERSISTENCE_TECHNIQUE = "foothold.persistence.technique"  # MITRE ATT&CK / ATLAS id, e.g. T1098.004
 PERSISTENCE_TARGET = "foothold.persistence.target"  # resolved path or account the call (intends to) change
 PERSISTENCE_EVIDENCE = "foothold.persistence.evidence"  # why the classifier said so
+PERSISTENCE_SEVERITY = "foothold.persistence.severity"  # info | low | medium | high | critical
 TOOL_CATEGORIES = "foothold.tool.categories"  # comma-separated: untrusted_input, exec, egress, credential_read
 CODE_SEVERITY = (
     "foothold.code.severity"  # the most severe backdoor signal in code the call wrote (set by the collector)
@@ -117,6 +118,10 @@ DOCUMENTED: tuple[tuple[str, str], ...] = (
     (PERSISTENCE_TECHNIQUE, "MITRE ATT&CK / ATLAS technique id"),
     (PERSISTENCE_TARGET, "resolved path or account written (set by the collector)"),
     (PERSISTENCE_EVIDENCE, "the classifier's reason (set by the collector)"),
+    (
+        PERSISTENCE_SEVERITY,
+        "severity of the finding: low when the written content is plainly benign (set by the collector)",
+    ),
     (TOOL_CATEGORIES, "`untrusted_input`, `exec`, `egress`, `credential_read` (set by the collector)"),
     (CODE_SEVERITY, "most severe backdoor signal in code the call wrote, e.g. `critical` (set by the collector)"),
     (CODE_FINDINGS, "JSON list of the backdoor signals in that code: signal, severity, technique, path, evidence"),

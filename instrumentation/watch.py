@@ -19,82 +19,13 @@ from itertools import islice
 
 from .artifacts import SOURCE_SNAPSHOT, Artifact, file_digest, hash_file
 from .inotify import change_signal, directories_to_watch
+from .watch_paths import DERIVED_WATCH
 
 # `~` is the configured home; relative entries resolve against the root of the call's git repository
 # (or its working directory outside one). A trailing "/**" lists two levels (systemd's *.wants dirs).
-DEFAULT_WATCH: tuple[str, ...] = (
-    # accounts and remote access
-    "~/.ssh/",
-    "/root/.ssh/",
-    "/etc/ssh/sshd_config",
-    "/etc/ssh/sshd_config.d/",
-    "/etc/passwd",
-    "/etc/shadow",
-    "/etc/group",
-    "/etc/sudoers",
-    "/etc/sudoers.d/",
-    "/etc/pam.d/",
-    # scheduled jobs
-    "/etc/crontab",
-    "/etc/cron.d/",
-    "/etc/cron.hourly/",
-    "/etc/cron.daily/",
-    "/etc/cron.weekly/",
-    "/etc/cron.monthly/",
-    "/var/spool/cron/",
-    "/var/spool/cron/crontabs/",
-    # services and autostart
-    "/etc/systemd/system/**",
-    "~/.config/systemd/user/**",
-    "/etc/init.d/",
-    "/etc/rc.local",
-    "~/.config/autostart/",
-    "/etc/xdg/autostart/",
-    "/etc/udev/rules.d/",
-    # loader and shell start-up
-    "/etc/ld.so.preload",
-    "/etc/ld.so.conf.d/",
-    "/etc/profile",
-    "/etc/profile.d/",
-    "/etc/bash.bashrc",
-    "/etc/environment",
-    "~/.bashrc",
-    "~/.bash_profile",
-    "~/.bash_login",
-    "~/.bash_logout",
-    "~/.profile",
-    "~/.zshrc",
-    "~/.zshenv",
-    "~/.zprofile",
-    "~/.config/fish/config.fish",
-    "~/.gitconfig",
-    # agent configuration and memory (user level)
-    "~/.claude/",  # one level: settings and CLAUDE.md; the subfolders below, not its churning state files
-    "~/.claude/agents/",
-    "~/.claude/commands/",  # not ~/.claude.json: Claude Code rewrites it itself (usage, per-project state)
-    "~/.codex/",
-    "~/.cursor/",
-    "~/.gemini/",
-    # the repository the call works in: hooks, CI, agent configuration
-    ".git/hooks/",
-    ".git/config",
-    ".github/workflows/",
-    ".gitlab-ci.yml",
-    ".vscode/",
-    "CLAUDE.md",
-    "CLAUDE.local.md",
-    "AGENTS.md",
-    "GEMINI.md",
-    ".mcp.json",
-    ".cursor/",
-    ".cursor/rules/",
-    ".cursor/memories/",
-    ".claude/",
-    ".claude/agents/",
-    ".claude/commands/",
-    ".claude/hooks/",
-    ".claude/memory/",
-)
+# The list is derived from the persistence rules (foothold/detections/watchlist.py), so every location a
+# rule names is watched; watch_paths.py is its generated copy (loading the rules is too slow for a hook).
+DEFAULT_WATCH: tuple[str, ...] = DERIVED_WATCH
 
 
 # (mtime_ns, size, inode, mode): a plain tuple because a snapshot builds one per watched file per call.
