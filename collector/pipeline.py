@@ -2,7 +2,7 @@
 
 Receivers hand over validated requests; the pipeline appends each one to the durable spool
 (:mod:`foothold.collector.spool`) and answers the client only once its bytes are on disk. One worker
-thread gathers the spooled requests into batches (by size or age), flattens them to columns, runs the
+thread gathers the spooled requests into batches (by spans, bytes or age), flattens them to columns, runs the
 processors and exports; the spool checkpoint then moves past the batch. A store that is slow or down is
 retried with back-off while the batch is held; the spool (and ``batch.max_queued_spans``) then fills and
 receivers answer 429 with Retry-After, so clients keep the data instead of it being dropped here.
@@ -421,7 +421,7 @@ class Pipeline:
         """A batch's worth is waiting, or the memory queue is at its byte bound (more may wait on disk)."""
         return (
             self._memory_spans >= self._config.max_spans
-            or self._memory_bytes >= self._config.max_queued_memory_bytes // 2
+            or self._memory_bytes >= min(self._config.max_batch_bytes, self._config.max_queued_memory_bytes // 2)
             or self._mem_hi < self._durable
         )
 
@@ -442,16 +442,23 @@ class Pipeline:
                 first, stop, max_spans = self._cursor, self._disk_bound(), self._config.max_spans
             else:
                 taken: list[_Item] = []
-                spans = 0
+                spans = size = 0
                 while (
                     self._memory
                     and self._memory[0].seq < self._durable
-                    and (not taken or spans + self._memory[0].spans <= self._config.max_spans)
+                    and (
+                        not taken
+                        or (
+                            spans + self._memory[0].spans <= self._config.max_spans
+                            and size + len(self._memory[0].payload) <= self._config.max_batch_bytes
+                        )
+                    )
                 ):
                     item = self._memory.popleft()
                     taken.append(item)
                     spans += item.spans
-                    self._memory_bytes -= len(item.payload)
+                    size += len(item.payload)
+                self._memory_bytes -= size
                 self._memory_spans -= spans
                 self._cursor = taken[-1].seq + 1
                 if not self._memory:
@@ -459,7 +466,8 @@ class Pipeline:
                 self._oldest_at = time.monotonic()
                 return taken[0].seq, self._cursor, taken
         # A disk read: only this thread moves the cursor, so the file is read without the lock.
-        records = self.spool.read(first, stop, max_spans) if first < stop else []
+        max_bytes = None if max_spans is None else self._config.max_batch_bytes
+        records = self.spool.read(first, stop, max_spans, max_bytes) if first < stop else []
         items = [_Item(r.seq, r.request, r.spans) for r in records]
         end = end if max_spans is None else (records[-1].seq + 1 if records else stop)
         with self._cond:

@@ -169,21 +169,30 @@ class _GatedExporter:
     def __init__(self) -> None:
         self.open = threading.Event()
         self.names: list[str] = []
+        self.sizes: list[int] = []
 
     def export(self, batch) -> None:
         if not self.open.wait(30):
             raise ConnectionError("gate never opened")
         self.names.extend(batch.columns["SpanName"])
+        self.sizes.append(len(batch))
 
 
 @pytest.mark.parametrize("spooled", [True, False], ids=["spool", "memory-only"])
 def test_queued_requests_wait_as_bytes_within_the_memory_byte_bound(tmp_path, spooled):
     """Overload memory: the queue holds each request's protobuf bytes (decoded only when its batch forms), at
     most ``batch.max_queued_memory_bytes`` of them; with the spool the rest waits on disk and is read back in
-    order, without it receivers are refused (429). Nothing accepted is lost or reordered either way."""
+    order, without it receivers are refused (429). Batches are cut at ``batch.max_batch_bytes`` from memory and
+    from disk alike. Nothing accepted is lost or reordered either way."""
     requests = [validate(_tool_request(f"q{i}", spans=4)) for i in range(30)]
     size = len(requests[0].encoded())
-    config = BatchConfig(max_spans=8, max_queued_spans=10_000, max_queued_memory_bytes=3 * size, timeout_seconds=0.05)
+    config = BatchConfig(
+        max_spans=1000,
+        max_batch_bytes=2 * size,  # two requests of 4 spans a batch, whatever max_spans allows
+        max_queued_spans=10_000,
+        max_queued_memory_bytes=3 * size,
+        timeout_seconds=0.05,
+    )
     exporter = _GatedExporter()
     spool = Spool.open(tmp_path / SPOOL_DIR, SpoolConfig()) if spooled else None
     pipeline = Pipeline(config, exporter, spool=spool)
@@ -200,6 +209,7 @@ def test_queued_requests_wait_as_bytes_within_the_memory_byte_bound(tmp_path, sp
         assert pipeline.flush(30)
         expected = [span.name for a in kept for span in a.request.resource_spans[0].scope_spans[0].spans]
         assert exporter.names == expected
+        assert max(exporter.sizes) == 8
     finally:
         pipeline.close(5)
 
