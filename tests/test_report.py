@@ -1,4 +1,5 @@
-"""Incident response outputs: artifact inventory with host check, credential usage, remediation report, HTML timeline."""
+"""Incident response outputs: artifact inventory with host check, credential usage, remediation report and the
+HTML timeline."""
 
 from __future__ import annotations
 
