@@ -36,6 +36,19 @@ def test_agent_side_imports_no_clickhouse():
     subprocess.run([sys.executable, "-c", code], check=True, cwd="/", timeout=60)
 
 
+def test_investigation_reads_the_store_without_the_collector_service():
+    """Investigation depends on the schema and the store, not on the service: reading a timeline must not
+    start importing the servers (uvicorn, grpc) the service wires."""
+    code = (
+        "import sys\n"
+        "import foothold.investigation.access, foothold.investigation.timeline\n"
+        "import foothold.investigation.inventory, foothold.investigation.report\n"
+        "heavy = [m for m in ('foothold.collector.service', 'uvicorn', 'grpc') if m in sys.modules]\n"
+        "assert not heavy, heavy"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, cwd="/", timeout=60)
+
+
 def test_agent_side_dependencies_exclude_the_collector_stack():
     base = " ".join(_pyproject()["project"]["dependencies"]).lower()
     assert "clickhouse" not in base and "chdb" not in base
