@@ -517,14 +517,14 @@ def token_new(
     name: Annotated[str, typer.Option("--name", "-n", help="sender name stored on every span as foothold.sender")],
 ) -> None:
     """Print a fresh random token and the auth.tokens line that accepts it (only the hash goes in the config)."""
-    import hashlib
     import re
-    import secrets
+
+    from foothold.collector.tokens import hash_token, new_token
 
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.@:/-]{0,127}", name):
         raise fail("--name: letters, digits and _ . @ : / - only (at most 128 characters)")
-    token = "fh_" + secrets.token_urlsafe(32)
-    digest = hashlib.sha256(token.encode()).hexdigest()
+    token = new_token()
+    digest = hash_token(token)
     typer.echo(token)
     err.print(
         "Give the token (first line) to the sender, e.g. OTEL_EXPORTER_OTLP_HEADERS='authorization=Bearer%20<token>'"
@@ -536,13 +536,14 @@ def token_new(
 @token_app.command("hash")
 def token_hash() -> None:
     """Read a token on stdin and print its SHA-256, the auth.tokens[].sha256 value."""
-    import hashlib
     import sys
+
+    from foothold.collector.tokens import hash_token
 
     token = sys.stdin.read().strip()
     if not token:
         raise fail('no token on stdin: echo -n "$TOKEN" | foothold-audit token hash')
-    typer.echo(hashlib.sha256(token.encode()).hexdigest())
+    typer.echo(hash_token(token))
 
 
 def _mount_subcommands() -> None:
