@@ -181,7 +181,7 @@ class _Reader:
         self._client = client
 
     def query(self, sql: str, parameters: dict[str, Any] | None = None):
-        from foothold.collector.access import QueryResult
+        from foothold.investigation.access import QueryResult
 
         result = self._client.query(sql, parameters=parameters, settings={"readonly": 1})
         return QueryResult(
@@ -218,9 +218,9 @@ def seed(client, database: str, start: int, end: int, horizon: int) -> float:
 
 
 def measure(client, store, size: int, runs: int) -> tuple[list[list[Any]], list[list[Any]]]:
-    from foothold.collector import timeline as tl
     from foothold.detections.macros import TimeRange, expand
     from foothold.detections.rules import load_alert_rules
+    from foothold.investigation import timeline as tl
 
     db = store.database
 

@@ -14,16 +14,16 @@ import orjson
 import pytest
 
 from foothold import semconv
-from foothold.collector.access import open_reader
-from foothold.collector.inventory import (
+from foothold.investigation.access import open_reader
+from foothold.investigation.inventory import (
     REMEDIATION,
     artifact_inventory,
     credential_usage,
     remediation_command,
     remediation_report,
 )
-from foothold.collector.timeline import session_timeline
-from foothold.report import report_markdown, timeline_html
+from foothold.investigation.report import report_markdown, timeline_html
+from foothold.investigation.timeline import session_timeline
 from tests.conftest import sdk_agent
 from tests.scenarios import HOME, Session, artifact, credential_sessions, injected_devops_session
 

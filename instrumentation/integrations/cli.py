@@ -72,7 +72,7 @@ def install_command(
     if not claude_code:
         typer.echo("choose the agent to install hooks for: --claude-code", err=True)
         raise typer.Exit(2)
-    from .claude_code import install
+    from .claude_code_settings import install
 
     try:
         path, warnings = install(
