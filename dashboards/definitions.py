@@ -158,7 +158,8 @@ def durable_writes() -> Dashboard:
                 "Durable writes by technique",
                 "timeseries",
                 ts(f"""
-SELECT $__timeInterval(Timestamp) AS time, if(Technique = '', PersistenceKind, Technique) AS technique, count() AS writes
+SELECT $__timeInterval(Timestamp) AS time, if(Technique = '', PersistenceKind, Technique) AS technique,
+       count() AS writes
 FROM {DURABLE_WRITES}
 GROUP BY time, technique ORDER BY time"""),
             ),
@@ -209,11 +210,14 @@ def credential_reuse() -> Dashboard:
             table(f"""
 SELECT CredentialFingerprint, any(CredentialKind) AS kind, uniqExact(SessionId) AS sessions,
        uniqExact(TaskId) AS tasks, uniqExact(AgentName) AS agents, count() AS uses,
-       arrayStringConcat(groupUniqArray(5)(TaskId), ', ') AS task_ids, min(Timestamp) AS first_use, max(Timestamp) AS last_use
+       arrayStringConcat(groupUniqArray(5)(TaskId), ', ') AS task_ids,
+       min(Timestamp) AS first_use, max(Timestamp) AS last_use
 {TOOL_CALLS_IN_RANGE} AND CredentialFingerprint != ''
 GROUP BY CredentialFingerprint ORDER BY sessions DESC, uses DESC"""),
             width=24,
-            description="Fingerprints are keyed HMACs: the same credential has the same fingerprint, its value is never stored.",
+            description=(
+                "Fingerprints are keyed HMACs: the same credential has the same fingerprint, its value is never stored."
+            ),
         ),
         Panel(
             "Credential uses by session",
@@ -277,7 +281,9 @@ def chained_tools() -> Dashboard:
                 "Longest unchecked runs",
                 "table",
                 table(f"SELECT * FROM ({CHAIN_RUNS}\n)\nORDER BY length DESC LIMIT 100"),
-                description=f"A run ends at a call carrying a human checkpoint; the rule fires above {max_calls} calls.",
+                description=(
+                    f"A run ends at a call carrying a human checkpoint; the rule fires above {max_calls} calls."
+                ),
                 links=(session_link("SessionId"),),
             ),
             Panel(
@@ -383,7 +389,8 @@ SELECT TraceId AS traceID, SpanId AS spanID, ParentSpanId AS parentSpanID, Servi
        multiply(Duration, 0.000001) AS duration,
        arrayMap(key -> map('key', key, 'value', SpanAttributes[key]), mapKeys(SpanAttributes)) AS tags,
        arrayMap(key -> map('key', key, 'value', ResourceAttributes[key]), mapKeys(ResourceAttributes)) AS serviceTags,
-       multiIf(StatusCode IN ('Error', 'STATUS_CODE_ERROR'), 2, StatusCode IN ('Ok', 'STATUS_CODE_OK'), 1, 0) AS statusCode,
+       multiIf(StatusCode IN ('Error', 'STATUS_CODE_ERROR'), 2,
+               StatusCode IN ('Ok', 'STATUS_CODE_OK'), 1, 0) AS statusCode,
        StatusMessage AS statusMessage, lower({sql.KIND}) AS kind,
        ScopeName AS instrumentationLibraryName, ScopeVersion AS instrumentationLibraryVersion, TraceState AS traceState,
        arrayMap((name, at, attributes) -> tuple(toUnixTimestamp64Milli(at),
@@ -489,7 +496,9 @@ GROUP BY time ORDER BY time"""),
     return Dashboard(
         uid="foothold-collector-health",
         title="Foothold / Collector health",
-        description="What the collector stored (from the tables), plus pipeline self-metrics once collector_metrics exists.",
+        description=(
+            "What the collector stored (from the tables), plus pipeline self-metrics once collector_metrics exists."
+        ),
         panels=(
             Panel(
                 "Spans ingested per second by service",

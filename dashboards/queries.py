@@ -46,7 +46,10 @@ AGENT = Variable(
     multi=True,
     include_all=True,
     all_value=ALL,
-    sql="SELECT DISTINCT AgentName FROM tool_calls WHERE $__timeFilter(Timestamp) AND AgentName != '' ORDER BY AgentName",
+    sql=(
+        "SELECT DISTINCT AgentName FROM tool_calls WHERE $__timeFilter(Timestamp) AND AgentName != '' "
+        "ORDER BY AgentName"
+    ),
 )
 # The selected agents' sessions in the time range, most recent first (re-queried when `agent` changes).
 SESSION = Variable(
@@ -61,7 +64,10 @@ SESSION_OR_ALL = replace(SESSION, include_all=True, all_value=ALL)
 TRACE_ID = Variable(
     "trace_id",
     "Trace",
-    sql=f"SELECT TraceId FROM tool_calls WHERE SessionId = {value_of('session')} GROUP BY TraceId ORDER BY min(Timestamp)",
+    sql=(
+        f"SELECT TraceId FROM tool_calls WHERE SessionId = {value_of('session')} "
+        "GROUP BY TraceId ORDER BY min(Timestamp)"
+    ),
 )
 
 

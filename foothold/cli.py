@@ -184,7 +184,8 @@ def sessions(
     has_alerts: Annotated[bool, typer.Option("--has-alerts", help="only sessions with alerts")] = False,
     limit: Annotated[int, typer.Option(help="how many")] = 20,
 ) -> None:
-    """Find sessions (by agent, tool, path, credential, time, alerts), with call, error, durable-write and alert counts."""
+    """Find sessions (by agent, tool, path, credential, time, alerts), with call, error, durable-write and alert
+    counts."""
     from foothold.investigation.timeline import SessionFilter, find_sessions
 
     settings = load(config)
@@ -475,7 +476,8 @@ def verify(
             if isinstance(reader, ApiReader):  # the running collector owns the chDB store: it checks itself
                 if mirror is not None:
                     raise fail(
-                        "--mirror is read by the collector from its chain.mirror_file while it runs; stop it to pass another file"
+                        "--mirror is read by the collector from its chain.mirror_file while it runs; "
+                        "stop it to pass another file"
                     )
                 return VerifyReport.from_dict(reader.verify()), reader.via
             from foothold.collector.chain import load_chain_key

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import json
 import re
-from urllib.parse import quote
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 import yaml

@@ -20,7 +20,8 @@ from foothold.investigation.evidence import shell_word
 _ARTIFACTS = """
 SELECT Path, any(PersistenceKind) AS persistence_kind, any(Technique) AS technique, groupUniqArray(AgentName) AS agents,
        groupUniqArray(SessionId) AS sessions, min(Timestamp) AS first_seen, max(Timestamp) AS last_seen,
-       argMax(Sha256, Timestamp) AS last_sha256, argMax(Action, Timestamp) AS last_action, argMax(TraceId, Timestamp) AS trace_id
+       argMax(Sha256, Timestamp) AS last_sha256, argMax(Action, Timestamp) AS last_action,
+       argMax(TraceId, Timestamp) AS trace_id
 FROM artifacts FINAL
 WHERE Durable AND Kind = 'file' AND (PersistenceKind != '' OR {include_all:Bool})
   AND ({technique:String} = '' OR Technique = {technique:String})

@@ -90,7 +90,8 @@ def report_markdown(report) -> str:
         state = _SOURCE.get(step.source, step.source)
         digest = f", sha256 `{step.sha256}`" if step.sha256 else ""
         lines.append(
-            f"- [ ] {_code(step.path)} — {step.kind} ({step.technique}), {state}{digest}; sessions {', '.join(step.sessions)}; trace `{step.trace_id}`"
+            f"- [ ] {_code(step.path)} — {step.kind} ({step.technique}), {state}{digest}; "
+            f"sessions {', '.join(step.sessions)}; trace `{step.trace_id}`"
         )
         lines.append(f"  - {_code(step.command)}")
     lines += ["", "## Revoke", ""]
