@@ -56,4 +56,8 @@ TOOL_NAME = first_non_empty(attr(semconv.GEN_AI_TOOL_NAME), attr("tool.name"), "
 TOOL_ARGUMENTS = first_non_empty(attr(semconv.GEN_AI_TOOL_CALL_ARGUMENTS), attr("input.value"), "''")
 TOOL_RESULT = first_non_empty(attr(semconv.GEN_AI_TOOL_CALL_RESULT), attr("output.value"), "''")
 IS_ARTIFACT = f"{attr(semconv.ARTIFACT_KIND)} != ''"
-HAS_HUMAN_CHECKPOINT = f"has(Events.Name, '{semconv.EVENT_HUMAN_CHECKPOINT}')"
+# A person approved the call: a checkpoint event whose decision is not `denied` (no decision: approved).
+HAS_HUMAN_CHECKPOINT = (
+    f"arrayExists((n, a) -> n = '{semconv.EVENT_HUMAN_CHECKPOINT}' "
+    f"AND a['{semconv.CHECKPOINT_DECISION}'] != 'denied', Events.Name, Events.Attributes)"
+)
