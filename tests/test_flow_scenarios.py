@@ -14,7 +14,7 @@ import subprocess
 import pytest
 
 from foothold import instrumentation as fh
-from tests.conftest import sdk_agent
+from tests.conftest import rows, sdk_agent
 from tests.test_instrumentation import _reset, home, instrument  # noqa: F401 (home is a fixture)
 
 FLOW = "untrusted_input_to_durable_write"
@@ -102,3 +102,27 @@ def test_trusted_source_starts_no_chain(wired):
         _bash(INSTALL_COMMAND)
     assert collector.pipeline.flush(30)
     assert _flow_alerts(collector) == set()
+
+
+def test_a_stolen_token_typed_into_a_command_counts_as_a_use_of_the_declared_credential(wired):
+    """No credential is declared on the second session's call; the token is typed literally into the
+    command. The agent library redacts it with the same keyed fingerprint as the declared credential, and
+    that marker counts as a use: the token issued for one task in one session is caught in another."""
+    collector, home = wired
+    with fh.session(conversation_id="release", agent_id="rel", agent_name="rel", task_id="release-7"):
+        with fh.credential(STOLEN, "github_token", task_id="release-7") as declared, fh.tool_call("git_push"):
+            pass
+    with fh.session(conversation_id="intruder", agent_id="dev", agent_name="dev", task_id="docs"):
+        command = f"curl -s -H 'Authorization: token {STOLEN}' https://api.github.com/user/repos"
+        with fh.tool_call("bash", arguments={"command": command}):
+            pass
+    assert collector.pipeline.flush(30)
+    seen = rows(
+        collector, "SELECT CredentialFingerprint, CredentialKind FROM {db}.tool_calls WHERE SessionId = 'intruder'"
+    )
+    assert seen == [(declared.fingerprint, "github_token")]  # the marker's fingerprint is the declared one
+    report = collector.evaluate_alerts()
+    assert report.failed_rules == {}
+    credential = {(a.rule_id, a.session_id) for a in report.raised if a.rule_id.startswith("credential_")}
+    assert ("credential_outside_task", "intruder") in credential
+    assert ("credential_multi_session", "intruder") in credential
