@@ -56,7 +56,9 @@ def test_demo_tells_the_attack_story_at_80_columns(tmp_path):
     for index, line in enumerate(lines):  # under each rule line, its evidence: never an empty column
         if line.strip().startswith(("critical ", "high ")):
             assert lines[index + 1].startswith("    ") and lines[index + 1].strip(), line
-    assert "untrusted input (web_fetch) > execution (bash)" in " ".join(saw.split())
+    # the flow rule names the source and the command the page's text reached
+    assert "untrusted input (web_fetch https://git.example.com" in " ".join(saw.split())
+    assert "reached execution (echo" in " ".join(saw.split())
     assert "T1098.004" in out and "T1677" in out and "✔ human checkpoint" in out
     timeline = out[out.index("Session fix-ci-4711") : out.index("5. What to remove and revoke")]
     calls = ["read_file  done", "web_fetch  done", "bash  done", "write_file  done", "git_push  done"]

@@ -329,6 +329,10 @@ _CONTEXT_COLUMNS = f"""
         {sql.AGENT_NAME} AS AgentName,
         {attr(semconv.TASK_ID)} AS TaskId"""
 
+# Declared on the call, else seen in its arguments (a redaction marker): both are uses of the credential.
+_CREDENTIAL_FINGERPRINT = sql.first_non_empty(attr(semconv.CREDENTIAL_FINGERPRINT), sql.SEEN_CREDENTIAL_FINGERPRINT)
+_CREDENTIAL_KIND = sql.first_non_empty(attr(semconv.CREDENTIAL_KIND), sql.SEEN_CREDENTIAL_KIND)
+
 TOOL_CALLS_VIEW = View(
     name=f"{TOOL_CALLS}_mv",
     source=TRACES,
@@ -345,8 +349,8 @@ TOOL_CALLS_VIEW = View(
         Duration AS DurationNs,
         {sql.TOOL_ARGUMENTS} AS Arguments,
         {attr(semconv.CWD)} AS Cwd,
-        {attr(semconv.CREDENTIAL_FINGERPRINT)} AS CredentialFingerprint,
-        {attr(semconv.CREDENTIAL_KIND)} AS CredentialKind,
+        {_CREDENTIAL_FINGERPRINT} AS CredentialFingerprint,
+        {_CREDENTIAL_KIND} AS CredentialKind,
         {attr(semconv.CREDENTIAL_TASK_ID)} AS CredentialTaskId,
         {attr(semconv.CREDENTIAL_ISSUED_TO)} AS CredentialIssuedTo,
         parseDateTime64BestEffortOrNull({attr(semconv.CREDENTIAL_EXPIRES_AT)}, 3) AS CredentialExpiresAt,

@@ -56,4 +56,16 @@ TOOL_NAME = first_non_empty(attr(semconv.GEN_AI_TOOL_NAME), attr("tool.name"), "
 TOOL_ARGUMENTS = first_non_empty(attr(semconv.GEN_AI_TOOL_CALL_ARGUMENTS), attr("input.value"), "''")
 TOOL_RESULT = first_non_empty(attr(semconv.GEN_AI_TOOL_CALL_RESULT), attr("output.value"), "''")
 IS_ARTIFACT = f"{attr(semconv.ARTIFACT_KIND)} != ''"
-HAS_HUMAN_CHECKPOINT = f"has(Events.Name, '{semconv.EVENT_HUMAN_CHECKPOINT}')"
+# A person approved the call: a checkpoint event whose decision is not `denied` (no decision: approved).
+HAS_HUMAN_CHECKPOINT = (
+    f"arrayExists((n, a) -> n = '{semconv.EVENT_HUMAN_CHECKPOINT}' "
+    f"AND a['{semconv.CHECKPOINT_DECISION}'] != 'denied', Events.Name, Events.Attributes)"
+)
+
+# A credential seen, not only declared: the first redaction marker in the arguments
+# (``[REDACTED:kind:fp=FINGERPRINT]``, foothold/redact.py) stands for a use of that credential when the call
+# declares none, so a stolen token typed into a command counts for the reuse rules.
+# (braces doubled: the view's SELECT goes through str.format)
+_MARKER = r"'\\[REDACTED:([a-z0-9_]+):fp=([0-9a-f]{{16}})\\]'"
+SEEN_CREDENTIAL_FINGERPRINT = f"extractGroups({TOOL_ARGUMENTS}, {_MARKER})[2]"
+SEEN_CREDENTIAL_KIND = f"extractGroups({TOOL_ARGUMENTS}, {_MARKER})[1]"

@@ -28,6 +28,7 @@ SEMCONV_PLACEHOLDERS = {
     "attr_task_id": semconv.TASK_ID,
     "attr_code_severity": semconv.CODE_SEVERITY,
     "attr_code_findings": semconv.CODE_FINDINGS,
+    "attr_tool_result": semconv.GEN_AI_TOOL_CALL_RESULT,
 }
 
 
