@@ -23,7 +23,7 @@ import os
 import threading
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
@@ -33,6 +33,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 
 from foothold.collector.config import BatchConfig, LimitsConfig, SpoolConfig
 from foothold.collector.otlp import Accepted
+from foothold.collector.otlp import validate as validate_traces
 from foothold.collector.rows import SpanBatch, Truncations, to_batch
 from foothold.collector.spool import Spool, SpoolFull
 from foothold.collector.store_errors import DataRejected
@@ -114,14 +115,50 @@ class PipelineStats:
         self.truncated_nesting += cut.truncated_nesting
 
 
+@dataclass(frozen=True)
+class Signal:
+    """What a pipeline carries: how a spooled request is read back, flattened, and re-sent from quarantine."""
+
+    name: str  # "traces" | "logs"
+    parse: Callable[[bytes], object]  # a spool record's protobuf -> the request
+    flatten: Callable[..., SpanBatch]  # (requests, limits=) -> the batch the processors and exporter take
+    validate: Callable[..., Accepted]  # (decoded request, limits) -> what to keep and answer
+    accepted: type[Accepted] = Accepted
+    path: str = "/v1/traces"
+
+
+TRACES = Signal(
+    "traces",
+    ExportTraceServiceRequest.FromString,
+    lambda requests, limits: to_batch(requests, limits=limits),
+    validate_traces,
+)
+
+
+def _logs_signal() -> Signal:
+    from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+
+    from foothold.collector.log_rows import to_log_batch
+    from foothold.collector.otlp_logs import LogsAccepted, validate
+
+    def flatten(requests: Iterable, limits: LimitsConfig):
+        return to_log_batch(requests, limits=limits)
+
+    return Signal("logs", ExportLogsServiceRequest.FromString, flatten, validate, LogsAccepted, "/v1/logs")
+
+
+LOGS = _logs_signal()
+
+
 @dataclass
 class _Item:
     seq: int
     accepted: Accepted
 
 
-def open_spool(data_dir: Path, config: SpoolConfig) -> Spool | None:
-    return Spool.open(Path(data_dir) / "spool", config) if config.enabled else None
+def open_spool(data_dir: Path, config: SpoolConfig, name: str = "spool") -> Spool | None:
+    """The spool under ``data_dir/name``: one per signal (``spool`` for traces, ``spool-logs`` for logs)."""
+    return Spool.open(Path(data_dir) / name, config) if config.enabled else None
 
 
 class Pipeline:
@@ -134,7 +171,9 @@ class Pipeline:
         spool: Spool | None = None,
         limits: LimitsConfig | None = None,
         quarantine_dir: Path | None = None,
+        signal: Signal = TRACES,
     ) -> None:
+        self.signal = signal
         self._config = config
         self._exporter = exporter
         self._processors = tuple(processors)
@@ -166,7 +205,7 @@ class Pipeline:
             self.stats.replayed_spans = spool.backlog_spans
             self.stats.spool_bytes = spool.used_bytes
             self.stats.spool_truncated_bytes = spool.truncated_bytes
-        self._worker = threading.Thread(target=self._run, name="foothold-exporter", daemon=True)
+        self._worker = threading.Thread(target=self._run, name=f"foothold-exporter-{signal.name}", daemon=True)
         self._worker.start()
 
     @property
@@ -364,7 +403,7 @@ class Pipeline:
 
     def _quarantine(self, items: list[_Item], spans: int) -> None:
         """Keep requests that cannot be processed or stored as OTLP/protobuf files (fsync'ed before the spool
-        moves past them), to re-send once the cause is fixed: POST each to /v1/traces."""
+        moves past them), to re-send once the cause is fixed: POST each to the signal's path."""
         if self.quarantine_dir is None:
             self.stats.lost_spans += spans
             return
@@ -380,9 +419,10 @@ class Pipeline:
         self.stats.quarantined_spans += spans
         log.error(
             "kept the batch's %d request(s) in %s: after the fix, re-send each with "
-            "curl --data-binary @FILE -H 'Content-Type: application/x-protobuf' http://<collector>:4318/v1/traces",
+            "curl --data-binary @FILE -H 'Content-Type: application/x-protobuf' http://<collector>:4318%s",
             len(items),
             self.quarantine_dir,
+            self.signal.path,
         )
 
     def _disk_bound(self) -> int:
@@ -431,16 +471,14 @@ class Pipeline:
                 return taken[0].seq, self._cursor, taken
         # A disk read: only this thread moves the cursor, so the file is read without the lock.
         records = self.spool.read(first, stop, max_spans) if first < stop else []
-        items = [
-            _Item(r.seq, Accepted(ExportTraceServiceRequest.FromString(r.request), r.spans, 0, "")) for r in records
-        ]
+        items = [_Item(r.seq, self.signal.accepted(self.signal.parse(r.request), r.spans, 0, "")) for r in records]
         end = end if max_spans is None else (records[-1].seq + 1 if records else stop)
         with self._cond:
             self._cursor = max(self._cursor, end)
         return first, end, items
 
     def _export_with_retry(self, taken: list[_Item], first: int, end: int) -> None:
-        batch = to_batch((item.accepted.request for item in taken), limits=self.limits)
+        batch = self.signal.flatten((item.accepted.request for item in taken), limits=self.limits)
         if self.spool is not None:
             batch.dedup_token = self.spool.token(first, end)
         for processor in self._processors:

@@ -30,8 +30,9 @@ from foothold.collector.auth import Authenticator
 from foothold.collector.chain import ALERTS_CHAIN_SUFFIX, ChainingExporter, ChainStore, Mirror, load_chain_key
 from foothold.collector.config import Endpoint, Settings
 from foothold.collector.exporter import ClickHouseExporter
+from foothold.collector.logs_exporter import ClickHouseLogsExporter
 from foothold.collector.metrics import Metrics, TimedExporter
-from foothold.collector.pipeline import Exporter, Pipeline, Processor, open_spool
+from foothold.collector.pipeline import LOGS, Exporter, Pipeline, Processor, open_spool
 from foothold.collector.query_api import query_api_app
 from foothold.collector.query_door import QueryDoor
 from foothold.collector.receivers.grpc import GrpcReceiver
@@ -68,8 +69,11 @@ def _listen(endpoint: Endpoint) -> socket.socket:
 
 
 def default_processors(settings: Settings) -> list[Processor]:
-    """Redact first, so nothing downstream (classifier evidence included) sees a raw secret."""
+    """Normalise native agent telemetry into tool calls first (so its content is redacted like any other),
+    then redact, so nothing downstream (classifier evidence included) sees a raw secret; then classify and
+    keep one record per call."""
     from foothold.collector.processors.classify import ClassifyProcessor
+    from foothold.collector.processors.native import CallOfRecord, NativeToolCalls
     from foothold.collector.processors.redact import RedactProcessor
 
     if settings.fingerprint_key is not None:
@@ -79,7 +83,7 @@ def default_processors(settings: Settings) -> list[Processor]:
             "no fingerprint_key (FOOTHOLD_FINGERPRINT_KEY) set: secrets redacted here will not correlate with agents'"
         )
         key = os.urandom(32)
-    return [RedactProcessor(key), ClassifyProcessor()]
+    return [NativeToolCalls(), RedactProcessor(key), ClassifyProcessor(), CallOfRecord()]
 
 
 ExporterFactory = Callable[[Store], Exporter]
@@ -128,6 +132,7 @@ class Collector:
         self._verify_lock = threading.Lock()
         self.store: Store | None = None
         self.pipeline: Pipeline | None = None
+        self.logs_pipeline: Pipeline | None = None  # OTLP logs: agents' native telemetry, into otel_logs
         self._grpc: GrpcReceiver | None = None
         self.alerts: AlertEvaluator | None = None
         self._alerts_lock = threading.Lock()  # the loop and the query API may both ask for a pass
@@ -149,6 +154,7 @@ class Collector:
         s = self.settings
         s.data_dir.mkdir(parents=True, exist_ok=True)
         spool = open_spool(s.data_dir, s.spool)  # replays what an earlier run accepted but did not store
+        logs_spool = open_spool(s.data_dir, s.spool, "spool-logs")  # the same for logs
         self.pipeline = Pipeline(
             s.batch,
             _AwaitingStore(),
@@ -159,6 +165,17 @@ class Collector:
         )
         self.pipeline.stats.store_up = 0
         self.metrics.pipeline = self.pipeline
+        # Logs run through a pipeline of their own (spool, batches, deduplicated inserts), with the same
+        # processors: one tool-call classifier and one call-of-record index whichever signal reports a call.
+        self.logs_pipeline = Pipeline(
+            s.batch,
+            _AwaitingStore(),
+            self._processors,
+            spool=logs_spool,
+            limits=s.limits,
+            quarantine_dir=s.data_dir / "quarantine-logs",
+            signal=LOGS,
+        )
         self._warn_about_exposure()
         listeners = [s.receivers.grpc.enabled, s.receivers.http.enabled, s.query_api.enabled]
         raise_descriptor_limit(s.connections, sum(listeners))
@@ -170,10 +187,13 @@ class Collector:
                 metrics=self.metrics,
                 tls=s.tls,
                 connections=s.connections,
+                logs_pipeline=self.logs_pipeline,
             )
             self.ports["otlp_grpc"] = await self._grpc.start()
         if s.receivers.http.enabled:
-            app = otlp_http_app(self.pipeline, s.receivers.http, auth=self.auth, metrics=self.metrics)
+            app = otlp_http_app(
+                self.pipeline, s.receivers.http, auth=self.auth, metrics=self.metrics, logs_pipeline=self.logs_pipeline
+            )
             self._serve("otlp_http", app, s.receivers.http.address)
         if s.query_api.enabled:
             self.query_door = self._open_query_door()
@@ -213,6 +233,7 @@ class Collector:
                     )
                 )
                 exporter = self._exporter_factory(store)
+                logs_exporter = ClickHouseLogsExporter(store)
                 break
             except Exception as exc:  # StoreError, or the exporter's first query (the chain head) failing
                 if store is not None:
@@ -236,6 +257,7 @@ class Collector:
             )
         self.pipeline.stats.store_up, self.pipeline.stats.store_error = 1, ""
         self.pipeline.attach_exporter(exporter)
+        self.logs_pipeline.attach_exporter(logs_exporter)
         first_attempt.set()
         log.info("store %s reachable: exporting", s.store_dsn)
 
@@ -273,6 +295,8 @@ class Collector:
                 raise StoreError(f"the store is unreachable ({self.pipeline.stats.store_error}); alerts wait for it")
             raise RuntimeError("alerts are disabled (alerts.enabled: false)")
         self.pipeline.flush(60.0)
+        if self.logs_pipeline is not None:
+            self.logs_pipeline.flush(60.0)
         with self._alerts_lock:
             return self.alerts.evaluate()
 
@@ -429,6 +453,7 @@ class Collector:
         # without a store there is nothing to wait for: what is queued stays in the spool for the next start
         wait = 30.0 if self.store else 0.5
         lost = await asyncio.to_thread(self.pipeline.close, wait) if self.pipeline else 0
+        lost += await asyncio.to_thread(self.logs_pipeline.close, wait) if self.logs_pipeline else 0
         if self._metrics_client is not None:
             try:
                 await asyncio.to_thread(self.record_metrics)  # the final figures, after the last export

@@ -54,6 +54,13 @@ PERSISTENCE_TECHNIQUE = "foothold.persistence.technique"  # MITRE ATT&CK / ATLAS
 PERSISTENCE_TARGET = "foothold.persistence.target"  # resolved path or account the call (intends to) change
 PERSISTENCE_EVIDENCE = "foothold.persistence.evidence"  # why the classifier said so
 TOOL_CATEGORIES = "foothold.tool.categories"  # comma-separated: untrusted_input, exec, egress, credential_read
+# Who decided whether a call ran, and what: accept | reject (normalised from every agent's own spelling).
+TOOL_DECISION = "foothold.tool.decision"
+TOOL_DECISION_SOURCE = "foothold.tool.decision.source"  # e.g. config, user_temporary, hook, policy
+TOOL_CALL_SOURCE = "foothold.tool.call.source"  # which telemetry reported the call, e.g. claude_code.logs
+# Set by the collector on a record of a call another record already stands for (one call = one row).
+TOOL_CALL_DUPLICATE_OF = "foothold.tool.call.duplicate_of"
+DURATION_NS = "foothold.duration_ns"  # a call's duration where the record has no span duration (logs)
 
 CREDENTIAL_FINGERPRINT = "foothold.credential.fingerprint"  # keyed HMAC, never the value
 CREDENTIAL_KIND = "foothold.credential.kind"
@@ -112,6 +119,11 @@ DOCUMENTED: tuple[tuple[str, str], ...] = (
     (PERSISTENCE_TARGET, "resolved path or account written (set by the collector)"),
     (PERSISTENCE_EVIDENCE, "the classifier's reason (set by the collector)"),
     (TOOL_CATEGORIES, "`untrusted_input`, `exec`, `egress`, `credential_read` (set by the collector)"),
+    (TOOL_DECISION, "`accept` or `reject`: whether the call was allowed to run"),
+    (TOOL_DECISION_SOURCE, "who decided, in the agent's words (e.g. `config`, `user_temporary`, `hook`)"),
+    (TOOL_CALL_SOURCE, "the telemetry a native record came from, e.g. `claude_code.logs` (set by the collector)"),
+    (TOOL_CALL_DUPLICATE_OF, "the call of record this record repeats (set by the collector; not a row)"),
+    (DURATION_NS, "duration of a call reported as a log record (set by the collector)"),
     (CREDENTIAL_FINGERPRINT, "keyed HMAC fingerprint of the credential used"),
     (CREDENTIAL_KIND, "credential kind, e.g. `github_token`"),
     (CREDENTIAL_SCOPE, "declared scope"),

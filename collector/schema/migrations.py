@@ -28,15 +28,39 @@ class TableSetting:
 
 
 @dataclass(frozen=True)
+class AddColumns:
+    """``ALTER TABLE … ADD COLUMN IF NOT EXISTS`` (the local table, and on a cluster the Distributed one too)."""
+
+    table: str
+    columns: tuple[str, ...]  # "Name Type" definitions
+
+    def render(self, topo: Topology) -> list[str]:
+        adds = ", ".join(f"ADD COLUMN IF NOT EXISTS {column}" for column in self.columns)
+        names = [topo.local(self.table)] + ([self.table] if topo.cluster else [])
+        return [f"ALTER TABLE {topo.database}.{name}{topo.on_cluster} {adds}" for name in names]
+
+
+@dataclass(frozen=True)
+class ReplaceView:
+    """A materialized view redefined: dropped and created again (migrations run before the collector takes data)."""
+
+    view: View
+
+    def render(self, topo: Topology) -> list[str]:
+        drop = f"DROP VIEW IF EXISTS {topo.database}.{self.view.name}{topo.on_cluster}"
+        return [drop, *ddl.render_view(self.view, topo)]
+
+
+@dataclass(frozen=True)
 class Migration:
     version: int
     description: str
-    objects: tuple[Table | View | TableSetting, ...]
+    objects: tuple[Table | View | TableSetting | AddColumns | ReplaceView, ...]
 
     def statements(self, topo: Topology) -> list[str]:
         out: list[str] = []
         for obj in self.objects:
-            if isinstance(obj, TableSetting):
+            if isinstance(obj, (TableSetting, AddColumns, ReplaceView)):
                 out += obj.render(topo)
             else:
                 out += ddl.render_table(obj, topo) if isinstance(obj, Table) else ddl.render_view(obj, topo)
@@ -80,6 +104,25 @@ MIGRATIONS: tuple[Migration, ...] = (
         tuple(
             TableSetting(name, f"non_replicated_deduplication_window = {DEDUPLICATION_WINDOW}")
             for name in _DEDUPLICATED
+        ),
+    ),
+    Migration(
+        4,
+        "otel_logs (agents' native telemetry, the contrib exporter's logs table); tool_calls from native tool "
+        "events, with the decision, who decided and the reporting telemetry",
+        (
+            ddl.LOGS_TABLE,
+            TableSetting(ddl.LOGS, f"non_replicated_deduplication_window = {DEDUPLICATION_WINDOW}"),
+            AddColumns(
+                ddl.TOOL_CALLS,
+                (
+                    "Decision LowCardinality(String) CODEC(ZSTD(1))",
+                    "DecisionSource LowCardinality(String) CODEC(ZSTD(1))",
+                    "Source LowCardinality(String) CODEC(ZSTD(1))",
+                ),
+            ),
+            ReplaceView(ddl.TOOL_CALLS_VIEW),
+            ddl.TOOL_CALLS_FROM_LOGS_VIEW,
         ),
     ),
 )

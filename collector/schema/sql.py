@@ -8,10 +8,13 @@ from __future__ import annotations
 
 from foothold import semconv
 
+SPAN_ATTRIBUTES = "SpanAttributes"
+LOG_ATTRIBUTES = "LogAttributes"
 
-def attr(key: str) -> str:
-    """A span attribute lookup; missing keys read as ''."""
-    return f"SpanAttributes['{key}']"
+
+def attr(key: str, column: str = SPAN_ATTRIBUTES) -> str:
+    """An attribute lookup (a span's, or a log record's with ``column=LOG_ATTRIBUTES``); missing keys read as ''."""
+    return f"{column}['{key}']"
 
 
 def first_non_empty(*expressions: str) -> str:
@@ -21,10 +24,17 @@ def first_non_empty(*expressions: str) -> str:
     return f"multiIf({branches}, {fallback})"
 
 
-# A session is the conversation id when the agent sets one, else the MCP session, else the trace.
-SESSION_ID = first_non_empty(
-    attr(semconv.GEN_AI_CONVERSATION_ID), attr(semconv.MCP_SESSION_ID), attr("session.id"), "TraceId"
-)
+def session_id(column: str = SPAN_ATTRIBUTES) -> str:
+    """A session is the conversation id when the agent sets one, else the MCP session, else the trace."""
+    return first_non_empty(
+        attr(semconv.GEN_AI_CONVERSATION_ID, column),
+        attr(semconv.MCP_SESSION_ID, column),
+        attr("session.id", column),
+        "TraceId",
+    )
+
+
+SESSION_ID = session_id()
 
 # Exporter versions wrote 'Error' or 'STATUS_CODE_ERROR', 'Server' or 'SPAN_KIND_SERVER': read both.
 STATUS = (
@@ -46,7 +56,13 @@ _MCP_TOOLS_CALL = f"{attr(semconv.MCP_METHOD_NAME)} = 'tools/call'"
 IS_TOOL_CALL = (
     f"(({attr(semconv.GEN_AI_OPERATION_NAME)} = '{semconv.OPERATION_EXECUTE_TOOL}' "
     f"OR {attr('openinference.span.kind')} = 'TOOL' OR ({_MCP_TOOLS_CALL} AND {KIND} = 'Client')) "
-    f"AND NOT ({_MCP_TOOLS_CALL} AND {KIND} = 'Server' AND ParentSpanId != ''))"
+    f"AND NOT ({_MCP_TOOLS_CALL} AND {KIND} = 'Server' AND ParentSpanId != '') "
+    f"AND {attr(semconv.TOOL_CALL_DUPLICATE_OF)} = '')"
+)
+# A native agent event (otel_logs) is a tool call once the collector normalised it (processors/native.py).
+IS_LOGGED_TOOL_CALL = (
+    f"({attr(semconv.GEN_AI_OPERATION_NAME, LOG_ATTRIBUTES)} = '{semconv.OPERATION_EXECUTE_TOOL}' "
+    f"AND {attr(semconv.TOOL_CALL_DUPLICATE_OF, LOG_ATTRIBUTES)} = '')"
 )
 TOOL_NAME = first_non_empty(attr(semconv.GEN_AI_TOOL_NAME), attr("tool.name"), "SpanName")
 TOOL_ARGUMENTS = first_non_empty(attr(semconv.GEN_AI_TOOL_CALL_ARGUMENTS), attr("input.value"), "''")
