@@ -251,21 +251,29 @@ _INDEX_ENTRIES = 200_000  # calls remembered; a duplicate arrives seconds to min
 def call_key(attrs: dict[str, str], trace_id: str) -> tuple[str, str] | None:
     """(session, call id) of a tool-call record, or None when it carries no call id to match on.
 
-    The session follows the tool_calls view (conversation, MCP session, ``session.id``, trace); the call id
-    is the GenAI one, OpenInference's ``tool_call.id``, else an MCP call's JSON-RPC id.
+    The session follows the tool_calls view (conversation, MCP session, ``session.id``, trace), except for
+    an MCP call, whose JSON-RPC id is only unique within its MCP session: there the MCP session comes first
+    (the proxy and the server it fronts both record it). The call id is the GenAI one, OpenInference's
+    ``tool_call.id``, else an MCP call's JSON-RPC id.
     """
+    mcp_session = attrs.get(semconv.MCP_SESSION_ID, "") if attrs.get(semconv.MCP_METHOD_NAME) == "tools/call" else ""
     call_id = attrs.get(semconv.GEN_AI_TOOL_CALL_ID) or attrs.get("tool_call.id") or ""
-    if not call_id and attrs.get(semconv.MCP_METHOD_NAME) == "tools/call":
-        call_id = attrs.get(semconv.JSONRPC_REQUEST_ID, "")
+    if mcp_session:
+        call_id = attrs.get(semconv.JSONRPC_REQUEST_ID) or call_id
     if not call_id:
         return None
     session = (
-        attrs.get(semconv.GEN_AI_CONVERSATION_ID)
+        mcp_session
+        or attrs.get(semconv.GEN_AI_CONVERSATION_ID)
         or attrs.get(semconv.MCP_SESSION_ID)
         or attrs.get("session.id")
         or trace_id
     )
     return session, call_id
+
+
+def _tool_name(attrs: dict[str, str]) -> str:
+    return attrs.get(semconv.GEN_AI_TOOL_NAME) or attrs.get("tool.name") or ""
 
 
 def _is_tool_call(attrs: dict[str, str], kind: str, parent: str) -> bool:
@@ -281,10 +289,18 @@ def _is_tool_call(attrs: dict[str, str], kind: str, parent: str) -> bool:
 
 
 class CallOfRecord:
-    """Marks every record of a call after the first as ``foothold.tool.call.duplicate_of`` that first one."""
+    """Marks every record of a call after the first as ``foothold.tool.call.duplicate_of`` that first one.
+
+    Two records are one call when they share (session, call id), or when one is the other's child span and
+    names the same tool (two instrumentations of one framework nest their spans: OpenInference's TOOL span
+    inside Foothold's ``execute_tool``, which carries the call id the other lacks). For the second rule the
+    parent is the record; spans exported in one request (an SDK's batch) are always resolved, a child that
+    reached an earlier batch than its parent is not.
+    """
 
     def __init__(self, entries: int = _INDEX_ENTRIES) -> None:
         self._seen: OrderedDict[tuple[str, str], str] = OrderedDict()
+        self._spans: OrderedDict[str, str] = OrderedDict()  # tool-call span id -> tool name
         self._entries = entries
         self._lock = threading.Lock()  # the traces and logs pipelines share this index
 
@@ -294,18 +310,32 @@ class CallOfRecord:
         ids = columns["SpanId"]
         kinds = columns.get("SpanKind") or [""] * len(attributes)  # logs have no kind or parent
         parents = columns.get("ParentSpanId") or kinds
+        calls = [
+            i
+            for i, attrs in enumerate(attributes)
+            if _is_tool_call(attrs, kinds[i], parents[i]) and not attrs.get(semconv.TOOL_CALL_DUPLICATE_OF)
+        ]
         with self._lock:
-            for i, (attrs, trace_id) in enumerate(zip(attributes, columns["TraceId"], strict=True)):
-                if not _is_tool_call(attrs, kinds[i], parents[i]) or attrs.get(semconv.TOOL_CALL_DUPLICATE_OF):
+            for i in calls:  # this batch's tool spans first: a parent may come after its child in a request
+                if ids[i]:
+                    self._remember(self._spans, ids[i], _tool_name(attributes[i]))
+            for i in calls:
+                attrs = attributes[i]
+                name = _tool_name(attrs)
+                if parents[i] and name and self._spans.get(parents[i]) == name:
+                    attrs[semconv.TOOL_CALL_DUPLICATE_OF] = parents[i]
                     continue
-                key = call_key(attrs, trace_id)
+                key = call_key(attrs, columns["TraceId"][i])
                 if key is None:
                     continue
                 record = self._seen.get(key)
                 if record is None:
-                    self._seen[key] = ids[i] or f"{attrs.get(semconv.TOOL_CALL_SOURCE, 'record')}:{key[1]}"
-                    if len(self._seen) > self._entries:
-                        self._seen.popitem(last=False)
+                    self._remember(self._seen, key, ids[i] or f"{attrs.get(semconv.TOOL_CALL_SOURCE, 'log')}:{key[1]}")
                 else:
-                    self._seen.move_to_end(key)
                     attrs[semconv.TOOL_CALL_DUPLICATE_OF] = record
+
+    def _remember(self, index: OrderedDict, key, value: str) -> None:
+        index[key] = value
+        index.move_to_end(key)
+        if len(index) > self._entries:
+            index.popitem(last=False)
