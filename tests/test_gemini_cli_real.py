@@ -57,7 +57,7 @@ class StandIn(http.server.ThreadingHTTPServer):
         self.thread = threading.Thread(target=self.serve_forever, daemon=True)
 
     def answer(self, path: str, request: dict) -> dict:
-        self.paths.append(path.split("?")[0])
+        self.paths.append(path.split("?", maxsplit=1)[0])
         contents = request.get("contents", [])
         answered = any("functionResponse" in part for c in contents for part in c.get("parts", []))
         schema = (request.get("generationConfig") or {}).get("responseJsonSchema")
