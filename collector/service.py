@@ -205,6 +205,7 @@ class Collector:
                 auth=self.auth,
                 metrics=self.metrics,
                 verify=self.verify_chain if s.chain.enabled else None,
+                flush_all=self.flush,
             )
             self._serve("query_api", app, s.query_api.address)
         first_attempt = asyncio.Event()
@@ -288,15 +289,18 @@ class Collector:
 
         return QueryDoor(open_client, open_admin, s.store.database, s.query_api, chdb_path(s.store_dsn) is not None)
 
+    def flush(self, timeout: float = 60.0) -> bool:
+        """Export everything accepted so far, spans and logs; True when it is all stored."""
+        done = self.pipeline.flush(timeout) if self.pipeline else True
+        return (self.logs_pipeline.flush(timeout) if self.logs_pipeline else True) and done
+
     def evaluate_alerts(self) -> EvaluationReport:
         """One pass of the alert rules over everything accepted so far (blocking: call off the loop)."""
         if self.alerts is None:
             if self.settings.alerts.enabled:
                 raise StoreError(f"the store is unreachable ({self.pipeline.stats.store_error}); alerts wait for it")
             raise RuntimeError("alerts are disabled (alerts.enabled: false)")
-        self.pipeline.flush(60.0)
-        if self.logs_pipeline is not None:
-            self.logs_pipeline.flush(60.0)
+        self.flush(60.0)
         with self._alerts_lock:
             return self.alerts.evaluate()
 

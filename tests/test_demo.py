@@ -23,6 +23,9 @@ def test_demo_end_to_end(tmp_path):
     assert result.returncode == 0, out + result.stderr
     assert "Stored" in out and "tool calls" in out and "artifacts" in out
     assert "Alerts raised (8)" in out
+    # a Claude Code session seen only through its native telemetry (OTLP logs): each call once, with its decision
+    assert "claude-native-4790 arrived as native telemetry (OTLP logs): 3 tool calls" in out
+    assert "Bash (accept by user_temporary)" in out
     for rule in (
         "durable_write",
         "untrusted_input_to_durable_write",
