@@ -463,3 +463,58 @@ def test_openllmetry_tool_spans_are_tool_calls(collector):
     (call,) = tool_calls(collector, "tl-sess")
     assert call["ToolName"] == "run_shell" and call["Source"] == "openllmetry"
     assert call["PersistenceKind"] == ""  # listing a crontab changes nothing
+
+
+def _native_request(call: str):
+    from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+
+    request = ExportLogsServiceRequest()
+    resource = request.resource_logs.add()
+    resource.resource.attributes.add(key="service.name").value.string_value = "claude-code"
+    record = resource.scope_logs.add().log_records.add()
+    record.time_unix_nano = 1_700_000_000_000_000_000
+    record.event_name = record.body.string_value = "claude_code.tool_result"
+    for key, value in claude_tool_result("cc-spool", call, "crontab /tmp/evil").items():
+        record.attributes.add(key=key).value.string_value = value
+    return request
+
+
+def test_logs_accepted_before_a_crash_are_replayed_from_their_spool_once(tmp_path, chdb_dsn, database):
+    """Logs have a spool of their own (data_dir/spool-logs), with the traces' guarantees: what was acknowledged
+    and not yet stored is exported at the next start, and a batch stored just before the crash is not stored
+    again, in otel_logs nor in tool_calls."""
+    from foothold.collector.config import SpoolConfig
+    from foothold.collector.log_rows import to_log_batch
+    from foothold.collector.logs_exporter import ClickHouseLogsExporter
+    from foothold.collector.otlp_logs import validate
+    from foothold.collector.processors.classify import ClassifyProcessor
+    from foothold.collector.processors.native import NativeToolCalls
+    from foothold.collector.spool import Spool
+    from foothold.collector.store import open_store
+
+    requests = [_native_request(f"toolu_s{i}") for i in range(3)]
+    spool = Spool.open(tmp_path / "spool-logs", SpoolConfig())
+    for request in requests:
+        spool.sync(spool.append(validate(request).request.SerializeToString(), 1))
+    spool.begin_batch(0, 2)
+    batch = to_log_batch(requests[:2])
+    NativeToolCalls().process(batch)
+    ClassifyProcessor().process(batch)
+    batch.dedup_token = spool.token(0, 2)
+    spool.close()
+    store = open_store(chdb_dsn, database)
+    try:
+        ClickHouseLogsExporter(store).export(batch)  # what the dead collector got into the store
+    finally:
+        store.close()
+
+    with CollectorThread(make_settings(tmp_path, chdb_dsn, database)) as collector:
+        assert collector.logs_pipeline.stats.replayed_spans == 3
+        stored = rows(
+            collector, "SELECT LogAttributes['tool_use_id'], count() FROM {db}.otel_logs GROUP BY 1 ORDER BY 1"
+        )
+        assert stored == [("toolu_s0", 1), ("toolu_s1", 1), ("toolu_s2", 1)]
+        calls = rows(collector, "SELECT ToolCallId, count() FROM {db}.tool_calls GROUP BY 1 ORDER BY 1")
+        assert calls == [("toolu_s0", 1), ("toolu_s1", 1), ("toolu_s2", 1)]
+        assert {c["PersistenceKind"] for c in tool_calls(collector, "cc-spool")} == {"cron"}
+    assert list((tmp_path / "spool-logs").glob("*.seg")) == []

@@ -390,11 +390,21 @@ def _tool_calls_select(column: str) -> str:
         status = (
             f"multiIf({a(semconv.ERROR_TYPE)} != '', 'Error', {a(semconv.TOOL_DECISION)} = 'reject', 'Unset', 'Ok')"
         )
-        duration, checkpoint, parent = f"toUInt64OrZero({a(semconv.DURATION_NS)})", "false", "'' AS ParentSpanId"
+        duration, checkpoint = f"toUInt64OrZero({a(semconv.DURATION_NS)})", "false"
+        # A record is no span: its row key is the call (else the record's content), so two calls logged at
+        # one instant stay two rows of the replacing table.
+        call_id = a(semconv.GEN_AI_TOOL_CALL_ID)
+        span_id = f"if({call_id} != '', concat('call:', {call_id}), hex(cityHash64(LogAttributes, Timestamp, Body)))"
+        ids = f"{span_id} AS SpanId, '' AS ParentSpanId"
         where = sql.IS_LOGGED_TOOL_CALL
     else:
         name, arguments, status = sql.TOOL_NAME, sql.TOOL_ARGUMENTS, sql.STATUS
-        duration, checkpoint, parent, where = "Duration", sql.HAS_HUMAN_CHECKPOINT, "ParentSpanId", sql.IS_TOOL_CALL
+        duration, checkpoint, ids, where = (
+            "Duration",
+            sql.HAS_HUMAN_CHECKPOINT,
+            "SpanId, ParentSpanId",
+            sql.IS_TOOL_CALL,
+        )
     return f"""
     SELECT
         Timestamp,{context},
@@ -419,7 +429,7 @@ def _tool_calls_select(column: str) -> str:
         arrayFilter(c -> c != '', splitByChar(',', {a(semconv.TOOL_CATEGORIES)})) AS ToolCategories,
         {checkpoint} AS HumanCheckpoint,
         {a(semconv.SENDER)} AS Sender,
-        ServiceName, TraceId, SpanId, {parent},
+        ServiceName, TraceId, {ids},
         {a(semconv.TOOL_DECISION)} AS Decision,
         {a(semconv.TOOL_DECISION_SOURCE)} AS DecisionSource,
         {a(semconv.TOOL_CALL_SOURCE)} AS Source
