@@ -246,9 +246,7 @@ def _send_claude_code_events(http_endpoint: str) -> None:
     from opentelemetry.sdk.resources import Resource
 
     provider = LoggerProvider(resource=Resource.create({"service.name": "claude-code"}))
-    provider.add_log_record_processor(
-        SimpleLogRecordProcessor(OTLPLogExporter(endpoint=f"{http_endpoint}/v1/logs"))
-    )
+    provider.add_log_record_processor(SimpleLogRecordProcessor(OTLPLogExporter(endpoint=f"{http_endpoint}/v1/logs")))
     logger = provider.get_logger("com.anthropic.claude_code.events")
     calls = [
         ("toolu_demo_1", "Read", {"file_path": "src/app.py"}, "accept", "config"),
