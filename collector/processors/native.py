@@ -245,6 +245,7 @@ class NativeToolCalls:
 
 # --- one call, one row ---------------------------------------------------------------------------------
 
+LOG_ROW_PREFIX = "call:"  # a log-derived tool_calls row's SpanId (schema/ddl.py), e.g. call:toolu_01
 _INDEX_ENTRIES = 200_000  # calls remembered; a duplicate arrives seconds to minutes after its record
 
 
@@ -296,6 +297,10 @@ class CallOfRecord:
     inside Foothold's ``execute_tool``, which carries the call id the other lacks). For the second rule the
     parent is the record; spans exported in one request (an SDK's batch) are always resolved, a child that
     reached an earlier batch than its parent is not.
+
+    A span outranks a native log record of the same call (it carries the arguments, the artifacts and the
+    refusal detail): when the log came first, the span becomes the record and the batch lists the log's row
+    in ``superseded`` for the exporter to delete from ``tool_calls`` (ClickHouseExporter).
     """
 
     def __init__(self, entries: int = _INDEX_ENTRIES) -> None:
@@ -308,6 +313,7 @@ class CallOfRecord:
         columns = batch.columns
         attributes = batch.span_attributes
         ids = columns["SpanId"]
+        is_span = "EventName" not in columns
         kinds = columns.get("SpanKind") or [""] * len(attributes)  # logs have no kind or parent
         parents = columns.get("ParentSpanId") or kinds
         calls = [
@@ -315,9 +321,10 @@ class CallOfRecord:
             for i, attrs in enumerate(attributes)
             if _is_tool_call(attrs, kinds[i], parents[i]) and not attrs.get(semconv.TOOL_CALL_DUPLICATE_OF)
         ]
+        superseded: list[tuple[str, str]] = []
         with self._lock:
             for i in calls:  # this batch's tool spans first: a parent may come after its child in a request
-                if ids[i]:
+                if ids[i] and is_span:
                     self._remember(self._spans, ids[i], _tool_name(attributes[i]))
             for i in calls:
                 attrs = attributes[i]
@@ -330,9 +337,14 @@ class CallOfRecord:
                     continue
                 record = self._seen.get(key)
                 if record is None:
-                    self._remember(self._seen, key, ids[i] or f"{attrs.get(semconv.TOOL_CALL_SOURCE, 'log')}:{key[1]}")
+                    self._remember(self._seen, key, ids[i] if is_span else f"{LOG_ROW_PREFIX}{key[1]}")
+                elif is_span and record.startswith(LOG_ROW_PREFIX):
+                    superseded.append((key[0], record))  # the log's row gives way to the span
+                    self._remember(self._seen, key, ids[i])
                 else:
                     attrs[semconv.TOOL_CALL_DUPLICATE_OF] = record
+        if superseded:
+            batch.superseded = superseded
 
     def _remember(self, index: OrderedDict, key, value: str) -> None:
         index[key] = value
