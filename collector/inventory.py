@@ -7,13 +7,14 @@ store). Session-scoped queries filter on ``SessionId``, the audit tables' first 
 from __future__ import annotations
 
 import hashlib
-import shlex
+import re
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import PurePosixPath
 from typing import Any
 
 from foothold.collector.access import Reader
+from foothold.evidence import shell_word
 
 _ARTIFACTS = """
 SELECT Path, any(PersistenceKind) AS persistence_kind, any(Technique) AS technique, groupUniqArray(AgentName) AS agents,
@@ -29,13 +30,16 @@ WHERE Durable AND Kind = 'file' AND (PersistenceKind != '' OR {include_all:Bool}
 GROUP BY Path ORDER BY last_seen DESC
 """
 
-_DECLARED_ONLY = """
-SELECT PersistenceTarget, PersistenceKind, Technique, SessionId, ToolName, Evidence, TraceId
+# Every persistence finding a tool call declared (a write it will make, or a command that installs
+# something: crontab FILE, useradd, systemctl enable), one row per kind and target; the report drops those
+# an observed file artifact already covers.
+_DECLARED = """
+SELECT PersistenceTarget, PersistenceKind, any(Technique), groupUniqArray(SessionId), argMin(TraceId, Timestamp),
+       argMin(Evidence, Timestamp)
 FROM tool_calls FINAL
 WHERE PersistenceKind != '' AND ({sessions:Array(String)} = [] OR has({sessions:Array(String)}, SessionId))
   AND Timestamp >= {since:DateTime64(3)}
-  AND SpanId GLOBAL NOT IN (SELECT ToolSpanId FROM artifacts FINAL WHERE PersistenceKind != '')
-ORDER BY Timestamp
+GROUP BY PersistenceKind, PersistenceTarget ORDER BY min(Timestamp)
 """
 
 _CREDENTIALS = """
@@ -76,11 +80,34 @@ REMEDIATION = {
 }
 DEFAULT_REMEDIATION = "ls -l -- {path}  # inspect, then restore from a known-good copy or remove"
 
+# A finding whose target is not a file (a command installed it): the {target} is an account, unit or the
+# user's crontab, and the line undoes or lists what the command installed.
+COMMAND_REMEDIATION = {
+    "cron": "crontab -l  # as the agent's user: remove the installed entries with crontab -e",
+    "at_job": "atq  # then atrm the jobs nobody scheduled",
+    "account": "userdel -r -- {target}  # after checking who uses it",
+    "account_group": "id -- {target}  # then gpasswd -d to remove the added group membership",
+    "account_password": "passwd -l -- {target}  # lock it, then reset the password",
+    "systemd_unit": "systemctl disable --now -- {target}",
+    "systemd_timer": "systemctl disable --now -- {target}",
+    "kernel_module": "modprobe -r -- {target}  # and remove it from /etc/modules-load.d",
+}
+DEFAULT_COMMAND_REMEDIATION = "# installed by a command, not a file: undo it on the host (see the call's evidence)"
+_HOME = re.compile(r"^(/home/[^/]+|/root)/")
+
 
 def remediation_command(kind: str, path: str) -> str:
     """The shell line for one artifact, with the path (and unit name) quoted as single shell words."""
+    if "/" not in path:  # an account, a unit name, "crontab": what a command installed
+        template = COMMAND_REMEDIATION.get(kind, DEFAULT_COMMAND_REMEDIATION)
+        return template.format(target=shell_word(path))
     template = REMEDIATION.get(kind, DEFAULT_REMEDIATION)
-    return template.format(path=shlex.quote(path), unit=shlex.quote(PurePosixPath(path).name))
+    return template.format(path=shell_word(path), unit=shell_word(PurePosixPath(path).name))
+
+
+def _folded(path: str) -> str:
+    """Home directories as ~, as the durable_write rule compares targets."""
+    return _HOME.sub("~/", path)
 
 
 @dataclass
@@ -145,6 +172,8 @@ class RemovalStep:
     trace_id: str
     command: str
     observed: bool  # False: declared by a tool call, not observed; verify on the host
+    source: str = "observed"  # observed | declared (a write a call announced) | command (crontab FILE, useradd …)
+    evidence: str = ""
 
 
 @dataclass
@@ -170,13 +199,16 @@ def remediation_report(reader: Reader, *, session: str | None = None, since: dat
     for a in artifact_inventory(reader, sessions=sessions):
         command = remediation_command(a.kind, a.path)
         report.remove.append(RemovalStep(a.path, a.kind, a.technique, a.sha256, a.sessions, a.trace_id, command, True))
-    observed = {step.path for step in report.remove}
-    for target, kind, technique, session_id, tool, evidence, trace_id in reader.query(
-        _DECLARED_ONLY, _params(sessions)
-    ).rows:
-        if target not in observed:
-            command = remediation_command(kind, target) + "  # declared, not observed: verify on the host first"
-            report.remove.append(RemovalStep(target, kind, technique, "", [session_id], trace_id, command, False))
+    observed = {_folded(step.path) for step in report.remove}
+    for target, kind, technique, in_sessions, trace_id, evidence in reader.query(_DECLARED, _params(sessions)).rows:
+        if _folded(target) in observed:
+            continue
+        source = "declared" if "/" in target else "command"
+        command = remediation_command(kind, target)
+        if source == "declared":
+            command += "  # declared, not observed: verify on the host first"
+        step = RemovalStep(target, kind, technique, "", sorted(in_sessions), trace_id, command, False, source, evidence)
+        report.remove.append(step)
     columns, rows = credential_usage(reader, sessions=sessions)
     for row in rows:
         usage = dict(zip(columns, row, strict=False))

@@ -24,7 +24,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import Enum
 from pathlib import Path
 from typing import ClassVar, Protocol
@@ -172,9 +172,13 @@ class Pipeline:
         limits: LimitsConfig | None = None,
         quarantine_dir: Path | None = None,
         signal: Signal = TRACES,
+        redactor: Callable[[object], bool] | None = None,
     ) -> None:
         self.signal = signal
         self._config = config
+        # Scrubs a request in place before it is spooled (True: something changed), so no secret rests in
+        # the spool, the quarantine or the store (foothold.collector.processors.redact).
+        self._redactor = redactor
         self._exporter = exporter
         self._processors = tuple(processors)
         self.limits = limits or LimitsConfig()
@@ -213,6 +217,8 @@ class Pipeline:
         return self._queued_spans
 
     def submit(self, accepted: Accepted) -> Submitted:
+        if self._redactor is not None and self._redactor(accepted.request):
+            accepted = replace(accepted, payload=b"")  # the received bytes hold what was redacted: re-encode
         if self.spool is None:
             return self._submit_memory(accepted)
         payload = accepted.encoded()

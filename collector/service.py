@@ -33,6 +33,7 @@ from foothold.collector.exporter import ClickHouseExporter
 from foothold.collector.logs_exporter import ClickHouseLogsExporter
 from foothold.collector.metrics import Metrics, TimedExporter
 from foothold.collector.pipeline import LOGS, Exporter, Pipeline, Processor, open_spool
+from foothold.collector.processors.redact import RequestRedactor
 from foothold.collector.query_api import query_api_app
 from foothold.collector.query_door import QueryDoor
 from foothold.collector.receivers.grpc import GrpcReceiver
@@ -69,13 +70,18 @@ def _listen(endpoint: Endpoint) -> socket.socket:
 
 
 def default_processors(settings: Settings) -> list[Processor]:
-    """Normalise native agent telemetry into tool calls first (so its content is redacted like any other),
-    then redact, so nothing downstream (classifier evidence included) sees a raw secret; then classify and
-    keep one record per call."""
+    """The batch processors: native agent telemetry normalised into GenAI tool calls first (so every record of
+    a call is judged alike), then classify and review code, then keep one record per call. Redaction is not
+    one of them: it runs on each request before it is spooled (:func:`request_redactor`), so nothing
+    downstream (spool, quarantine, classifier evidence) sees a secret."""
     from foothold.collector.processors.classify import ClassifyProcessor
+    from foothold.collector.processors.code_review import CodeReviewProcessor
     from foothold.collector.processors.native import CallOfRecord, NativeToolCalls
-    from foothold.collector.processors.redact import RedactProcessor
 
+    return [NativeToolCalls(), ClassifyProcessor(), CodeReviewProcessor(), CallOfRecord()]
+
+
+def request_redactor(settings: Settings) -> RequestRedactor:
     if settings.fingerprint_key is not None:
         key = settings.fingerprint_key.get_secret_value().encode()
     else:
@@ -83,7 +89,7 @@ def default_processors(settings: Settings) -> list[Processor]:
             "no fingerprint_key (FOOTHOLD_FINGERPRINT_KEY) set: secrets redacted here will not correlate with agents'"
         )
         key = os.urandom(32)
-    return [NativeToolCalls(), RedactProcessor(key), ClassifyProcessor(), CallOfRecord()]
+    return RequestRedactor(key)
 
 
 ExporterFactory = Callable[[Store], Exporter]
@@ -155,6 +161,7 @@ class Collector:
         s.data_dir.mkdir(parents=True, exist_ok=True)
         spool = open_spool(s.data_dir, s.spool)  # replays what an earlier run accepted but did not store
         logs_spool = open_spool(s.data_dir, s.spool, "spool-logs")  # the same for logs
+        redactor = request_redactor(s)  # one key for both signals, so their fingerprints correlate
         self.pipeline = Pipeline(
             s.batch,
             _AwaitingStore(),
@@ -162,6 +169,7 @@ class Collector:
             spool=spool,
             limits=s.limits,
             quarantine_dir=s.data_dir / "quarantine",
+            redactor=redactor,
         )
         self.pipeline.stats.store_up = 0
         self.metrics.pipeline = self.pipeline
@@ -175,6 +183,7 @@ class Collector:
             limits=s.limits,
             quarantine_dir=s.data_dir / "quarantine-logs",
             signal=LOGS,
+            redactor=redactor.logs,  # native tool events carry arguments, output and tool input
         )
         self._warn_about_exposure()
         listeners = [s.receivers.grpc.enabled, s.receivers.http.enabled, s.query_api.enabled]
@@ -470,7 +479,12 @@ class Collector:
         return lost
 
     async def run_until_signalled(self) -> int:
-        await self.start()
+        try:
+            await self.start()
+        except BaseException:
+            with contextlib.suppress(Exception):  # what already listens (gRPC) closes on this loop, not at exit
+                await self.stop()
+            raise
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):

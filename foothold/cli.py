@@ -1,15 +1,18 @@
-"""The ``foothold`` command.
+"""The ``foothold-audit`` command.
 
-Collector-side commands import the collector lazily: the agent-side install (``pip install foothold``)
-has no ClickHouse client, and its commands must still start.
+Collector-side commands import the collector lazily: the agent-side install (``pip install foothold-audit``)
+has no ClickHouse client, and its commands must still start; a command that needs an extra says which.
+Expected failures (bad input, an unknown session, no store, a busy port) are one error line, never a traceback.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import orjson
 import typer
@@ -51,13 +54,43 @@ def fail(message: str) -> typer.Exit:
     return typer.Exit(code=1)
 
 
+# The top-level module each optional extra brings, so a missing one names the extra to install.
+_EXTRA_OF_MODULE = {
+    **dict.fromkeys(
+        (
+            "clickhouse_connect",
+            "chdb",
+            "grpc",
+            "starlette",
+            "uvicorn",
+            "pydantic",
+            "pydantic_settings",
+            "httpx",
+            "jinja2",
+        ),
+        "collector",
+    ),
+    "grafana_client": "dashboards",
+    "mcp": "mcp",
+    "langchain_core": "langchain",
+    "agents": "openai-agents",
+}
+
+
+def missing_extra(exc: ModuleNotFoundError) -> str | None:
+    """The error line for a module an extra provides; None for anything else (a real bug keeps its traceback)."""
+    module = (exc.name or "").partition(".")[0]
+    extra = _EXTRA_OF_MODULE.get(module)
+    if extra is None:
+        return None
+    return f"{module} is not installed: this command needs the {extra} extra, pip install 'foothold-audit[{extra}]'"
+
+
 def _collector_modules():
     try:
         from foothold.collector import config, store
-    except ImportError as exc:
-        raise fail(
-            f"{exc.name} is missing: this command needs the collector extra, pip install 'foothold-audit[collector]'"
-        )
+    except ModuleNotFoundError as exc:
+        raise fail(missing_extra(exc) or str(exc)) from None
     return config, store
 
 
@@ -95,25 +128,39 @@ def sql(
 ) -> None:
     """Run a read-only query, through the running collector when it owns the store."""
     settings = load(config)
-    from foothold.collector.access import open_reader
-    from foothold.collector.store import StoreError
 
-    try:
-        with open_reader(settings) as reader:
-            result = reader.query(query)
-    except StoreError as exc:
-        raise fail(str(exc)) from None
+    def run():
+        with _reader(settings) as reader:
+            return reader.query(query)
+
+    result = _query_or_fail(run)
     if output is SqlFormat.json:
         records = [dict(zip(result.columns, row, strict=False)) for row in result.rows]
         emit(orjson.dumps(records, default=str, option=orjson.OPT_INDENT_2).decode())
     else:
-        print_table(result.columns, result.rows)
+        print_table(result.columns, result.rows, empty="The query returned no rows.")
 
 
-def _reader(settings):
+@contextmanager
+def _reader(settings) -> Iterator[Any]:
+    """The running collector's query API, else the store itself; never a new, empty embedded store.
+
+    Says on stderr which one it reads, so a responder knows whose data an answer (or an empty one) is about.
+    """
     from foothold.collector.access import open_reader
+    from foothold.collector.service import read_discovery
+    from foothold.collector.store import chdb_path
 
-    return open_reader(settings)
+    path = chdb_path(settings.store_dsn)
+    if path is not None and not path.exists() and not read_discovery(settings.data_dir):
+        raise fail(
+            f"no Foothold store at {path} and no collector running for data_dir {settings.data_dir}: "
+            "pass the collector's config with -c (or set FOOTHOLD_DATA_DIR / FOOTHOLD_STORE__DSN), "
+            "or start one with `foothold-audit collect -c CONFIG`"
+        )
+    with open_reader(settings) as reader:
+        err.print(f"[dim]reading {escape(reader.via)}[/]")
+        yield reader
 
 
 def _query_or_fail(action):
@@ -148,7 +195,9 @@ def sessions(
             return find_sessions(reader, where, limit)
 
     columns, rows = _query_or_fail(run)
-    print_table(columns, rows, title="Sessions (most recent first)")
+    filtered = any(v not in ("", None, False) for v in (agent, tool, path, fingerprint, since, until, has_alerts))
+    empty = "No session matches these filters." if filtered else "No sessions stored yet."
+    print_table(columns, rows, title="Sessions (most recent first)", empty=empty)
 
 
 @app.command()
@@ -165,11 +214,12 @@ def timeline(
 
     def run():
         with _reader(settings) as reader:
-            return session_timeline(reader, session)
+            timeline = session_timeline(reader, session)
+            if not timeline.calls and not timeline.unattached_alerts:
+                raise _unknown_session(reader, session)
+            return timeline, _session_report(reader, session) if output is TimelineFormat.html else None
 
-    result = _query_or_fail(run)
-    if not result.calls and not result.unattached_alerts:
-        raise fail(f"no tool calls stored for session {session!r}; `foothold-audit sessions` lists the known ones")
+    result, remediation = _query_or_fail(run)
     if output is TimelineFormat.text and out is None:
         from foothold.render import timeline_tree
 
@@ -178,14 +228,37 @@ def timeline(
     if output is TimelineFormat.html:
         from foothold.report import timeline_html
 
-        document = timeline_html(result)
+        document = timeline_html(result, remediation)
     else:
         document = orjson.dumps(result.to_dict(), default=str, option=orjson.OPT_INDENT_2).decode()
     _emit(document, out)
 
 
+def _session_report(reader, session: str):
+    from foothold.collector.inventory import remediation_report
+
+    return remediation_report(reader, session=session)
+
+
+def _unknown_session(reader, session: str) -> typer.Exit:
+    """An error naming what exists: the closest session ids, else how many there are."""
+    from foothold.collector.timeline import similar_sessions
+
+    close, known = similar_sessions(reader, session)
+    if close:
+        hint = "did you mean " + ", ".join(repr(s) for s in close) + "?"
+    elif known:
+        hint = f"the store holds {known} other session(s); `foothold-audit sessions` lists them"
+    else:
+        hint = "the store holds no sessions yet"
+    return fail(f"no tool calls stored for session {session!r} ({reader.via}); {hint}")
+
+
 def _emit(document: str, out: Path | None) -> None:
-    emit(document, out)
+    try:
+        emit(document, out)
+    except OSError as exc:
+        raise fail(f"cannot write {out}: {exc.strerror}") from None
 
 
 def _since(value: str | None):
@@ -248,7 +321,8 @@ def artifacts(
         + ([r.on_host] if check else [])
         for r in records
     ]
-    print_table(columns, table, title=f"Durable artifacts ({len(records)})")
+    what = "durable file" if include_all else "persistence artifact"
+    print_table(columns, table, title=f"Durable artifacts ({len(records)})", empty=f"No {what} matches.")
 
 
 @app.command()
@@ -266,7 +340,7 @@ def credentials(
             return credential_usage(reader, since=_since(since))
 
     columns, table = _query_or_fail(run)
-    print_table(columns, table, title="Credentials used")
+    print_table(columns, table, title="Credentials used", empty="No declared credential was used.")
 
 
 @app.command()
@@ -287,6 +361,11 @@ def report(
 
     def run():
         with _reader(settings) as reader:
+            if session is not None:
+                from foothold.collector.timeline import session_exists
+
+                if not session_exists(reader, session):
+                    raise _unknown_session(reader, session)
             return remediation_report(reader, session=session, since=_since(since))
 
     result = _query_or_fail(run)
@@ -316,7 +395,8 @@ def alerts(
             return reader.query(query, {"limit": limit})
 
     result = _query_or_fail(run)
-    print_table(result.columns, result.rows, title="Alerts (most recent first)")
+    hint = "" if evaluate else " (--evaluate runs the rules now)"
+    print_table(result.columns, result.rows, title="Alerts (most recent first)", empty=f"No alerts raised{hint}.")
 
 
 def _evaluate(settings) -> None:
@@ -479,7 +559,14 @@ _mount_subcommands()
 
 
 def main() -> None:
-    app()
+    try:
+        app()
+    except ModuleNotFoundError as exc:
+        message = missing_extra(exc)
+        if message is None:
+            raise
+        err.print(f"[bold red]error:[/] {escape(message)}")
+        raise SystemExit(1) from None
 
 
 if __name__ == "__main__":

@@ -1,28 +1,43 @@
-"""Secret scanning and redaction for tool-call content (stdlib + orjson only: the agent side and the
-collector both use it).
+"""Secret scanning and redaction, shared by the agent side and the collector.
 
 Each secret found is replaced by ``[REDACTED:{kind}:fp={fingerprint}]``. The fingerprint is a keyed
 HMAC-SHA256 (first 16 hex digits) so the same secret seen twice, or declared through
 ``foothold.instrumentation.credential``, correlates without the value ever leaving the process.
 
-The token rules follow the shapes published by gitleaks (https://github.com/gitleaks/gitleaks,
-``config/gitleaks.toml``), written afresh and kept slightly more permissive on lengths, because a
-missed secret costs more here than an over-redacted argument.
+The rules are data (``foothold/detections/rules/secrets.toml``, RE2 syntax). Matching is linear in the input
+whatever it holds: one pass of an RE2 Set over every rule's keywords (literals: its DFA stays small) says
+which rules can match at all, and only those run, each also in linear time (RE2 falls back from its DFA to
+an NFA rather than fail). Python's ``re`` backtracks: a 256 KiB ``eyJ…`` value took it 50 s. The scan works
+on the UTF-8 bytes (what RE2 reads); hits report character positions.
 """
 
 from __future__ import annotations
 
+import bisect
+import functools
 import hashlib
 import hmac
 import math
 import re
+import tomllib
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
+
+import orjson
+import re2
 
 FINGERPRINT_HEX_CHARS = 16
 MARKER_PREFIX = "[REDACTED:"
+_MARKER_PREFIX_BYTES = MARKER_PREFIX.encode()
+# RE2's DFA memory budget per compiled program. The Set holds every rule; with too small a budget its DFA
+# could give up on hostile input, and a Set that gives up reports no match.
+_RE2_MAX_MEM = 64 << 20
+_SECRET_GROUPS = ("secret", "dq", "sq", "bare")  # the first of these that matched holds the secret
+# Read by path, not importlib.resources: that import alone costs the Claude Code hook ~10 ms per event.
+RULES_FILE = Path(__file__).parent / "detections" / "rules" / "secrets.toml"
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,22 +51,30 @@ class SecretHit:
 
 
 @dataclass(frozen=True, slots=True)
-class _Rule:
+class Rule:
+    """One entry of secrets.toml."""
+
+    number: int  # its position in the file, from 1 (error messages name it)
     kind: str
-    pattern: re.Pattern[str]
-    group: str = "secret"  # the named group holding the secret itself; the rest of the match is kept
-    accept: Callable[[str, re.Match[str]], bool] | None = None
-    # Substrings one of which every match contains: without any, the (slow) pattern is not run. Matched
-    # against text.casefold() when ``folded`` (for (?i) patterns; casefold maps ſ and K like re does, and
-    # no folded needle holds an "i", which re's IGNORECASE also matches to a dotless ı).
-    needles: tuple[str, ...] = ()
-    folded: bool = False
+    regex: str
+    checks: tuple[str, ...]
+    keywords: tuple[str, ...]  # literals (case-insensitive), one of which every match contains
+
+
+@dataclass(frozen=True, slots=True)
+class Program:
+    """A rule's regex compiled by RE2, with the numbers of the groups the scan reads."""
+
+    regex: Any  # re2 pattern over bytes
+    secret_groups: tuple[int, ...]  # the groups that may hold the secret (_SECRET_GROUPS), first matched wins
+    groups: int  # how many capturing groups the regex has
+    name_group: int | None  # the group named `name`, if any
 
 
 def fingerprint(value: str | bytes, key: str | bytes) -> str:
     """Keyed fingerprint of a secret: first 16 hex digits of HMAC-SHA256(key, value)."""
     raw_key = key.encode() if isinstance(key, str) else key
-    raw_value = value.encode() if isinstance(value, str) else value
+    raw_value = value.encode("utf-8", "surrogatepass") if isinstance(value, str) else value
     return hmac.new(raw_key, raw_value, hashlib.sha256).hexdigest()[:FINGERPRINT_HEX_CHARS]
 
 
@@ -59,7 +82,7 @@ def marker(kind: str, value: str, key: str | bytes) -> str:
     return f"{MARKER_PREFIX}{kind}:fp={fingerprint(value, key)}]"
 
 
-def shannon_entropy(value: str) -> float:
+def shannon_entropy(value: str | bytes) -> float:
     """Bits per character; random tokens score above ~3.5, words and numbers well below."""
     if not value:
         return 0.0
@@ -68,155 +91,243 @@ def shannon_entropy(value: str) -> float:
 
 
 # Names whose value is a secret whatever it looks like, and names that need a random-looking value
-# before we believe it (``max_tokens=1000`` and ``token_type: bearer`` are not secrets).
+# before we believe it (``max_tokens=1000`` and ``token_type: bearer`` are not secrets). These run on short
+# names only (attribute and JSON keys, a flag's name), never on content.
 _PASSWORD_NAMES = r"pass(?:word|wd|phrase)?|pwd"
 _SECRET_NAMES = (
     r"secret|token|api[_-]?key|apikey|access[_-]?key|private[_-]?key|auth[_-]?key|client[_-]?secret"
-    r"|credentials?|session[_-]?key|signing[_-]?key|encryption[_-]?key"
+    r"|credentials?|session[_-]?key|signing[_-]?key|encryption[_-]?key|^_?auth$|[_.-]auth$"
 )
-# Every match of the two name lists above contains one of these (casefolded): the secret_value rule's screen.
-_SECRET_NAME_NEEDLES = ("pass", "pwd", "secret", "token", "key", "credent")
+_NAME_SCAN_LIMIT = 256  # a "name" longer than this is content, not a key: it is scanned as text instead
 _PASSWORD_NAME_RE = re.compile(rf"(?i)(?:{_PASSWORD_NAMES})")
 _SECRET_NAME_RE = re.compile(rf"(?i)(?:{_PASSWORD_NAMES}|{_SECRET_NAMES})")
-_PLACEHOLDER_RE = re.compile(r"(?i)^(?:\$\{?[\w.]+\}?|<[^>]*>|\*+|x+|null|none|true|false|changeme|redacted)$")
+# Names whose value says where a secret is, not what it is (--password-stdin, token_file, PASSWORD_ENV).
+_INDIRECT_NAME_RE = re.compile(r"(?i)[_.-](?:stdin|file|path|env|fd|cmd|command)$")
+# $VAR, ${VAR:-default}, $(cmd), <your-key>, {{ template }}, ***, and the words people write instead of a value
+_PLACEHOLDER_RE = re.compile(
+    r"(?i)^(?:\$\{[^}]*\}?|\$[\w.]+|\$\(.*\)?|<[^>]*>|\{\{.*\}\}|\*+|x+|null|none|true|false|changeme|redacted)$"
+)
 _ENTROPY_MIN = 3.0
 _SECRET_VALUE_MIN_LEN = 8
+_PASSWORD_MIN_LEN = 4
 
 
 def is_secret_name(name: str) -> bool:
-    return _SECRET_NAME_RE.search(name) is not None
+    return len(name) <= _NAME_SCAN_LIMIT and _SECRET_NAME_RE.search(name) is not None
+
+
+def _is_placeholder(value: str) -> bool:
+    return len(value) <= _NAME_SCAN_LIMIT and _PLACEHOLDER_RE.match(value) is not None
 
 
 def looks_secret_for(name: str, value: str) -> bool:
     """Whether ``value`` stored under ``name`` should be treated as a secret."""
-    if value.startswith(MARKER_PREFIX) or _PLACEHOLDER_RE.match(value):
+    if value.startswith(MARKER_PREFIX) or _is_placeholder(value):
         return False
-    if _PASSWORD_NAME_RE.search(name):
-        return len(value) >= 4
+    if len(name) <= _NAME_SCAN_LIMIT and _INDIRECT_NAME_RE.search(name):
+        return False
+    if len(name) <= _NAME_SCAN_LIMIT and _PASSWORD_NAME_RE.search(name):
+        return len(value) >= _PASSWORD_MIN_LEN
     return len(value) >= _SECRET_VALUE_MIN_LEN and shannon_entropy(value) >= _ENTROPY_MIN
 
 
-def _named_value(_text: str, match: re.Match[str]) -> bool:
-    return looks_secret_for(match.group("name"), match.group("secret"))
+# --- checks named in secrets.toml (each gets the whole input, the match and the secret's bytes) -------------
+
+_WORD = frozenset(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_")
+_TOKEN = _WORD | frozenset(b".~+/-$")  # `$` too: $DB_PASSWORD is a variable's use, not its value
 
 
-_WORD_CHAR = re.compile(r"\w")
+def _word_start(data: bytes, start: int, _secret: bytes, _name: bytes | None) -> bool:
+    return start == 0 or data[start - 1] not in _WORD
 
 
-def _at_word_start(text: str, match: re.Match[str]) -> bool:
-    return match.start() == 0 or _WORD_CHAR.match(text, match.start() - 1) is None
+def _token_start(data: bytes, start: int, _secret: bytes, _name: bytes | None) -> bool:
+    return start == 0 or data[start - 1] not in _TOKEN
 
 
-def _token(kind: str, pattern: str) -> _Rule:
-    """A token rule starting at a word boundary. The boundary is checked after the match because a
-    leading ``\\b`` stops ``re`` from skipping ahead to the token's literal prefix (~50x slower)."""
-    return _Rule(kind, re.compile(pattern), accept=_at_word_start)
+def _entropy(_data: bytes, _start: int, secret: bytes, _name: bytes | None) -> bool:
+    return not secret.startswith(_MARKER_PREFIX_BYTES) and shannon_entropy(secret) >= _ENTROPY_MIN
 
 
-# Order matters: on overlapping matches the earlier rule wins (``sk-ant-`` before OpenAI's ``sk-``).
-_RULES: tuple[_Rule, ...] = (
-    _Rule(
-        "private_key",
-        re.compile(
-            r"(?P<secret>-----BEGIN (?:[A-Z0-9]+ ){0,4}PRIVATE KEY(?: BLOCK)?-----"
-            r"[\s\S]*?(?:-----END (?:[A-Z0-9]+ ){0,4}PRIVATE KEY(?: BLOCK)?-----|\Z))"
-        ),
-    ),
-    _token("aws_access_key_id", r"(?P<secret>(?:A3T[A-Z0-9]|AKIA|ASIA|ABIA|ACCA)[A-Z2-7]{16})\b"),
-    _Rule(
-        "aws_secret_access_key",
-        re.compile(
-            r"(?i)aws.{0,20}?(?:secret|access).{0,20}?['\"]?\s*[:=]\s*['\"]?(?P<secret>[A-Za-z0-9/+=]{40})(?![A-Za-z0-9/+=])"
-        ),
-        needles=("aws",),
-        folded=True,
-    ),
-    _token("github_token", r"(?P<secret>gh[pousr]_[A-Za-z0-9]{36,255})\b"),
-    _token("github_token", r"(?P<secret>github_pat_[A-Za-z0-9_]{50,255})\b"),
-    _token("gitlab_token", r"(?P<secret>gl(?:pat|dt|rt|ptt)-[A-Za-z0-9_.\-]{20,})"),
-    _Rule(
-        "slack_webhook",
-        re.compile(r"(?P<secret>https://hooks\.slack\.com/(?:services|workflows|triggers)/[A-Za-z0-9+/_\-]{20,})"),
-    ),
-    _token("slack_token", r"(?P<secret>(?:xox[abposre]|xapp)-[A-Za-z0-9-]{10,})"),
-    _token("anthropic_key", r"(?P<secret>sk-ant-[A-Za-z0-9_\-]{32,})"),
-    _token("openai_key", r"(?P<secret>sk-(?:proj-|svcacct-|admin-)?[A-Za-z0-9_\-]{32,})"),
-    _token("stripe_key", r"(?P<secret>(?:sk|rk)_(?:live|test)_[A-Za-z0-9]{10,99})\b"),
-    _token("stripe_webhook_secret", r"(?P<secret>whsec_[A-Za-z0-9]{24,})\b"),
-    _token("gcp_api_key", r"(?P<secret>AIza[A-Za-z0-9_\-]{35})(?![A-Za-z0-9_\-])"),
-    _token("google_oauth_token", r"(?P<secret>ya29\.[A-Za-z0-9_\-]{30,})"),
-    _token("huggingface_token", r"(?P<secret>(?:hf_|api_org_)[A-Za-z0-9]{34,})\b"),
-    _token("groq_key", r"(?P<secret>gsk_[A-Za-z0-9]{48,})\b"),
-    _token("xai_key", r"(?P<secret>xai-[A-Za-z0-9]{70,})\b"),
-    _token("azure_key", r"(?:AccountKey|SharedAccessKey)=(?P<secret>[A-Za-z0-9+/]{40,}={0,2})"),
-    _Rule(
-        "azure_ad_client_secret",
-        re.compile(
-            r"(?<![A-Za-z0-9_~.\-])(?P<secret>[A-Za-z0-9_~.]{3}[0-9]Q~[A-Za-z0-9_~.\-]{31,34})(?![A-Za-z0-9_~.\-])"
-        ),
-        needles=("Q~",),
-    ),
-    _token("npm_token", r"(?P<secret>npm_[A-Za-z0-9]{36,})\b"),
-    _token("pypi_token", r"(?P<secret>pypi-AgEIcHlwaS5vcmc[A-Za-z0-9_\-]{50,})"),
-    _token("sendgrid_key", r"(?P<secret>SG\.[A-Za-z0-9_\-]{22}\.[A-Za-z0-9_\-]{43})(?![A-Za-z0-9_\-])"),
-    _token("digitalocean_token", r"(?P<secret>do[opr]_v1_[a-f0-9]{64})\b"),
-    _token("shopify_token", r"(?P<secret>shp(?:at|ca|pa|ss)_[a-fA-F0-9]{32})\b"),
-    _token("databricks_token", r"(?P<secret>dapi[a-f0-9]{32}(?:-[0-9])?)\b"),
-    _token("vault_token", r"(?P<secret>hv[sb]\.[A-Za-z0-9_\-]{90,})"),
-    _token("doppler_token", r"(?P<secret>dp\.(?:pt|st|sa|ct)\.[A-Za-z0-9]{40,})\b"),
-    _token("grafana_token", r"(?P<secret>glsa_[A-Za-z0-9]{32}_[A-Fa-f0-9]{8}|glc_[A-Za-z0-9+/]{32,}={0,2})"),
-    _token("age_secret_key", r"(?P<secret>AGE-SECRET-KEY-1[QPZRY9X8GF2TVDW0S3JN54KHCE6MUA7L]{58})\b"),
-    _token("jwt", r"(?P<secret>eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*)"),
-    _Rule(
-        "authorization",
-        re.compile(
-            r"(?i)\b(?:authorization|bearer|basic)\b\s*[:=]?\s*(?:bearer|basic|token|digest)?\s+(?P<secret>[A-Za-z0-9._~+/=\-]{8,})"
-        ),
-        accept=lambda _text, m: (
-            not m.group("secret").startswith(MARKER_PREFIX) and shannon_entropy(m.group("secret")) >= _ENTROPY_MIN
-        ),
-        needles=("auth", "bearer", "bas"),
-        folded=True,
-    ),
-    _Rule(
-        "url_credentials",
-        re.compile(r"\b[a-zA-Z][a-zA-Z0-9+.\-]*://[^\s:/@'\"]+:(?P<secret>[^\s@/'\"]+)@"),
-        needles=("://",),
-    ),
-    _Rule(
-        "secret_value",
-        re.compile(
-            rf"""(?<![A-Za-z0-9_.\-])(?P<name>[A-Za-z0-9_.\-]{{0,40}}?(?:{_PASSWORD_NAMES}|{_SECRET_NAMES})[A-Za-z0-9_.\-]{{0,40}})["']?\s*[:=]\s*"""
-            r"""(?:"(?P<dq>[^"\\]*(?:\\.[^"\\]*)*)"|'(?P<sq>[^']*)'|(?P<bare>[^\s"',;&}\]]+))""",
-            re.IGNORECASE,
-        ),
-        group="value",
-        needles=_SECRET_NAME_NEEDLES,
-        folded=True,
-    ),
-)
+def _named(_data: bytes, _start: int, secret: bytes, name: bytes | None) -> bool:
+    name_text = name.decode("utf-8", "replace") if name else "password"  # a tool's password flag has no name
+    return looks_secret_for(name_text, secret.decode("utf-8", "replace"))
 
 
-def _secret_span(rule: _Rule, match: re.Match[str]) -> tuple[int, int, str] | None:
-    """Where the secret is in the match, or None if the rule's extra check rejects it."""
-    if rule.group == "value":  # name = value: the value is whichever quoting alternative matched
-        for group in ("dq", "sq", "bare"):
-            if match.group(group) is not None:
-                value = match.group(group)
-                if looks_secret_for(match.group("name"), value):
-                    return match.start(group), match.end(group), value
-                return None
-        return None
-    if rule.accept is not None and not rule.accept(match.string, match):
-        return None
-    return match.start(rule.group), match.end(rule.group), match.group(rule.group)
+def _mixed(_data: bytes, _start: int, secret: bytes, _name: bytes | None) -> bool:
+    return secret.upper() != secret and secret.lower() != secret and any(c in b"0123456789" for c in secret)
 
 
-_MARKER_RE = re.compile(r"\[REDACTED:[a-z0-9_]+:fp=[0-9a-f]{16}\]")
+def _not_numeric(_data: bytes, _start: int, secret: bytes, _name: bytes | None) -> bool:
+    return not (secret.isdigit() and len(secret) <= 6)
+
+
+def _not_word(_data: bytes, _start: int, secret: bytes, _name: bytes | None) -> bool:
+    word = secret.rstrip(b"=")
+    return not (word.isalpha() and (word.islower() or word.isupper()))
+
+
+CHECKS: dict[str, Callable[[bytes, int, bytes, bytes | None], bool]] = {
+    "not_word": _not_word,
+    "word_start": _word_start,
+    "token_start": _token_start,
+    "entropy": _entropy,
+    "named": _named,
+    "mixed": _mixed,
+    "not_numeric": _not_numeric,
+}
+
+
+def _options() -> Any:
+    options = re2.Options()
+    options.max_mem = _RE2_MAX_MEM
+    options.log_errors = False  # a bad rule raises, naming the rule; nothing goes to stderr
+    return options
+
+
+def load_rules(text: str | None = None, *, compile_all: bool = False) -> tuple[Rule, ...]:
+    """The rules of secrets.toml (or of ``text``); a bad field fails here, naming the rule. Regexes are compiled
+    when a scan first needs them (a hook process pays for the few its input calls for), or all of them now
+    with ``compile_all`` (the tests: a bad regex fails there, naming the rule)."""
+    if text is None:
+        text = RULES_FILE.read_text(encoding="utf-8")
+    rules = []
+    for number, raw in enumerate(tomllib.loads(text)["rule"], 1):
+        name = f"secrets rule #{number} ({raw.get('kind')})"
+        unknown = set(raw.get("checks", ())) - CHECKS.keys()
+        if unknown:
+            raise ValueError(f"{name}: unknown checks {sorted(unknown)}")
+        keywords = tuple(raw.get("keywords", ()))
+        if not keywords or not all(isinstance(k, str) and k for k in keywords):
+            raise ValueError(f"{name}: needs keywords (non-empty literals)")
+        rule = Rule(number, raw["kind"], raw["regex"], tuple(raw.get("checks", ())), keywords)
+        if compile_all:
+            compile_rule(rule)
+        rules.append(rule)
+    return tuple(rules)
+
+
+def compile_rule(rule: Rule) -> Program:
+    name = f"secrets rule #{rule.number} ({rule.kind})"
+    try:
+        regex = re2.compile(rule.regex.encode(), _options())
+    except re2.error as exc:
+        raise ValueError(f"{name}: not RE2 syntax: {exc}") from exc
+    groups = {group.decode(): index for group, index in regex.groupindex.items()}
+    secret_groups = tuple(groups[group] for group in _SECRET_GROUPS if group in groups)
+    if not secret_groups:
+        raise ValueError(f"{name}: no group named one of {_SECRET_GROUPS}")
+    return Program(regex, secret_groups, regex.groups, groups.get("name"))
+
+
+@dataclass(frozen=True, slots=True)
+class _KeywordSet:
+    matcher: Any  # RE2 Set, one case-insensitive literal per distinct keyword
+    rules_of: tuple[tuple[int, ...], ...]  # keyword index -> indices of the rules that list it
+
+
+def _keyword_set(rules: tuple[Rule, ...]) -> _KeywordSet:
+    by_keyword: dict[str, list[int]] = {}
+    for index, rule in enumerate(rules):
+        for keyword in rule.keywords:
+            by_keyword.setdefault(keyword.casefold(), []).append(index)
+    matcher = re2.Set.SearchSet(_options())
+    for keyword in by_keyword:
+        matcher.Add(b"(?i)" + re2.escape(keyword.encode()))
+    matcher.Compile()
+    return _KeywordSet(matcher, tuple(tuple(indices) for indices in by_keyword.values()))
+
+
+@functools.cache
+def rules() -> tuple[Rule, ...]:
+    """The rules in force, read on first use: a process that never scans never parses the file."""
+    return load_rules()
+
+
+@functools.cache
+def program(index: int) -> Program:
+    """Rule ``index`` compiled, on the first scan that needs it."""
+    return compile_rule(rules()[index])
+
+
+@functools.cache
+def _keywords() -> _KeywordSet:
+    return _keyword_set(rules())
+
+
+_MARKER_RE = re2.compile(rb"\[REDACTED:[a-z0-9_]+:fp=[0-9a-f]{16}\]")
+_MARKER_FULL_RE = re.compile(r"\[REDACTED:[a-z0-9_]+:fp=[0-9a-f]{16}\]")
 
 
 def is_marker(value: str) -> bool:
-    return _MARKER_RE.fullmatch(value) is not None
+    return len(value) < 64 and _MARKER_FULL_RE.fullmatch(value) is not None
+
+
+def _group_spans(match: Any, groups: int) -> list[tuple[int, int]]:
+    """Byte spans of every group, (-1, -1) when one did not take part. The wrapper keeps them in ``_spans``;
+    reading them there costs one attribute, the public ``span(i)`` a few Python calls per group."""
+    spans = getattr(match, "_spans", None)
+    return list(spans) if spans is not None else [match.span(i) for i in range(groups + 1)]
+
+
+def _secret_span(rule: Rule, compiled: Program, data: bytes, match: Any) -> tuple[int, int, bytes] | None:
+    """Where the secret is in the match (byte offsets), or None if one of the rule's checks rejects it."""
+    spans = _group_spans(match, compiled.groups)
+    for group in compiled.secret_groups:
+        start, end = spans[group]
+        if start >= 0:
+            break
+    else:
+        return None
+    if start == end:
+        return None
+    secret = data[start:end]
+    name = None
+    if compiled.name_group is not None and spans[compiled.name_group][0] >= 0:
+        name = data[spans[compiled.name_group][0] : spans[compiled.name_group][1]]
+    if not all(CHECKS[check](data, spans[0][0], secret, name) for check in rule.checks):
+        return None
+    return start, end, secret
+
+
+def _overlaps(spans: list[tuple[int, int]], start: int, end: int) -> bool:
+    """Whether [start, end) overlaps one of ``spans`` (sorted, non-overlapping): only the neighbours can."""
+    i = bisect.bisect_left(spans, (start, start))
+    return (i > 0 and spans[i - 1][1] > start) or (i < len(spans) and spans[i][0] < end)
+
+
+def _find(data: bytes) -> list[tuple[int, int, str, bytes]]:
+    """Non-overlapping (start, end, kind, secret) in ``data``, by position; on overlap the earlier rule wins.
+    Linear in the input plus n log n in the matches: a value with 10^5 matches is no worse than one with 10."""
+    keywords = _keywords()
+    found_keywords = keywords.matcher.Match(data)
+    if not found_keywords:
+        return []
+    matched = {index for keyword in found_keywords for index in keywords.rules_of[keyword]}
+    in_force = rules()
+    markers = [m.span() for m in _MARKER_RE.finditer(data)] if _MARKER_PREFIX_BYTES in data else []
+    kept: list[tuple[int, int]] = []  # sorted by start
+    found: dict[int, tuple[int, int, str, bytes]] = {}
+    for priority in sorted(matched):
+        rule, compiled = in_force[priority], program(priority)
+        for match in compiled.regex.finditer(data):
+            span = _secret_span(rule, compiled, data, match)
+            if span is None or _overlaps(markers, span[0], span[1]) or _overlaps(kept, span[0], span[1]):
+                continue
+            bisect.insort(kept, (span[0], span[1]))
+            found[span[0]] = (span[0], span[1], rule.kind, span[2])
+    return [found[start] for start, _ in kept]
+
+
+def _char_offsets(data: bytes, offsets: list[int]) -> dict[int, int]:
+    """Character offsets of sorted byte offsets into UTF-8 ``data``, in one pass over the text."""
+    result: dict[int, int] = {}
+    last_byte = last_char = 0
+    for offset in sorted(set(offsets)):
+        last_char += len(data[last_byte:offset].decode("utf-8", "surrogatepass"))
+        last_byte = offset
+        result[offset] = last_char
+    return result
 
 
 def find_secrets(text: str, key: str | bytes) -> list[SecretHit]:
@@ -224,47 +335,30 @@ def find_secrets(text: str, key: str | bytes) -> list[SecretHit]:
 
     Existing markers are never taken for secrets, so redacting twice (agent, then collector) is a no-op.
     """
-    markers = [(m.start(), m.end()) for m in _MARKER_RE.finditer(text)] if MARKER_PREFIX in text else []
-    candidates: list[tuple[int, int, int, str, str]] = []
-    folded = None
-    for priority, rule in enumerate(_RULES):
-        if rule.needles:
-            if rule.folded and folded is None:
-                folded = text.casefold()
-            haystack = folded if rule.folded else text
-            if not any(needle in haystack for needle in rule.needles):
-                continue
-        for match in rule.pattern.finditer(text):
-            span = _secret_span(rule, match)
-            if (
-                span is not None
-                and span[1] > span[0]
-                and not any(span[0] < end and span[1] > start for start, end in markers)
-            ):
-                candidates.append((priority, span[0], span[1], rule.kind, span[2]))
-    kept: list[tuple[int, int, int, str, str]] = []
-    for cand in sorted(candidates):
-        if all(cand[2] <= k[1] or cand[1] >= k[2] for k in kept):
-            kept.append(cand)
-    return [
-        SecretHit(kind, fingerprint(value, key), start, end)
-        for _, start, end, kind, value in sorted(kept, key=lambda c: c[1])
-    ]
+    return redact_text(text, key)[1]
 
 
 def redact_text(text: str, key: str | bytes) -> tuple[str, list[SecretHit]]:
-    """``text`` with every secret replaced by its marker, and the hits (positions in the input)."""
-    hits = find_secrets(text, key)
-    if not hits:
-        return text, hits
-    parts: list[str] = []
+    """``text`` with every secret replaced by its marker, and the hits (character positions in the input)."""
+    data = text.encode("utf-8", "surrogatepass")
+    found = _find(data)
+    if not found:
+        return text, []
+    if len(data) == len(text):  # ASCII: byte and character offsets agree
+        chars = {offset: offset for start, end, _, _ in found for offset in (start, end)}
+    else:
+        chars = _char_offsets(data, [offset for start, end, _, _ in found for offset in (start, end)])
+    parts: list[bytes] = []
+    hits: list[SecretHit] = []
     cursor = 0
-    for hit in hits:
-        parts.append(text[cursor : hit.start])
-        parts.append(f"{MARKER_PREFIX}{hit.kind}:fp={hit.fingerprint}]")
-        cursor = hit.end
-    parts.append(text[cursor:])
-    return "".join(parts), hits
+    for start, end, kind, secret in found:
+        fp = fingerprint(secret, key)
+        parts.append(data[cursor:start])
+        parts.append(f"{MARKER_PREFIX}{kind}:fp={fp}]".encode())
+        hits.append(SecretHit(kind, fp, chars[start], chars[end]))
+        cursor = end
+    parts.append(data[cursor:])
+    return b"".join(parts).decode("utf-8", "surrogatepass"), hits
 
 
 def redact_value(obj: Any, key: str | bytes) -> Any:
@@ -275,12 +369,17 @@ def redact_value(obj: Any, key: str | bytes) -> Any:
     if obj is None or isinstance(obj, bool | int | float):
         return obj
     if isinstance(obj, dict):
-        return {str(k): _redact_item(str(k), v, key) for k, v in obj.items()}
+        return {_redact_key(str(k), key): _redact_item(str(k), v, key) for k, v in obj.items()}
     if isinstance(obj, list | tuple | set | frozenset):
         return [redact_value(item, key) for item in obj]
     if isinstance(obj, bytes | bytearray):
         return redact_text(bytes(obj).decode("utf-8", "replace"), key)[0]
     return redact_text(str(obj), key)[0]
+
+
+def _redact_key(name: str, key: str | bytes) -> str:
+    """Keys are content too (a map keyed by tokens); short ordinary names skip the scan."""
+    return redact_text(name, key)[0] if len(name) > 16 else name
 
 
 def _redact_item(name: str, value: Any, key: str | bytes) -> Any:
@@ -290,3 +389,24 @@ def _redact_item(name: str, value: Any, key: str | bytes) -> Any:
     if not hits and is_secret_name(name) and looks_secret_for(name, value) and not is_marker(value):
         return marker("secret_value", value, key)
     return text
+
+
+def redact_named(name: str, value: str, key: str | bytes) -> str:
+    """An attribute ``name = value``: tokens in the value are redacted by shape, and the whole value when the
+    name says it is a secret (``db.password``, ``x-api-key``) and the value looks like one."""
+    return _redact_item(name, value, key)
+
+
+def redact_content(value: str, key: str | bytes) -> str:
+    """Text that may be JSON (GenAI messages, tool arguments): JSON stays valid JSON with its string values
+    and secret-named fields redacted inside; anything else is scanned as text. Unchanged input comes back
+    as the same string."""
+    if value[:1] in ("{", "["):
+        try:
+            parsed = orjson.loads(value)
+        except orjson.JSONDecodeError:
+            parsed = None
+        if isinstance(parsed, dict | list):
+            redacted = redact_value(parsed, key)
+            return value if redacted == parsed else orjson.dumps(redacted).decode()
+    return redact_text(value, key)[0]

@@ -23,6 +23,8 @@ from rich.table import Table
 from rich.text import Text
 from rich.tree import Tree
 
+from foothold.evidence import argument_fields, excerpt, readable_command
+
 # C0 controls but newline and tab, DEL, C1 controls (0x9b is CSI on some terminals), the bidi embedding,
 # override and isolate characters, and the Unicode line/paragraph separators.
 _UNSAFE = (
@@ -76,7 +78,11 @@ def cell(value: Any) -> Text:
     return Text(shown(value))
 
 
-def print_table(columns: list[str], rows: list[list[Any]], title: str | None = None) -> None:
+def print_table(columns: list[str], rows: list[list[Any]], title: str | None = None, empty: str = "") -> None:
+    """A table, or when there are no rows the ``empty`` sentence (an empty result says so)."""
+    if not rows:
+        console.print(Text(shown(empty or "No rows.")))
+        return
     table = Table(title=shown(title) if title else None, header_style="bold", show_lines=False)
     for column in columns:
         table.add_column(shown(column), overflow="fold")
@@ -131,11 +137,13 @@ def timeline_tree(timeline) -> Tree:
             line.append(f"  ⚠ intends {intent}", style="bold magenta")
         node = root.add(line)
         if call.arguments:
-            args = call.arguments if len(call.arguments) <= 160 else call.arguments[:157] + "..."
-            node.add(Text(shown(args), style="dim"))
+            node.add(_arguments(call.arguments))
+        if call.result:
+            node.add(_result(call))
         for artifact in call.artifacts:
             a = Text(shown(f"artifact {artifact.kind} {artifact.action} ", one_line=True), style="cyan")
-            a.append(shown(artifact.path, one_line=True), style="bold cyan")
+            path = readable_command(artifact.path) if artifact.kind == "process" else artifact.path
+            a.append(shown(path, one_line=True), style="bold cyan")
             if artifact.sha256:
                 a.append(f"  sha256 {shown(artifact.sha256[:12])}", style="dim")
             if artifact.persistence_kind:
@@ -149,3 +157,29 @@ def timeline_tree(timeline) -> Tree:
     for alert in timeline.unattached_alerts:
         root.add(_alert_line(alert))
     return root
+
+
+def _arguments(arguments: str) -> Text:
+    """Each argument on its own line; a long multi-line value (a file's content) as head, telling lines, tail."""
+    text = Text(style="dim")
+    for index, (name, value) in enumerate(argument_fields(arguments)):
+        if index:
+            text.append("\n")
+        if name:
+            text.append(f"{name}: ", style="bold")
+        cut = excerpt(value, max_lines=14)
+        text.append(("\n" if len(cut.lines) > 1 else "") + cut.text())
+        if cut.omitted:
+            text.append(f"\n({cut.omitted} more lines; --format html or json shows all)", style="italic")
+    return text
+
+
+def _result(call) -> Text:
+    """What the tool returned: for a fetch or a read, the untrusted text the model then acted on."""
+    cut = excerpt(call.result, max_lines=10)
+    text = Text("result ", style="bold blue")
+    text.append(("\n" if len(cut.lines) > 1 else "") + cut.text())
+    missing = cut.omitted + (call.result_chars > len(call.result))
+    if missing:
+        text.append(f"\n(excerpt of {call.result_chars} characters; --format html shows all)", style="italic")
+    return text

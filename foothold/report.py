@@ -3,22 +3,35 @@
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta
+from collections import Counter
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 
+from foothold.evidence import argument_fields, readable_command
+
 # Autoescaping matters: tool arguments and paths are attacker-controlled text.
 _ENV = Environment(loader=PackageLoader("foothold", "templates"), autoescape=select_autoescape(["html", "j2"]))
+
+
+SEVERITY_ORDER = ("critical", "high", "medium", "low", "info")
+_SOURCE = {"observed": "observed", "declared": "declared, not observed", "command": "installed by a command"}
 
 
 def _as_datetime(value: Any) -> datetime:
     return value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
 
 
-def timeline_html(timeline) -> str:
-    """A self-contained page (inline CSS, no scripts) with a waterfall of calls, artifacts and alerts."""
-    starts = [_as_datetime(c.timestamp) for c in timeline.calls]
+def _utc(value: datetime) -> datetime:
+    """The store keeps UTC without a zone: say so, rather than let a reader assume local time."""
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def timeline_html(timeline, report=None) -> str:
+    """A self-contained page (inline CSS, no scripts) for a ticket: a summary, the waterfall of calls with
+    their arguments, results, artifacts and alerts, and the remediation checklist (``report``)."""
+    starts = [_utc(_as_datetime(c.timestamp)) for c in timeline.calls]
     start = min(starts)
     end_ms = max(
         (s - start).total_seconds() * 1000 + c.duration_ms for s, c in zip(starts, timeline.calls, strict=False)
@@ -30,19 +43,35 @@ def timeline_html(timeline) -> str:
             "clock": s.strftime("%H:%M:%S.%f")[:-3],
             "left": round((s - start).total_seconds() * 1000 / total_ms * 100, 3),
             "width": round(max(call.duration_ms / total_ms * 100, 0.4), 3),
+            "arguments": argument_fields(call.arguments) if call.arguments else [],
+            "artifacts": [(a, readable_command(a.path) if a.kind == "process" else a.path) for a in call.artifacts],
         }
         for s, call in zip(starts, timeline.calls, strict=False)
     ]
-    alert_count = sum(len(c.alerts) for c in timeline.calls) + len(timeline.unattached_alerts)
+    alerts = [a for c in timeline.calls for a in c.alerts] + list(timeline.unattached_alerts)
+    fired = Counter(a.severity for a in alerts)
     return _ENV.get_template("timeline.html.j2").render(
         t=timeline,
         calls=calls,
         agents=sorted({c.agent for c in timeline.calls if c.agent}),
-        alert_count=alert_count,
+        tasks=sorted({c.task for c in timeline.calls if c.task}),
+        traces=sorted({c.trace_id for c in timeline.calls}),
+        alerts=sorted(alerts, key=lambda a: (_rank(a.severity), str(a.seen_at))),
+        fired=[(severity, fired[severity]) for severity in sorted(fired, key=_rank)],
+        credentials=sorted(
+            {(c.credential_kind, c.credential_fingerprint) for c in timeline.calls if c.credential_kind}
+        ),
+        report=report,
+        sources=_SOURCE,
         start=start.strftime("%Y-%m-%d %H:%M:%S"),
-        end=(start + timedelta(milliseconds=total_ms)).strftime("%H:%M:%S"),
+        end=(start + timedelta(milliseconds=total_ms)).strftime("%Y-%m-%d %H:%M:%S"),
+        generated=datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S"),
         total_ms=total_ms,
     )
+
+
+def _rank(severity: str) -> int:
+    return SEVERITY_ORDER.index(severity) if severity in SEVERITY_ORDER else len(SEVERITY_ORDER)
 
 
 def _code(text: str) -> str:
@@ -58,7 +87,7 @@ def report_markdown(report) -> str:
     if not report.remove:
         lines.append("Nothing durable was written.")
     for step in report.remove:
-        state = "observed" if step.observed else "declared, not observed"
+        state = _SOURCE.get(step.source, step.source)
         digest = f", sha256 `{step.sha256}`" if step.sha256 else ""
         lines.append(
             f"- [ ] {_code(step.path)} — {step.kind} ({step.technique}), {state}{digest}; sessions {', '.join(step.sessions)}; trace `{step.trace_id}`"

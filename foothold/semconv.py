@@ -48,11 +48,13 @@ ARTIFACT_DURABLE = "foothold.artifact.durable"  # survives the session: a persis
 ARTIFACT_SOURCE = "foothold.artifact.source"  # audit_hook | snapshot | intent | hook
 ARTIFACT_ATTRIBUTION = "foothold.artifact.attribution"  # absent: the parent call's; ambiguous: see candidates
 ARTIFACT_CANDIDATE_CALLS = "foothold.artifact.candidate_calls"  # call ids running when it was seen
+ARTIFACT_NOTE = "foothold.artifact.note"  # why no hash: a FIFO, a symlink (not followed), over the size cap
 
 PERSISTENCE_KIND = "foothold.persistence.kind"  # e.g. ssh_authorized_keys, cron, systemd_unit
 PERSISTENCE_TECHNIQUE = "foothold.persistence.technique"  # MITRE ATT&CK / ATLAS id, e.g. T1098.004
 PERSISTENCE_TARGET = "foothold.persistence.target"  # resolved path or account the call (intends to) change
 PERSISTENCE_EVIDENCE = "foothold.persistence.evidence"  # why the classifier said so
+PERSISTENCE_SEVERITY = "foothold.persistence.severity"  # info | low | medium | high | critical
 TOOL_CATEGORIES = "foothold.tool.categories"  # comma-separated: untrusted_input, exec, egress, credential_read
 # Who decided whether a call ran, and what: accept | reject (normalised from every agent's own spelling).
 TOOL_DECISION = "foothold.tool.decision"
@@ -61,6 +63,10 @@ TOOL_CALL_SOURCE = "foothold.tool.call.source"  # which telemetry reported the c
 # Set by the collector on a record of a call another record already stands for (one call = one row).
 TOOL_CALL_DUPLICATE_OF = "foothold.tool.call.duplicate_of"
 DURATION_NS = "foothold.duration_ns"  # a call's duration where the record has no span duration (logs)
+CODE_SEVERITY = (
+    "foothold.code.severity"  # the most severe backdoor signal in code the call wrote (set by the collector)
+)
+CODE_FINDINGS = "foothold.code.findings"  # JSON list: signal, severity, technique, path, evidence
 
 CREDENTIAL_FINGERPRINT = "foothold.credential.fingerprint"  # keyed HMAC, never the value
 CREDENTIAL_KIND = "foothold.credential.kind"
@@ -114,16 +120,23 @@ DOCUMENTED: tuple[tuple[str, str], ...] = (
     (ARTIFACT_SOURCE, "`audit_hook`, `snapshot`, `intent` or `hook`"),
     (ARTIFACT_ATTRIBUTION, "`ambiguous` when calls ran in parallel and none can be named (else absent)"),
     (ARTIFACT_CANDIDATE_CALLS, "comma-separated call ids that were running when an ambiguous change was seen"),
+    (ARTIFACT_NOTE, "why the artifact has no hash: a FIFO, a device, a symlink (never followed), over the size cap"),
     (PERSISTENCE_KIND, "persistence class, e.g. `ssh_authorized_keys`"),
     (PERSISTENCE_TECHNIQUE, "MITRE ATT&CK / ATLAS technique id"),
     (PERSISTENCE_TARGET, "resolved path or account written (set by the collector)"),
     (PERSISTENCE_EVIDENCE, "the classifier's reason (set by the collector)"),
+    (
+        PERSISTENCE_SEVERITY,
+        "severity of the finding: low when the written content is plainly benign (set by the collector)",
+    ),
     (TOOL_CATEGORIES, "`untrusted_input`, `exec`, `egress`, `credential_read` (set by the collector)"),
     (TOOL_DECISION, "`accept` or `reject`: whether the call was allowed to run"),
     (TOOL_DECISION_SOURCE, "who decided, in the agent's words (e.g. `config`, `user_temporary`, `hook`)"),
     (TOOL_CALL_SOURCE, "the telemetry a native record came from, e.g. `claude_code.logs` (set by the collector)"),
     (TOOL_CALL_DUPLICATE_OF, "the call of record this record repeats (set by the collector; not a row)"),
     (DURATION_NS, "duration of a call reported as a log record (set by the collector)"),
+    (CODE_SEVERITY, "most severe backdoor signal in code the call wrote, e.g. `critical` (set by the collector)"),
+    (CODE_FINDINGS, "JSON list of the backdoor signals in that code: signal, severity, technique, path, evidence"),
     (CREDENTIAL_FINGERPRINT, "keyed HMAC fingerprint of the credential used"),
     (CREDENTIAL_KIND, "credential kind, e.g. `github_token`"),
     (CREDENTIAL_SCOPE, "declared scope"),

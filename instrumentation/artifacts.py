@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
+import stat
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
@@ -33,6 +35,7 @@ class Artifact:
     time_ns: int | None = None  # when it was observed; the span starts there
     attribution: str | None = None  # None: this call's; AMBIGUOUS: one of ``candidates`` (call ids)
     candidates: tuple[str, ...] = ()
+    note: str | None = None  # why there is no hash (a FIFO, a symlink, over the size cap...)
 
     def attributes(self) -> dict[str, str | int | bool]:
         attrs: dict[str, str | int | bool] = {
@@ -51,25 +54,85 @@ class Artifact:
         if self.attribution is not None:
             attrs[semconv.ARTIFACT_ATTRIBUTION] = self.attribution
             attrs[semconv.ARTIFACT_CANDIDATE_CALLS] = ",".join(self.candidates)
+        if self.note is not None:
+            attrs[semconv.ARTIFACT_NOTE] = self.note
         return attrs
 
 
+@dataclass(frozen=True, slots=True)
+class FileDigest:
+    sha256: str | None
+    size: int | None
+    note: str | None = None  # set when there is no hash: what the path is, or why it was not read
+
+
+_KINDS = (
+    (stat.S_ISLNK, "a symlink"),
+    (stat.S_ISFIFO, "a FIFO"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISSOCK, "a socket"),
+    (stat.S_ISDIR, "a directory"),
+)
+# Never follow a link, never wait for a writer (a FIFO), never become the controlling terminal.
+_OPEN_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC
+
+
+def _special(mode: int) -> str | None:
+    return next((name for test, name in _KINDS if test(mode)), None)
+
+
+def file_digest(path: str, limit: int) -> FileDigest:
+    """The sha256 and size of a regular file, read at most ``limit`` bytes; anything else gets a note.
+
+    Hostile paths are the point: a repository can commit ``AGENTS.md -> /dev/zero`` (reading it never ends)
+    and ``mkfifo ~/.ssh/authorized_keys`` blocks an ``open``. So the path is ``lstat``-ed first and only a
+    regular file is opened, without following a symlink swapped in since (O_NOFOLLOW) and without blocking
+    (O_NONBLOCK); ``fstat`` on the open descriptor confirms it is the regular file it claimed to be."""
+    try:
+        st = os.lstat(path)
+    except OSError as exc:
+        return FileDigest(None, None, f"not hashed: {exc.strerror or exc}")
+    special = _special(st.st_mode)
+    if special is not None:
+        return FileDigest(None, None, f"not hashed: {special}{_link_target(path, st.st_mode)}")
+    if st.st_size > limit:
+        return FileDigest(None, st.st_size, f"not hashed: over the {limit}-byte hash limit")
+    try:
+        fd = os.open(path, _OPEN_FLAGS)
+    except OSError as exc:
+        reason = "a symlink" if exc.errno == errno.ELOOP else exc.strerror or str(exc)
+        return FileDigest(None, st.st_size, f"not hashed: {reason}")
+    try:
+        opened = os.fstat(fd)
+        if not stat.S_ISREG(opened.st_mode):  # swapped between the lstat and the open
+            return FileDigest(None, None, f"not hashed: {_special(opened.st_mode) or 'not a regular file'}")
+        digest, read = hashlib.sha256(), 0
+        while chunk := os.read(fd, _CHUNK):
+            read += len(chunk)
+            if read > limit:  # grew while being read
+                return FileDigest(None, read, f"not hashed: over the {limit}-byte hash limit")
+            digest.update(chunk)
+    except OSError as exc:
+        return FileDigest(None, st.st_size, f"not hashed: {exc.strerror or exc}")
+    finally:
+        os.close(fd)
+    return FileDigest(digest.hexdigest(), read)
+
+
+def _link_target(path: str, mode: int) -> str:
+    if not stat.S_ISLNK(mode):
+        return ""
+    try:
+        return f" to {os.readlink(path)}, not followed"
+    except OSError:
+        return ", not followed"
+
+
 def hash_file(path: str, limit: int) -> tuple[str | None, int | None]:
-    """(sha256, size) of a regular file; no hash past ``limit`` bytes or when unreadable."""
-    try:
-        size = os.stat(path).st_size
-    except OSError:
-        return None, None
-    if size > limit:
-        return None, size
-    digest = hashlib.sha256()
-    try:
-        with open(path, "rb") as handle:
-            while chunk := handle.read(_CHUNK):
-                digest.update(chunk)
-    except OSError:
-        return None, size
-    return digest.hexdigest(), size
+    """(sha256, size) of a regular file; no hash for anything else or past ``limit`` bytes (see file_digest)."""
+    digest = file_digest(path, limit)
+    return digest.sha256, digest.size
 
 
 def merge(observed: list[Artifact], snapshot: list[Artifact]) -> list[Artifact]:

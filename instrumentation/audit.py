@@ -17,7 +17,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
-from .artifacts import SOURCE_AUDIT_HOOK, Artifact, hash_file
+from .artifacts import SOURCE_AUDIT_HOOK, Artifact, file_digest, hash_file
 from .runtime import report_once
 
 _WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_TRUNC
@@ -81,8 +81,19 @@ def _file_artifact(path: str, touch: FileTouch, hash_limit: int) -> Artifact | N
         action = "modify"
     else:
         action = "chmod"
-    sha256, size = hash_file(path, hash_limit)
-    return Artifact("file", action, path, SOURCE_AUDIT_HOOK, True, sha256, touch.sha256_before, size, touch.first_ns)
+    digest = file_digest(path, hash_limit)
+    return Artifact(
+        "file",
+        action,
+        path,
+        SOURCE_AUDIT_HOOK,
+        True,
+        digest.sha256,
+        touch.sha256_before,
+        digest.size,
+        touch.first_ns,
+        note=digest.note,
+    )
 
 
 class HasRecorder:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from urllib.parse import urlsplit
 
 from opentelemetry import trace
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
@@ -23,6 +25,11 @@ DEFAULT_SCHEDULE_DELAY_MILLIS = 500
 DEFAULT_EXPORT_TIMEOUT_SECONDS = 5.0  # bounds one export attempt and shutdown; never the agent's calls
 _TRACER_NAME = "foothold.instrumentation"
 _joined: weakref.WeakSet[TracerProvider] = weakref.WeakSet()  # providers that already have our processor
+log = logging.getLogger("foothold.instrumentation")
+
+# The OTLP default ports: a protocol sent to the other one's port loses every span with only an exporter
+# message, so setup() says it plainly (protocol -> the other protocol's port, its name, the right port).
+_SWAPPED_PORT = {"http/protobuf": (4317, "OTLP/gRPC", 4318), "grpc": (4318, "OTLP/HTTP", 4317)}
 
 
 class _CountingExporter(SpanExporter):
@@ -207,6 +214,7 @@ def _otlp_exporter(endpoint: str | None, protocol: str | None, timeout: float) -
         or os.environ.get("OTEL_EXPORTER_OTLP_PROTOCOL")
         or DEFAULT_PROTOCOL
     ).strip()
+    _warn_on_swapped_port(endpoint, protocol)
     env_timeout = "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT" in os.environ or "OTEL_EXPORTER_OTLP_TIMEOUT" in os.environ
     timeout_arg = None if env_timeout else timeout
     if protocol == "grpc":  # imported lazily: grpc is slow to import and not every agent uses it
@@ -236,3 +244,29 @@ def _watcher(watch: bool | WatchList | Sequence[str] | None, home: str | None, h
         paths = tuple(watch)
         watch_list = WatchList(paths) if home is None else WatchList(paths, home=home)
     return Watcher(watch_list, hash_limit)
+
+
+def _warn_on_swapped_port(endpoint: str | None, protocol: str) -> None:
+    url = (
+        endpoint
+        or os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+        or os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT")
+    )
+    if not url or protocol not in _SWAPPED_PORT:
+        return
+    try:
+        port = urlsplit(url if "://" in url else f"//{url}").port
+    except ValueError:
+        return
+    wrong, other, right = _SWAPPED_PORT[protocol]
+    if port == wrong:
+        log.warning(
+            "OTLP endpoint %s is the %s port but the protocol is %s: no span will arrive. "
+            "foothold-audit collect takes OTLP/HTTP on :4318 and OTLP/gRPC on :4317: use port %d, "
+            "or protocol=%r (OTEL_EXPORTER_OTLP_PROTOCOL).",
+            url,
+            other,
+            protocol,
+            right,
+            "grpc" if protocol != "grpc" else "http/protobuf",
+        )

@@ -17,84 +17,15 @@ import time
 from dataclasses import dataclass, field
 from itertools import islice
 
-from .artifacts import SOURCE_SNAPSHOT, Artifact, hash_file
+from .artifacts import SOURCE_SNAPSHOT, Artifact, file_digest, hash_file
 from .inotify import change_signal, directories_to_watch
+from .watch_paths import DERIVED_WATCH
 
 # `~` is the configured home; relative entries resolve against the root of the call's git repository
 # (or its working directory outside one). A trailing "/**" lists two levels (systemd's *.wants dirs).
-DEFAULT_WATCH: tuple[str, ...] = (
-    # accounts and remote access
-    "~/.ssh/",
-    "/root/.ssh/",
-    "/etc/ssh/sshd_config",
-    "/etc/ssh/sshd_config.d/",
-    "/etc/passwd",
-    "/etc/shadow",
-    "/etc/group",
-    "/etc/sudoers",
-    "/etc/sudoers.d/",
-    "/etc/pam.d/",
-    # scheduled jobs
-    "/etc/crontab",
-    "/etc/cron.d/",
-    "/etc/cron.hourly/",
-    "/etc/cron.daily/",
-    "/etc/cron.weekly/",
-    "/etc/cron.monthly/",
-    "/var/spool/cron/",
-    "/var/spool/cron/crontabs/",
-    # services and autostart
-    "/etc/systemd/system/**",
-    "~/.config/systemd/user/**",
-    "/etc/init.d/",
-    "/etc/rc.local",
-    "~/.config/autostart/",
-    "/etc/xdg/autostart/",
-    "/etc/udev/rules.d/",
-    # loader and shell start-up
-    "/etc/ld.so.preload",
-    "/etc/ld.so.conf.d/",
-    "/etc/profile",
-    "/etc/profile.d/",
-    "/etc/bash.bashrc",
-    "/etc/environment",
-    "~/.bashrc",
-    "~/.bash_profile",
-    "~/.bash_login",
-    "~/.bash_logout",
-    "~/.profile",
-    "~/.zshrc",
-    "~/.zshenv",
-    "~/.zprofile",
-    "~/.config/fish/config.fish",
-    "~/.gitconfig",
-    # agent configuration and memory (user level)
-    "~/.claude/",  # one level: settings and CLAUDE.md; the subfolders below, not its churning state files
-    "~/.claude/agents/",
-    "~/.claude/commands/",  # not ~/.claude.json: Claude Code rewrites it itself (usage, per-project state)
-    "~/.codex/",
-    "~/.cursor/",
-    "~/.gemini/",
-    # the repository the call works in: hooks, CI, agent configuration
-    ".git/hooks/",
-    ".git/config",
-    ".github/workflows/",
-    ".gitlab-ci.yml",
-    ".vscode/",
-    "CLAUDE.md",
-    "CLAUDE.local.md",
-    "AGENTS.md",
-    "GEMINI.md",
-    ".mcp.json",
-    ".cursor/",
-    ".cursor/rules/",
-    ".cursor/memories/",
-    ".claude/",
-    ".claude/agents/",
-    ".claude/commands/",
-    ".claude/hooks/",
-    ".claude/memory/",
-)
+# The list is derived from the persistence rules (foothold/detections/watchlist.py), so every location a
+# rule names is watched; watch_paths.py is its generated copy (loading the rules is too slow for a hook).
+DEFAULT_WATCH: tuple[str, ...] = DERIVED_WATCH
 
 
 # (mtime_ns, size, inode, mode): a plain tuple because a snapshot builds one per watched file per call.
@@ -195,13 +126,15 @@ class Watcher:
             with self._lock:
                 self._known.pop(path, None)
             return Artifact("file", "delete", path, SOURCE_SNAPSHOT, True, None, before_hash, None, now)
+        note = None
         if old is not None and old[:3] == new[:3]:
             action, sha256 = "chmod", before_hash
         else:
-            action, sha256 = ("create" if old is None else "modify"), hash_file(path, self._hash_limit)[0]
+            action, digest = ("create" if old is None else "modify"), file_digest(path, self._hash_limit)
+            sha256, note = digest.sha256, digest.note
         with self._lock:
             self._known[path] = (new, sha256)
-        return Artifact("file", action, path, SOURCE_SNAPSHOT, True, sha256, before_hash, new[1], now)
+        return Artifact("file", action, path, SOURCE_SNAPSHOT, True, sha256, before_hash, new[1], now, note=note)
 
     def _remember(self, states: dict[str, FileState]) -> None:
         """Hash files first seen, or changed since last seen (outside any tool call)."""

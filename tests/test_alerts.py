@@ -44,6 +44,7 @@ EXPECTED = {
     ("credential_expired", "cred-expired"),
     ("credential_foreign_agent", "cred-foreign"),
     ("chained_tools_unchecked", "long-chain"),
+    ("code_backdoor_signal", "injected"),
 }
 
 

@@ -172,7 +172,8 @@ def test_timeline_html_file_shows_the_calls_and_their_alerts(fleet, settings, tm
     html = page.read_text()
     assert html.count('class="row call"') == 5 and "web_fetch" in html
     assert "cat /tmp/k.pub &gt;&gt; ~/.ssh/authorized_keys" in html and SSH_KEYS in html
-    assert '<span class="sev">critical</span> durable_write [T1098.004]' in html
+    assert '<span class="sev sev-critical">critical</span>durable_write [T1098.004]' in html
+    assert 'id="remediation"' in html and f"ssh-keygen -lf {SSH_KEYS}" in html  # the checklist travels with it
 
 
 def test_alerts_lists_each_rule_that_fired_per_session(fleet, settings):

@@ -30,6 +30,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 
 from foothold.collector import inventory, timeline
 from foothold.collector.access import QueryResult
+from foothold.collector.chain import load_chain_key
 from foothold.collector.schema.ddl import Topology
 from foothold.collector.schema.migrations import render_all
 from foothold.collector.service import Collector, CollectorThread
@@ -226,6 +227,10 @@ def test_every_panel_and_variable_query_gives_the_single_node_answer(name, sql, 
         return chosen | {"session": TIMELINE_SESSION} if name == TIMELINE else chosen
 
     single, cluster = run_both(clients, lambda which: grafana_sql(sql, values(which), name))
+    if "collector_metrics" in sql:
+        # Each collector's own telemetry, sampled on its own timer: the query must run on the cluster, but two
+        # collectors' queues and counters are not the same facts.
+        return
     if ") AS Run" in sql:
         # Run boundaries are a running count of checkpoints over the session's calls: with every row read
         # twice the runs themselves change, so only "runs and shows the same sessions" can hold here.
@@ -275,8 +280,8 @@ def test_inventory_credentials_and_report_give_the_same_answers(readers):
     assert steps(readers[SINGLE]) and steps(readers[CLUSTER]) == steps(readers[SINGLE])
 
 
-def test_verify_reads_the_chain_on_the_cluster(readers):
+def test_verify_reads_the_chain_on_the_cluster(readers, stores):
     """`foothold-audit verify` runs; on the doubled local topology the chain itself is intact."""
-    report = verify(readers[CLUSTER].rows)
+    report = verify(readers[CLUSTER].rows, load_chain_key(stores[CLUSTER].settings.chain_key_path))
     kinds = {f.kind for f in report.findings}
     assert not kinds & {"altered", "deleted", "link_altered", "chain_broken", "chain_gap"}, kinds

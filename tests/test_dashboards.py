@@ -226,7 +226,7 @@ def test_session_timeline_shows_the_session_and_its_trace(client, variables):
     calls = client.query(
         grafana_sql(by_title["Tool calls"]["targets"][0]["rawSql"], variables, TIMELINE)
     ).named_results()
-    assert [c["ToolName"] for c in calls] == ["web_fetch", "bash", "bash", "bash", "bash"]
+    assert [c["ToolName"] for c in calls] == ["web_fetch", "bash", "bash", "bash", "bash", "edit_file"]
     trace = by_title["Trace"]["targets"][0]
     assert trace["queryType"] == "traces" and trace["format"] == build.TRACE
     spans = list(client.query(grafana_sql(trace["rawSql"], variables, TIMELINE)).named_results())
@@ -293,6 +293,7 @@ def test_every_alert_rule_query_runs_and_fires_per_session(client):
         "chained_tools_unchecked": {"long-chain"},
         "untrusted_input_to_durable_write": {"injected"},
         "credential_read_then_egress": {"injected"},
+        "code_backdoor_signal": {"injected"},
     }
 
 

@@ -51,13 +51,18 @@ def investigated(collector):
 def test_timeline_orders_calls_and_nests_artifacts_and_alerts(investigated, settings):
     with open_reader(settings) as reader:
         timeline = session_timeline(reader, "injected")
-    assert [c.tool for c in timeline.calls] == ["web_fetch", "bash", "bash", "bash", "bash"]
-    assert [c.human_checkpoint for c in timeline.calls] == [False, True, False, False, False]
+    assert [c.tool for c in timeline.calls] == ["web_fetch", "bash", "bash", "bash", "bash", "edit_file"]
+    assert [c.human_checkpoint for c in timeline.calls] == [False, True, False, False, False, False]
     ssh_call = timeline.calls[2]
     assert [a.path for a in ssh_call.artifacts] == [f"{HOME}/.ssh/authorized_keys"]
     assert ssh_call.persistence_kind == "ssh_authorized_keys" and ssh_call.technique == "T1098.004"
     inline = {a.rule_id for c in timeline.calls for a in c.alerts} | {a.rule_id for a in timeline.unattached_alerts}
-    assert {"durable_write", "untrusted_input_to_durable_write", "credential_read_then_egress"} <= inline
+    assert {
+        "durable_write",
+        "untrusted_input_to_durable_write",
+        "credential_read_then_egress",
+        "code_backdoor_signal",
+    } <= inline
     assert timeline.calls[0].timestamp <= timeline.calls[-1].timestamp
 
 
@@ -65,7 +70,7 @@ def test_sessions_lists_alert_counts(investigated, settings):
     with open_reader(settings) as reader:
         columns, table = find_sessions(reader)
     by_session = {row[0]: dict(zip(columns, row, strict=False)) for row in table}
-    assert by_session["injected"]["Alerts"] == 3 and by_session["injected"]["Calls"] == 5
+    assert by_session["injected"]["Alerts"] == 4 and by_session["injected"]["Calls"] == 6
     assert by_session["leaky"]["Alerts"] == 0
 
 
@@ -110,7 +115,7 @@ def test_timeline_cli_text_and_json(investigated, settings):
     assert "ALERT" in text.stdout and "durable_write" in text.stdout and "authorized_keys" in text.stdout
     as_json = run_cli(settings, "timeline", "injected", "--format", "json")
     document = orjson.loads(as_json.stdout)
-    assert document["session_id"] == "injected" and len(document["calls"]) == 5
+    assert document["session_id"] == "injected" and len(document["calls"]) == 6
     missing = run_cli(settings, "timeline", "no-such-session")
     assert missing.returncode == 1 and "foothold-audit sessions" in missing.stderr
 

@@ -17,13 +17,12 @@ import orjson
 
 from foothold import semconv
 from foothold.collector.rows import SpanBatch
-from foothold.detections import shell
+from foothold.detections import shell, toolcall
 from foothold.detections.classify import Finding, classify_command, classify_path, classify_tool_call
 from foothold.detections.rules import ToolCategories, tool_categories
 
 log = logging.getLogger("foothold.collector.classify")
 
-_COMMAND_KEYS = ("command", "cmd", "script", "commands", "code")
 _READ_ACTIONS = frozenset({"read", "open", "list", "stat"})
 # Agents repeat the same calls (git status, pytest, reading the same files): a tool call's labels are a
 # pure function of (tool, arguments, cwd, home, MCP method), so they are memoised exactly in a bounded
@@ -32,45 +31,55 @@ _CACHE_ENTRIES = 8192
 _CACHE_MAX_CHARS = 4096
 
 
-def _tool_name(attrs: dict[str, str]) -> str:
-    return attrs.get(semconv.GEN_AI_TOOL_NAME) or attrs.get("tool.name") or ""
+def _tool_name(attrs: dict[str, str], span_name: str = "") -> str:
+    name = next((attrs[k] for k in toolcall.TOOL_NAME_KEYS if attrs.get(k)), "")
+    if not name and attrs.get(semconv.MCP_METHOD_NAME) == "tools/call":
+        name = span_name.removeprefix("tools/call").strip()  # MCP span name: "tools/call {tool}"
+    return name
 
 
 def _arguments(attrs: dict[str, str]) -> str:
-    return attrs.get(semconv.GEN_AI_TOOL_CALL_ARGUMENTS) or attrs.get("input.value") or ""
+    return next((attrs[k] for k in toolcall.ARGUMENT_KEYS if attrs.get(k)), "")
 
 
-def _is_tool_call(attrs: dict[str, str]) -> bool:
-    return (
-        attrs.get(semconv.GEN_AI_OPERATION_NAME) == semconv.OPERATION_EXECUTE_TOOL
-        or attrs.get("openinference.span.kind") == "TOOL"
-    )
-
-
-def shell_command(arguments: str) -> str | None:
-    """The shell command a tool call's JSON arguments carry, if any."""
+def shell_command(arguments: str, tool_name: str = "") -> str | None:
+    """The shell command a tool call's JSON arguments carry, if any (the same view the classifier reads)."""
     try:
         parsed = orjson.loads(arguments) if arguments else None
     except orjson.JSONDecodeError:
         return None
     if not isinstance(parsed, dict):
         return None
-    for key in _COMMAND_KEYS:
-        value = parsed.get(key)
-        if isinstance(value, list):
-            value = " ".join(str(v) for v in value)
-        if isinstance(value, str) and value.strip():
-            return value
-    return None
+    commands = toolcall.normalize(tool_name, parsed).commands
+    return "\n".join(commands) if commands else None
+
+
+# The verdict is the collector's: whatever a sender put under these keys is replaced, never kept.
+_VERDICT_KEYS = (
+    semconv.PERSISTENCE_KIND,
+    semconv.PERSISTENCE_TECHNIQUE,
+    semconv.PERSISTENCE_TARGET,
+    semconv.PERSISTENCE_EVIDENCE,
+    semconv.PERSISTENCE_SEVERITY,
+    semconv.TOOL_CATEGORIES,
+)
+_SEVERITY_ORDER = ("info", "low", "medium", "high", "critical")
+
+
+def _clear_verdict(attrs: dict[str, str]) -> None:
+    for key in _VERDICT_KEYS:
+        attrs.pop(key, None)
 
 
 def _label(attrs: dict[str, str], findings: list[Finding]) -> None:
     if not findings:
         return
-    first = findings[0]
+    # the most severe finding names the span; the evidence lists the first three
+    first = max(findings, key=lambda f: _SEVERITY_ORDER.index(f.severity) if f.severity in _SEVERITY_ORDER else 2)
     attrs[semconv.PERSISTENCE_KIND] = first.kind
     attrs[semconv.PERSISTENCE_TECHNIQUE] = first.technique
     attrs[semconv.PERSISTENCE_TARGET] = first.target
+    attrs[semconv.PERSISTENCE_SEVERITY] = first.severity
     attrs[semconv.PERSISTENCE_EVIDENCE] = "; ".join(f.evidence for f in findings[:3])
 
 
@@ -86,12 +95,16 @@ class ClassifyProcessor:
         self._command_categories = functools.lru_cache(maxsize=_CACHE_ENTRIES)(self._command_categories)
 
     def process(self, batch: SpanBatch) -> None:
-        for attrs in batch.span_attributes:
+        attributes = batch.span_attributes
+        kinds = batch.columns.get("SpanKind") or [""] * len(attributes)  # log records have no kind or name
+        names = batch.columns.get("SpanName") or kinds
+        for i, attrs in enumerate(attributes):
             try:
+                _clear_verdict(attrs)
                 if attrs.get(semconv.ARTIFACT_KIND):
                     self._artifact(attrs)
-                elif _is_tool_call(attrs):
-                    self._tool_call(attrs)
+                elif toolcall.is_tool_call_span(attrs, kinds[i]):
+                    self._tool_call(attrs, names[i])
             except Exception:  # a classifier bug must never cost a span
                 if not self._warned:
                     log.exception("classification failed for a span; storing it unclassified")
@@ -109,8 +122,8 @@ class ClassifyProcessor:
             finding = classify_path(target, cwd=cwd, home=home, action=action)
             _label(attrs, [finding] if finding else [])
 
-    def _tool_call(self, attrs: dict[str, str]) -> None:
-        name, arguments = _tool_name(attrs), _arguments(attrs)
+    def _tool_call(self, attrs: dict[str, str], span_name: str = "") -> None:
+        name, arguments = _tool_name(attrs, span_name), _arguments(attrs)
         cwd, home = attrs.get(semconv.CWD) or None, attrs.get(semconv.HOME) or None
         resources_read = attrs.get(semconv.MCP_METHOD_NAME) == "resources/read"
         key = (name, arguments, cwd, home, resources_read)
@@ -125,10 +138,10 @@ class ClassifyProcessor:
     ) -> tuple[tuple[Finding, ...], str]:
         """The persistence findings and the flow categories (comma-joined) of one tool call."""
         findings = tuple(classify_tool_call(name, arguments, cwd=cwd, home=home))
-        categories = set(self._tool_categories(name))
+        categories = set(self._tool_categories(toolcall.tool_basename(name))) | set(self._tool_categories(name))
         if resources_read:
             categories.add("untrusted_input")
-        command = shell_command(arguments)
+        command = shell_command(arguments, name)
         if command:
             categories |= self._command_categories(command, cwd, home)
         return findings, ",".join(sorted(categories))

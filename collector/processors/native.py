@@ -43,6 +43,7 @@ from collections.abc import Callable
 import orjson
 
 from foothold import semconv
+from foothold.detections.toolcall import TOOL_NAME_KEYS, is_tool_call_span
 
 _EXECUTE_TOOL = {semconv.GEN_AI_OPERATION_NAME: semconv.OPERATION_EXECUTE_TOOL}
 _TRUE = ("true", "1", "True")
@@ -274,19 +275,15 @@ def call_key(attrs: dict[str, str], trace_id: str) -> tuple[str, str] | None:
 
 
 def _tool_name(attrs: dict[str, str]) -> str:
-    return attrs.get(semconv.GEN_AI_TOOL_NAME) or attrs.get("tool.name") or ""
+    return next((attrs[key] for key in TOOL_NAME_KEYS if attrs.get(key)), "")
 
 
 def _is_tool_call(attrs: dict[str, str], kind: str, parent: str) -> bool:
-    """sql.IS_TOOL_CALL in Python: an MCP server span under its client's span is never the call of record."""
-    mcp_call = attrs.get(semconv.MCP_METHOD_NAME) == "tools/call"
-    if mcp_call and kind == "Server" and parent:
+    """sql.IS_TOOL_CALL in Python: the normalised view's tool-call span, except an MCP server span under its
+    client's span, which is never the call of record (even when it says execute_tool)."""
+    if attrs.get(semconv.MCP_METHOD_NAME) == "tools/call" and kind.rsplit("_", 1)[-1].lower() == "server" and parent:
         return False
-    return (
-        attrs.get(semconv.GEN_AI_OPERATION_NAME) == semconv.OPERATION_EXECUTE_TOOL
-        or attrs.get("openinference.span.kind") == "TOOL"
-        or mcp_call
-    )
+    return is_tool_call_span(attrs, kind, parent)
 
 
 class CallOfRecord:

@@ -1,78 +1,149 @@
-"""Server-side redaction: the second line of defence for spans that did not come through our shim.
+"""Redaction at the door: every request is scrubbed before it is spooled, so no secret rests anywhere.
 
-Foothold's instrumentation redacts before export, but spans from other instrumentations (OpenInference
-``input.value``, Claude Code hook payloads, GenAI-convention agents) may carry raw secrets. Content-bearing
-attributes are scanned with the same rules and the same deployment fingerprint key as the agents, so a
-secret redacted here correlates with the one the shim fingerprinted.
+Foothold's instrumentation redacts before export, but spans from other instrumentations (GenAI-convention
+agents, OpenInference ``input.value``, hook payloads, plain OTel SDK spans) may carry raw secrets anywhere: in
+span names, status messages, any attribute (``process.command_line``, ``http.url``, ``db.statement``,
+``gen_ai.input.messages``), event and link attributes, resource attributes. This walks the decoded OTLP
+request and runs every string through the same rules and the same deployment fingerprint key as the agents
+(``foothold.redact``), so a secret redacted here correlates with the one the shim fingerprinted.
+
+It runs in :meth:`Pipeline.submit`, before the spool append: the spool, the quarantine and the store only
+ever hold redacted bodies. A request with nothing to redact keeps its received bytes (no re-encoding).
+
+String values that hold JSON (``gen_ai.input.messages``, ``gen_ai.tool.definitions``, tool arguments) stay
+valid JSON: secrets are redacted inside the string values and under secret-named fields.
 """
 
 from __future__ import annotations
 
 import functools
 import logging
+from collections.abc import Iterable
 
-import orjson
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
-from foothold import redact, semconv
-from foothold.collector.rows import SpanBatch
+from foothold import redact
 
 log = logging.getLogger("foothold.collector.redact")
 
-CONTENT_ATTRIBUTES = (
-    semconv.GEN_AI_TOOL_CALL_ARGUMENTS,
-    semconv.GEN_AI_TOOL_CALL_RESULT,
-    "input.value",
-    "output.value",
-    "gen_ai.prompt",
-    "gen_ai.completion",
-)
-_OWN_NAMESPACES = ("foothold.", "gen_ai.")
-# Agents repeat content (the same arguments, the same results) and attribute names constantly. The
-# results below are pure functions of their inputs, so they are memoised exactly, with bounded LRUs; only
-# short inputs are cached, so the caches hold at most a few MiB whatever the senders send.
+# Our own attributes hold fingerprints and markers by construction: their values are still scanned for
+# token shapes, but the name alone (``foothold.credential.fingerprint``) does not make a value secret.
+_OWN_NAMESPACES = ("foothold.",)
+# Agents repeat content (the same arguments, span names, resource attributes) constantly. The results are
+# pure functions of their inputs, so they are memoised exactly, with bounded LRUs; only short inputs are
+# cached, so the caches hold at most a few MiB whatever the senders send.
 _CACHE_ENTRIES = 8192
 _CACHE_MAX_CHARS = 4096
 
 
-def _redact_content(value: str, key: bytes) -> str:
-    """JSON content keeps its structure (so secret-named fields are caught); anything else is text."""
+def _scrub_attribute(name: str, value: str, key: bytes) -> str:
     if value[:1] in ("{", "["):
-        try:
-            return orjson.dumps(redact.redact_value(orjson.loads(value), key)).decode()
-        except orjson.JSONDecodeError:
-            pass
+        return redact.redact_content(value, key)
+    if name.startswith(_OWN_NAMESPACES):
+        return redact.redact_text(value, key)[0]
+    return redact.redact_named(name, value, key)
+
+
+def _scrub_text(value: str, key: bytes) -> str:
     return redact.redact_text(value, key)[0]
 
 
-_redact_content_cached = functools.lru_cache(maxsize=_CACHE_ENTRIES)(_redact_content)
-_is_secret_name_cached = functools.lru_cache(maxsize=_CACHE_ENTRIES)(redact.is_secret_name)
+_scrub_attribute_cached = functools.lru_cache(maxsize=_CACHE_ENTRIES)(_scrub_attribute)
+_scrub_text_cached = functools.lru_cache(maxsize=_CACHE_ENTRIES)(_scrub_text)
 
 
-def _redacted(value: str, key: bytes) -> str:
-    return _redact_content_cached(value, key) if len(value) <= _CACHE_MAX_CHARS else _redact_content(value, key)
+class RequestRedactor:
+    """Redacts an ``ExportTraceServiceRequest`` in place; says whether anything changed."""
 
-
-def _secret_name(name: str) -> bool:
-    return _is_secret_name_cached(name) if len(name) <= _CACHE_MAX_CHARS else redact.is_secret_name(name)
-
-
-class RedactProcessor:
     def __init__(self, fingerprint_key: bytes) -> None:
         self._key = fingerprint_key
 
-    def process(self, batch: SpanBatch) -> None:
-        for attrs in batch.span_attributes:
-            for name in CONTENT_ATTRIBUTES:
-                value = attrs.get(name)
-                if value:
-                    attrs[name] = _redacted(value, self._key)
-            for name, value in attrs.items():
-                if name.startswith(_OWN_NAMESPACES):  # fingerprints and markers by construction
-                    continue
-                if (
-                    value
-                    and _secret_name(name)
-                    and redact.looks_secret_for(name, value)
-                    and not redact.is_marker(value)
-                ):
-                    attrs[name] = redact.marker("secret_value", value, self._key)
+    def __call__(self, request: ExportTraceServiceRequest) -> bool:
+        changed = False
+        for resource_spans in request.resource_spans:
+            changed |= self._attributes(resource_spans.resource.attributes)
+            for scope_spans in resource_spans.scope_spans:
+                changed |= self._attributes(scope_spans.scope.attributes)
+                for span in scope_spans.spans:
+                    changed |= self._span(span)
+        return changed
+
+    def logs(self, request) -> bool:
+        """The same for an ``ExportLogsServiceRequest`` (native agent telemetry carries tool parameters and
+        content in log bodies and attributes): every string of the body, attributes and resource."""
+        changed = False
+        for resource_logs in request.resource_logs:
+            changed |= self._attributes(resource_logs.resource.attributes)
+            for scope_logs in resource_logs.scope_logs:
+                changed |= self._attributes(scope_logs.scope.attributes)
+                for record in scope_logs.log_records:
+                    changed |= self._any_value("body", record.body)
+                    changed |= self._attributes(record.attributes)
+                    if record.event_name:
+                        text = self._text(record.event_name)
+                        if text != record.event_name:
+                            record.event_name, changed = text, True
+        return changed
+
+    def _span(self, span) -> bool:
+        changed = False
+        if span.name:
+            text = self._text(span.name)
+            if text != span.name:
+                span.name, changed = text, True
+        if span.status.message:
+            text = self._text(span.status.message)
+            if text != span.status.message:
+                span.status.message, changed = text, True
+        if span.trace_state:
+            text = self._text(span.trace_state)
+            if text != span.trace_state:
+                span.trace_state, changed = text, True
+        changed |= self._attributes(span.attributes)
+        for event in span.events:
+            if event.name:
+                text = self._text(event.name)
+                if text != event.name:
+                    event.name, changed = text, True
+            changed |= self._attributes(event.attributes)
+        for link in span.links:
+            if link.trace_state:
+                text = self._text(link.trace_state)
+                if text != link.trace_state:
+                    link.trace_state, changed = text, True
+            changed |= self._attributes(link.attributes)
+        return changed
+
+    def _text(self, value: str) -> str:
+        if len(value) <= _CACHE_MAX_CHARS:
+            return _scrub_text_cached(value, self._key)
+        return _scrub_text(value, self._key)
+
+    def _attributes(self, attributes: Iterable) -> bool:
+        changed = False
+        for kv in attributes:
+            changed |= self._any_value(kv.key, kv.value)
+        return changed
+
+    def _any_value(self, name: str, value) -> bool:
+        which = value.WhichOneof("value")
+        if which == "string_value":
+            text = value.string_value
+            if not text:
+                return False
+            if len(text) <= _CACHE_MAX_CHARS and len(name) <= _CACHE_MAX_CHARS:
+                scrubbed = _scrub_attribute_cached(name, text, self._key)
+            else:
+                scrubbed = _scrub_attribute(name, text, self._key)
+            if scrubbed != text:
+                value.string_value = scrubbed
+                return True
+            return False
+        if which == "array_value":  # each element under the array's name (a list of passwords is secret too)
+            changed = False
+            for item in value.array_value.values:
+                changed |= self._any_value(name, item)
+            return changed
+        if which == "kvlist_value":
+            return self._attributes(value.kvlist_value.values)
+        return False  # numbers, booleans, bytes (stored as base64, never read as text)

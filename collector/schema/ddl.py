@@ -369,7 +369,7 @@ TRACE_ID_TS_VIEW = View(
 _CONTEXT_COLUMNS = f"""
         {sql.SESSION_ID} AS SessionId,
         {attr(semconv.GEN_AI_AGENT_ID)} AS AgentId,
-        {attr(semconv.GEN_AI_AGENT_NAME)} AS AgentName,
+        {sql.AGENT_NAME} AS AgentName,
         {attr(semconv.TASK_ID)} AS TaskId"""
 
 
@@ -383,7 +383,7 @@ def _tool_calls_select(column: str) -> str:
     context = f"""
         {sql.session_id(column)} AS SessionId,
         {a(semconv.GEN_AI_AGENT_ID)} AS AgentId,
-        {a(semconv.GEN_AI_AGENT_NAME)} AS AgentName,
+        {sql.agent_name(column)} AS AgentName,
         {a(semconv.TASK_ID)} AS TaskId"""
     if logs:  # the normaliser wrote the GenAI names; a log has no status, duration or parent columns
         name, arguments = a(semconv.GEN_AI_TOOL_NAME), a(semconv.GEN_AI_TOOL_CALL_ARGUMENTS)

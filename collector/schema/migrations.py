@@ -41,26 +41,27 @@ class AddColumns:
 
 
 @dataclass(frozen=True)
-class ReplaceView:
-    """A materialized view redefined: dropped and created again (migrations run before the collector takes data)."""
+class ViewQuery:
+    """``ALTER TABLE … MODIFY QUERY``: an existing materialized view takes its current SELECT from ddl.py
+    (rows already written keep the old derivation; re-running is a no-op)."""
 
     view: View
 
     def render(self, topo: Topology) -> list[str]:
-        drop = f"DROP VIEW IF EXISTS {topo.database}.{self.view.name}{topo.on_cluster}"
-        return [drop, *ddl.render_view(self.view, topo)]
+        select = self.view.select.format(source=f"{topo.database}.{topo.local(self.view.source)}")
+        return [f"ALTER TABLE {topo.database}.{self.view.name}{topo.on_cluster} MODIFY QUERY{select}"]
 
 
 @dataclass(frozen=True)
 class Migration:
     version: int
     description: str
-    objects: tuple[Table | View | TableSetting | AddColumns | ReplaceView, ...]
+    objects: tuple[Table | View | TableSetting | AddColumns | ViewQuery, ...]
 
     def statements(self, topo: Topology) -> list[str]:
         out: list[str] = []
         for obj in self.objects:
-            if isinstance(obj, (TableSetting, AddColumns, ReplaceView)):
+            if isinstance(obj, TableSetting | AddColumns | ViewQuery):
                 out += obj.render(topo)
             else:
                 out += ddl.render_table(obj, topo) if isinstance(obj, Table) else ddl.render_view(obj, topo)
@@ -108,6 +109,11 @@ MIGRATIONS: tuple[Migration, ...] = (
     ),
     Migration(
         4,
+        "AgentName falls back to gen_ai.agent.id when an agent sets no name (tool_calls and artifacts views)",
+        (ViewQuery(ddl.TOOL_CALLS_VIEW), ViewQuery(ddl.ARTIFACTS_VIEW)),
+    ),
+    Migration(
+        5,
         "otel_logs (agents' native telemetry, the contrib exporter's logs table); tool_calls from native tool "
         "events, with the decision, who decided and the reporting telemetry",
         (
@@ -121,7 +127,7 @@ MIGRATIONS: tuple[Migration, ...] = (
                     "Source LowCardinality(String) CODEC(ZSTD(1))",
                 ),
             ),
-            ReplaceView(ddl.TOOL_CALLS_VIEW),
+            ViewQuery(ddl.TOOL_CALLS_VIEW),
             ddl.TOOL_CALLS_FROM_LOGS_VIEW,
         ),
     ),

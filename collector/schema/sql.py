@@ -36,6 +36,15 @@ def session_id(column: str = SPAN_ATTRIBUTES) -> str:
 
 SESSION_ID = session_id()
 
+
+# The agent as every view shows it: its name, else its id (many agents set only gen_ai.agent.id), so the
+# Agent column, `sessions --agent`, the report and the rules' agent allow-lists all see one identity.
+def agent_name(column: str = SPAN_ATTRIBUTES) -> str:
+    return first_non_empty(attr(semconv.GEN_AI_AGENT_NAME, column), attr(semconv.GEN_AI_AGENT_ID, column), "''")
+
+
+AGENT_NAME = agent_name()
+
 # Exporter versions wrote 'Error' or 'STATUS_CODE_ERROR', 'Server' or 'SPAN_KIND_SERVER': read both.
 STATUS = (
     "multiIf(StatusCode IN ('Error', 'STATUS_CODE_ERROR'), 'Error', "
@@ -66,5 +75,6 @@ IS_LOGGED_TOOL_CALL = (
 )
 TOOL_NAME = first_non_empty(attr(semconv.GEN_AI_TOOL_NAME), attr("tool.name"), "SpanName")
 TOOL_ARGUMENTS = first_non_empty(attr(semconv.GEN_AI_TOOL_CALL_ARGUMENTS), attr("input.value"), "''")
+TOOL_RESULT = first_non_empty(attr(semconv.GEN_AI_TOOL_CALL_RESULT), attr("output.value"), "''")
 IS_ARTIFACT = f"{attr(semconv.ARTIFACT_KIND)} != ''"
 HAS_HUMAN_CHECKPOINT = f"has(Events.Name, '{semconv.EVENT_HUMAN_CHECKPOINT}')"

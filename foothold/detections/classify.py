@@ -14,15 +14,14 @@ from __future__ import annotations
 
 import functools
 import importlib.resources
-import json
 import re
-import shlex
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import yaml
 
 from foothold.detections.shell import FileWrite, Invocation, analyze, resolve_path
+from foothold.detections.toolcall import PATH_KEYS, ToolCall, first_content, first_str, normalize
 
 __all__ = ["Finding", "Rules", "classify_command", "classify_path", "classify_tool_call", "load_rules"]
 
@@ -40,6 +39,7 @@ class Finding:
     action: str  # "write" | "append" | "create" | "edit" | "enable" | "chmod" | "load" | ...
     evidence: str  # short human-readable reason
     source: str  # "command" | "path"
+    severity: str = "medium"  # info | low | medium | high | critical (the kind's default, lowered by benign content)
 
 
 # --- rules ------------------------------------------------------------------------------------------------------
@@ -54,6 +54,9 @@ class PathRule:
     exclude: re.Pattern[str] | None
     content: re.Pattern[str] | None  # rule fires only when the written content is known and matches
     chmod: bool  # making the file executable counts too
+    risky_content: re.Pattern[str] | None = None  # known content must match for the rule to fire
+    severity: str | None = None  # overrides the kind's default
+    globs: tuple[str, ...] = ()  # the patterns as written (the agent's watch list is derived from them)
 
 
 @dataclass(frozen=True)
@@ -71,6 +74,8 @@ class CommandRule:
     target: str
     target_kinds: tuple[tuple[re.Pattern[str], str], ...]
     action: str
+    stdin_kinds: tuple[tuple[re.Pattern[str], str], ...] = ()  # the first regex matching stdin decides the kind
+    severity: str | None = None
 
 
 @dataclass(frozen=True)
@@ -79,6 +84,9 @@ class Rules:
     paths: tuple[PathRule, ...]
     commands: tuple[CommandRule, ...]
     programs: frozenset[str] = field(default=frozenset())  # every program some command rule names
+    severities: dict[str, str] = field(default_factory=dict)  # kind -> default severity
+    low_unless: dict[str, re.Pattern[str]] = field(default_factory=dict)  # kind -> content that keeps it serious
+    watch: dict[str, Any] = field(default_factory=dict)  # the `watch:` section: exclude / replace
 
 
 @functools.cache
@@ -89,11 +97,45 @@ def load_rules() -> Rules:
 
 
 def compile_rules(data: dict[str, Any]) -> Rules:
+    data = _expand_lists(data)
     techniques = {kind: str(spec["technique"]) for kind, spec in data["kinds"].items()}
+    severities = {kind: str(spec.get("severity", "medium")) for kind, spec in data["kinds"].items()}
+    low_unless = {
+        kind: re.compile(spec["low_unless"]) for kind, spec in data["kinds"].items() if spec.get("low_unless")
+    }
     paths = tuple(_compile_path_rule(r, techniques) for r in data.get("paths", []))
     commands = tuple(_compile_command_rule(r, techniques) for r in data.get("commands", []))
     programs = frozenset(p for rule in commands for p in rule.programs)
-    return Rules(techniques, paths, commands, programs)
+    return Rules(techniques, paths, commands, programs, severities, low_unless, dict(data.get("watch") or {}))
+
+
+def _expand_lists(data: dict[str, Any]) -> dict[str, Any]:
+    """Falco-style named lists: an item ``"@name"`` in any list is replaced by the items of ``lists.name``."""
+    lists: dict[str, list[Any]] = data.get("lists") or {}
+
+    def expand(value: Any) -> Any:
+        if isinstance(value, list):
+            out: list[Any] = []
+            for item in value:
+                if isinstance(item, str) and item.startswith("@"):
+                    if item[1:] not in lists:
+                        raise ValueError(f"persistence rules: unknown list {item}")
+                    out.extend(expand(lists[item[1:]]))
+                else:
+                    out.append(expand(item))
+            return out
+        if isinstance(value, dict):
+            return {expand(k): expand(v) for k, v in value.items()}
+        if isinstance(value, str) and "@{" in value:
+            return re.sub(r"@\{(\w+)\}", alternation, value)
+        return value
+
+    def alternation(match: re.Match[str]) -> str:
+        if match.group(1) not in lists:
+            raise ValueError(f"persistence rules: unknown list @{{{match.group(1)}}}")
+        return "(?:" + "|".join(re.escape(str(item)) for item in lists[match.group(1)]) + ")"
+
+    return {**data, "paths": expand(data.get("paths", [])), "commands": expand(data.get("commands", []))}
 
 
 def _compile_path_rule(raw: dict[str, Any], techniques: dict[str, str]) -> PathRule:
@@ -106,6 +148,9 @@ def _compile_path_rule(raw: dict[str, Any], techniques: dict[str, str]) -> PathR
         exclude=_globs_to_regex(raw["exclude"]) if raw.get("exclude") else None,
         content=re.compile(raw["content"]) if raw.get("content") else None,
         chmod=bool(raw.get("chmod", False)),
+        risky_content=re.compile(raw["risky_content"]) if raw.get("risky_content") else None,
+        severity=raw.get("severity"),
+        globs=tuple(raw["patterns"]),
     )
 
 
@@ -125,6 +170,8 @@ def _compile_command_rule(raw: dict[str, Any], techniques: dict[str, str]) -> Co
         target=str(raw.get("target", "first")),
         target_kinds=tuple((_globs_to_regex([g]), k) for g, k in (raw.get("target_kinds") or {}).items()),
         action=str(raw.get("action", "exec")),
+        stdin_kinds=tuple((re.compile(rx), k) for rx, k in (raw.get("stdin_kinds") or {}).items()),
+        severity=raw.get("severity"),
     )
 
 
@@ -190,25 +237,55 @@ def classify_path(
 def _path_findings(
     path: str, action: str, evidence: str, content: str | None, source: str, home: str | None
 ) -> list[Finding]:
-    """First plain rule that matches, plus every content rule whose regex matches the known content."""
+    """The most specific verdict for writing ``path``.
+
+    Content rules (LD_PRELOAD in a start-up file, an MCP server in editor settings) say more than the
+    location alone, so when one matches it replaces the location's plain rule; otherwise the first plain
+    rule that matches wins. A plain rule with ``risky_content`` (CI files, registry config) fires on known
+    content only when that content is risky; unknown content is judged by the location alone.
+    """
     candidates = _match_forms(path, home)
-    out: list[Finding] = []
-    first_plain = True
-    for rule in load_rules().paths:
+    rules = load_rules()
+    specific: list[Finding] = []
+    plain: Finding | None = None
+    for rule in rules.paths:
         if action == "chmod" and not rule.chmod:
             continue
-        if rule.content is not None and (content is None or not rule.content.search(content)):
+        if rule.content is None and plain is not None:
             continue
-        if rule.content is None and not first_plain:
+        if rule.content is not None and (content is None or not rule.content.search(content)):
             continue
         if not any(rule.pattern.match(c) for c in candidates):
             continue
         if rule.exclude is not None and any(rule.exclude.match(c) for c in candidates):
             continue
-        out.append(Finding(rule.kind, rule.technique, path, action, evidence, source))
-        if rule.content is None:
-            first_plain = False
-    return out
+        if rule.content is None and rule.risky_content is not None and content is not None:
+            if not rule.risky_content.search(content):
+                plain = _NOT_RISKY  # the location's own rule judged the content harmless: no later plain rule
+                continue
+        finding = Finding(
+            rule.kind, rule.technique, path, action, evidence, source, _severity(rule.kind, rule.severity, content)
+        )
+        if rule.content is not None:
+            specific.append(finding)
+        else:
+            plain = finding
+    if specific:
+        return specific
+    return [plain] if plain is not None and plain is not _NOT_RISKY else []
+
+
+_NOT_RISKY = Finding("", "", "", "", "", "")
+
+
+def _severity(kind: str, override: str | None, content: str | None) -> str:
+    """The kind's default severity, or low when the written content is known and plainly benign."""
+    rules = load_rules()
+    severity = override or rules.severities.get(kind, "medium")
+    serious = rules.low_unless.get(kind)
+    if serious is not None and content is not None and not serious.search(content):
+        return "low"
+    return severity
 
 
 def _match_forms(path: str, home: str | None) -> list[str]:
@@ -286,8 +363,14 @@ def _command_finding(inv: Invocation, rules: Rules, home: str | None) -> Finding
     for rule in rules.commands:
         if prog in rule.programs:
             targets = _match_command_rule(rule, list(inv.argv[1:]))
-            if targets is not None:
-                return _command_rule_finding(rule, inv, targets, home)
+            if targets is None:
+                continue
+            if rule.stdin_kinds:  # kubectl apply -f - <<EOF: what is applied decides
+                kind = next((k for rx, k in rule.stdin_kinds if inv.stdin and rx.search(inv.stdin)), None)
+                if kind is None:
+                    continue
+                rule = replace(rule, kind=kind, technique=rules.techniques[kind])
+            return _command_rule_finding(rule, inv, targets, home)
     return None
 
 
@@ -367,158 +450,44 @@ def _command_rule_finding(rule: CommandRule, inv: Invocation, targets: list[str]
     evidence = f"{rule.why}: {cmdline[:120]}" + (" (remote)" if inv.remote else "")
     if inv.stdin and rule.kind in ("cron", "at_job"):
         evidence += f" <- {inv.stdin.strip()[:80]!r}"
-    return Finding(kind, technique, target, rule.action, evidence, "command")
+    severity = rule.severity or load_rules().severities.get(kind, "medium")
+    return Finding(kind, technique, target, rule.action, evidence, "command", severity)
 
 
 # --- tool calls -------------------------------------------------------------------------------------------------
 
-_SHELL_TOOLS = frozenset(
-    {
-        "bash",
-        "shell",
-        "sh",
-        "zsh",
-        "run_command",
-        "execute_command",
-        "terminal",
-        "exec",
-        "run_shell_command",
-        "run_terminal_cmd",
-        "run_terminal_command",
-        "local_shell",
-        "shell_command",
-        "execute",
-        "run",
-        "cmd",
-        "command",
-        "container.exec",
-        "exec_command",
-        "bash_tool",
-        "computer_bash",
-        "run_in_terminal",
-    }
-)
-_WRITE_TOOLS = frozenset(
-    {
-        "write",
-        "edit",
-        "multiedit",
-        "write_file",
-        "edit_file",
-        "create_file",
-        "apply_patch",
-        "notebookedit",
-        "str_replace_editor",
-        "str_replace_based_edit_tool",
-        "text_editor",
-        "replace",
-        "write_to_file",
-        "replace_in_file",
-        "insert_content",
-        "search_replace",
-        "append_file",
-        "append_to_file",
-        "fs_write",
-        "save_file",
-        "update_file",
-        "patch",
-        "file_write",
-        "create",
-        "overwrite_file",
-        "insert_edit_into_file",
-    }
-)
-_READ_TOOLS = frozenset(
-    {
-        "read",
-        "cat",
-        "view",
-        "ls",
-        "grep",
-        "glob",
-        "read_file",
-        "list_dir",
-        "list_directory",
-        "search",
-        "find",
-        "file_search",
-        "codebase_search",
-        "grep_search",
-        "notebookread",
-        "webfetch",
-        "websearch",
-        "read_many_files",
-        "search_files",
-        "directory_tree",
-        "get_file_info",
-        "todowrite",
-        "todoread",
-    }
-)
 _EDITOR_WRITE_COMMANDS = frozenset({"create", "str_replace", "insert", "write", "append", "edit", "replace"})
-_COMMAND_KEYS = ("command", "cmd", "script", "commands")
-_PATH_KEYS = (
-    "file_path",
-    "path",
-    "filename",
-    "target_file",
-    "notebook_path",
-    "file",
-    "absolute_path",
-    "filepath",
-    "TargetFile",
-    "target",
-    "dest",
-    "destination",
-)
-_CONTENT_KEYS = (
-    "content",
-    "file_text",
-    "new_string",
-    "new_str",
-    "insert_text",
-    "text",
-    "code_edit",
-    "contents",
-    "new_source",
-    "CodeContent",
-    "data",
-    "diff",
-)
-_CWD_KEYS = ("cwd", "workdir", "working_directory", "working_dir", "directory")
 
 
 def classify_tool_call(
     tool_name: str, arguments: dict | str | None, *, cwd: str | None = None, home: str | None = None
 ) -> list[Finding]:
-    """Findings for one agent tool call: shell-like tools by their command, write tools by their path."""
+    """Findings for one agent tool call: shell-like tools by their command(s), write tools by their path.
+
+    The public entry point every path calls (agent side, hook, proxy, collector, native-log mapping):
+    ``tool_name`` may carry MCP/namespace prefixes, ``arguments`` is a dict or its JSON text. Never raises.
+    """
     try:
-        return _classify_tool_call(tool_name, arguments, cwd, home)
+        return _classify_tool_call(normalize(tool_name, arguments, cwd=cwd), arguments, home)
     except Exception:
         return []
 
 
-def _classify_tool_call(tool_name: Any, arguments: Any, cwd: Any, home: Any) -> list[Finding]:
-    name = _tool_basename(tool_name)
-    args = _parse_arguments(arguments)
-    cwd = _first_str(args, _CWD_KEYS) or (cwd if isinstance(cwd, str) else None)
+def _classify_tool_call(call: ToolCall, raw_arguments: Any, home: Any) -> list[Finding]:
     home = home if isinstance(home, str) else None
-    if name in _READ_TOOLS:
+    name, args, cwd = call.name, dict(call.arguments), call.cwd
+    if call.is_read:
         return []
     if name in _SCHEDULE_TOOLS:  # an agent's own scheduler: durable jobs are a write of its schedule file
-        return _classify_schedule_tool(name, args, cwd, home, str(tool_name))
-    if name == "apply_patch" or (name in ("patch",) and _patch_text(args, arguments)):
-        return _classify_patch(_patch_text(args, arguments) or "", cwd, home)
-    if name in _WRITE_TOOLS or (
-        name not in _SHELL_TOOLS and _first_str(args, _PATH_KEYS) and _first_content(args) is not None
-    ):
-        return _classify_write_tool(name, args, cwd, home, str(tool_name))
-    command = _command_text(args)
-    if command is None and name in _SHELL_TOOLS and isinstance(arguments, str):
-        command = arguments  # a shell tool whose argument is the bare command line
-    if command is not None and (name in _SHELL_TOOLS or name not in _WRITE_TOOLS):
-        return classify_command(command, cwd=cwd, home=home)
-    return []
+        return _classify_schedule_tool(name, args, cwd, home, call.raw_name)
+    if name == "apply_patch" or (name in ("patch",) and _patch_text(args, raw_arguments)):
+        return _classify_patch(_patch_text(args, raw_arguments) or "", cwd, home)
+    if call.is_write or (not call.is_shell and call.path and call.content is not None):
+        return _classify_write_tool(name, args, cwd, home, call.raw_name)
+    findings: list[Finding] = []
+    for command in call.commands:
+        findings.extend(classify_command(command, cwd=cwd, home=home))
+    return _dedupe(findings)
 
 
 # Claude Code's CronCreate with ``durable: true`` saves a recurring prompt to the project's
@@ -535,61 +504,6 @@ def _classify_schedule_tool(
     return _classify_write_tool("write", {"file_path": _SCHEDULE_TOOLS[name], "content": job}, cwd, home, tool)
 
 
-def _tool_basename(tool_name: Any) -> str:
-    """``mcp__fs__write_file`` / ``functions.bash`` / ``Bash`` -> ``write_file`` / ``bash`` / ``bash``."""
-    if not isinstance(tool_name, str):
-        return ""
-    name = tool_name.strip()
-    for sep in ("__", "/", ":"):
-        if sep in name:
-            name = name.rsplit(sep, 1)[-1]
-    if name.startswith("functions."):
-        name = name[len("functions.") :]
-    return name.lower()
-
-
-def _parse_arguments(arguments: Any) -> dict[str, Any]:
-    if isinstance(arguments, dict):
-        return arguments
-    if isinstance(arguments, (str, bytes)):
-        try:
-            parsed = json.loads(arguments)
-        except (ValueError, TypeError, RecursionError):
-            return {}
-        return parsed if isinstance(parsed, dict) else {}
-    return {}
-
-
-def _first_str(args: dict[str, Any], keys: tuple[str, ...]) -> str | None:
-    for key in keys:
-        value = args.get(key)
-        if isinstance(value, str) and value.strip():
-            return value
-    return None
-
-
-def _first_content(args: dict[str, Any]) -> str | None:
-    for key in _CONTENT_KEYS:
-        value = args.get(key)
-        if isinstance(value, str):
-            return value
-    edits = args.get("edits")
-    if isinstance(edits, list):  # MultiEdit: [{"old_string": ..., "new_string": ...}, ...]
-        return "\n".join(str(e.get("new_string", "")) for e in edits if isinstance(e, dict))
-    return None
-
-
-def _command_text(args: dict[str, Any]) -> str | None:
-    for key in _COMMAND_KEYS:
-        value = args.get(key)
-        if isinstance(value, str) and value.strip():
-            return value
-        if isinstance(value, list) and value and all(isinstance(v, str) for v in value):
-            # argv form (["bash", "-lc", "..."]) or a list of command lines
-            return shlex.join(value) if key != "commands" else "\n".join(value)
-    return None
-
-
 def _classify_write_tool(
     name: str, args: dict[str, Any], cwd: str | None, home: str | None, tool: str = ""
 ) -> list[Finding]:
@@ -600,7 +514,7 @@ def _classify_write_tool(
         and sub in (_EDITOR_WRITE_COMMANDS | {"view", "undo_edit"})
     ) and (not isinstance(sub, str) or sub not in _EDITOR_WRITE_COMMANDS):
         return []  # view / undo_edit / unknown sub-command
-    path = _first_str(args, _PATH_KEYS)
+    path = first_str(args, PATH_KEYS)
     if path is None:
         return []
     action = (
@@ -627,7 +541,7 @@ def _classify_write_tool(
         action = "append"
     resolved = resolve_path(path, cwd, home)
     evidence = f"tool {tool or name}: {action} {resolved}"
-    return _dedupe(_path_findings(resolved, action, evidence, _first_content(args), "path", home))
+    return _dedupe(_path_findings(resolved, action, evidence, first_content(args), "path", home))
 
 
 def _patch_text(args: dict[str, Any], raw: Any) -> str | None:

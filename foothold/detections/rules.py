@@ -23,7 +23,12 @@ FINDING_COLUMNS = ("finding_key", "session_id", "agent_name", "trace_id", "span_
 SEVERITIES = ("info", "low", "medium", "high", "critical")
 _PLACEHOLDER = re.compile(r"\{(\w+)\}")
 # Span names and attribute keys a rule reads from otel_traces, filled from semconv (declared once, in code).
-SEMCONV_PLACEHOLDERS = {"span_task_end": semconv.TASK_END_SPAN, "attr_task_id": semconv.TASK_ID}
+SEMCONV_PLACEHOLDERS = {
+    "span_task_end": semconv.TASK_END_SPAN,
+    "attr_task_id": semconv.TASK_ID,
+    "attr_code_severity": semconv.CODE_SEVERITY,
+    "attr_code_findings": semconv.CODE_FINDINGS,
+}
 
 
 class RuleError(ValueError):

@@ -727,8 +727,14 @@ def _h_sed(argv: list[str], ctx: _Ctx, stdin: str | None) -> None:
         o in ("-e", "--expression", "-f", "--file") or o.startswith(("--expression=", "--file=")) for o in opts
     )
     files = pos if has_script_opt else pos[1:]
+    # The sed script is what the edit writes: rules that judge content (CI files, registries) read it.
+    scripts = [v for o, v in zip(opts, opts[1:], strict=False) if o in ("-e", "--expression")]
+    scripts += [o.split("=", 1)[1] for o in opts if o.startswith("--expression=")]
+    script = "\n".join(scripts) if has_script_opt else (pos[0] if pos else None)
+    if any(o in ("-f", "--file") or o.startswith("--file=") for o in opts):
+        script = None  # the script lives in a file we cannot see
     for f in files:
-        _add_write(ctx, f, "edit", f"sed -i {f}")
+        _add_write(ctx, f, "edit", f"sed -i {f}", script)
 
 
 def _h_copy(argv: list[str], ctx: _Ctx, stdin: str | None) -> None:
@@ -876,6 +882,27 @@ def _h_sudo_edit(argv: list[str], ctx: _Ctx, stdin: str | None) -> None:
     _opts, files = _split_opts(argv[1:], {"-u", "-g"})
     for f in files:
         _add_write(ctx, f, "edit", f"sudoedit {f}")
+
+
+def _h_touch(argv: list[str], ctx: _Ctx, stdin: str | None) -> None:
+    """``touch FILE`` creates FILE when it is missing: planting an empty marker is a write too (emond, StartupItems)."""
+    opts, pos = _split_opts(argv[1:], {"-r", "--reference", "-d", "--date", "-t"})
+    for f in pos:
+        _add_write(ctx, f, "create", f"touch {f}", "")
+
+
+def _h_plutil(argv: list[str], ctx: _Ctx, stdin: str | None) -> None:
+    """``plutil -insert/-replace/-remove/-convert ... FILE [-o OUT]`` edits FILE in place, or writes OUT."""
+    args = argv[1:]
+    if not any(a in ("-insert", "-replace", "-remove", "-convert", "-create") for a in args):
+        return
+    if "-o" in args and args.index("-o") + 1 < len(args):
+        out = args[args.index("-o") + 1]
+        if out != "-":
+            _add_write(ctx, out, "edit", f"plutil -o {out}")
+        return
+    if args and not args[-1].startswith("-"):
+        _add_write(ctx, args[-1], "edit", f"plutil {args[-1]}")
 
 
 def _h_chmod(argv: list[str], ctx: _Ctx, stdin: str | None) -> None:
@@ -1313,6 +1340,8 @@ _HANDLERS = {
     "view": _h_editor,
     "sudoedit": _h_sudo_edit,
     "chmod": _h_chmod,
+    "touch": _h_touch,
+    "plutil": _h_plutil,
     "sh": _h_shell,
     "bash": _h_shell,
     "zsh": _h_shell,
