@@ -14,6 +14,7 @@ from pathlib import PurePosixPath
 from typing import Any
 
 from foothold.collector.access import Reader
+from foothold.detections.code_review import ChangeSet, ToolCallRecord, build_change_set
 from foothold.evidence import shell_word
 
 _ARTIFACTS = """
@@ -182,6 +183,9 @@ class Report:
     remove: list[RemovalStep] = field(default_factory=list)
     revoke: list[dict[str, Any]] = field(default_factory=list)
     review: list[dict[str, Any]] = field(default_factory=list)
+    # Code changes to review (foothold.detections.code_review.ChangeSet.to_json): files the sessions changed with
+    # their diffs, riskiest first, the backdoor signals in them, and the commits and pushes that carried them.
+    code: dict[str, Any] = field(default_factory=lambda: {"changes": [], "findings": [], "git": []})
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -196,6 +200,7 @@ def remediation_report(reader: Reader, *, session: str | None = None, since: dat
     report = Report(scope)
     if not sessions:
         return report
+    report.code = session_change_set(reader, sessions).to_json()
     for a in artifact_inventory(reader, sessions=sessions):
         command = remediation_command(a.kind, a.path)
         report.remove.append(RemovalStep(a.path, a.kind, a.technique, a.sha256, a.sessions, a.trace_id, command, True))
@@ -227,3 +232,16 @@ def remediation_report(reader: Reader, *, session: str | None = None, since: dat
             {"session": session_id, "alerts": findings, "command": f"foothold-audit timeline {session_id}"}
         )
     return report
+
+
+def session_change_set(reader: Reader, sessions: list[str]) -> ChangeSet:
+    """Every file the sessions' tool calls changed, in call order, with the commits and pushes they made and the
+    review of the whole set (an auth check moved between files is a refactor here, not a removal)."""
+    from foothold.collector.timeline import session_timeline
+
+    calls = [
+        ToolCallRecord(call.tool, call.arguments, call.result, call.call_id or call.span_id)
+        for session in sessions
+        for call in session_timeline(reader, session).calls
+    ]
+    return build_change_set(calls)

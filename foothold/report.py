@@ -102,6 +102,7 @@ def report_markdown(report) -> str:
             f"- [ ] {usage['action']} — used by {', '.join(usage['Agents'])} in tasks {', '.join(usage['Tasks'])} "
             f"and sessions {', '.join(usage['Sessions'])}, last {str(usage['LastUse'])[:19]}{expiry}"
         )
+    lines += _code_changes_markdown(report.code)
     lines += ["", "## Review", ""]
     if not report.review:
         lines.append("No alerts in scope.")
@@ -110,3 +111,42 @@ def report_markdown(report) -> str:
         for alert in item["alerts"]:
             lines.append(f"  - **{alert['severity']}** {alert['rule']} {alert['technique']}: {alert['evidence']}")
     return "\n".join(lines) + "\n"
+
+
+_DIFF_LINES = 60  # per file in the report; the JSON carries every line
+
+
+def _code_changes_markdown(code: dict[str, Any]) -> list[str]:
+    """ "Code changes to review": the backdoor signals, then each changed file's diff (riskiest first), then the
+    commits and pushes that carried the changes."""
+    lines = ["", "## Code changes to review", ""]
+    if not code["changes"] and not code["git"]:
+        return [*lines, "No source file was changed through a tool call Foothold saw."]
+    for finding in code["findings"]:
+        lines.append(
+            f"- [ ] **{finding['severity']}** {finding['title']} ({finding['technique']}) in {_code(finding['path'])}: "
+            f"{_code(finding['evidence'])}"
+        )
+    if not code["findings"]:
+        lines.append("No backdoor signal in the changed code; review the diffs below as usual.")
+    for change in code["changes"]:
+        diff = change["diff"].splitlines()
+        cut = (
+            f"\n… {len(diff) - _DIFF_LINES} more lines (--format json has them all)" if len(diff) > _DIFF_LINES else ""
+        )
+        fence = "`" * max(3, max(map(len, re.findall("`+", change["diff"])), default=0) + 1)
+        lines += [
+            "",
+            f"### {_code(change['path'])} — {change['action']} by {change['tool']} (call `{change['call_id']}`), "
+            f"+{change['added_lines']} −{change['removed_lines']}",
+            "",
+            f"{fence}diff",
+            "\n".join(diff[:_DIFF_LINES]) + cut,
+            fence,
+        ]
+    if code["git"]:
+        lines += ["", "Commits and pushes:", ""]
+        lines += [
+            f"- {g['kind']} `{g['ref'] or '?'}` {_code(g['detail'])} (call `{g['call_id']}`)" for g in code["git"]
+        ]
+    return lines

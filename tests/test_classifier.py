@@ -34,6 +34,8 @@ from foothold.detections.shell import analyze, resolve_path
 CORPUS_DIR = Path(__file__).parent / "corpus"
 CORPUS = CORPUS_DIR / "persistence_cases.yaml"
 HELDOUT = CORPUS_DIR / "heldout_cases.yaml"
+# Written by someone who never saw the rules, after they were finished, and never tuned on (see README).
+BLIND = CORPUS_DIR / "blind_cases.yaml"
 HOME = "/home/dev"
 CWD = "/home/dev/project"
 SOURCES = ("art", "sigma", "elastic", "falco", "agent", "foothold", "lookalike")
@@ -113,7 +115,7 @@ def _report(label: str, path: Path) -> Score:
     return total
 
 
-@pytest.mark.parametrize("path", [CORPUS, HELDOUT], ids=["tuning", "heldout"])
+@pytest.mark.parametrize("path", [CORPUS, HELDOUT, BLIND], ids=["tuning", "heldout", "blind"])
 def test_corpus_shape(path: Path) -> None:
     _, cases = _load_corpus(path)
     ids = [c["id"] for c in cases]
@@ -151,6 +153,23 @@ def test_heldout_precision_recall(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 HELDOUT_FLOOR = 0.90
+
+
+def test_blind_part_scores_as_measured(capsys: pytest.CaptureFixture[str]) -> None:
+    """The blind part: its author saw only the kind names and the file format. Scored once when it arrived
+    (flagged or not: precision 0.985, recall 0.930; with the exact kind: 0.926 / 0.874) and never tuned on; the
+    floors sit just under those figures, so a change that loses ground on unseen cases fails."""
+    with capsys.disabled():
+        exact = _report("blind corpus (never tuned on)", BLIND)
+    defaults, cases = _load_corpus(BLIND)
+    flagged = [bool(_run_case(case, defaults)) for case in cases]
+    wanted = [bool(case["expect"]) for case in cases]
+    tp = sum(f and w for f, w in zip(flagged, wanted, strict=True))
+    precision, recall = tp / sum(flagged), tp / sum(wanted)
+    with capsys.disabled():
+        print(f"[blind corpus (never tuned on)] flagged or not: precision={precision:.3f} recall={recall:.3f}")
+    assert precision >= 0.95 and recall >= 0.9
+    assert exact.precision >= 0.9 and exact.recall >= 0.85
 
 
 # --- rules file --------------------------------------------------------------------------------------------------

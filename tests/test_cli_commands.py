@@ -170,7 +170,7 @@ def test_timeline_html_file_shows_the_calls_and_their_alerts(fleet, settings, tm
     result = run_cli(settings, "timeline", "injected", "-f", "html", "-o", str(page))
     assert result.returncode == 0 and result.stdout == "" and f"wrote {page}" in result.stderr
     html = page.read_text()
-    assert html.count('class="row call"') == 5 and "web_fetch" in html
+    assert html.count('class="row call"') == 6 and "web_fetch" in html
     assert "cat /tmp/k.pub &gt;&gt; ~/.ssh/authorized_keys" in html and SSH_KEYS in html
     assert '<span class="sev sev-critical">critical</span>durable_write [T1098.004]' in html
     assert 'id="remediation"' in html and f"ssh-keygen -lf {SSH_KEYS}" in html  # the checklist travels with it

@@ -9,6 +9,7 @@ from __future__ import annotations
 from foothold.detections.code_changes import changes_from_tool_call, git_events, parse_patch
 from foothold.detections.code_review import ToolCallRecord, build_change_set
 from foothold.detections.code_signals import review_changes
+from tests.test_instrumentation import home  # noqa: F401 (fixture)
 
 
 def signals(changes) -> set[tuple[str, str]]:
@@ -155,3 +156,62 @@ def test_the_collector_labels_a_backdoor_written_by_a_tool_call(collector) -> No
         )
     )
     assert stored == {"c-1": "critical", "c-2": ""}
+
+
+def test_an_agent_backdoors_a_file_and_commits_it_and_the_report_shows_it(collector, settings, home, tmp_path):
+    """Issue 20's proof, with the real instrumentation, a real git repository and the real report: an agent edits
+    src/auth.py to accept a magic header, commits it with git, and the report and the HTML page show the diff,
+    the commit id git printed, and the finding with its evidence."""
+    import subprocess
+
+    from foothold import instrumentation as fh
+    from foothold.collector.access import open_reader
+    from foothold.collector.inventory import remediation_report
+    from foothold.collector.timeline import session_timeline
+    from foothold.report import report_markdown, timeline_html
+    from tests.conftest import sdk_agent
+    from tests.test_instrumentation import _reset, instrument
+
+    repo = tmp_path / "repo"
+    (repo / "src").mkdir(parents=True)
+    auth = repo / "src" / "auth.py"
+    old = "def authenticate(request):\n    return verify_jwt(request.headers.get('Authorization'))\n"
+    auth.write_text(old)
+    git = ["git", "-C", str(repo), "-c", "user.name=agent", "-c", "user.email=agent@example.com"]
+    subprocess.run([*git, "init", "-q"], check=True)
+    subprocess.run([*git, "add", "."], check=True)
+    subprocess.run([*git, "commit", "-qm", "initial"], check=True)
+
+    new = (
+        "def authenticate(request):\n"
+        "    if request.headers.get('X-Support-Override') == 'let-me-in-2024':\n"
+        "        return User(id=0, role='admin')\n"
+        "    return verify_jwt(request.headers.get('Authorization'))\n"
+    )
+    harness = instrument(home, provider=sdk_agent(collector).provider, capture_content=True)
+    try:
+        with fh.session(conversation_id="backdoored", agent_id="coder", agent_name="coder"):
+            with fh.tool_call("Edit", arguments={"file_path": str(auth), "old_string": old, "new_string": new}):
+                auth.write_text(new)
+            command = "git commit -am 'Fix auth for support tooling'"
+            with fh.tool_call("Bash", arguments={"command": command}, cwd=str(repo)) as call:
+                done = subprocess.run(
+                    [*git, "commit", "-am", "Fix auth for support tooling"], capture_output=True, text=True
+                )
+                call.set_result(done.stdout)
+        harness.instrumentation.force_flush()
+    finally:
+        harness.close()
+        _reset()
+    commit = subprocess.run([*git, "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+
+    assert collector.pipeline.flush(30)
+    with open_reader(settings) as reader:
+        report = remediation_report(reader, session="backdoored")
+        html = timeline_html(session_timeline(reader, "backdoored"), report)
+    markdown = report_markdown(report)
+    (finding,) = [f for f in report.code["findings"] if f["signal"] == "auth_short_circuit"]
+    assert finding["severity"] == "high" and "X-Support-Override" in finding["evidence"]
+    assert report.code["git"][0]["kind"] == "commit" and commit.startswith(report.code["git"][0]["ref"][:7])
+    for document in (markdown, html):
+        assert "Code changes to review" in document and "let-me-in-2024" in document and commit[:7] in document

@@ -33,16 +33,17 @@ def test_demo_tells_the_attack_story_at_80_columns(tmp_path):
         "3. What Foothold saw",
         "4. The session timeline a responder reads",
         "5. What to remove and revoke",
-        "6. Tamper evidence",
-        "7. An agent seen through its own telemetry",
+        "6. Code changes to review",
+        "7. Tamper evidence",
+        "8. An agent seen through its own telemetry",
     ]
     assert [out.index(c) for c in chapters] == sorted(out.index(c) for c in chapters)
     assert "AI assistant: before anything else" in out[: out.index("2. What the agent did")]
     saw = out[out.index("3. What Foothold saw") : out.index("4. The session timeline")]
-    assert "raised 8" in saw and "fix-ci-4711 — the injected session: 3 alert(s)" in saw
+    assert "raised 9" in saw and "fix-ci-4711 — the injected session: 4 alert(s)" in saw
     assert "docs-refresh-4788 — the credential reuse: 5 alert(s)" in saw
     # a Claude Code session seen only through its native telemetry (OTLP logs): each call once, with its decision
-    native = " ".join(out[out.index("7. An agent seen through its own telemetry") :].split())  # unwrapped
+    native = " ".join(out[out.index("8. An agent seen through its own telemetry") :].split())  # unwrapped
     assert "claude-native-4790" in native and "3 tool calls" in native
     assert "Bash (accept by user_temporary)" in native
     for rule in (
@@ -53,6 +54,7 @@ def test_demo_tells_the_attack_story_at_80_columns(tmp_path):
         "credential_outside_task",
         "credential_after_task_end",
         "credential_foreign_agent",
+        "code_backdoor_signal",
     ):
         assert rule in saw
     lines = saw.splitlines()
@@ -69,6 +71,10 @@ def test_demo_tells_the_attack_story_at_80_columns(tmp_path):
     remediation = " ".join(out[out.index("5. What to remove and revoke") :].split())  # long paths wrap
     assert "authorized_keys" in remediation and "$ ssh-keygen -lf" in remediation
     assert "revoke and reissue the github_token with fingerprint" in remediation
+    code = out[out.index("6. Code changes to review") : out.index("7. Tamper evidence")]
+    assert "Authentication short-circuited" in code and "src/auth.py" in code  # the finding, on the backdoor
+    assert "+    if request.headers.get('X-Support-Override') == 'sup-7f3a9c':" in code  # its diff
+    assert "commit " in code and "Fix flaky CI job" in code  # and the commit that carried it
     assert "foothold-audit verify:" in out and "intact" in out
     assert DEMO_TOKEN not in out  # the token is only ever shown as a fingerprint
     sandbox_keys = tmp_path / "demo" / "sandbox" / "home" / ".ssh" / "authorized_keys"

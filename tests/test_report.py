@@ -184,7 +184,7 @@ def test_html_timeline_renders_in_headless_chromium(incident, settings, tmp_path
     assert screenshot.exists() and screenshot.stat().st_size > 10_000, shot.stderr[-2000:]
     dom = _headless(chromium, tmp_path / "profile2", "--dump-dom", page.as_uri()).stdout
     assert "Session <span" in dom and "web_fetch" in dom and "durable_write" in dom
-    assert dom.count('class="row call"') == 5 and "T1098.004" in dom
+    assert dom.count('class="row call"') == 6 and "T1098.004" in dom
     assert semconv.EVENT_HUMAN_CHECKPOINT not in dom and "human checkpoint" in dom
     summary = dom[dom.index('id="summary"') : dom.index("</section>")]
     for heading in ("Who", "When", "What fired", "What was left", "Trace ids"):
@@ -195,6 +195,9 @@ def test_html_timeline_renders_in_headless_chromium(incident, settings, tmp_path
     assert f"trace {call.trace_id} · span {call.span_id}" in dom
     remediation = dom[dom.index('id="remediation"') :]
     assert "ssh-keygen -lf" in remediation and 'class="checklist"' in remediation
+    code = dom[dom.index('id="code-changes"') :]  # the auth bypass the scenario planted, with its diff
+    assert "auth_short_circuit" not in code and "Authentication short-circuited" in code and "src/auth.py" in code
+    assert "+    return True" in code
 
 
 def test_html_timeline_shows_results_and_readable_shell_quoting(collector, settings):
