@@ -19,6 +19,16 @@ Producer modes:
           The 16 templates repeat, so the collector's redact/classify caches hit almost always.
   replay-fresh  the same, but every call's arguments and result also get a fresh value per send
           (``CONTENT_NONCE``): no cache hit ever, the worst case for them; real agents lie in between.
+  mix     the realistic mix, all content fresh per send: 8 of every 10 spans are model calls carrying
+          2-8 KB of ``gen_ai.input.messages``/``gen_ai.output.messages`` JSON (now and then a pasted token
+          to redact), 2 are a tool call and its artifact span (~4 KiB a span on the wire, ~0.7 KiB above).
+
+Overload: a run where the collector refused data (queue at ``batch.max_queued_spans`` or the spool full)
+is an overload run; its peak RSS (VmHWM) is the "peak RSS under overload" figure, with the peak of its
+own allocations (RssAnon, sampled: VmHWM also counts the ~340 MiB of chDB's library code mapped in).
+
+Ratios (the summary at the end) are against the column-list insert ceiling measured in the same
+invocation, on the same spans (the mix has a ceiling of its own: its spans are ~6x larger).
 
 The collector's CPU time (all threads, chDB included: it is in-process) comes from /proc/<pid>/stat,
 its peak RSS from VmHWM and RSS over time from VmRSS samples. Producers run on the same 2-core machine:
@@ -74,7 +84,23 @@ def _cpu_self() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-REPLAY_MODES = ("replay", "replay-fresh")
+REPLAY_MODES = ("replay", "replay-fresh", "mix")
+FRESH_MODES = ("replay-fresh", "mix")
+
+
+@dataclass
+class StartLine:
+    """Producers get ready (templates parsed, imports done), then all start together when the parent says go:
+    a fixed start time was missed when spawning took longer than expected on a loaded machine."""
+
+    ready: Any  # mp.Queue: one message per producer process
+    go: Any  # mp.Event
+    start_at: Any  # mp.Value("d"): wall-clock start, set before go
+
+    def wait(self) -> float:
+        self.ready.put(1)
+        self.go.wait()
+        return self.start_at.value
 
 
 def _replay_worker(
@@ -83,7 +109,7 @@ def _replay_worker(
     bodies: list[bytes],
     worker: int,
     threads: int,
-    start_at: float,
+    line: StartLine,
     duration: float,
     out: mp.Queue,
     fresh_content: bool,
@@ -91,6 +117,7 @@ def _replay_worker(
     templates = [Template.of(b) for b in bodies]
     totals: Counter = Counter()
     lock = threading.Lock()
+    start_at = line.wait()
 
     def loop(tid: int) -> None:
         slot = worker * threads + tid + 1  # 1..255: the top byte of every id, unique per sender thread
@@ -143,7 +170,7 @@ def _replay_worker(
     out.put(dict(totals) | {"cpu": _cpu_self()})
 
 
-def _sdk_worker(transport: str, target: str, worker: int, start_at: float, duration: float, out: mp.Queue) -> None:
+def _sdk_worker(transport: str, target: str, worker: int, line: StartLine, duration: float, out: mp.Queue) -> None:
     from opentelemetry.sdk.resources import Resource
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import BatchSpanProcessor
@@ -163,6 +190,7 @@ def _sdk_worker(transport: str, target: str, worker: int, start_at: float, durat
     tracer = provider.get_tracer("foothold.instrumentation", "0.1.0")
     load = AgentLoad(tracer, seed=1000 + worker, agent=f"agent-{worker}")
     made = 0
+    start_at = line.wait()
     while time.time() < start_at:
         time.sleep(0.001)
     end = start_at + duration
@@ -194,6 +222,8 @@ class Run:
     rss_end_mib: float = 0.0
     rss_max_mib: float = 0.0
     hwm_mib: float = 0.0
+    anon_max_mib: float = 0.0  # peak of the process's own allocations (RssAnon, sampled every 250 ms)
+    idle_rss_mib: float = 0.0  # RSS just before the producers start
     queued_max: int = 0
     health: list[tuple[float, int, int]] = field(default_factory=list)
 
@@ -219,28 +249,31 @@ def run_once(
     with CollectorProcess(batch=args.batch_config) as collector:
         target = collector.grpc_target if transport == "grpc" else collector.http_url
         out = ctx.Queue()
+        line = StartLine(ctx.Queue(), ctx.Event(), ctx.Value("d", 0.0))
         replay = mode in REPLAY_MODES
         procs = args.replay_procs if replay else args.sdk_procs
-        start_at = time.time() + (3.0 if replay else 4.0)  # spawn + import time
         if replay:
-            fresh = mode == "replay-fresh"
+            fresh = mode in FRESH_MODES
             workers = [
                 ctx.Process(
                     target=_replay_worker,
-                    args=(transport, target, bodies, w, args.replay_threads, start_at, args.duration, out, fresh),
+                    args=(transport, target, bodies, w, args.replay_threads, line, args.duration, out, fresh),
                 )
                 for w in range(procs)
             ]
         else:
             workers = [
-                ctx.Process(target=_sdk_worker, args=(transport, target, w, start_at, args.duration, out))
+                ctx.Process(target=_sdk_worker, args=(transport, target, w, line, args.duration, out))
                 for w in range(procs)
             ]
         for w in workers:
             w.start()
+        for _ in workers:
+            line.ready.get(timeout=600)
         profiler = None
-        while time.time() < start_at:
-            time.sleep(0.01)
+        result.idle_rss_mib = memory_kib(collector.pid)["VmRSS"] / 1024
+        line.start_at.value = time.time()
+        line.go.set()
         cpu0, t0 = cpu_seconds(collector.pid), time.monotonic()
         stop, samples = threading.Event(), []
         health = threading.Thread(target=_health_sampler, args=(collector, stop, samples), daemon=True)
@@ -258,6 +291,7 @@ def run_once(
         health.join()
         result.collector_cpu = cpu_seconds(collector.pid) - cpu0
         result.hwm_mib = memory_kib(collector.pid)["VmHWM"] / 1024
+        result.anon_max_mib = rss.anon_max_kib / 1024
         if profiler is not None:
             profiler.wait()
         result.elapsed = t1 - t0
@@ -432,7 +466,7 @@ def _arrow_table(columns: dict[str, list]):
     return pa.table(arrays)
 
 
-def ceiling(args: argparse.Namespace, bodies: list[bytes]) -> list[list[Any]]:
+def ceiling(args: argparse.Namespace, bodies: list[bytes], spans_name: str = "replay spans") -> dict[str, float]:
     from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
     from benchmarks.common import open_temp_store
@@ -554,11 +588,59 @@ def ceiling(args: argparse.Namespace, bodies: list[bytes]) -> list[list[Any]]:
         ["all collector stages, one core", serial, "harmonic sum of the stages above (no I/O)"],
     ]
     print(
-        f"\n-- raw insert ceiling and stage rates: {spans_total:,} spans ({calls:,} tool calls per run), "
+        f"\n-- raw insert ceiling and stage rates, {spans_name}: {spans_total:,} spans ({calls:,} tool calls per run), "
         f"batches of {PIPELINE_BATCH}, median of {args.runs} run(s), spans/s"
     )
     print(table(["stage", "spans/s", "where"], rows))
-    return rows
+    return rate
+
+
+# --- the targets of issue 18, from this invocation's figures ---------------------------------------------
+
+TARGET_SHARE = {"replay": 0.80, "replay-fresh": 0.50}
+TARGET_INSERT_SHARE = 0.80
+TARGET_OVERLOAD_MIB = 400.0
+
+
+def print_targets(results: dict[tuple[str, str], list[Run]], ceilings: dict[str, dict[str, float]]) -> None:
+    """Every figure issue 18 asks for, each ratio against the ceiling measured in this same invocation."""
+    rows = []
+    for (mode, transport), runs in results.items():
+        if mode not in REPLAY_MODES:
+            continue
+        ceiling_rates = ceilings.get("mix" if mode == "mix" else "replay")
+        rate = median([r.rate for r in runs])
+        if ceiling_rates is None:
+            rows.append([f"{mode} / {transport}", rate, "-", "-", "-"])
+            continue
+        share = rate / ceiling_rates["insert_columns"]
+        target = TARGET_SHARE.get(mode)
+        verdict = "(reported)" if target is None else ("met" if share >= target else f"missed ({target:.0%})")
+        rows.append([f"{mode} / {transport}", rate, ceiling_rates["insert_columns"], f"{share:.0%}", verdict])
+    for name, rates in ceilings.items():
+        for key, label in (
+            ("insert_json", "exporter's insert (JSONColumns, views)"),
+            ("insert_columns", "column lists, views"),
+        ):
+            share = rates[key] / rates["insert_bare"]
+            verdict = "met" if share >= TARGET_INSERT_SHARE else f"missed ({TARGET_INSERT_SHARE:.0%})"
+            rows.append([f"insert path, {name}: {label}", rates[key], rates["insert_bare"], f"{share:.0%}", verdict])
+    print("\n-- issue 18 targets (ratios against this invocation's ceilings; '-' = no ceiling measured)")
+    print(table(["figure", "spans/s", "ceiling spans/s", "share", "target"], rows))
+    overloaded = [r for runs in results.values() for r in runs if r.refused]
+    if not overloaded:
+        print(
+            "   peak RSS under overload: no run was overloaded (nothing refused); run a replay mode to fill the queue"
+        )
+        return
+    worst = max(overloaded, key=lambda r: r.hwm_mib)
+    verdict = "met" if worst.hwm_mib <= TARGET_OVERLOAD_MIB else f"missed (target {TARGET_OVERLOAD_MIB:.0f} MiB)"
+    print(
+        f"   peak RSS under overload: {worst.hwm_mib:,.0f} MiB VmHWM ({worst.mode} / {worst.transport}, "
+        f"{worst.refused:,} spans refused, queue max {worst.queued_max:,}) -> {verdict};\n"
+        f"   of it the collector's own allocations (RssAnon peak) {worst.anon_max_mib:,.0f} MiB; "
+        f"RSS before the load {worst.idle_rss_mib:,.0f} MiB (mostly chDB's library code, file-backed)"
+    )
 
 
 # --- main -------------------------------------------------------------------------------------------------
@@ -570,7 +652,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=None, help="runs per case (median reported); default 3")
     parser.add_argument("--duration", type=float, default=None, help="send window per run, seconds; default 20")
     parser.add_argument("--transports", default="grpc,http")
-    parser.add_argument("--modes", default="replay,replay-fresh,sdk")
+    parser.add_argument("--modes", default="replay,replay-fresh,mix,sdk")
     parser.add_argument("--replay-procs", type=int, default=2)
     parser.add_argument("--replay-threads", type=int, default=4)
     parser.add_argument("--sdk-procs", type=int, default=3)
@@ -600,17 +682,19 @@ def main(argv: list[str] | None = None) -> int:
     )
     progress("encoding request templates with the OpenTelemetry SDK encoder")
     bodies = encoded_requests(16, args.spans_per_request)
+    modes = list(filter(None, args.modes.split(",")))
+    mix_bodies = encoded_requests(8, args.spans_per_request, mix=True) if "mix" in modes else []
 
     results: dict[tuple[str, str], list[Run]] = {}
-    for mode in filter(None, args.modes.split(",")):
+    for mode in modes:
         for transport in filter(None, args.transports.split(",")):
             for n in range(args.runs):
                 progress(f"{mode} over {transport}: run {n + 1}/{args.runs}")
-                run = run_once(mode, transport, args, bodies)
+                run = run_once(mode, transport, args, mix_bodies if mode == "mix" else bodies)
                 progress(
                     f"   stored {run.stored:,} spans in {run.elapsed:.1f}s = {run.rate:,.0f}/s "
                     f"(steady {run.steady_rate:,.0f}/s), collector CPU {run.collector_cpu:.1f}s, "
-                    f"HWM {run.hwm_mib:.0f} MiB, refused {run.refused:,}"
+                    f"HWM {run.hwm_mib:.0f} MiB (own {run.anon_max_mib:.0f}), refused {run.refused:,}"
                 )
                 results.setdefault((mode, transport), []).append(run)
 
@@ -631,6 +715,7 @@ def main(argv: list[str] | None = None) -> int:
                 median([r.rss_mid_mib for r in runs]),
                 median([r.rss_end_mib for r in runs]),
                 median([r.hwm_mib for r in runs]),
+                median([r.anon_max_mib for r in runs]),
                 median([r.queued_max for r in runs]),
             ]
         )
@@ -651,6 +736,7 @@ def main(argv: list[str] | None = None) -> int:
                 "RSS mid MiB",
                 "RSS end MiB",
                 "peak RSS MiB",
+                "own peak MiB",
                 "max queued",
             ],
             rows,
@@ -662,13 +748,17 @@ def main(argv: list[str] | None = None) -> int:
         " RESOURCE_EXHAUSTED/429 (retried after 1 s)"
     )
 
+    ceilings: dict[str, dict[str, float]] = {}
     if not args.no_ceiling:
-        ceiling(args, bodies)
+        ceilings["replay"] = ceiling(args, bodies)
+        if mix_bodies:
+            ceilings["mix"] = ceiling(args, mix_bodies, "realistic-mix spans")
+    print_targets(results, ceilings)
 
     if args.profile is not None:
         progress("profiled run (not part of the figures above)")
         mode = next((m for m in args.modes.split(",") if m in REPLAY_MODES), "replay")
-        run = run_once(mode, "grpc", args, bodies, profile_dir=args.profile)
+        run = run_once(mode, "grpc", args, mix_bodies if mode == "mix" else bodies, profile_dir=args.profile)
         raw = args.profile / f"pyspy-grpc-{mode}.txt"
         print(f"\n-- py-spy profile of the collector under gRPC {mode} load ({run.rate:,.0f} spans/s while sampled)")
         if raw.exists():

@@ -139,7 +139,7 @@ def memory_kib(pid: int) -> dict[str, int]:
     out = {}
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         key, _, value = line.partition(":")
-        if key in ("VmRSS", "VmHWM"):
+        if key in ("VmRSS", "VmHWM", "RssAnon", "RssFile"):
             out[key] = int(value.split()[0])
     return out
 
@@ -150,13 +150,16 @@ class RssSampler:
     def __init__(self, pid: int, interval: float = 0.25) -> None:
         self.pid, self.interval = pid, interval
         self.samples: list[tuple[float, int]] = []  # (monotonic, KiB)
+        self.anon_max_kib = 0  # the process's own allocations (RssAnon), without mapped library code
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def _run(self) -> None:
         while not self._stop.is_set():
             try:
-                self.samples.append((time.monotonic(), memory_kib(self.pid)["VmRSS"]))
+                reading = memory_kib(self.pid)
+                self.samples.append((time.monotonic(), reading["VmRSS"]))
+                self.anon_max_kib = max(self.anon_max_kib, reading.get("RssAnon", 0))
             except (OSError, KeyError):
                 return
             self._stop.wait(self.interval)
@@ -431,6 +434,71 @@ class AgentLoad:
         return 2
 
 
+# The realistic mix: an agent's trace is mostly model calls carrying the conversation, with tool calls between.
+# Names from the GenAI semantic conventions, as a third-party GenAI instrumentation sends them.
+MODELS = ("claude-sonnet-4-5", "gpt-5", "gemini-2.5-pro")
+_TEXT = (
+    "the function returns a list of users filtered by role and the test asserts the count matches "
+    "we need to update the handler so that it validates the request body before writing to the database "
+    "running pytest shows two failures in test_api where the fixture expects a different schema version "
+    "import os import sys def main(argv): parser = argparse.ArgumentParser() return 0 if ok else 1"
+)
+_WORDS = tuple(_TEXT.split())
+
+
+def _prose(rng: random.Random, size: int) -> str:
+    """~``size`` bytes of agent-conversation text, with the per-send nonce so no two messages are equal."""
+    words, length = [], 0
+    while length < size:
+        word = rng.choice(_WORDS)
+        words.append(word)
+        length += len(word) + 1
+    words.insert(rng.randrange(len(words)), CONTENT_NONCE)
+    return " ".join(words)
+
+
+def llm_span_attributes(rng: random.Random, session: str, agent: str) -> tuple[str, dict[str, Any]]:
+    """(span name, attributes) of one chat call with 2-8 KB of input/output messages (OTel GenAI JSON)."""
+    model = rng.choice(MODELS)
+    budget = rng.randint(2048, 8192)
+    system = {"role": "system", "parts": [{"type": "text", "content": _prose(rng, 300)}]}
+    user = {"role": "user", "parts": [{"type": "text", "content": _prose(rng, budget * 6 // 10)}]}
+    if rng.random() < 0.05:  # now and then a credential pasted into the conversation: redaction has work to do
+        user["parts"][0]["content"] += " export GITHUB_TOKEN=ghp_" + f"{rng.getrandbits(180):045x}"[:36]
+    reply = {
+        "role": "assistant",
+        "parts": [{"type": "text", "content": _prose(rng, budget * 3 // 10)}],
+        "finish_reason": "stop",
+    }
+    attrs = {
+        semconv.GEN_AI_OPERATION_NAME: "chat",
+        "gen_ai.provider.name": "anthropic" if model.startswith("claude") else "openai",
+        "gen_ai.request.model": model,
+        "gen_ai.response.model": model,
+        "gen_ai.usage.input_tokens": budget // 4,
+        "gen_ai.usage.output_tokens": budget // 12,
+        semconv.GEN_AI_CONVERSATION_ID: session,
+        semconv.GEN_AI_AGENT_NAME: agent,
+        "gen_ai.input.messages": orjson.dumps([system, user]).decode(),
+        "gen_ai.output.messages": orjson.dumps([reply]).decode(),
+    }
+    return f"chat {model}", attrs
+
+
+class MixLoad(AgentLoad):
+    """The realistic mix: per tool call (with its artifact span), four chat spans: 2 of every 10 spans are
+    tool calls with artifacts, 8 are model calls with 2-8 KB of messages."""
+
+    def one_call(self, extra: dict[str, Any] | None = None) -> int:
+        if self.calls % self.calls_per_session == 0:
+            self.session = f"sess-{self.rng.getrandbits(64):016x}"
+        for _ in range(4):
+            name, attrs = llm_span_attributes(self.rng, self.session, self.agent)
+            with self.tracer.start_as_current_span(name, attributes=attrs):
+                pass
+        return 4 + super().one_call(extra)
+
+
 def resource_attributes(service: str = SERVICE) -> dict[str, Any]:
     return {
         "service.name": service,
@@ -442,13 +510,18 @@ def resource_attributes(service: str = SERVICE) -> dict[str, Any]:
 
 
 def encoded_requests(
-    count: int, spans_per_request: int, seed: int = 1, service: str = SERVICE, probe: bool = False
+    count: int,
+    spans_per_request: int,
+    seed: int = 1,
+    service: str = SERVICE,
+    probe: bool = False,
+    mix: bool = False,
 ) -> list[bytes]:
     """``count`` distinct ExportTraceServiceRequest bodies, made by the SDK and its own OTLP encoder.
 
     With ``probe``, each request also carries one probe tool call (session ``PROBE_SESSION``) whose
     ``gen_ai.tool.call.id`` is the placeholder ``PROBE_PLACEHOLDER``, patched per send by the latency
-    benchmark with a zero-padded sequence number.
+    benchmark with a zero-padded sequence number. With ``mix``, the spans are the realistic mix (:class:`MixLoad`).
     """
     from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
     from opentelemetry.sdk.resources import Resource
@@ -460,7 +533,7 @@ def encoded_requests(
     provider = TracerProvider(resource=Resource.create(resource_attributes(service)))
     provider.add_span_processor(SimpleSpanProcessor(memory))
     tracer = provider.get_tracer("foothold.instrumentation", "0.1.0")
-    load = AgentLoad(tracer, seed)
+    load = (MixLoad if mix else AgentLoad)(tracer, seed)
     bodies = []
     for _ in range(count):
         memory.clear()
@@ -519,7 +592,12 @@ class Template:
                 offsets.append(start + 1)
                 start = body.find(tagged, start + 1)
         nonce = CONTENT_NONCE.encode()
-        nonces = tuple(i for i in range(len(body)) if body.startswith(nonce, i))
+        found = []
+        at = body.find(nonce)
+        while at >= 0:
+            found.append(at)
+            at = body.find(nonce, at + len(nonce))
+        nonces = tuple(found)
         return cls(body, spans, sorted(offsets), body.find(PROBE_PLACEHOLDER.encode()), nonces)
 
     def render(self, unique: int, probe_seq: str | None = None, fresh_content: bool = False) -> bytes:

@@ -116,7 +116,16 @@ class BatchConfig(_Section):
     # at moderate load batches leave on timeout_seconds long before they fill, so latency does not change.
     max_spans: int = Field(32_768, gt=0, description="export once this many spans are waiting")
     timeout_seconds: float = Field(1.0, gt=0, description="export at least this often")
+    # A batch takes ~10x its encoded size in memory while it is flattened, processed and inserted: with 2-8 KB
+    # of model messages a span, 32k spans held ~1 GiB. This bound keeps a batch of small spans whole (~22 MiB).
+    max_batch_bytes: int = Field(24 * MiB, gt=0, description="export once this many encoded bytes are waiting")
     max_queued_spans: int = Field(200_000, gt=0, description="beyond this, receivers answer 429")
+    # Queued requests wait as their protobuf bytes, decoded only when a batch is formed (a decoded span costs
+    # ~6 KiB of objects, its bytes ~0.7 KiB). With the spool, requests beyond this wait on disk only and are
+    # read back a batch at a time; without it, receivers answer 429 beyond it.
+    max_queued_memory_bytes: int = Field(
+        64 * MiB, gt=0, description="encoded requests held in memory for the exporter; the rest wait in the spool"
+    )
     retry_max_seconds: float = Field(10.0, gt=0, description="cap of the store retry back-off")
 
 

@@ -2,13 +2,14 @@
 
 Receivers hand over validated requests; the pipeline appends each one to the durable spool
 (:mod:`foothold.collector.spool`) and answers the client only once its bytes are on disk. One worker
-thread gathers the spooled requests into batches (by size or age), flattens them to columns, runs the
+thread gathers the spooled requests into batches (by spans, bytes or age), flattens them to columns, runs the
 processors and exports; the spool checkpoint then moves past the batch. A store that is slow or down is
 retried with back-off while the batch is held; the spool (and ``batch.max_queued_spans``) then fills and
 receivers answer 429 with Retry-After, so clients keep the data instead of it being dropped here.
 
-Memory stays bounded: decoded requests are kept in memory up to ``batch.max_queued_spans``; records
-beyond that, and everything found in the spool at start, are read back from disk one batch at a time.
+Memory stays bounded: queued requests are kept as their protobuf bytes (decoded only when a batch is formed),
+in memory up to ``batch.max_queued_spans`` and ``batch.max_queued_memory_bytes``; records beyond that, and
+everything found in the spool at start, are read back from disk one batch at a time.
 Each batch is a fixed range of spool records, written to the checkpoint before the insert, and carries an
 insert deduplication token derived from it: after a crash the same range is re-formed, and a re-insert of
 a batch that had already been stored is dropped by ClickHouse instead of duplicated.
@@ -120,10 +121,9 @@ class Signal:
     """What a pipeline carries: how a spooled request is read back, flattened, and re-sent from quarantine."""
 
     name: str  # "traces" | "logs"
-    parse: Callable[[bytes], object]  # a spool record's protobuf -> the request
+    parse: Callable[[bytes], object]  # a queued or spooled request's protobuf -> the request
     flatten: Callable[..., SpanBatch]  # (requests, limits=) -> the batch the processors and exporter take
     validate: Callable[..., Accepted]  # (decoded request, limits) -> what to keep and answer
-    accepted: type[Accepted] = Accepted
     path: str = "/v1/traces"
 
 
@@ -139,21 +139,24 @@ def _logs_signal() -> Signal:
     from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 
     from foothold.collector.log_rows import to_log_batch
-    from foothold.collector.otlp_logs import LogsAccepted, validate
+    from foothold.collector.otlp_logs import validate
 
     def flatten(requests: Iterable, limits: LimitsConfig):
         return to_log_batch(requests, limits=limits)
 
-    return Signal("logs", ExportLogsServiceRequest.FromString, flatten, validate, LogsAccepted, "/v1/logs")
+    return Signal("logs", ExportLogsServiceRequest.FromString, flatten, validate, "/v1/logs")
 
 
 LOGS = _logs_signal()
 
 
-@dataclass
+@dataclass(frozen=True, slots=True)
 class _Item:
+    """A queued request as protobuf bytes: a decoded span costs ~6 KiB of Python objects, its bytes ~0.7 KiB."""
+
     seq: int
-    accepted: Accepted
+    payload: bytes
+    spans: int
 
 
 def open_spool(data_dir: Path, config: SpoolConfig, name: str = "spool") -> Spool | None:
@@ -196,6 +199,7 @@ class Pipeline:
         self._memory: deque[_Item] = deque()
         self._mem_lo = self._mem_hi = self._next_seq
         self._memory_spans = 0
+        self._memory_bytes = 0
         self._queued_spans = spool.backlog_spans if spool else 0  # accepted, not yet exported (incl. in flight)
         self._done = start  # records below are exported (or given up)
         self._replay_batch = spool.pending_batch if spool else None  # re-form exactly this batch first
@@ -236,7 +240,7 @@ class Pipeline:
             # another's disk I/O and the worker is never held up by it. The record joins the queue from
             # inside the spool's lock (_enqueue), so the queue sees records in sequence order.
             try:
-                seq = self.spool.append(payload, spans, on_append=lambda seq: self._enqueue(seq, accepted))
+                seq = self.spool.append(payload, spans, on_append=lambda seq: self._enqueue(seq, payload, spans))
             except (SpoolFull, OSError) as exc:  # SpoolError is an OSError; so is a failed fsync on a segment roll
                 with self._cond:
                     self._queued_spans -= spans
@@ -266,41 +270,50 @@ class Pipeline:
                 elif self._closing and not self._appending:
                     self._cond.notify_all()  # close() waits for the last write to finish
 
-    def _enqueue(self, seq: int, accepted: Accepted) -> None:
+    def _enqueue(self, seq: int, payload: bytes, spans: int) -> None:
         """Record ``seq`` is written (not yet durable): queue it. Runs under the spool's append lock."""
         with self._cond:
             self._next_seq = seq + 1
-            self._queue_item(seq, accepted)
-            self.stats.accepted_spans += accepted.spans
+            self._queue_item(_Item(seq, payload, spans))
+            self.stats.accepted_spans += spans
             self.stats.spool_bytes = self.spool.used_bytes if self.spool else 0
 
-    def _queue_item(self, seq: int, accepted: Accepted) -> None:
-        if not self._memory and self._mem_hi != seq:
-            self._mem_lo = self._mem_hi = seq  # everything before this is taken or read from disk
-        if self._mem_hi == seq and (
-            not self._memory or self._memory_spans + accepted.spans <= self._config.max_queued_spans
-        ):
+    def _fits_memory(self, spans: int, size: int) -> bool:
+        return not self._memory or (
+            self._memory_spans + spans <= self._config.max_queued_spans
+            and self._memory_bytes + size <= self._config.max_queued_memory_bytes
+        )
+
+    def _queue_item(self, item: _Item) -> None:
+        """Keep the record in memory when it continues the memory run and fits; else it waits on disk only."""
+        if not self._memory and self._mem_hi != item.seq:
+            self._mem_lo = self._mem_hi = item.seq  # everything before this is taken or read from disk
+        if self._mem_hi == item.seq and self._fits_memory(item.spans, len(item.payload)):
             if not self._memory:
                 self._oldest_at = time.monotonic()
-            self._memory.append(_Item(seq, accepted))
-            self._mem_hi = seq + 1
-            self._memory_spans += accepted.spans
+            self._memory.append(item)
+            self._mem_hi = item.seq + 1
+            self._memory_spans += item.spans
+            self._memory_bytes += len(item.payload)
 
     def _submit_memory(self, accepted: Accepted) -> Submitted:
-        """Without a spool: the queue is the only copy."""
+        """Without a spool: the queue is the only copy, bounded in spans and in bytes."""
+        payload = accepted.encoded()
         with self._cond:
             if self._closing:
                 return Submitted.CLOSED
-            if self._queued_spans + accepted.spans > self._config.max_queued_spans and self._queued_spans:
+            if not self._fits_memory(accepted.spans, len(payload)) or (
+                self._queued_spans + accepted.spans > self._config.max_queued_spans and self._queued_spans
+            ):
                 self.stats.refused_spans += accepted.spans
                 return Submitted.FULL
             seq = self._next_seq
             self._next_seq = seq + 1
-            self._queue_item(seq, accepted)
+            self._queue_item(_Item(seq, payload, accepted.spans))
             self._queued_spans += accepted.spans
             self.stats.accepted_spans += accepted.spans
             self._durable = self._next_seq
-            if self._memory_spans >= self._config.max_spans:
+            if self._memory_full():
                 self._cond.notify_all()
         return Submitted.OK
 
@@ -355,7 +368,7 @@ class Pipeline:
             if taken is None:
                 return
             first, end, items = taken
-            spans = sum(item.accepted.spans for item in items)
+            spans = sum(item.spans for item in items)
             if self.spool is not None:
                 self.spool.begin_batch(first, end)
             try:
@@ -390,7 +403,7 @@ class Pipeline:
             except _Abandoned:
                 raise
             except Exception as exc:  # a processor bug or DataRejected: in the data, not the store's health
-                spans = sum(item.accepted.spans for item in part)
+                spans = sum(item.spans for item in part)
                 if len(part) > 1:
                     log.warning(
                         "a batch of %d request(s) failed on its content (%s); splitting it to find the offending one",
@@ -417,7 +430,7 @@ class Pipeline:
         try:
             self.quarantine_dir.mkdir(parents=True, exist_ok=True)
             for item in items:
-                _write_durably(self.quarantine_dir / f"{stamp}-{item.seq}.otlp.pb", item.accepted.encoded())
+                _write_durably(self.quarantine_dir / f"{stamp}-{item.seq}.otlp.pb", item.payload)
         except OSError as exc:
             log.error("cannot quarantine the batch in %s (%s): %d span(s) lost", self.quarantine_dir, exc, spans)
             self.stats.lost_spans += spans
@@ -441,7 +454,15 @@ class Pipeline:
         if not self._memory or self._memory[0].seq >= self._durable:
             return False
         old_enough = time.monotonic() - self._oldest_at >= self._config.timeout_seconds
-        return old_enough or self._closing or self._flush_waiters > 0 or self._memory_spans >= self._config.max_spans
+        return old_enough or self._closing or self._flush_waiters > 0 or self._memory_full()
+
+    def _memory_full(self) -> bool:
+        """A batch's worth is waiting, or the memory queue is at its byte bound (more may wait on disk)."""
+        return (
+            self._memory_spans >= self._config.max_spans
+            or self._memory_bytes >= min(self._config.max_batch_bytes, self._config.max_queued_memory_bytes // 2)
+            or self._mem_hi < self._durable
+        )
 
     def _take(self) -> tuple[int, int, list[_Item]] | None:
         with self._cond:
@@ -460,15 +481,23 @@ class Pipeline:
                 first, stop, max_spans = self._cursor, self._disk_bound(), self._config.max_spans
             else:
                 taken: list[_Item] = []
-                spans = 0
+                spans = size = 0
                 while (
                     self._memory
                     and self._memory[0].seq < self._durable
-                    and (not taken or spans + self._memory[0].accepted.spans <= self._config.max_spans)
+                    and (
+                        not taken
+                        or (
+                            spans + self._memory[0].spans <= self._config.max_spans
+                            and size + len(self._memory[0].payload) <= self._config.max_batch_bytes
+                        )
+                    )
                 ):
                     item = self._memory.popleft()
                     taken.append(item)
-                    spans += item.accepted.spans
+                    spans += item.spans
+                    size += len(item.payload)
+                self._memory_bytes -= size
                 self._memory_spans -= spans
                 self._cursor = taken[-1].seq + 1
                 if not self._memory:
@@ -476,15 +505,17 @@ class Pipeline:
                 self._oldest_at = time.monotonic()
                 return taken[0].seq, self._cursor, taken
         # A disk read: only this thread moves the cursor, so the file is read without the lock.
-        records = self.spool.read(first, stop, max_spans) if first < stop else []
-        items = [_Item(r.seq, self.signal.accepted(self.signal.parse(r.request), r.spans, 0, "")) for r in records]
+        max_bytes = None if max_spans is None else self._config.max_batch_bytes
+        records = self.spool.read(first, stop, max_spans, max_bytes) if first < stop else []
+        items = [_Item(r.seq, r.request, r.spans) for r in records]
         end = end if max_spans is None else (records[-1].seq + 1 if records else stop)
         with self._cond:
             self._cursor = max(self._cursor, end)
         return first, end, items
 
     def _export_with_retry(self, taken: list[_Item], first: int, end: int) -> None:
-        batch = self.signal.flatten((item.accepted.request for item in taken), limits=self.limits)
+        # decoded here, one batch at a time: the queue holds bytes (a payload that fails to decode is quarantined)
+        batch = self.signal.flatten((self.signal.parse(item.payload) for item in taken), limits=self.limits)
         if self.spool is not None:
             batch.dedup_token = self.spool.token(first, end)
         for processor in self._processors:

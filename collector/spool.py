@@ -368,10 +368,11 @@ class Spool:
 
     # --- reading and checkpointing -------------------------------------------------------------------
 
-    def read(self, start: int, stop: int, max_spans: int | None = None) -> list[Record]:
-        """Records with ``start <= seq < stop`` in order: at least one, then up to ``max_spans`` spans."""
+    def read(self, start: int, stop: int, max_spans: int | None = None, max_bytes: int | None = None) -> list[Record]:
+        """Records with ``start <= seq < stop`` in order: at least one, then up to ``max_spans`` spans and
+        ``max_bytes`` of payload."""
         out: list[Record] = []
-        spans = 0
+        spans = size = 0
         with self._lock:
             segments = [s for s in self._segments if s.end > start and s.first < stop]
         for segment in segments:
@@ -394,10 +395,14 @@ class Spool:
                     seq += 1
                     if item[0] < start:
                         continue
-                    if out and max_spans is not None and spans + item[1] > max_spans:
+                    if out and (
+                        (max_spans is not None and spans + item[1] > max_spans)
+                        or (max_bytes is not None and size + len(item[2] or b"") > max_bytes)
+                    ):
                         return out  # this record starts the next batch
                     out.append(Record(item[0], item[1], item[2]))
                     spans += item[1]
+                    size += len(item[2] or b"")
                     self._read_cursor = (segment.path, seq, scan.offset)
                     if max_spans is not None and spans >= max_spans:
                         return out

@@ -27,9 +27,10 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExportResult
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from foothold.collector.config import SpoolConfig
+from foothold.collector.config import BatchConfig, SpoolConfig
 from foothold.collector.exporter import ClickHouseExporter
 from foothold.collector.otlp import validate
+from foothold.collector.pipeline import Pipeline, Submitted
 from foothold.collector.rows import to_batch
 from foothold.collector.service import CollectorThread
 from foothold.collector.spool import HEADER, Spool
@@ -160,6 +161,57 @@ def test_replay_reads_a_backlog_larger_than_the_memory_queue_in_batches(tmp_path
         assert collector.pipeline.stats.exported_batches >= 200 // 25
         assert collector.pipeline.queued_spans == 0
     assert list((tmp_path / SPOOL_DIR).glob("*.seg")) == []
+
+
+class _GatedExporter:
+    """Holds every export until opened (a store that is slow), then records the span names in order."""
+
+    def __init__(self) -> None:
+        self.open = threading.Event()
+        self.names: list[str] = []
+        self.sizes: list[int] = []
+
+    def export(self, batch) -> None:
+        if not self.open.wait(30):
+            raise ConnectionError("gate never opened")
+        self.names.extend(batch.columns["SpanName"])
+        self.sizes.append(len(batch))
+
+
+@pytest.mark.parametrize("spooled", [True, False], ids=["spool", "memory-only"])
+def test_queued_requests_wait_as_bytes_within_the_memory_byte_bound(tmp_path, spooled):
+    """Overload memory: the queue holds each request's protobuf bytes (decoded only when its batch forms), at
+    most ``batch.max_queued_memory_bytes`` of them; with the spool the rest waits on disk and is read back in
+    order, without it receivers are refused (429). Batches are cut at ``batch.max_batch_bytes`` from memory and
+    from disk alike. Nothing accepted is lost or reordered either way."""
+    requests = [validate(_tool_request(f"q{i}", spans=4)) for i in range(30)]
+    size = len(requests[0].encoded())
+    config = BatchConfig(
+        max_spans=1000,
+        max_batch_bytes=2 * size,  # two requests of 4 spans a batch, whatever max_spans allows
+        max_queued_spans=10_000,
+        max_queued_memory_bytes=3 * size,
+        timeout_seconds=0.05,
+    )
+    exporter = _GatedExporter()
+    spool = Spool.open(tmp_path / SPOOL_DIR, SpoolConfig()) if spooled else None
+    pipeline = Pipeline(config, exporter, spool=spool)
+    try:
+        outcomes = [pipeline.submit(accepted) for accepted in requests]
+        assert all(isinstance(item.payload, bytes) for item in pipeline._memory)
+        assert pipeline._memory_bytes <= config.max_queued_memory_bytes
+        if spooled:
+            assert outcomes == [Submitted.OK] * len(requests)  # beyond the memory bound: on disk, still accepted
+        else:
+            assert Submitted.FULL in outcomes  # no disk to fall back on: the client keeps the data
+        kept = [accepted for accepted, outcome in zip(requests, outcomes, strict=True) if outcome is Submitted.OK]
+        exporter.open.set()
+        assert pipeline.flush(30)
+        expected = [span.name for a in kept for span in a.request.resource_spans[0].scope_spans[0].spans]
+        assert exporter.names == expected
+        assert max(exporter.sizes) == 8
+    finally:
+        pipeline.close(5)
 
 
 def test_a_batch_stored_just_before_a_crash_is_not_stored_again(tmp_path, chdb_dsn, database):
