@@ -235,19 +235,19 @@ def snapshot_ms(home: Path, project: Path, state: Path, runs: int) -> tuple[floa
     """Median in-process cost of the Pre's snapshot: first sight (every watched file hashed), and a warm start
     from the states an earlier hook process persisted (stats only)."""
     os.environ["FOOTHOLD_HOOK_STATE_DIR"] = str(state)
-    from foothold.instrumentation.integrations import claude_code
+    from foothold.instrumentation.integrations import hook_files
 
     def first_sight() -> None:
-        claude_code._watcher(str(home)).before(str(project))
+        hook_files.watcher(str(home)).before(str(project))
 
     def warm() -> None:
-        watcher = claude_code._watcher(str(home))
-        watcher.seed(claude_code._load_known())
+        watcher = hook_files.watcher(str(home))
+        watcher.seed(hook_files.load_known())
         watcher.before(str(project))
 
-    earlier = claude_code._watcher(str(home))
+    earlier = hook_files.watcher(str(home))
     earlier.before(str(project))
-    claude_code._save_known(earlier.known())
+    hook_files.save_known(earlier.known())
     figures = []
     for body in (first_sight, warm):
         seconds = []

@@ -37,8 +37,8 @@ their CPU time is reported too, because it is taken from the collector.
 The raw insert ceiling pushes the same rows (already flattened) straight through clickhouse-connect
 into an in-process chDB with the same schema and views, in batches of the pipeline's size (``batch.max_spans``):
 column lists (``insert(..., column_oriented=True)``), Arrow (``insert_arrow`` with a prebuilt table) and
-the exporter's own JSONColumns insert (``ClickHouseExporter``: orjson, parsed by the engine). The collector's stages (protobuf decode, validate, flatten,
-redact + classify) are timed alone on the same requests for the breakdown.
+the exporter's own JSONColumns insert (``ClickHouseExporter``: orjson, parsed by the engine). The collector's
+stages (protobuf decode, validate, flatten, redact + classify) are timed alone on the same requests for the breakdown.
 """
 
 from __future__ import annotations
@@ -675,7 +675,8 @@ def main(argv: list[str] | None = None) -> int:
     args.batch_config = {"max_spans": args.batch_max_spans} if args.batch_max_spans else {}
     print_machine("ingest benchmark")
     print(
-        f"   collector: batch max_spans {args.batch_max_spans or PIPELINE_BATCH}, timeout 1 s, max_queued_spans 200000, "
+        f"   collector: batch max_spans {args.batch_max_spans or PIPELINE_BATCH}, timeout 1 s, "
+        "max_queued_spans 200000, "
         f"alerts off; {args.duration:.0f} s send window; {args.runs} run(s) per case\n"
         f"   replay: {args.replay_procs} processes x {args.replay_threads} threads, {args.spans_per_request} "
         f"spans/request; sdk: {args.sdk_procs} processes, BatchSpanProcessor (512/export)\n"
@@ -744,7 +745,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(
         "   spans/s: stored / (first send .. flush done); steady/s: exporter rate over the last 2/3 of the window"
-        " (/healthz);\n   sent: spans answered OK (replay) or made by the SDK (sdk);\n   coll. cores: collector CPU-seconds per second (2 = both cores); refused: spans answered"
+        " (/healthz);\n   sent: spans answered OK (replay) or made by the SDK (sdk);\n   coll. "
+        "cores: collector CPU-seconds per second (2 = both cores); refused: spans answered"
         " RESOURCE_EXHAUSTED/429 (retried after 1 s)"
     )
 

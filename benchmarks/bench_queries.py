@@ -75,7 +75,8 @@ INSERT INTO {database}.otel_traces
      `Links.TraceId`, `Links.SpanId`, `Links.TraceState`, `Links.Attributes`)
 SELECT
     ts AS Timestamp,
-    concat(leftPad(lower(hex(cityHash64(call, 1))), 16, '0'), leftPad(lower(hex(cityHash64(call, 2))), 16, '0')) AS TraceId,
+    concat(leftPad(lower(hex(cityHash64(call, 1))), 16, '0'),
+           leftPad(lower(hex(cityHash64(call, 2))), 16, '0')) AS TraceId,
     leftPad(lower(hex(cityHash64(number, 11))), 16, '0') AS SpanId,
     if(is_artifact, leftPad(lower(hex(cityHash64(number - 1, 11))), 16, '0'), '') AS ParentSpanId,
     '' AS TraceState,
@@ -97,7 +98,8 @@ SELECT
             'gen_ai.tool.description', concat('The ', tool, ' tool'),
             'gen_ai.tool.call.arguments', multiIf(
                 tool = 'bash', concat('{{"command": "', {commands}[1 + cityHash64(call, 4) % {len(COMMANDS)}], '"}}'),
-                tool IN ('web_fetch', 'http_post'), concat('{{"url": "https://docs.example.com/p/', toString(call % 997), '"}}'),
+                tool IN ('web_fetch', 'http_post'),
+                concat('{{"url": "https://docs.example.com/p/', toString(call % 997), '"}}'),
                 concat('{{"path": "', {paths}[1 + cityHash64(call, 5) % {len(PATHS)}], '"}}')),
             'gen_ai.tool.call.result', 'ok: 42 passed in 3.21s',
             'gen_ai.conversation.id', session_id,
@@ -109,11 +111,14 @@ SELECT
             'mcp.method.name', 'tools/call',
             'jsonrpc.request.id', toString(call % 50),
             'foothold.tool.categories', multiIf(tool = 'bash', 'exec', tool = 'web_fetch', 'untrusted_input',
-                                                tool = 'http_post', 'egress', tool = 'read_secret', 'credential_read', ''),
+                                                tool = 'http_post', 'egress',
+                                                tool = 'read_secret', 'credential_read', ''),
             'foothold.credential.fingerprint', if(has_cred, concat('fp-', toString(cityHash64(call, 6) % 2000)), ''),
             'foothold.credential.kind', if(has_cred, 'github_token', ''),
-            'foothold.credential.task.id', if(has_cred, if(cityHash64(call, 7) % 10 = 0, 'task-other', concat('task-', toString(session))), ''),
-            'foothold.credential.issued_to', if(has_cred, if(cityHash64(call, 8) % 50 = 0, 'agent-x', concat('agent-', toString(session % 40))), ''),
+            'foothold.credential.task.id',
+                if(has_cred, if(cityHash64(call, 7) % 10 = 0, 'task-other', concat('task-', toString(session))), ''),
+            'foothold.credential.issued_to',
+                if(has_cred, if(cityHash64(call, 8) % 50 = 0, 'agent-x', concat('agent-', toString(session % 40))), ''),
             'foothold.credential.expires_at', if(has_cred AND cityHash64(call, 9) % 30 = 0, '2020-01-01T00:00:00Z', ''),
             'foothold.persistence.kind', if(durable, 'shell_rc', ''),
             'foothold.persistence.technique', if(durable, 'T1546.004', ''),
@@ -142,7 +147,8 @@ SELECT
     '' AS StatusMessage,
     if(checkpoint, [ts], []) AS `Events.Timestamp`,
     if(checkpoint, ['foothold.human_checkpoint'], []) AS `Events.Name`,
-    if(checkpoint, [map('foothold.checkpoint.approver', 'oncall@example.com', 'foothold.checkpoint.decision', 'approved')],
+    if(checkpoint,
+       [map('foothold.checkpoint.approver', 'oncall@example.com', 'foothold.checkpoint.decision', 'approved')],
        CAST([], 'Array(Map(String, String))')) AS `Events.Attributes`,
     [] AS `Links.TraceId`, [] AS `Links.SpanId`, [] AS `Links.TraceState`,
     CAST([], 'Array(Map(String, String))') AS `Links.Attributes`
@@ -175,7 +181,7 @@ class _Reader:
         self._client = client
 
     def query(self, sql: str, parameters: dict[str, Any] | None = None):
-        from foothold.collector.access import QueryResult
+        from foothold.investigation.access import QueryResult
 
         result = self._client.query(sql, parameters=parameters, settings={"readonly": 1})
         return QueryResult(
@@ -212,9 +218,9 @@ def seed(client, database: str, start: int, end: int, horizon: int) -> float:
 
 
 def measure(client, store, size: int, runs: int) -> tuple[list[list[Any]], list[list[Any]]]:
-    from foothold.collector import timeline as tl
     from foothold.detections.macros import TimeRange, expand
     from foothold.detections.rules import load_alert_rules
+    from foothold.investigation import timeline as tl
 
     db = store.database
 

@@ -8,6 +8,7 @@ dependency). Spans are made by the real OpenTelemetry SDK and encoded by the SDK
 from __future__ import annotations
 
 import importlib.metadata
+import math
 import os
 import platform
 import random
@@ -114,7 +115,7 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
 
 def _fmt(value: Any) -> str:
     if isinstance(value, float):
-        if value != value:
+        if math.isnan(value):
             return "-"
         return f"{value:,.0f}" if abs(value) >= 100 else f"{value:.2f}"
     if isinstance(value, int):

@@ -212,7 +212,8 @@ class AlertEvaluator:
         known = {
             row[0]
             for row in self._client.query(
-                f"SELECT FindingKey FROM {ALERTS} FINAL WHERE RuleId = {{rule:String}} AND FindingKey IN {{keys:Array(String)}}",
+                f"SELECT FindingKey FROM {ALERTS} FINAL WHERE RuleId = {{rule:String}} AND FindingKey "
+                f"IN {{keys:Array(String)}}",
                 parameters={"rule": rule.id, "keys": [f["finding_key"] for f in findings]},
             ).result_rows
         }

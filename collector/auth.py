@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -23,16 +22,6 @@ from foothold.collector.config import AuthConfig
 from foothold.semconv import SENDER
 
 _SENDER_BYTES = SENDER.encode()
-TOKEN_PREFIX = "fh_"
-
-
-def hash_token(token: str) -> str:
-    """The hex SHA-256 that goes into ``auth.tokens[].sha256``."""
-    return hashlib.sha256(token.strip().encode()).hexdigest()
-
-
-def new_token() -> str:
-    return TOKEN_PREFIX + secrets.token_urlsafe(32)
 
 
 class AuthError(Exception):

@@ -8,7 +8,7 @@ Two engine calls decide, so no SQL is parsed by hand here:
    refuses several statements ("Multi-statements are not allowed") and returns the canonical single
    statement, comments dropped. That canonical text is what is judged *and* what runs.
 2. ``EXPLAIN AST <canonical>``: the engine's syntax tree, which this module walks: the statement kind at
-   the root, every table a ``FROM``/``JOIN``/``IN`` reads, every function called.
+   the root, every table the statement reads (FROM, joins, subqueries), every function called.
 
 Why these refusals, although the query runs with ``readonly=1`` (checked in chDB 26.9):
 ``DESCRIBE TABLE file(…)``/``url(…)`` still run and echo a file's head or fetch a URL; the scalar

@@ -19,9 +19,7 @@ import ssl
 import threading
 import time
 from collections.abc import Callable, Iterator
-from pathlib import Path
 
-import orjson
 import uvicorn
 from clickhouse_connect.driver.client import Client
 
@@ -29,6 +27,7 @@ from foothold.collector.alerting import AlertEvaluator, EvaluationReport, build_
 from foothold.collector.auth import Authenticator
 from foothold.collector.chain import ALERTS_CHAIN_SUFFIX, ChainingExporter, ChainStore, Mirror, load_chain_key
 from foothold.collector.config import Endpoint, Settings
+from foothold.collector.discovery import DISCOVERY_FILE, write_discovery
 from foothold.collector.exporter import ClickHouseExporter
 from foothold.collector.logs_exporter import ClickHouseLogsExporter
 from foothold.collector.metrics import Metrics, TimedExporter
@@ -44,8 +43,6 @@ from foothold.collector.store import Store, StoreError, chdb_path, open_store
 from foothold.collector.verify import VerifyReport, verify
 
 log = logging.getLogger("foothold.collector")
-
-DISCOVERY_FILE = "collector.json"
 
 
 class _EmbeddedServer(uvicorn.Server):
@@ -445,10 +442,7 @@ class Collector:
     def _write_discovery(self) -> None:
         info = {"pid": os.getpid(), "store": self.settings.store_dsn}
         info |= {name: self.endpoint_url(name) for name in self.ports}
-        path = self.settings.data_dir / DISCOVERY_FILE
-        tmp = path.with_suffix(".tmp")
-        tmp.write_bytes(orjson.dumps(info, option=orjson.OPT_INDENT_2))
-        tmp.replace(path)
+        write_discovery(self.settings.data_dir, info)
 
     async def stop(self) -> int:
         """Graceful: stop receiving, flush what was accepted, close the store. Returns spans lost."""
@@ -531,15 +525,3 @@ class CollectorThread:
 
     def __exit__(self, *exc_info: object) -> None:
         self.stop()
-
-
-def read_discovery(data_dir: Path) -> dict | None:
-    """The running collector's endpoints, or None when none is running for this data dir."""
-    try:
-        info = orjson.loads((data_dir / DISCOVERY_FILE).read_bytes())
-        os.kill(int(info["pid"]), 0)
-    except (FileNotFoundError, ProcessLookupError, ValueError, KeyError, orjson.JSONDecodeError):
-        return None
-    except PermissionError:  # alive, but another user's
-        pass
-    return info

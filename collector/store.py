@@ -12,7 +12,6 @@ import os
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import clickhouse_connect
 from clickhouse_connect.driver.client import Client
@@ -195,7 +194,3 @@ def open_store(
         store.close()
         raise StoreError(f"migrating the schema in {dsn} failed: {exc}") from exc
     return store
-
-
-def query_rows(client: Client, sql: str, parameters: dict[str, Any] | None = None) -> list[tuple]:
-    return client.query(sql, parameters=parameters).result_rows

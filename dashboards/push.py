@@ -150,7 +150,7 @@ def push(
     # Dashboards (POST /api/dashboards/db with overwrite creates or replaces by uid).
     for dashboard in build.dashboards():
         model = dashboard.to_json()
-        found = current(lambda: api.dashboard.get_dashboard(model["uid"]))
+        found = current(lambda uid=model["uid"]: api.dashboard.get_dashboard(uid))
         if found is None:
             action = CREATE
         else:
@@ -172,7 +172,7 @@ def push(
     # Alert rules, one by one through the alerting provisioning API.
     for rule in build.alert_rules_document()["groups"][0]["rules"]:
         payload = alert_rule_payload(rule)
-        found = current(lambda: api.alertingprovisioning.get_alertrule(payload["uid"]))
+        found = current(lambda uid=payload["uid"]: api.alertingprovisioning.get_alertrule(uid))
         if found is None:
             record(
                 "alert-rule",

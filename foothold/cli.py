@@ -147,9 +147,9 @@ def _reader(settings) -> Iterator[Any]:
 
     Says on stderr which one it reads, so a responder knows whose data an answer (or an empty one) is about.
     """
-    from foothold.collector.access import open_reader
-    from foothold.collector.service import read_discovery
+    from foothold.collector.discovery import read_discovery
     from foothold.collector.store import chdb_path
+    from foothold.investigation.access import open_reader
 
     path = chdb_path(settings.store_dsn)
     if path is not None and not path.exists() and not read_discovery(settings.data_dir):
@@ -185,7 +185,7 @@ def sessions(
     limit: Annotated[int, typer.Option(help="how many")] = 20,
 ) -> None:
     """Find sessions (by agent, tool, path, credential, time, alerts), with call, error, durable-write and alert counts."""
-    from foothold.collector.timeline import SessionFilter, find_sessions
+    from foothold.investigation.timeline import SessionFilter, find_sessions
 
     settings = load(config)
     where = SessionFilter(agent, tool, fingerprint, path, _since(since), _since(until), has_alerts)
@@ -208,7 +208,7 @@ def timeline(
     out: Annotated[Path | None, typer.Option("--output", "-o", help="write to this file instead of stdout")] = None,
 ) -> None:
     """A session in order: tool calls, the artifacts under each, human checkpoints and alerts."""
-    from foothold.collector.timeline import session_timeline
+    from foothold.investigation.timeline import session_timeline
 
     settings = load(config)
 
@@ -226,7 +226,7 @@ def timeline(
         console.print(timeline_tree(result))
         return
     if output is TimelineFormat.html:
-        from foothold.report import timeline_html
+        from foothold.investigation.report import timeline_html
 
         document = timeline_html(result, remediation)
     else:
@@ -235,14 +235,14 @@ def timeline(
 
 
 def _session_report(reader, session: str):
-    from foothold.collector.inventory import remediation_report
+    from foothold.investigation.inventory import remediation_report
 
     return remediation_report(reader, session=session)
 
 
 def _unknown_session(reader, session: str) -> typer.Exit:
     """An error naming what exists: the closest session ids, else how many there are."""
-    from foothold.collector.timeline import similar_sessions
+    from foothold.investigation.timeline import similar_sessions
 
     close, known = similar_sessions(reader, session)
     if close:
@@ -291,7 +291,7 @@ def artifacts(
     ] = False,
 ) -> None:
     """Inventory of durable artifacts agents left: technique, agents, sessions, first and last seen."""
-    from foothold.collector.inventory import artifact_inventory
+    from foothold.investigation.inventory import artifact_inventory
 
     settings = load(config)
 
@@ -331,7 +331,7 @@ def credentials(
     since: Annotated[str | None, typer.Option(help="ISO time or 30m / 24h / 7d")] = None,
 ) -> None:
     """Each credential fingerprint's use across agents, tasks and sessions, with uses after expiry."""
-    from foothold.collector.inventory import credential_usage
+    from foothold.investigation.inventory import credential_usage
 
     settings = load(config)
 
@@ -352,8 +352,8 @@ def report(
     out: Annotated[Path | None, typer.Option("--output", "-o", help="write to this file instead of stdout")] = None,
 ) -> None:
     """Remediation checklist: artifacts to remove, credentials to revoke, sessions to review, with commands."""
-    from foothold.collector.inventory import remediation_report
-    from foothold.report import report_markdown
+    from foothold.investigation.inventory import remediation_report
+    from foothold.investigation.report import report_markdown
 
     if session is None and since is None:
         raise fail("name a SESSION or pass --since (e.g. --since 24h)")
@@ -362,7 +362,7 @@ def report(
     def run():
         with _reader(settings) as reader:
             if session is not None:
-                from foothold.collector.timeline import session_exists
+                from foothold.investigation.timeline import session_exists
 
                 if not session_exists(reader, session):
                     raise _unknown_session(reader, session)
@@ -400,7 +400,7 @@ def alerts(
 
 
 def _evaluate(settings) -> None:
-    from foothold.collector.access import ApiReader
+    from foothold.investigation.access import ApiReader
 
     with _reader(settings) as reader:
         if isinstance(reader, ApiReader):
@@ -466,9 +466,9 @@ def verify(
 ) -> None:
     """Check the keyed chain against the store and its mirror: deleted, altered or inserted rows (exit 1 on any)."""
     settings = load(config)
-    from foothold.collector.access import ApiReader
     from foothold.collector.verify import VerifyReport
     from foothold.collector.verify import verify as verify_store
+    from foothold.investigation.access import ApiReader
 
     def run() -> tuple[VerifyReport, str]:
         with _reader(settings) as reader:
@@ -517,14 +517,14 @@ def token_new(
     name: Annotated[str, typer.Option("--name", "-n", help="sender name stored on every span as foothold.sender")],
 ) -> None:
     """Print a fresh random token and the auth.tokens line that accepts it (only the hash goes in the config)."""
-    import hashlib
     import re
-    import secrets
+
+    from foothold.collector.tokens import hash_token, new_token
 
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.@:/-]{0,127}", name):
         raise fail("--name: letters, digits and _ . @ : / - only (at most 128 characters)")
-    token = "fh_" + secrets.token_urlsafe(32)
-    digest = hashlib.sha256(token.encode()).hexdigest()
+    token = new_token()
+    digest = hash_token(token)
     typer.echo(token)
     err.print(
         "Give the token (first line) to the sender, e.g. OTEL_EXPORTER_OTLP_HEADERS='authorization=Bearer%20<token>'"
@@ -536,13 +536,14 @@ def token_new(
 @token_app.command("hash")
 def token_hash() -> None:
     """Read a token on stdin and print its SHA-256, the auth.tokens[].sha256 value."""
-    import hashlib
     import sys
+
+    from foothold.collector.tokens import hash_token
 
     token = sys.stdin.read().strip()
     if not token:
         raise fail('no token on stdin: echo -n "$TOKEN" | foothold-audit token hash')
-    typer.echo(hashlib.sha256(token.encode()).hexdigest())
+    typer.echo(hash_token(token))
 
 
 def _mount_subcommands() -> None:

@@ -32,10 +32,10 @@ from rich.padding import Padding
 from rich.panel import Panel
 from rich.text import Text
 
-from foothold.collector.access import ApiReader
-from foothold.collector.inventory import remediation_report
-from foothold.collector.service import DISCOVERY_FILE
-from foothold.collector.timeline import session_timeline
+from foothold.collector.discovery import DISCOVERY_FILE
+from foothold.investigation.access import ApiReader
+from foothold.investigation.inventory import remediation_report
+from foothold.investigation.timeline import session_timeline
 from foothold.render import SEVERITY_STYLE, timeline_tree
 
 ATTACKED_SESSION = "fix-ci-4711"

@@ -23,7 +23,7 @@ from rich.table import Table
 from rich.text import Text
 from rich.tree import Tree
 
-from foothold.evidence import argument_fields, excerpt, readable_command
+from foothold.investigation.evidence import argument_fields, excerpt, readable_command
 
 # C0 controls but newline and tab, DEL, C1 controls (0x9b is CSI on some terminals), the bidi embedding,
 # override and isolate characters, and the Unicode line/paragraph separators.

@@ -23,10 +23,10 @@ from typer.testing import CliRunner
 
 from foothold import semconv
 from foothold.cli import app
-from foothold.collector.access import open_reader
 from foothold.collector.config import ConfigError, load_settings
 from foothold.collector.service import CollectorThread
 from foothold.collector.store import StoreError
+from foothold.investigation.access import open_reader
 from tests.conftest import make_settings, rows
 
 TOKEN_A = "fh_token-for-fleet-a"

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from foothold.collector.auth import hash_token
+from foothold.collector.tokens import hash_token
 from tests.conftest import make_settings, rows
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from foothold.instrumentation.integrations import claude_code
+from foothold.instrumentation.integrations import claude_code, hook_files
 from foothold.redact import fingerprint
 from tests.conftest import rows
 
@@ -419,7 +419,7 @@ def test_persisted_states_spare_the_hashing_but_not_a_same_size_rewrite_with_its
         before.st_mode,
     )  # invisible to the watch state
     assert pre("toolu_third") == [str(bashrc)]
-    state = json.loads(claude_code._state_file(SESSION, "toolu_third").read_text())
+    state = json.loads(hook_files.state_file(SESSION, "toolu_third").read_text())
     assert state["known"][str(bashrc)] == hashlib.sha256(b"export B=2\n").hexdigest()  # the Post's before-hash
 
 

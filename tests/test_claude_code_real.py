@@ -241,8 +241,8 @@ def test_the_real_claude_code_session_lands_once_under_its_session(claude_binary
 def check_session(collector, session: str, home: Path, project: Path) -> None:
     """What an incident responder must see: each call once, in order, under the real session; the denied
     calls denied, and by whom; the artifacts under their call and session; nothing dropped."""
-    from foothold.collector.access import open_reader
-    from foothold.collector.timeline import session_timeline
+    from foothold.investigation.access import open_reader
+    from foothold.investigation.timeline import session_timeline
 
     with open_reader(collector.settings) as reader:
         timeline = session_timeline(reader, session)

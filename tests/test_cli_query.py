@@ -9,7 +9,7 @@ import sys
 import httpx
 import orjson
 
-from foothold.collector.access import open_reader
+from foothold.investigation.access import open_reader
 from tests.conftest import sdk_agent
 
 

@@ -28,8 +28,6 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 
-from foothold.collector import inventory, timeline
-from foothold.collector.access import QueryResult
 from foothold.collector.chain import load_chain_key
 from foothold.collector.schema.ddl import Topology
 from foothold.collector.schema.migrations import render_all
@@ -38,6 +36,8 @@ from foothold.collector.verify import verify
 from foothold.dashboards import build
 from foothold.detections.macros import expand
 from foothold.detections.rules import load_alert_rules
+from foothold.investigation import inventory, timeline
+from foothold.investigation.access import QueryResult
 from tests.conftest import TEST_CLUSTER, make_settings
 from tests.test_dashboards import DASHBOARDS, SELECTED_ALL, TIMELINE, TIMELINE_SESSION, grafana_sql, seed, window
 
@@ -45,7 +45,7 @@ SINGLE, CLUSTER = "single", "cluster"
 
 
 class ClientReader:
-    """The CLI's direct read path (collector/access.py DirectReader): read-only queries on the store."""
+    """The CLI's direct read path (foothold/investigation/access.py DirectReader): read-only queries on the store."""
 
     via = "test"
 

@@ -165,10 +165,10 @@ def test_an_agent_backdoors_a_file_and_commits_it_and_the_report_shows_it(collec
     import subprocess
 
     from foothold import instrumentation as fh
-    from foothold.collector.access import open_reader
-    from foothold.collector.inventory import remediation_report
-    from foothold.collector.timeline import session_timeline
-    from foothold.report import report_markdown, timeline_html
+    from foothold.investigation.access import open_reader
+    from foothold.investigation.inventory import remediation_report
+    from foothold.investigation.report import report_markdown, timeline_html
+    from foothold.investigation.timeline import session_timeline
     from tests.conftest import sdk_agent
     from tests.test_instrumentation import _reset, instrument
 

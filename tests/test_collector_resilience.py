@@ -188,11 +188,13 @@ def test_traces_table_matches_the_otel_collector_exporter(store):
     ).result_rows
     assert table == [("MergeTree", "ServiceName, SpanName, toDateTime(Timestamp)", "toDate(Timestamp)")]
     columns = client.query(
-        f"SELECT name, type, compression_codec FROM system.columns WHERE database = '{db}' AND table = 'otel_traces' ORDER BY position"
+        f"SELECT name, type, compression_codec FROM system.columns WHERE database = '{db}' AND table "
+        "= 'otel_traces' ORDER BY position"
     ).result_rows
     assert columns == CONTRIB_TRACES_COLUMNS
     indexes = client.query(
-        f"SELECT name, type_full, expr FROM system.data_skipping_indices WHERE database = '{db}' AND table = 'otel_traces'"
+        f"SELECT name, type_full, expr FROM system.data_skipping_indices WHERE database = '{db}' AND "
+        "table = 'otel_traces'"
     ).result_rows
     assert set(indexes) == CONTRIB_TRACES_INDEXES
     assert [name for name, _, _ in CONTRIB_TRACES_COLUMNS] == list(COLUMNS)  # and the exporter inserts exactly these
@@ -202,7 +204,8 @@ def test_old_exporter_spellings_of_status_and_kind_are_understood(store):
     """otelcol-contrib before v0.10x wrote STATUS_CODE_ERROR; rows written that way must still count."""
     client, db = store.client(), store.database
     client.command(
-        f"INSERT INTO {db}.otel_traces (Timestamp, TraceId, SpanId, SpanName, SpanKind, StatusCode, SpanAttributes) VALUES "
+        f"INSERT INTO {db}.otel_traces (Timestamp, TraceId, SpanId, SpanName, SpanKind, StatusCode, "
+        "SpanAttributes) VALUES "
         f"(now64(9), 'aa', 'bb', 'execute_tool x', 'SPAN_KIND_INTERNAL', 'STATUS_CODE_ERROR', "
         f"map('gen_ai.operation.name', 'execute_tool', 'gen_ai.tool.name', 'x'))"
     )

@@ -61,7 +61,10 @@ def test_json_columns_insert_stores_what_the_column_insert_stores(chdb_dsn, data
         reference = client.query(select.format(db=db, table="reference")).result_rows
         assert len(stored) == 5
         assert stored == reference
-        nanos = f"SELECT toUnixTimestamp64Nano(Timestamp), arrayMap(t -> toUnixTimestamp64Nano(t), Events.Timestamp) FROM {db}.otel_traces ORDER BY SpanId"
+        nanos = (
+            "SELECT toUnixTimestamp64Nano(Timestamp), arrayMap(t -> toUnixTimestamp64Nano(t), Events.Timestamp) "
+            f"FROM {db}.otel_traces ORDER BY SpanId"
+        )
         expected = sorted(
             zip(batch.columns["SpanId"], batch.columns["Timestamp"], batch.columns["Events.Timestamp"], strict=False)
         )

@@ -581,7 +581,7 @@ def test_full_queue_drops_and_counts_instead_of_blocking(home: Path):
     exporter = _BlockedExporter()
     harness = instrument(home, TracerProvider(), exporter=exporter, max_queue_size=4, watch=False)
     try:
-        for n in range(40):
+        for _ in range(40):
             with fh.tool_call("noop"):
                 pass
         assert harness.instrumentation.dropped_spans >= 40 - 2 * 4  # at most one batch in flight, one queued

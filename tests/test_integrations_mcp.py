@@ -142,8 +142,8 @@ def test_client_and_server_spans_join_one_trace_with_arguments_session_and_artif
         "WHERE Kind = 'file' AND ServiceName = 'mcp-test-server'",
     )
     assert (str(keys), "audit_hook", server_span, "ssh_authorized_keys", "mcp-test-server") in artifacts
-    from foothold.collector.access import open_reader
-    from foothold.collector.timeline import session_timeline
+    from foothold.investigation.access import open_reader
+    from foothold.investigation.timeline import session_timeline
 
     with open_reader(collector.settings) as reader:
         timeline = session_timeline(reader, "mcp-session")

@@ -57,7 +57,8 @@ def test_proxy_passes_bytes_through_unchanged_and_records_calls(tmp_path: Path, 
     taps = {name: tmp_path / f"{name}.bin" for name in ("client_out", "server_in", "server_out", "client_in")}
     q = {name: shlex.quote(str(path)) for name, path in taps.items()}
     py = shlex.quote(sys.executable)
-    inner = f"tee {q['server_in']} | {py} {shlex.quote(str(server))} 2>{shlex.quote(str(tmp_path / 'server.log'))} | tee {q['server_out']}"
+    log = shlex.quote(str(tmp_path / "server.log"))
+    inner = f"tee {q['server_in']} | {py} {shlex.quote(str(server))} 2>{log} | tee {q['server_out']}"
     # content capture by flag: Claude Code and other MCP hosts do not pass OTEL_* variables to servers
     proxy = f"{py} -m foothold mcp-proxy --capture-content --session agent-sess-1 -- sh -c {shlex.quote(inner)}"
     pipeline = f"tee {q['client_out']} | {proxy} | tee {q['client_in']}"

@@ -99,7 +99,8 @@ def test_collector_metrics_table_gets_periodic_and_final_rows(tmp_path, chdb_dsn
     try:
         columns = rows(
             collector,
-            "SELECT name, type FROM system.columns WHERE database = '{db}' AND table = 'collector_metrics' ORDER BY position",
+            "SELECT name, type FROM system.columns WHERE database = '{db}' AND table = "
+            "'collector_metrics' ORDER BY position",
         )
         assert columns == [
             ("Timestamp", "DateTime64(3)"),
@@ -126,10 +127,12 @@ def test_collector_metrics_table_gets_periodic_and_final_rows(tmp_path, chdb_dsn
     try:
         client = store.client()
         latest = client.query(
-            f"SELECT argMax(Value, Timestamp) FROM {database}.collector_metrics WHERE Name = 'foothold_spans_exported_total'"
+            f"SELECT argMax(Value, Timestamp) FROM {database}.collector_metrics WHERE Name = "
+            "'foothold_spans_exported_total'"
         ).result_rows
         labelled = client.query(
-            f"SELECT Labels FROM {database}.collector_metrics WHERE Name = 'foothold_spans_received_total' ORDER BY Timestamp DESC LIMIT 1"
+            f"SELECT Labels FROM {database}.collector_metrics WHERE Name = "
+            "'foothold_spans_received_total' ORDER BY Timestamp DESC LIMIT 1"
         ).result_rows
     finally:
         store.close()

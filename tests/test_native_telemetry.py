@@ -36,8 +36,8 @@ from opentelemetry.sdk._logs.export import SimpleLogRecordProcessor
 from opentelemetry.sdk.resources import Resource
 
 from foothold import semconv
-from foothold.collector.auth import hash_token
 from foothold.collector.service import CollectorThread
+from foothold.collector.tokens import hash_token
 from foothold.redact import fingerprint
 from tests.conftest import make_settings, rows, sdk_agent
 from tests.planted import Planter

@@ -36,6 +36,19 @@ def test_agent_side_imports_no_clickhouse():
     subprocess.run([sys.executable, "-c", code], check=True, cwd="/", timeout=60)
 
 
+def test_investigation_reads_the_store_without_the_collector_service():
+    """Investigation depends on the schema and the store, not on the service: reading a timeline must not
+    start importing the servers (uvicorn, grpc) the service wires."""
+    code = (
+        "import sys\n"
+        "import foothold.investigation.access, foothold.investigation.timeline\n"
+        "import foothold.investigation.inventory, foothold.investigation.report\n"
+        "heavy = [m for m in ('foothold.collector.service', 'uvicorn', 'grpc') if m in sys.modules]\n"
+        "assert not heavy, heavy"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, cwd="/", timeout=60)
+
+
 def test_agent_side_dependencies_exclude_the_collector_stack():
     base = " ".join(_pyproject()["project"]["dependencies"]).lower()
     assert "clickhouse" not in base and "chdb" not in base
@@ -61,3 +74,27 @@ def test_wheel_ships_data_files_and_only_the_foothold_namespace(tmp_path):
         "foothold/collector/schema/ddl.py",
     ):
         assert required in names
+
+
+def test_readme_architecture_table_names_modules_and_files_that_exist():
+    """The README's map of components (module -> file) is what a new reader trusts first: every module it
+    names imports, every file it names exists (a name not rooted at the top is beside the path before it)."""
+    import importlib.util
+    import re
+
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    table = readme.split("| Component | Module | File |", 1)[1].split("\n\n", 1)[0]
+    rows = [line for line in table.splitlines() if line.startswith("| ") and "---" not in line]
+    assert len(rows) >= 10
+    for row in rows:
+        _, module_cell, file_cell = (cell.strip() for cell in row.strip("|").split("|"))
+        for module in re.findall(r"`([^`]+)`", module_cell):
+            assert importlib.util.find_spec(module) is not None, module
+        folder = ROOT
+        for name in re.findall(r"`([^`]+)`", file_cell):
+            if (ROOT / name.split("/")[0]).is_dir() and "/" in name:  # a path from the top
+                path = ROOT / name
+                folder = path if name.endswith("/") else path.parent
+            else:
+                path = folder / name
+            assert any(path.parent.glob(path.name)) if "*" in name else path.exists(), f"{row}: {name}"

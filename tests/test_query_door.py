@@ -16,9 +16,9 @@ import httpx
 import orjson
 import pytest
 
-from foothold.collector.access import open_reader
 from foothold.collector.service import CollectorThread
 from foothold.collector.store import StoreError
+from foothold.investigation.access import open_reader
 from tests.conftest import make_settings, rows, sdk_agent
 
 CANARY = "fingerprint_key: CANARY-d41d8cd98f00b204"

@@ -1,4 +1,5 @@
-"""Incident response outputs: artifact inventory with host check, credential usage, remediation report, HTML timeline."""
+"""Incident response outputs: artifact inventory with host check, credential usage, remediation report and the
+HTML timeline."""
 
 from __future__ import annotations
 
@@ -13,16 +14,16 @@ import orjson
 import pytest
 
 from foothold import semconv
-from foothold.collector.access import open_reader
-from foothold.collector.inventory import (
+from foothold.investigation.access import open_reader
+from foothold.investigation.inventory import (
     REMEDIATION,
     artifact_inventory,
     credential_usage,
     remediation_command,
     remediation_report,
 )
-from foothold.collector.timeline import session_timeline
-from foothold.report import report_markdown, timeline_html
+from foothold.investigation.report import report_markdown, timeline_html
+from foothold.investigation.timeline import session_timeline
 from tests.conftest import sdk_agent
 from tests.scenarios import HOME, Session, artifact, credential_sessions, injected_devops_session
 

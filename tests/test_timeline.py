@@ -11,8 +11,8 @@ import orjson
 import pytest
 
 from foothold import semconv
-from foothold.collector.access import open_reader
-from foothold.collector.timeline import SessionFilter, find_sessions, session_timeline
+from foothold.investigation.access import open_reader
+from foothold.investigation.timeline import SessionFilter, find_sessions, session_timeline
 from tests.conftest import rows, sdk_agent
 from tests.scenarios import HOME, Session, injected_devops_session
 

@@ -24,9 +24,10 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 
-from foothold.collector.access import open_reader
 from foothold.collector.config import ConfigError, load_settings
-from foothold.collector.service import DISCOVERY_FILE, CollectorThread
+from foothold.collector.discovery import DISCOVERY_FILE
+from foothold.collector.service import CollectorThread
+from foothold.investigation.access import open_reader
 from tests.conftest import make_settings, rows
 
 x509 = pytest.importorskip("cryptography.x509")

@@ -105,7 +105,8 @@ def test_verify_passes_clean_then_names_deleted_altered_and_inserted_rows(tmp_pa
             settings={"mutations_sync": 2},
         )
         client.command(
-            f"INSERT INTO {db}.otel_traces (Timestamp, TraceId, SpanId, SpanName) VALUES (now64(9), 'ab', 'cd', 'forged')"
+            f"INSERT INTO {db}.otel_traces (Timestamp, TraceId, SpanId, SpanName) VALUES (now64(9), "
+            "'ab', 'cd', 'forged')"
         )
     finally:
         store.close()
@@ -131,7 +132,8 @@ def test_verify_through_the_running_collector_that_owns_the_store(tmp_path, chdb
         assert code == 0 and report["links"] == 2 and report["rows"] == 8
         (target,) = _span_ids(collector.store.client(), database, "SpanName LIKE 'b0-1 %'")
         collector.store.client().command(
-            f"ALTER TABLE {database}.otel_traces UPDATE SpanAttributes = mapUpdate(SpanAttributes, map('alpha', 'changed')) "
+            f"ALTER TABLE {database}.otel_traces UPDATE SpanAttributes = mapUpdate(SpanAttributes, "
+            "map('alpha', 'changed')) "
             f"WHERE SpanId = '{target[1]}'",
             settings={"mutations_sync": 2},
         )
@@ -205,7 +207,8 @@ def test_unchained_rows_from_other_writers(tmp_path, chdb_dsn, database, other_w
         _send_batches(collector, batches=1, spans=1)
         client = collector.store.client()
         client.command(
-            f"INSERT INTO {database}.otel_traces (Timestamp, TraceId, SpanId, SpanName) VALUES (now64(9), 'a1', 'b1', 'otelcol')"
+            f"INSERT INTO {database}.otel_traces (Timestamp, TraceId, SpanId, SpanName) VALUES "
+            "(now64(9), 'a1', 'b1', 'otelcol')"
         )
         client.command(
             f"INSERT INTO {database}.otel_traces (Timestamp, TraceId, SpanId, SpanName, SpanAttributes) "

@@ -54,7 +54,8 @@ def shell_command(arguments: str, tool_name: str = "") -> str | None:
     return "\n".join(commands) if commands else None
 
 
-# The verdict is the collector's: whatever a sender put under these keys is replaced, never kept.
+# The verdict is the collector's: whatever a sender put under these keys is replaced whenever the collector
+# can judge the call itself (its arguments arrived).
 _VERDICT_KEYS = (
     semconv.PERSISTENCE_KIND,
     semconv.PERSISTENCE_TECHNIQUE,
@@ -100,10 +101,15 @@ class ClassifyProcessor:
         names = batch.columns.get("SpanName") or kinds
         for i, attrs in enumerate(attributes):
             try:
-                _clear_verdict(attrs)
-                if attrs.get(semconv.ARTIFACT_KIND):
+                artifact = bool(attrs.get(semconv.ARTIFACT_KIND))
+                tool_call = not artifact and toolcall.is_tool_call_span(attrs, kinds[i])
+                if not (tool_call and not _arguments(attrs)):
+                    _clear_verdict(attrs)
+                # else content capture is off: the collector has nothing to judge, so the sender's own verdict
+                # (the Claude Code hook judges the arguments it does not send) stands; it can only add a finding.
+                if artifact:
                     self._artifact(attrs)
-                elif toolcall.is_tool_call_span(attrs, kinds[i]):
+                elif tool_call:
                     self._tool_call(attrs, names[i])
             except Exception:  # a classifier bug must never cost a span
                 if not self._warned:

@@ -189,7 +189,7 @@ def _extract_heredocs(text: str, ctx: _Ctx) -> str:
         line = lines[i]
         pending: list[tuple[str, bool]] = []
 
-        def _sub(m: re.Match[str]) -> str:
+        def _sub(m: re.Match[str], pending: list[tuple[str, bool]] = pending) -> str:
             index = len(ctx.heredocs) + len(pending)
             pending.append((m.group(3), m.group(1) == "-"))
             return "< " + _HEREDOC_TOKEN.format(index)

@@ -46,13 +46,23 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from . import hook_state
+from . import hook_files, hook_state
 from .hook_state import STATE_DIR_ENV, state_root
 
 if TYPE_CHECKING:  # loaded only when there is something to send: a Pre that saves state sends nothing
     from . import hook_export
 
-__all__ = ["STATE_DIR_ENV", "HookConfig", "install", "main", "run"]
+__all__ = ["STATE_DIR_ENV", "HookConfig", "install", "main", "run"]  # noqa: F822 - install: see __getattr__
+
+
+def __getattr__(name: str) -> Any:
+    """``install`` stays importable from here; it loads only when asked, off the hook's per-event import path."""
+    if name == "install":
+        from .claude_code_settings import install
+
+        return install
+    raise AttributeError(name)
+
 
 LOG_ENV = "FOOTHOLD_HOOK_LOG"
 TIMEOUT_ENV = "FOOTHOLD_HOOK_TIMEOUT"
@@ -61,10 +71,8 @@ CONTENT_ENV = "FOOTHOLD_CAPTURE_CONTENT"
 OTEL_CONTENT_ENV = "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"
 SERVICE_NAME = "claude-code"
 SCOPE = "foothold.claude_code"
-KNOWN_FILE = "known-states.json"
 HOOK_COMMAND = "foothold-audit hook claude-code"
 MAX_CONTENT_BYTES = 8192
-HASH_LIMIT = 1 << 20
 # The hook events Claude Code 2.1 documents that say something about what a session did (checked against the
 # binary's own event list). PermissionDenied fires in auto mode only. (MultiEdit, a tool, is gone from 2.1.)
 EVENTS = (
@@ -143,14 +151,6 @@ def run(stdin_text: str, config: HookConfig | None = None) -> Answer:
         return Answer()
 
 
-def _session_dir(session_id: str) -> Path:
-    return state_root() / "sessions" / hashlib.sha256(session_id.encode()).hexdigest()[:32]
-
-
-def _state_file(session_id: str, tool_use_id: str) -> Path:
-    return _session_dir(session_id) / (hashlib.sha256(tool_use_id.encode()).hexdigest()[:32] + ".json")
-
-
 def _log_path() -> Path:
     return Path(os.environ.get(LOG_ENV) or state_root() / "hook.log")
 
@@ -222,7 +222,7 @@ class _Hook:
             self._close_unanswered()
         self._send()
         if self.event == "SessionEnd":
-            shutil.rmtree(_session_dir(self.session_id), ignore_errors=True)
+            shutil.rmtree(hook_files.session_dir(self.session_id), ignore_errors=True)
         return answer
 
     def _pre(self) -> Answer:
@@ -264,14 +264,14 @@ class _Hook:
     def _close_unanswered(self) -> None:
         """Calls with a Pre and no Post when the turn ends never ran: Claude Code refused them (a permission
         rule, a guard, a prompt nobody answered). Its transcript holds the refusal it sent the model."""
-        directory = _session_dir(self.session_id)
+        directory = hook_files.session_dir(self.session_id)
         try:
             pending = [p for p in directory.iterdir() if p.suffix == ".json" and not p.name.startswith(".")]
         except OSError:
             return
         states = []
         for path in pending:
-            state = _read_state(path)
+            state = hook_files.read_state(path)
             if state and state.get("tool_use_id"):
                 states.append(state)
         if not states:
@@ -286,7 +286,7 @@ class _Hook:
             call._key = self._key
             text = results.get(use_id)
             call._denied_by_claude_code(state, call._reason(text) if text else "no result: denied or interrupted")
-            _state_file(self.session_id, use_id).unlink(missing_ok=True)
+            hook_files.state_file(self.session_id, use_id).unlink(missing_ok=True)
 
     def _other(self) -> None:
         attributes = self._session_attributes() | {"claude_code.hook_event_name": self.event}
@@ -310,16 +310,16 @@ class _Hook:
     def _save_state(self) -> None:
         from foothold.instrumentation.artifacts import hash_file
 
-        watcher = _watcher(self.home)
-        seeded = _load_known()
+        watcher = hook_files.watcher(self.home)
+        seeded = hook_files.load_known()
         watcher.seed(seeded)
         snapshot = watcher.before(self.cwd)
         known = watcher.known()
         if known != seeded:
-            _save_known(known)
+            hook_files.save_known(known)
         files = {}
         for path in self._file_paths():
-            files[path] = {"existed": os.path.lexists(path), "sha256": hash_file(path, HASH_LIMIT)[0]}
+            files[path] = {"existed": os.path.lexists(path), "sha256": hash_file(path, hook_files.HASH_LIMIT)[0]}
         state = {
             "start_ns": time.time_ns(),
             "tool_use_id": self.tool_use_id,
@@ -329,15 +329,15 @@ class _Hook:
             "known": {p: h for p, (s, h) in known.items() if p in snapshot.states},
             "files": files,
         }
-        path = _state_file(self.session_id, self.tool_use_id)
+        path = hook_files.state_file(self.session_id, self.tool_use_id)
         hook_state.private_dir(path.parent)
         hook_state.write_atomic(path, json.dumps(state).encode())
 
     def _load_state(self, tool_use_id: str) -> dict[str, Any] | None:
         if not tool_use_id:
             return None
-        path = _state_file(self.session_id, tool_use_id)
-        state = _read_state(path)
+        path = hook_files.state_file(self.session_id, tool_use_id)
+        state = hook_files.read_state(path)
         path.unlink(missing_ok=True)
         return state
 
@@ -482,7 +482,7 @@ class _Hook:
             if not os.path.lexists(path):
                 continue
             prior = before.get(path) or {}
-            sha256, size = hash_file(path, HASH_LIMIT)
+            sha256, size = hash_file(path, hook_files.HASH_LIMIT)
             if prior and prior.get("sha256") == sha256 and prior.get("existed"):
                 continue  # unchanged (a failed, refused or no-op edit)
             action = "modify" if prior.get("existed", True) else "create"
@@ -496,7 +496,7 @@ class _Hook:
 
         if not state.get("roots"):
             return []
-        watcher = _watcher(self.home)
+        watcher = hook_files.watcher(self.home)
         states = {p: tuple(s) for p, s in (state.get("states") or {}).items()}
         known = state.get("known") or {}
         watcher.seed({p: (states[p], sha) for p, sha in known.items() if p in states})  # type: ignore[misc]
@@ -523,14 +523,6 @@ def _verdict(findings: list[Any]) -> dict[str, str]:
         "foothold.persistence.target": first.target,
         "foothold.persistence.evidence": "; ".join(f.evidence for f in findings[:3]),
     }
-
-
-def _read_state(path: Path) -> dict[str, Any] | None:
-    try:
-        state = json.loads(hook_state.read_text(path))
-    except (OSError, ValueError):
-        return None
-    return state if isinstance(state, dict) else None
 
 
 def _transcript_results(transcript: Any, wanted: set[str]) -> dict[str, Any]:
@@ -561,183 +553,8 @@ def _transcript_results(transcript: Any, wanted: set[str]) -> dict[str, Any]:
     return found
 
 
-def _watcher(home: str) -> Any:
-    """A watcher that scans directly: one hook process takes one snapshot, an inotify watch would not pay."""
-    from foothold.instrumentation.watch import Watcher, WatchList
-
-    return Watcher(WatchList(home=home), HASH_LIMIT, inotify=False)
-
-
-def _lstat(path: str) -> tuple[tuple[int, int, int, int], int] | None:
-    """A file's watch state (mtime, size, inode, mode) and its ctime."""
-    try:
-        st = os.lstat(path)
-    except OSError:
-        return None
-    return (st.st_mtime_ns, st.st_size, st.st_ino, st.st_mode), st.st_ctime_ns
-
-
-def _load_known() -> dict[str, Any]:
-    """The hashes earlier hook processes took, for the files whose lstat has not changed since.
-
-    Stat-first trade-off: a file rewritten in place to the same size with its mtime put back keeps its watch
-    state, so the ctime is part of the key too. User space cannot set a ctime; what remains is a rewrite in the
-    same kernel clock tick (a few ms) as the file's previous change, or a clock set back by root. The state
-    directory is the user's (0700, ownership checked), as trusted as the per-call state files next to it."""
-    try:
-        entries = json.loads(hook_state.read_text(state_root() / KNOWN_FILE))
-        known = {}
-        for path, (state, ctime, sha256) in entries.items():
-            if _lstat(path) == (tuple(state), ctime):
-                known[path] = (tuple(state), sha256)
-        return known
-    except (OSError, ValueError, TypeError):  # absent or damaged: hash everything once, as a first run would
-        return {}
-
-
-def _save_known(known: dict[str, Any]) -> None:
-    entries = {}
-    for path, (state, sha256) in known.items():
-        now = _lstat(path)
-        if now is not None and now[0] == state:  # unchanged since it was hashed: its ctime vouches for the hash
-            entries[path] = [state, now[1], sha256]
-    root = hook_state.private_dir(state_root())
-    hook_state.write_atomic(root / KNOWN_FILE, json.dumps(entries).encode())  # parallel hooks: last one wins
-
-
 def _is_error(response: Any) -> bool:
     return isinstance(response, dict) and (response.get("is_error") is True or response.get("isError") is True)
-
-
-# --- settings.json ------------------------------------------------------------------------------------------
-
-
-def default_settings_path() -> Path:
-    return Path(os.path.expanduser("~")) / ".claude" / "settings.json"
-
-
-def default_command() -> list[str]:
-    """The hook command as an absolute path: Claude Code runs hooks with its own PATH, where a venv's
-    ``foothold-audit`` usually is not (every hook would exit 127, silently). The console script next to this
-    interpreter, else the one on PATH, else this interpreter with ``-m foothold``."""
-    beside = Path(sys.executable).parent / "foothold-audit"
-    if beside.is_file():
-        return [str(beside.absolute()), "hook", "claude-code"]
-    found = shutil.which("foothold-audit")
-    if found:
-        return [str(Path(found).absolute()), "hook", "claude-code"]
-    return [str(Path(sys.executable).absolute()), "-m", "foothold", "hook", "claude-code"]
-
-
-def _quote(word: str) -> str:
-    import shlex
-
-    return shlex.quote(word)
-
-
-def hook_command_line(command: list[str], config: HookConfig) -> str:
-    """The command line ``install`` writes: the executable, then every setting as a flag (``OTEL_*`` never
-    reaches the hook; the command line does)."""
-    words = list(command)
-    if config.endpoint:
-        words += ["--endpoint", config.endpoint]
-    if config.token_file:
-        words += ["--token-file", config.token_file]
-    if config.capture_content is not None:
-        words.append("--capture-content" if config.capture_content else "--no-capture-content")
-    if config.deny_persistence:
-        words.append("--deny-persistence")
-    return " ".join(_quote(w) for w in words)
-
-
-def _runnable_warning(command: list[str]) -> str | None:
-    executable = command[0]
-    if not os.path.isabs(executable):
-        resolved = shutil.which(executable)
-        if resolved is None:
-            return f"{executable!r} is not on this PATH: Claude Code would fail to start the hook (exit 127)"
-        return f"{executable!r} is a bare name: Claude Code finds it only if its PATH holds {os.path.dirname(resolved)}"
-    if not (os.path.isfile(executable) and os.access(executable, os.X_OK)):
-        return f"{executable} is not an executable file: Claude Code will fail to start the hook"
-    return None
-
-
-def install(
-    settings_path: Path | None = None,
-    *,
-    deny_persistence: bool = False,
-    command: str | None = None,
-    timeout_seconds: int = 10,
-    fingerprint_key_file: Path | None = None,
-    endpoint: str | None = None,
-    token_file: Path | None = None,
-    capture_content: bool | None = None,
-) -> tuple[Path, list[str]]:
-    """Add (or refresh) Foothold's hook entries in a Claude Code settings.json, keeping every other hook and
-    setting; running it twice leaves one entry per event. The command is written with an absolute executable
-    and the settings as flags; ``fingerprint_key_file`` goes into the settings' ``env`` (applied to the session
-    and its hooks) as ``FOOTHOLD_FINGERPRINT_KEY_FILE``: the path, never the key. Returns the settings file and
-    warnings (no fingerprint key; an executable Claude Code cannot run)."""
-    import shlex
-
-    from foothold.instrumentation.keys import FINGERPRINT_KEY_ENV, FINGERPRINT_KEY_FILE_ENV, read_key_file
-
-    path = settings_path or default_settings_path()
-    try:
-        settings = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
-    except ValueError as exc:
-        raise ValueError(f"{path} is not valid JSON ({exc}); fix it before installing hooks") from None
-    if not isinstance(settings, dict):
-        raise ValueError(f"{path} does not hold a JSON object")
-    hooks = settings.setdefault("hooks", {})
-    if not isinstance(hooks, dict):
-        raise ValueError(f"{path}: 'hooks' is not an object")
-    env = settings.get("env", {})
-    if not isinstance(env, dict):
-        raise ValueError(f"{path}: 'env' is not an object")
-    if fingerprint_key_file is not None:
-        key_file = str(fingerprint_key_file.expanduser().resolve())
-        read_key_file(key_file)  # unreadable or empty: fail now, not in every hook
-        env = settings["env"] = {**env, FINGERPRINT_KEY_FILE_ENV: key_file}
-    from . import hook_export
-
-    token = None
-    if token_file is not None:
-        token = str(token_file.expanduser().resolve())
-        hook_export.Destination.resolve(endpoint, token, 1.0)  # unreadable or empty: fail now
-    words = shlex.split(command) if command else default_command()
-    config = HookConfig(endpoint, token, capture_content, deny_persistence)
-    full = hook_command_line(words, config)
-    for event in EVENTS:
-        groups = [g for g in hooks.get(event, []) if isinstance(g, dict)]
-        for group in groups:  # drop earlier Foothold entries (any flags, any path), keep everyone else's
-            group["hooks"] = [h for h in group.get("hooks", []) if not _is_ours(h)]
-        groups = [g for g in groups if g.get("hooks")]
-        entry: dict[str, Any] = {"hooks": [{"type": "command", "command": full, "timeout": timeout_seconds}]}
-        if event in TOOL_EVENTS:
-            entry = {"matcher": "*", **entry}
-        groups.append(entry)
-        hooks[event] = groups
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".foothold.tmp")
-    tmp.write_text(json.dumps(settings, indent=2) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
-    warnings = []
-    if runnable := _runnable_warning(words):
-        warnings.append(runnable)
-    keyed = any(name in env or os.environ.get(name) for name in (FINGERPRINT_KEY_FILE_ENV, FINGERPRINT_KEY_ENV))
-    if not keyed:
-        warnings.append(
-            f"no fingerprint key: each hook event is a new process with its own random key, so fingerprints of the "
-            f"same secret will not correlate across tool calls or with the collector (credential reuse goes "
-            f"unnoticed). Put the deployment key (the collector's fingerprint_key) in a file only you can read and "
-            f"run again with --fingerprint-key-file PATH (sets {FINGERPRINT_KEY_FILE_ENV} in {path}'s env)."
-        )
-    return path, warnings
-
-
-def _is_ours(hook: Any) -> bool:
-    return isinstance(hook, dict) and isinstance(hook.get("command"), str) and "hook claude-code" in hook["command"]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -72,7 +72,7 @@ def install_command(
     if not claude_code:
         typer.echo("choose the agent to install hooks for: --claude-code", err=True)
         raise typer.Exit(2)
-    from .claude_code import install
+    from .claude_code_settings import install
 
     try:
         path, warnings = install(
@@ -101,7 +101,8 @@ def mcp_proxy_command(
         bool | None,
         typer.Option(
             "--capture-content/--no-capture-content",
-            help="record tool arguments and results, redacted (default: off, or OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT)",
+            help="record tool arguments and results, redacted "
+            "(default: off, or OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT)",
         ),
     ] = None,
     session: Annotated[

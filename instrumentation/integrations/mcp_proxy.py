@@ -15,7 +15,8 @@ the agent's own session as ``gen_ai.conversation.id``). The JSON-RPC id is the c
 (``gen_ai.tool.call.id``). The server is started with ``FOOTHOLD_MCP_SESSION_ID`` set to that session:
 when the server is instrumented by Foothold too, its span of the call carries the same session and id,
 and the collector keeps one row for the two. Arguments and results are recorded only with
-``--capture-content`` (or the GenAI content variable ``OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT=true``), redacted and size-limited.
+``--capture-content`` (or the GenAI content variable ``OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT=true``),
+redacted and size-limited.
 The child's stderr is passed through; the proxy's own logging goes to stderr, never to stdout.
 """
 
@@ -261,8 +262,9 @@ def run(
 ) -> int:
     """Run the server behind the proxy until it exits; returns its exit code.
 
-    ``capture_content``: record arguments and results (None: ``OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT`` decides, off by
-    default). ``session``: the agent's session id, recorded as ``gen_ai.conversation.id`` on every span."""
+    ``capture_content``: record arguments and results (None: ``OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT``
+    decides, off by default). ``session``: the agent's session id, recorded as ``gen_ai.conversation.id`` on
+    every span."""
     if not command:
         sys.stderr.write("foothold-audit mcp-proxy: give the server command after --\n")
         return 2

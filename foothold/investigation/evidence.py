@@ -9,14 +9,12 @@ from __future__ import annotations
 import re
 import shlex
 from dataclasses import dataclass
-from pathlib import PurePosixPath
 
 import orjson
 
 # Characters that keep their meaning inside double quotes; without them a double-quoted word reads better
 # than POSIX single-quote escaping ('"'"').
 _LIVE_IN_DOUBLE_QUOTES = re.compile(r'["$`\\!]')
-_SHELLS = {"sh", "bash", "dash", "zsh", "ksh", "ash", "busybox"}
 
 # Lines worth keeping when a long text is cut: where data goes (a URL or host), what is read from the
 # environment, and what runs. They are the usual carriers of exfiltration and persistence in a CI file, a
@@ -43,10 +41,6 @@ def readable_command(command_line: str) -> str:
     except ValueError:
         return command_line
     return " ".join(shell_word(word) for word in argv) if argv else command_line
-
-
-def is_shell_script(argv0: str) -> bool:
-    return PurePosixPath(argv0).name in _SHELLS
 
 
 @dataclass(frozen=True)

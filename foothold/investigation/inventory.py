@@ -13,9 +13,9 @@ from datetime import datetime
 from pathlib import PurePosixPath
 from typing import Any
 
-from foothold.collector.access import Reader
 from foothold.detections.code_review import ChangeSet, ToolCallRecord, build_change_set
-from foothold.evidence import shell_word
+from foothold.investigation.access import Reader
+from foothold.investigation.evidence import shell_word
 
 _ARTIFACTS = """
 SELECT Path, any(PersistenceKind) AS persistence_kind, any(Technique) AS technique, groupUniqArray(AgentName) AS agents,
@@ -237,7 +237,7 @@ def remediation_report(reader: Reader, *, session: str | None = None, since: dat
 def session_change_set(reader: Reader, sessions: list[str]) -> ChangeSet:
     """Every file the sessions' tool calls changed, in call order, with the commits and pushes they made and the
     review of the whole set (an auth check moved between files is a refactor here, not a removal)."""
-    from foothold.collector.timeline import session_timeline
+    from foothold.investigation.timeline import session_timeline
 
     calls = [
         ToolCallRecord(call.tool, call.arguments, call.result, call.call_id or call.span_id)

@@ -10,8 +10,8 @@ import difflib
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from foothold.collector.access import Reader
 from foothold.collector.schema import sql as expr
+from foothold.investigation.access import Reader
 
 # A result is evidence (the injected page itself), kept whole up to this many characters per call; the
 # collector already capped it at limits.max_attribute_value_bytes.

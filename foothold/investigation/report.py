@@ -9,7 +9,7 @@ from typing import Any
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 
-from foothold.evidence import argument_fields, readable_command
+from foothold.investigation.evidence import argument_fields, readable_command
 
 # Autoescaping matters: tool arguments and paths are attacker-controlled text.
 _ENV = Environment(loader=PackageLoader("foothold", "templates"), autoescape=select_autoescape(["html", "j2"]))

@@ -24,7 +24,7 @@ from foothold.collector.config import Settings
 
 if TYPE_CHECKING:
     from foothold.collector.query_door import ReadSession
-from foothold.collector.service import read_discovery
+from foothold.collector.discovery import read_discovery
 from foothold.collector.store import StoreError, chdb_path, open_store
 
 
