@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck sdk-oldest bench readme clean claude-code
+.PHONY: demo test lint typecheck sdk-oldest bench readme clean claude-code gemini-cli
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -36,7 +36,15 @@ $(CLAUDE_CODE): .ci/claude-code/package-lock.json
 
 claude-code: $(CLAUDE_CODE)
 
-test: lint claude-code
+# The real Gemini CLI the suite drives offline (tests/test_gemini_cli_real.py), pinned by the lock file; without
+# npm the test skips with the reason and the event-attribute tests (tests/test_native_telemetry.py) still run.
+GEMINI_CLI := .ci/gemini-cli/node_modules/.bin/gemini
+$(GEMINI_CLI): .ci/gemini-cli/package-lock.json
+	-cd .ci/gemini-cli && npm ci --no-audit --no-fund
+
+gemini-cli: $(GEMINI_CLI)
+
+test: lint claude-code gemini-cli
 	$(BIN)/python -m pytest -q
 
 # The integrations reach into SDK internals, so they are also tested on the oldest SDK releases pyproject
@@ -62,4 +70,4 @@ readme: $(STAMP)
 	$(BIN)/python docs/readme_tables.py
 
 clean:
-	rm -rf $(VENV) $(OLDEST_VENV) .typecheck build .pytest_cache .foothold .ci/claude-code/node_modules
+	rm -rf $(VENV) $(OLDEST_VENV) .typecheck build .pytest_cache .foothold .ci/claude-code/node_modules .ci/gemini-cli/node_modules

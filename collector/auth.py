@@ -108,6 +108,7 @@ def stamping(
     sender: str,
     json: bool,
     count: Callable[[int], None] | None = None,
+    stamp: Callable[..., tuple[int, bool]] = stamp_sender,  # otlp_logs.stamp_sender for logs requests
 ) -> Callable[[bytes], Decoded]:
     """A decoder that also stamps the sender (and reports how many spans the request held).
 
@@ -117,7 +118,7 @@ def stamping(
 
     def decode_and_stamp(body: bytes) -> Decoded:
         request = decode(body)
-        spans, changed = stamp_sender(request, sender, body, escaped=json)
+        spans, changed = stamp(request, sender, body, escaped=json)
         if count is not None:
             count(spans)
         return request, None if json or changed else body

@@ -26,7 +26,7 @@ import orjson
 
 from foothold.collector.config import InsertConfig
 from foothold.collector.rows import COLUMNS, SpanBatch
-from foothold.collector.schema.ddl import TRACES
+from foothold.collector.schema.ddl import TOOL_CALLS, TRACES
 from foothold.collector.store import Store
 from foothold.collector.store_errors import DataRejected, is_data_error
 
@@ -38,6 +38,8 @@ class ClickHouseExporter:
     def __init__(self, store: Store) -> None:
         self._client = store.client()  # this exporter's own: it runs on the pipeline's worker thread
         self._table = f"{store.database}.{TRACES}"
+        topo = store.topology
+        self._tool_calls = f"{topo.database}.{topo.local(TOOL_CALLS)}{topo.on_cluster}"
         self._insert = store.insert
 
     def export(self, batch: SpanBatch) -> None:
@@ -57,6 +59,12 @@ class ClickHouseExporter:
                 if is_data_error(exc):
                     raise DataRejected(str(exc)) from exc
                 raise
+        superseded = getattr(batch, "superseded", ())
+        if superseded:  # native log rows of calls these spans record better (processors/native.py CallOfRecord)
+            self._client.command(
+                f"DELETE FROM {self._tool_calls} WHERE (SessionId, SpanId) IN {{rows:Array(Tuple(String, String))}}",
+                parameters={"rows": list(superseded)},
+            )
 
 
 def day_groups(timestamps: list[int], max_days: int) -> list[list[int] | None]:

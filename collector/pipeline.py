@@ -24,7 +24,7 @@ import os
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from enum import Enum
 from pathlib import Path
@@ -34,6 +34,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 
 from foothold.collector.config import BatchConfig, LimitsConfig, SpoolConfig
 from foothold.collector.otlp import Accepted
+from foothold.collector.otlp import validate as validate_traces
 from foothold.collector.rows import SpanBatch, Truncations, to_batch
 from foothold.collector.spool import Spool, SpoolFull
 from foothold.collector.store_errors import DataRejected
@@ -115,6 +116,40 @@ class PipelineStats:
         self.truncated_nesting += cut.truncated_nesting
 
 
+@dataclass(frozen=True)
+class Signal:
+    """What a pipeline carries: how a spooled request is read back, flattened, and re-sent from quarantine."""
+
+    name: str  # "traces" | "logs"
+    parse: Callable[[bytes], object]  # a queued or spooled request's protobuf -> the request
+    flatten: Callable[..., SpanBatch]  # (requests, limits=) -> the batch the processors and exporter take
+    validate: Callable[..., Accepted]  # (decoded request, limits) -> what to keep and answer
+    path: str = "/v1/traces"
+
+
+TRACES = Signal(
+    "traces",
+    ExportTraceServiceRequest.FromString,
+    lambda requests, limits: to_batch(requests, limits=limits),
+    validate_traces,
+)
+
+
+def _logs_signal() -> Signal:
+    from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+
+    from foothold.collector.log_rows import to_log_batch
+    from foothold.collector.otlp_logs import validate
+
+    def flatten(requests: Iterable, limits: LimitsConfig):
+        return to_log_batch(requests, limits=limits)
+
+    return Signal("logs", ExportLogsServiceRequest.FromString, flatten, validate, "/v1/logs")
+
+
+LOGS = _logs_signal()
+
+
 @dataclass(frozen=True, slots=True)
 class _Item:
     """A queued request as protobuf bytes: a decoded span costs ~6 KiB of Python objects, its bytes ~0.7 KiB."""
@@ -124,8 +159,9 @@ class _Item:
     spans: int
 
 
-def open_spool(data_dir: Path, config: SpoolConfig) -> Spool | None:
-    return Spool.open(Path(data_dir) / "spool", config) if config.enabled else None
+def open_spool(data_dir: Path, config: SpoolConfig, name: str = "spool") -> Spool | None:
+    """The spool under ``data_dir/name``: one per signal (``spool`` for traces, ``spool-logs`` for logs)."""
+    return Spool.open(Path(data_dir) / name, config) if config.enabled else None
 
 
 class Pipeline:
@@ -138,8 +174,10 @@ class Pipeline:
         spool: Spool | None = None,
         limits: LimitsConfig | None = None,
         quarantine_dir: Path | None = None,
-        redactor: Callable[[ExportTraceServiceRequest], bool] | None = None,
+        signal: Signal = TRACES,
+        redactor: Callable[[object], bool] | None = None,
     ) -> None:
+        self.signal = signal
         self._config = config
         # Scrubs a request in place before it is spooled (True: something changed), so no secret rests in
         # the spool, the quarantine or the store (foothold.collector.processors.redact).
@@ -175,7 +213,7 @@ class Pipeline:
             self.stats.replayed_spans = spool.backlog_spans
             self.stats.spool_bytes = spool.used_bytes
             self.stats.spool_truncated_bytes = spool.truncated_bytes
-        self._worker = threading.Thread(target=self._run, name="foothold-exporter", daemon=True)
+        self._worker = threading.Thread(target=self._run, name=f"foothold-exporter-{signal.name}", daemon=True)
         self._worker.start()
 
     @property
@@ -384,7 +422,7 @@ class Pipeline:
 
     def _quarantine(self, items: list[_Item], spans: int) -> None:
         """Keep requests that cannot be processed or stored as OTLP/protobuf files (fsync'ed before the spool
-        moves past them), to re-send once the cause is fixed: POST each to /v1/traces."""
+        moves past them), to re-send once the cause is fixed: POST each to the signal's path."""
         if self.quarantine_dir is None:
             self.stats.lost_spans += spans
             return
@@ -400,9 +438,10 @@ class Pipeline:
         self.stats.quarantined_spans += spans
         log.error(
             "kept the batch's %d request(s) in %s: after the fix, re-send each with "
-            "curl --data-binary @FILE -H 'Content-Type: application/x-protobuf' http://<collector>:4318/v1/traces",
+            "curl --data-binary @FILE -H 'Content-Type: application/x-protobuf' http://<collector>:4318%s",
             len(items),
             self.quarantine_dir,
+            self.signal.path,
         )
 
     def _disk_bound(self) -> int:
@@ -476,7 +515,7 @@ class Pipeline:
 
     def _export_with_retry(self, taken: list[_Item], first: int, end: int) -> None:
         # decoded here, one batch at a time: the queue holds bytes (a payload that fails to decode is quarantined)
-        batch = to_batch((ExportTraceServiceRequest.FromString(item.payload) for item in taken), limits=self.limits)
+        batch = self.signal.flatten((self.signal.parse(item.payload) for item in taken), limits=self.limits)
         if self.spool is not None:
             batch.dedup_token = self.spool.token(first, end)
         for processor in self._processors:

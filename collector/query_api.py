@@ -88,6 +88,7 @@ def query_api_app(
     auth: Authenticator | None = None,
     metrics: Metrics | None = None,
     verify: Callable[[], Any] | None = None,
+    flush_all: Callable[[float], bool] | None = None,  # every pipeline (traces and logs); default: ``pipeline``
 ) -> Starlette:
     auth = auth or Authenticator(AuthConfig())
     hosts = accepted_hosts(config)
@@ -160,7 +161,7 @@ def query_api_app(
             return _error(400, str(exc).strip())
 
     async def flush(request: Request) -> Response:
-        done = await asyncio.to_thread(pipeline.flush, 60.0)
+        done = await asyncio.to_thread(flush_all or pipeline.flush, 60.0)
         return _json({"flushed": done}, 200 if done else 503)
 
     async def alerts(request: Request) -> Response:

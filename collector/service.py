@@ -29,8 +29,9 @@ from foothold.collector.chain import ALERTS_CHAIN_SUFFIX, ChainingExporter, Chai
 from foothold.collector.config import Endpoint, Settings
 from foothold.collector.discovery import DISCOVERY_FILE, write_discovery
 from foothold.collector.exporter import ClickHouseExporter
+from foothold.collector.logs_exporter import ClickHouseLogsExporter
 from foothold.collector.metrics import Metrics, TimedExporter
-from foothold.collector.pipeline import Exporter, Pipeline, Processor, open_spool
+from foothold.collector.pipeline import LOGS, Exporter, Pipeline, Processor, open_spool
 from foothold.collector.processors.redact import RequestRedactor
 from foothold.collector.query_api import query_api_app
 from foothold.collector.query_door import QueryDoor
@@ -66,12 +67,15 @@ def _listen(endpoint: Endpoint) -> socket.socket:
 
 
 def default_processors(settings: Settings) -> list[Processor]:
-    """The batch processors. Redaction is not one of them: it runs on each request before it is spooled
-    (:func:`request_redactor`), so nothing downstream (spool, quarantine, classifier evidence) sees a secret."""
+    """The batch processors: native agent telemetry normalised into GenAI tool calls first (so every record of
+    a call is judged alike), then classify and review code, then keep one record per call. Redaction is not
+    one of them: it runs on each request before it is spooled (:func:`request_redactor`), so nothing
+    downstream (spool, quarantine, classifier evidence) sees a secret."""
     from foothold.collector.processors.classify import ClassifyProcessor
     from foothold.collector.processors.code_review import CodeReviewProcessor
+    from foothold.collector.processors.native import CallOfRecord, NativeToolCalls
 
-    return [ClassifyProcessor(), CodeReviewProcessor()]
+    return [NativeToolCalls(), ClassifyProcessor(), CodeReviewProcessor(), CallOfRecord()]
 
 
 def request_redactor(settings: Settings) -> RequestRedactor:
@@ -131,6 +135,7 @@ class Collector:
         self._verify_lock = threading.Lock()
         self.store: Store | None = None
         self.pipeline: Pipeline | None = None
+        self.logs_pipeline: Pipeline | None = None  # OTLP logs: agents' native telemetry, into otel_logs
         self._grpc: GrpcReceiver | None = None
         self.alerts: AlertEvaluator | None = None
         self._alerts_lock = threading.Lock()  # the loop and the query API may both ask for a pass
@@ -152,6 +157,8 @@ class Collector:
         s = self.settings
         s.data_dir.mkdir(parents=True, exist_ok=True)
         spool = open_spool(s.data_dir, s.spool)  # replays what an earlier run accepted but did not store
+        logs_spool = open_spool(s.data_dir, s.spool, "spool-logs")  # the same for logs
+        redactor = request_redactor(s)  # one key for both signals, so their fingerprints correlate
         self.pipeline = Pipeline(
             s.batch,
             _AwaitingStore(),
@@ -159,10 +166,22 @@ class Collector:
             spool=spool,
             limits=s.limits,
             quarantine_dir=s.data_dir / "quarantine",
-            redactor=request_redactor(s),
+            redactor=redactor,
         )
         self.pipeline.stats.store_up = 0
         self.metrics.pipeline = self.pipeline
+        # Logs run through a pipeline of their own (spool, batches, deduplicated inserts), with the same
+        # processors: one tool-call classifier and one call-of-record index whichever signal reports a call.
+        self.logs_pipeline = Pipeline(
+            s.batch,
+            _AwaitingStore(),
+            self._processors,
+            spool=logs_spool,
+            limits=s.limits,
+            quarantine_dir=s.data_dir / "quarantine-logs",
+            signal=LOGS,
+            redactor=redactor.logs,  # native tool events carry arguments, output and tool input
+        )
         self._warn_about_exposure()
         listeners = [s.receivers.grpc.enabled, s.receivers.http.enabled, s.query_api.enabled]
         raise_descriptor_limit(s.connections, sum(listeners))
@@ -174,10 +193,13 @@ class Collector:
                 metrics=self.metrics,
                 tls=s.tls,
                 connections=s.connections,
+                logs_pipeline=self.logs_pipeline,
             )
             self.ports["otlp_grpc"] = await self._grpc.start()
         if s.receivers.http.enabled:
-            app = otlp_http_app(self.pipeline, s.receivers.http, auth=self.auth, metrics=self.metrics)
+            app = otlp_http_app(
+                self.pipeline, s.receivers.http, auth=self.auth, metrics=self.metrics, logs_pipeline=self.logs_pipeline
+            )
             self._serve("otlp_http", app, s.receivers.http.address)
         if s.query_api.enabled:
             self.query_door = self._open_query_door()
@@ -189,6 +211,7 @@ class Collector:
                 auth=self.auth,
                 metrics=self.metrics,
                 verify=self.verify_chain if s.chain.enabled else None,
+                flush_all=self.flush,
             )
             self._serve("query_api", app, s.query_api.address)
         first_attempt = asyncio.Event()
@@ -217,6 +240,7 @@ class Collector:
                     )
                 )
                 exporter = self._exporter_factory(store)
+                logs_exporter = ClickHouseLogsExporter(store)
                 break
             except Exception as exc:  # StoreError, or the exporter's first query (the chain head) failing
                 if store is not None:
@@ -240,6 +264,7 @@ class Collector:
             )
         self.pipeline.stats.store_up, self.pipeline.stats.store_error = 1, ""
         self.pipeline.attach_exporter(exporter)
+        self.logs_pipeline.attach_exporter(logs_exporter)
         first_attempt.set()
         log.info("store %s reachable: exporting", s.store_dsn)
 
@@ -270,13 +295,18 @@ class Collector:
 
         return QueryDoor(open_client, open_admin, s.store.database, s.query_api, chdb_path(s.store_dsn) is not None)
 
+    def flush(self, timeout: float = 60.0) -> bool:
+        """Export everything accepted so far, spans and logs; True when it is all stored."""
+        done = self.pipeline.flush(timeout) if self.pipeline else True
+        return (self.logs_pipeline.flush(timeout) if self.logs_pipeline else True) and done
+
     def evaluate_alerts(self) -> EvaluationReport:
         """One pass of the alert rules over everything accepted so far (blocking: call off the loop)."""
         if self.alerts is None:
             if self.settings.alerts.enabled:
                 raise StoreError(f"the store is unreachable ({self.pipeline.stats.store_error}); alerts wait for it")
             raise RuntimeError("alerts are disabled (alerts.enabled: false)")
-        self.pipeline.flush(60.0)
+        self.flush(60.0)
         with self._alerts_lock:
             return self.alerts.evaluate()
 
@@ -430,6 +460,7 @@ class Collector:
         # without a store there is nothing to wait for: what is queued stays in the spool for the next start
         wait = 30.0 if self.store else 0.5
         lost = await asyncio.to_thread(self.pipeline.close, wait) if self.pipeline else 0
+        lost += await asyncio.to_thread(self.logs_pipeline.close, wait) if self.logs_pipeline else 0
         if self._metrics_client is not None:
             try:
                 await asyncio.to_thread(self.record_metrics)  # the final figures, after the last export

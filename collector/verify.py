@@ -43,6 +43,8 @@ from foothold.collector.schema.ddl import (
     ARTIFACTS_TABLE,
     ARTIFACTS_VIEW,
     EXPORT_CHAIN,
+    LOGS,
+    TOOL_CALLS_FROM_LOGS_VIEW,
     TOOL_CALLS_TABLE,
     TOOL_CALLS_VIEW,
     TRACES,
@@ -222,6 +224,8 @@ def _check_derived(query: Query, table: Table, view: View, report: VerifyReport)
     digest = f"hex(sipHash128({names}))"
     derived_sql = f"SELECT TraceId, SpanId, {digest} FROM (SELECT {casts} FROM ({view.select.format(source=TRACES)}))"
     derived = {(t, s): d for t, s, d in query(derived_sql)}
+    if table.name == TOOL_CALLS_FROM_LOGS_VIEW.target:
+        derived |= _derived_from_logs(query, view, casts, digest)
     stored = {(t, s): d for t, s, d in query(f"SELECT TraceId, SpanId, {digest} FROM {table.name} FINAL")}
     for key, digest_value in derived.items():
         if key not in stored:
@@ -236,6 +240,19 @@ def _check_derived(query: Query, table: Table, view: View, report: VerifyReport)
         report.findings.append(
             Finding(f"{table.name}_inserted", trace_id=key[0], span_id=key[1], detail=_DERIVED_EXTRA % table.name)
         )
+
+
+def _derived_from_logs(query: Query, span_view: View, casts: str, digest: str) -> dict:
+    """tool_calls rows the stored native agent events (otel_logs) imply, less the calls a span records (the
+    collector deletes such a log row when the span arrives: processors/native.py CallOfRecord)."""
+    logs_select = TOOL_CALLS_FROM_LOGS_VIEW.select.format(source=LOGS)
+    spans_select = span_view.select.format(source=TRACES)
+    sql = (
+        f"SELECT TraceId, SpanId, {digest} FROM (SELECT {casts} FROM ({logs_select})) "
+        "WHERE (SessionId, ToolCallId) NOT IN "
+        f"(SELECT SessionId, ToolCallId FROM ({spans_select}) WHERE ToolCallId != '')"
+    )
+    return {(t, s): d for t, s, d in query(sql)}
 
 
 _DERIVED_MISSING = "the stored span implies a %s row that is missing"

@@ -48,6 +48,7 @@ AUTH_AFTER = (
     "    return verify_jwt(request.headers.get('Authorization'))\n"
 )
 REUSE_SESSION = "docs-refresh-4788"
+NATIVE_SESSION = "claude-native-4790"  # a Claude Code session seen only through its own telemetry
 ATTACKER_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl attacker@evil.example"
 DEMO_TOKEN = "ghp_" + "Xy7Qm2Lr9Tz4Vb6Nc1Kd8Hs3Jf5Gw0Pe2Ua4"  # a fake token shaped like a GitHub PAT
 
@@ -217,6 +218,25 @@ def step_verify(demo: Demo) -> None:
     demo.console.print(f"foothold-audit verify: {chain['rows']} rows in {chain['links']} chained batches, {verdict}")
 
 
+def step_native_telemetry(demo: Demo) -> None:
+    """A coding agent with only its native telemetry on: Claude Code's OTLP log events (as it sends them with
+    CLAUDE_CODE_ENABLE_TELEMETRY=1, OTEL_LOGS_EXPORTER=otlp, OTEL_LOG_TOOL_DETAILS=1) become tool calls."""
+    _send_claude_code_events(demo.endpoints["otlp_http"])
+    demo.reader.flush()
+    calls = demo.reader.query(
+        "SELECT ToolName, Decision, DecisionSource FROM tool_calls FINAL "
+        f"WHERE SessionId = '{NATIVE_SESSION}' ORDER BY Timestamp"
+    ).rows
+    _chapter(
+        demo,
+        "8. An agent seen through its own telemetry",
+        f"Claude Code session [bold]{NATIVE_SESSION}[/] sent only its native OTLP log events, no Foothold "
+        f"shim: {len(calls)} tool calls, each once, with who allowed it:",
+    )
+    for name, decision, source in calls:
+        demo.console.print(_indent(Text(f"{name} ({decision} by {source})" if source else name), 2))
+
+
 STEPS: list[Callable[[Demo], None]] = [
     step_scenario,
     step_attack,
@@ -225,6 +245,7 @@ STEPS: list[Callable[[Demo], None]] = [
     step_remediate,
     step_code,
     step_verify,
+    step_native_telemetry,
 ]
 
 
@@ -429,3 +450,38 @@ def _run_agents(grpc_endpoint: str, home: Path, project: Path, say: Callable[[st
                 pass
     inst.force_flush()
     inst.shutdown()
+
+
+def _send_claude_code_events(http_endpoint: str) -> None:
+    """Claude Code's own event records (claude_code.tool_decision / tool_result) through the OTel SDK's OTLP
+    log exporter, the same wire format the Claude Code binary sends."""
+    from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
+    from opentelemetry.sdk._logs import LoggerProvider
+    from opentelemetry.sdk._logs.export import SimpleLogRecordProcessor
+    from opentelemetry.sdk.resources import Resource
+
+    provider = LoggerProvider(resource=Resource.create({"service.name": "claude-code"}))
+    provider.add_log_record_processor(SimpleLogRecordProcessor(OTLPLogExporter(endpoint=f"{http_endpoint}/v1/logs")))
+    logger = provider.get_logger("com.anthropic.claude_code.events")
+    calls = [
+        ("toolu_demo_1", "Read", {"file_path": "src/app.py"}, "accept", "config"),
+        ("toolu_demo_2", "Bash", {"full_command": "pytest -q", "bash_command": "pytest"}, "accept", "user_temporary"),
+        ("toolu_demo_3", "Edit", {"file_path": "src/app.py"}, "accept", "config"),
+    ]
+    for call_id, tool, parameters, decision, source in calls:
+        attributes = {
+            "session.id": NATIVE_SESSION,
+            "tool_name": tool,
+            "tool_use_id": call_id,
+            "tool_parameters": orjson.dumps(parameters).decode(),
+        }
+        logger.emit(
+            body="claude_code.tool_decision",
+            event_name="claude_code.tool_decision",
+            attributes=attributes | {"decision": decision, "source": source},
+        )
+        result = {"success": "true", "duration_ms": "40", "decision_type": decision, "decision_source": source}
+        logger.emit(
+            body="claude_code.tool_result", event_name="claude_code.tool_result", attributes=attributes | result
+        )
+    provider.shutdown()

@@ -56,6 +56,13 @@ PERSISTENCE_TARGET = "foothold.persistence.target"  # resolved path or account t
 PERSISTENCE_EVIDENCE = "foothold.persistence.evidence"  # why the classifier said so
 PERSISTENCE_SEVERITY = "foothold.persistence.severity"  # info | low | medium | high | critical
 TOOL_CATEGORIES = "foothold.tool.categories"  # comma-separated: untrusted_input, exec, egress, credential_read
+# Who decided whether a call ran, and what: accept | reject (normalised from every agent's own spelling).
+TOOL_DECISION = "foothold.tool.decision"
+TOOL_DECISION_SOURCE = "foothold.tool.decision.source"  # e.g. config, user_temporary, hook, policy
+TOOL_CALL_SOURCE = "foothold.tool.call.source"  # which telemetry reported the call, e.g. claude_code.logs
+# Set by the collector on a record of a call another record already stands for (one call = one row).
+TOOL_CALL_DUPLICATE_OF = "foothold.tool.call.duplicate_of"
+DURATION_NS = "foothold.duration_ns"  # a call's duration where the record has no span duration (logs)
 CODE_SEVERITY = (
     "foothold.code.severity"  # the most severe backdoor signal in code the call wrote (set by the collector)
 )
@@ -123,6 +130,11 @@ DOCUMENTED: tuple[tuple[str, str], ...] = (
         "severity of the finding: low when the written content is plainly benign (set by the collector)",
     ),
     (TOOL_CATEGORIES, "`untrusted_input`, `exec`, `egress`, `credential_read` (set by the collector)"),
+    (TOOL_DECISION, "`accept` or `reject`: whether the call was allowed to run"),
+    (TOOL_DECISION_SOURCE, "who decided, in the agent's words (e.g. `config`, `user_temporary`, `hook`)"),
+    (TOOL_CALL_SOURCE, "the telemetry a native record came from, e.g. `claude_code.logs` (set by the collector)"),
+    (TOOL_CALL_DUPLICATE_OF, "the call of record this record repeats (set by the collector; not a row)"),
+    (DURATION_NS, "duration of a call reported as a log record (set by the collector)"),
     (CODE_SEVERITY, "most severe backdoor signal in code the call wrote, e.g. `critical` (set by the collector)"),
     (CODE_FINDINGS, "JSON list of the backdoor signals in that code: signal, severity, technique, path, evidence"),
     (CREDENTIAL_FINGERPRINT, "keyed HMAC fingerprint of the credential used"),

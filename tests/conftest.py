@@ -122,5 +122,7 @@ def sdk_agent(collector: Collector, protocol: str = "grpc", service: str = "test
 def rows(collector: Collector, sql: str, **parameters) -> list[tuple]:
     """Flush the pipeline, then query the test's database (``{db}`` in the SQL)."""
     assert collector.pipeline.flush(30), "pipeline did not flush in time"
+    if collector.logs_pipeline is not None:
+        assert collector.logs_pipeline.flush(30), "logs pipeline did not flush in time"
     client = collector.store.client()
     return client.query(sql.format(db=collector.store.database), parameters=parameters).result_rows

@@ -139,6 +139,7 @@ def test_the_cluster_store_is_distributed_over_two_shards(clients):
         "tool_calls": "Distributed",
         "tool_calls_local": "ReplacingMergeTree",
         "tool_calls_mv": "MaterializedView",
+        "tool_calls_from_logs_mv": "MaterializedView",  # native agent events (otel_logs) into the same table
     }
     (local,) = client.query("SELECT count() FROM tool_calls_local").result_rows[0]
     (distributed,) = client.query("SELECT count() FROM tool_calls").result_rows[0]

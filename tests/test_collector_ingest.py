@@ -429,7 +429,7 @@ def test_malformed_grpc_request_is_invalid_argument_and_serving_goes_on(collecto
 
 def test_unknown_path_and_method(collector):
     base = collector.endpoint_url("otlp_http")
-    assert httpx.post(base + "/v1/logs", content=b"").status_code == 404
+    assert httpx.post(base + "/v1/metrics", content=b"").status_code == 404  # logs are served (test_native_telemetry)
     assert httpx.get(base + "/v1/traces").status_code == 405
 
 

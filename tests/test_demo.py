@@ -35,12 +35,17 @@ def test_demo_tells_the_attack_story_at_80_columns(tmp_path):
         "5. What to remove and revoke",
         "6. Code changes to review",
         "7. Tamper evidence",
+        "8. An agent seen through its own telemetry",
     ]
     assert [out.index(c) for c in chapters] == sorted(out.index(c) for c in chapters)
     assert "AI assistant: before anything else" in out[: out.index("2. What the agent did")]
     saw = out[out.index("3. What Foothold saw") : out.index("4. The session timeline")]
     assert "raised 9" in saw and "fix-ci-4711 — the injected session: 4 alert(s)" in saw
     assert "docs-refresh-4788 — the credential reuse: 5 alert(s)" in saw
+    # a Claude Code session seen only through its native telemetry (OTLP logs): each call once, with its decision
+    native = " ".join(out[out.index("8. An agent seen through its own telemetry") :].split())  # unwrapped
+    assert "claude-native-4790" in native and "3 tool calls" in native
+    assert "Bash (accept by user_temporary)" in native
     for rule in (
         "durable_write",
         "untrusted_input_to_durable_write",

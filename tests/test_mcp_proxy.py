@@ -1,4 +1,5 @@
-"""The MCP audit proxy between a real MCP client session and a real stdio MCP server (not instrumented).
+"""The MCP audit proxy between a real MCP client session and a real stdio MCP server (not instrumented, and
+instrumented by Foothold too: one row per call either way).
 
 ``tee`` on both sides of the proxy records the bytes each way: what the server wrote is exactly what the
 client read, and what the client wrote is exactly what the server read. The proxy's spans (tools/call with
@@ -58,14 +59,14 @@ def test_proxy_passes_bytes_through_unchanged_and_records_calls(tmp_path: Path, 
     py = shlex.quote(sys.executable)
     log = shlex.quote(str(tmp_path / "server.log"))
     inner = f"tee {q['server_in']} | {py} {shlex.quote(str(server))} 2>{log} | tee {q['server_out']}"
-    proxy = f"{py} -m foothold mcp-proxy -- sh -c {shlex.quote(inner)}"
+    # content capture by flag: Claude Code and other MCP hosts do not pass OTEL_* variables to servers
+    proxy = f"{py} -m foothold mcp-proxy --capture-content --session agent-sess-1 -- sh -c {shlex.quote(inner)}"
     pipeline = f"tee {q['client_out']} | {proxy} | tee {q['client_in']}"
     env = {
         "HOME": str(home),
         "PATH": os.environ.get("PATH", ""),
         "PYTHONPATH": str(Path(__file__).resolve().parent.parent),
         "OTEL_EXPORTER_OTLP_ENDPOINT": collector.endpoint_url("otlp_http"),
-        "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT": "true",
         "FOOTHOLD_FINGERPRINT_KEY": "test-fingerprint-key",
     }
     params = StdioServerParameters(command="sh", args=["-c", pipeline], env=env, cwd=str(home))
@@ -93,23 +94,93 @@ def test_proxy_passes_bytes_through_unchanged_and_records_calls(tmp_path: Path, 
     calls = rows(
         collector,
         "SELECT ToolName, Status, ErrorType, PersistenceKind, ToolCategories, SessionId, SpanId, "
-        "ServiceName FROM {db}.tool_calls ORDER BY Timestamp",
+        "ServiceName, ToolCallId FROM {db}.tool_calls ORDER BY Timestamp",
     )
     assert [c[0] for c in calls] == ["append_file", "fail", "resources/read"]
     append, fail, read = calls
     assert append[3] == "ssh_authorized_keys" and append[7] == "foothold-mcp-proxy"
     assert fail[1] == "Error"
     assert "untrusted_input" in read[4]
-    assert len({c[5] for c in calls}) == 1 and calls[0][5].startswith("mcp-proxy-")  # one stdio connection, one session
+    assert {c[5] for c in calls} == {"agent-sess-1"}  # the agent's session, given by --session
     attrs = dict(
         rows(collector, "SELECT SpanAttributes FROM {db}.otel_traces WHERE SpanId = %(id)s", id=append[6])[0][0]
     )
-    assert attrs["mcp.method.name"] == "tools/call" and attrs["jsonrpc.request.id"]
+    assert attrs["mcp.method.name"] == "tools/call" and attrs["mcp.session.id"].startswith("mcp-proxy-")
+    assert append[8] == attrs["jsonrpc.request.id"] != ""  # the JSON-RPC id is the call id
     assert "authorized_keys" in attrs["gen_ai.tool.call.arguments"] and "appended" in attrs["gen_ai.tool.call.result"]
     artifacts = rows(
-        collector, "SELECT ToolSpanId, Path, Source, PersistenceKind FROM {db}.artifacts WHERE Kind = 'file'"
+        collector,
+        "SELECT ToolSpanId, Path, Source, PersistenceKind, SessionId FROM {db}.artifacts WHERE Kind = 'file'",
     )
-    assert (append[6], str(home / ".ssh/authorized_keys"), "snapshot", "ssh_authorized_keys") in artifacts
+    # the artifact files under the call's session, not a phantom one keyed by its trace id
+    assert (
+        append[6],
+        str(home / ".ssh/authorized_keys"),
+        "snapshot",
+        "ssh_authorized_keys",
+        "agent-sess-1",
+    ) in artifacts
+
+
+INSTRUMENTED_SERVER = textwrap.dedent(
+    """
+    import os
+    from foothold import instrumentation as fh
+
+    setup = fh.setup(service_name="files-server", watch=False)
+    fh.instrument("mcp")
+    from mcp.server.mcpserver import MCPServer
+
+    server = MCPServer("files")
+
+    @server.tool()
+    def append_file(path: str, content: str) -> str:
+        with open(os.path.expanduser(path), "a") as handle:
+            handle.write(content)
+        return "appended"
+
+    server.run()
+    setup.shutdown()
+    """
+)
+
+
+def test_a_proxied_server_that_is_instrumented_too_is_one_row_per_call(tmp_path: Path, collector):
+    """Both sides record each call: the proxy's client span and the server's own (Foothold's MCP
+    integration). They share the JSON-RPC id and, through FOOTHOLD_MCP_SESSION_ID, the MCP session."""
+    home = tmp_path / "home"
+    (home / ".ssh").mkdir(parents=True)
+    server = tmp_path / "server.py"
+    server.write_text(INSTRUMENTED_SERVER)
+    py = shlex.quote(sys.executable)
+    log = shlex.quote(str(tmp_path / "server.log"))
+    proxy = f"{py} -m foothold mcp-proxy -- sh -c {shlex.quote(f'{py} {shlex.quote(str(server))} 2>{log}')}"
+    env = {
+        "HOME": str(home),
+        "PATH": os.environ.get("PATH", ""),
+        "PYTHONPATH": str(Path(__file__).resolve().parent.parent),
+        "OTEL_EXPORTER_OTLP_ENDPOINT": collector.endpoint_url("otlp_http"),
+        "FOOTHOLD_FINGERPRINT_KEY": "test-fingerprint-key",
+    }
+    params = StdioServerParameters(command="sh", args=["-c", proxy], env=env, cwd=str(home))
+
+    async def session() -> None:
+        async with stdio_client(params) as (read, write):
+            async with ClientSession(read, write) as client:
+                await client.initialize()
+                for n in range(2):
+                    await client.call_tool("append_file", {"path": "~/notes.txt", "content": f"line {n}\n"})
+
+    asyncio.run(session())
+    spans = rows(
+        collector,
+        "SELECT ServiceName, SpanAttributes['jsonrpc.request.id'] FROM {db}.otel_traces "
+        "WHERE SpanAttributes['mcp.method.name'] = 'tools/call' ORDER BY ServiceName",
+    )
+    services = sorted({service for service, _ in spans})
+    assert services == ["files-server", "foothold-mcp-proxy"], (tmp_path / "server.log").read_text()
+    calls = rows(collector, "SELECT ToolCallId, count() FROM {db}.tool_calls GROUP BY ToolCallId ORDER BY ToolCallId")
+    assert len(calls) == 2 and all(count == 1 for _, count in calls)  # two calls, two rows, not four
 
 
 def test_lines_are_split_on_the_side_whatever_the_chunking():

@@ -63,6 +63,7 @@ def test_a_config_change_is_applied_on_the_next_start_and_nothing_when_unchanged
         changed = run(Retention(DAY_POLICY | {"spans": 14, "metrics": 0}))
         assert sorted(changed) == [
             f"ALTER TABLE {db}.collector_metrics REMOVE TTL",
+            f"ALTER TABLE {db}.otel_logs MODIFY TTL toDateTime(TimestampTime) + toIntervalDay(14)",  # raw, as spans
             f"ALTER TABLE {db}.otel_traces MODIFY TTL toDateTime(Timestamp) + toIntervalDay(14)",
             f"ALTER TABLE {db}.otel_traces_trace_id_ts MODIFY TTL toDateTime(End) + toIntervalDay(14)",
         ]

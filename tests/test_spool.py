@@ -258,7 +258,13 @@ def test_replayed_insert_with_the_same_token_is_dropped_in_every_table(store):
     window = client.query(
         f"SELECT name FROM system.tables WHERE database = '{db}' AND engine_full LIKE '%non_replicated_deduplication_window = 1000%'"
     ).result_rows
-    assert sorted(name for (name,) in window) == ["artifacts", "otel_traces", "otel_traces_trace_id_ts", "tool_calls"]
+    assert sorted(name for (name,) in window) == [
+        "artifacts",
+        "otel_logs",
+        "otel_traces",
+        "otel_traces_trace_id_ts",
+        "tool_calls",
+    ]
 
 
 # --- store outage ------------------------------------------------------------------------------------------

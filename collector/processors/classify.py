@@ -96,8 +96,10 @@ class ClassifyProcessor:
         self._command_categories = functools.lru_cache(maxsize=_CACHE_ENTRIES)(self._command_categories)
 
     def process(self, batch: SpanBatch) -> None:
-        kinds, names = batch.columns["SpanKind"], batch.columns["SpanName"]
-        for i, attrs in enumerate(batch.span_attributes):
+        attributes = batch.span_attributes
+        kinds = batch.columns.get("SpanKind") or [""] * len(attributes)  # log records have no kind or name
+        names = batch.columns.get("SpanName") or kinds
+        for i, attrs in enumerate(attributes):
             try:
                 artifact = bool(attrs.get(semconv.ARTIFACT_KIND))
                 tool_call = not artifact and toolcall.is_tool_call_span(attrs, kinds[i])

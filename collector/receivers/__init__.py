@@ -7,7 +7,7 @@ from dataclasses import dataclass, replace
 from enum import Enum
 
 from foothold.collector.auth import Decoded
-from foothold.collector.otlp import Accepted, BadRequest, LimitExceeded, validate
+from foothold.collector.otlp import Accepted, BadRequest, LimitExceeded
 from foothold.collector.pipeline import Pipeline, Submitted
 
 RETRY_AFTER_FULL_SECONDS = 1
@@ -32,7 +32,7 @@ def ingest(pipeline: Pipeline, decode: Callable[[bytes], Decoded], body: bytes) 
     stats = pipeline.stats
     try:
         request, wire = decode(body)
-        accepted = validate(request, pipeline.limits)
+        accepted = pipeline.signal.validate(request, pipeline.limits)  # traces or logs: the pipeline's signal
     except LimitExceeded as exc:
         stats.count_refusal("over_limits")
         stats.limit_refused_spans += exc.spans

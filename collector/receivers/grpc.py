@@ -1,4 +1,4 @@
-"""OTLP/gRPC receiver (``TraceService/Export``) on grpc.aio.
+"""OTLP/gRPC receiver (``TraceService/Export``, and ``LogsService/Export`` with a logs pipeline) on grpc.aio.
 
 The request is taken as raw bytes and decoded here, so a malformed body gets INVALID_ARGUMENT with a
 reason instead of the library's generic deserialization error. The method is registered as client-streaming
@@ -16,9 +16,12 @@ from collections.abc import AsyncIterator
 import grpc
 from google.protobuf.any_pb2 import Any as AnyProto
 from google.protobuf.duration_pb2 import Duration
+from google.protobuf.message import Message
 from google.rpc import error_details_pb2, status_pb2
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceResponse
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
+from foothold.collector import otlp_logs
 from foothold.collector.auth import Authenticator, AuthError, stamping
 from foothold.collector.config import AuthConfig, ConnectionsConfig, GrpcReceiverConfig, TlsConfig
 from foothold.collector.metrics import Metrics
@@ -28,6 +31,7 @@ from foothold.collector.receivers import RETRY_AFTER_CLOSED_SECONDS, RETRY_AFTER
 from foothold.collector.serving import grpc_options
 
 SERVICE = "opentelemetry.proto.collector.trace.v1.TraceService"
+LOGS_SERVICE = "opentelemetry.proto.collector.logs.v1.LogsService"
 
 
 def _retry_metadata(code: grpc.StatusCode, message: str, seconds: int) -> tuple[tuple[str, bytes], ...]:
@@ -47,8 +51,10 @@ class GrpcReceiver:
         metrics: Metrics | None = None,
         tls: TlsConfig | None = None,
         connections: ConnectionsConfig | None = None,
+        logs_pipeline: Pipeline | None = None,
     ) -> None:
         self._pipeline = pipeline
+        self._logs_pipeline = logs_pipeline
         self._config = config
         self._auth = auth or Authenticator(AuthConfig())
         self._metrics = metrics or Metrics()
@@ -60,6 +66,16 @@ class GrpcReceiver:
     async def _export(
         self, _requests: AsyncIterator[bytes], context: grpc.aio.ServicerContext
     ) -> ExportTraceServiceResponse:
+        return await self._handle(context, self._pipeline, decode_protobuf, None)
+
+    async def _export_logs(
+        self, _requests: AsyncIterator[bytes], context: grpc.aio.ServicerContext
+    ) -> ExportLogsServiceResponse:
+        assert self._logs_pipeline is not None
+        return await self._handle(context, self._logs_pipeline, otlp_logs.decode_protobuf, otlp_logs.stamp_sender)
+
+    async def _handle(self, context: grpc.aio.ServicerContext, pipeline: Pipeline, decoder, stamp) -> Message:
+        """One Export call of either service: the same auth, limits, spool and answers."""
         metadata = context.invocation_metadata() or ()
         authorization = next((value for key, value in metadata if key == "authorization"), None)
         try:
@@ -67,12 +83,12 @@ class GrpcReceiver:
         except AuthError as exc:
             self._metrics.inc("foothold_auth_failures_total", listener="otlp_grpc", reason=exc.reason)
             self._metrics.inc("foothold_requests_total", receiver="otlp_grpc", outcome="unauthenticated")
-            self._pipeline.stats.count_refusal("unauthenticated")
+            pipeline.stats.count_refusal("unauthenticated")
             await context.abort(grpc.StatusCode.UNAUTHENTICATED, str(exc))
         body = await context.read()
         if body is grpc.aio.EOF:  # the core refused the message as too large (or the client left before sending it)
             self._metrics.inc("foothold_requests_total", receiver="otlp_grpc", outcome="bad_request")
-            self._pipeline.stats.count_refusal("too_large")
+            pipeline.stats.count_refusal("too_large")
             message = f"message over the {self._config.max_message_bytes}-byte limit (receivers.grpc.max_message_bytes)"
             await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, message)
 
@@ -81,8 +97,9 @@ class GrpcReceiver:
 
         # Off the event loop: decoding is CPU work and the spool fsyncs before we may answer; in worker
         # threads concurrent requests share one fsync (group commit) instead of queueing behind each other.
-        decode = stamping(decode_protobuf, identity.sender, json=False, count=received)
-        outcome = await asyncio.to_thread(ingest, self._pipeline, decode, body)
+        options = {"stamp": stamp} if stamp else {}
+        decode = stamping(decoder, identity.sender, json=False, count=received, **options)
+        outcome = await asyncio.to_thread(ingest, pipeline, decode, body)
         self._metrics.inc("foothold_requests_total", receiver="otlp_grpc", outcome=outcome.verdict.value)
         if outcome.accepted is not None and outcome.accepted.rejected:
             self._metrics.inc("foothold_spans_rejected_total", outcome.accepted.rejected, receiver="otlp_grpc")
@@ -95,6 +112,7 @@ class GrpcReceiver:
         else:
             code, seconds = grpc.StatusCode.UNAVAILABLE, RETRY_AFTER_CLOSED_SECONDS
         await context.abort(code, outcome.message, trailing_metadata=_retry_metadata(code, outcome.message, seconds))
+        raise AssertionError("unreachable: context.abort raises")
 
     async def start(self) -> int:
         limit = self._config.max_message_bytes
@@ -106,6 +124,15 @@ class GrpcReceiver:
             self._export, request_deserializer=None, response_serializer=ExportTraceServiceResponse.SerializeToString
         )
         self._server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE, {"Export": handler}),))
+        if self._logs_pipeline is not None:
+            logs = grpc.stream_unary_rpc_method_handler(
+                self._export_logs,
+                request_deserializer=None,
+                response_serializer=ExportLogsServiceResponse.SerializeToString,
+            )
+            self._server.add_generic_rpc_handlers(
+                (grpc.method_handlers_generic_handler(LOGS_SERVICE, {"Export": logs}),)
+            )
         address = self._config.address
         host = f"[{address.host}]" if ":" in address.host else address.host
         if self._tls.enabled:

@@ -1,4 +1,5 @@
-"""OTLP/HTTP receiver: ``POST /v1/traces`` with protobuf or JSON bodies, optionally gzip-compressed.
+"""OTLP/HTTP receiver: ``POST /v1/traces`` (and ``POST /v1/logs`` with a logs pipeline) with protobuf or
+JSON bodies, optionally gzip-compressed. Both paths share every rule below.
 
 Status codes follow the OTLP specification: 400 undecodable (a truncated gzip stream included), 413 too
 large (checked on the declared length, the received bytes and the decompressed size), 415 unsupported
@@ -26,6 +27,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from foothold.collector import otlp_logs
 from foothold.collector.auth import Authenticator, AuthError, stamping
 from foothold.collector.config import AuthConfig, HttpReceiverConfig
 from foothold.collector.metrics import Metrics
@@ -52,6 +54,11 @@ _FORMATS = {
     PROTOBUF: _Format(PROTOBUF, decode_protobuf),
     "application/protobuf": _Format(PROTOBUF, decode_protobuf),
     JSON: _Format(JSON, decode_json),
+}
+_LOGS_FORMATS = {
+    PROTOBUF: _Format(PROTOBUF, otlp_logs.decode_protobuf),
+    "application/protobuf": _Format(PROTOBUF, otlp_logs.decode_protobuf),
+    JSON: _Format(JSON, otlp_logs.decode_json),
 }
 
 
@@ -118,7 +125,11 @@ def _unauthorized(fmt: _Format, error: AuthError) -> Response:
 
 
 def otlp_http_app(
-    pipeline: Pipeline, config: HttpReceiverConfig, auth: Authenticator | None = None, metrics: Metrics | None = None
+    pipeline: Pipeline,
+    config: HttpReceiverConfig,
+    auth: Authenticator | None = None,
+    metrics: Metrics | None = None,
+    logs_pipeline: Pipeline | None = None,
 ) -> Starlette:
     auth = auth or Authenticator(AuthConfig())
     metrics = metrics or Metrics()
@@ -126,31 +137,39 @@ def otlp_http_app(
     def received(spans: int) -> None:
         metrics.inc("foothold_spans_received_total", spans, receiver="otlp_http")
 
-    def refused(fmt: _Format, error: _HttpError) -> Response:
+    def refused(pipeline: Pipeline, fmt: _Format, error: _HttpError) -> Response:
         pipeline.stats.count_refusal(error.reason)
         metrics.inc("foothold_requests_total", receiver="otlp_http", outcome="bad_request")
         return _status_response(fmt, error.status, str(error))
 
-    async def traces(request: Request) -> Response:
+    def export(pipeline: Pipeline, formats: dict[str, _Format], stamp) -> Callable:
+        options = {"stamp": stamp} if stamp else {}
+
+        async def handle(request: Request) -> Response:
+            return await _export(request, pipeline, formats, options)
+
+        return handle
+
+    async def _export(request: Request, pipeline: Pipeline, formats: dict[str, _Format], options: dict) -> Response:
         media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-        fmt = _FORMATS.get(media_type)
+        fmt = formats.get(media_type)
         try:
             identity = auth.check(request.headers.get("authorization"))
         except AuthError as exc:
             metrics.inc("foothold_auth_failures_total", listener="otlp_http", reason=exc.reason)
             metrics.inc("foothold_requests_total", receiver="otlp_http", outcome="unauthenticated")
             pipeline.stats.count_refusal("unauthenticated")
-            return _unauthorized(fmt or _FORMATS[JSON], exc)
+            return _unauthorized(fmt or formats[JSON], exc)
         if fmt is None:
             message = f"unsupported Content-Type {media_type or '(none)'!r}: use {PROTOBUF} or {JSON}"
-            return refused(_FORMATS[JSON], _HttpError(415, "unsupported_media_type", message))
+            return refused(pipeline, formats[JSON], _HttpError(415, "unsupported_media_type", message))
         try:
             raw = await _read_body(request, config.max_body_bytes)
             encoding = request.headers.get("content-encoding", "").strip().lower()
             body = _decompress(raw, encoding, config.max_body_bytes)
         except _HttpError as exc:
-            return refused(fmt, exc)
-        decode = stamping(fmt.decode, identity.sender, json=fmt.media_type == JSON, count=received)
+            return refused(pipeline, fmt, exc)
+        decode = stamping(fmt.decode, identity.sender, json=fmt.media_type == JSON, count=received, **options)
         outcome = await asyncio.to_thread(ingest, pipeline, decode, body)  # off the loop: decode and spool fsync
         metrics.inc("foothold_requests_total", receiver="otlp_http", outcome=outcome.verdict.value)
         if outcome.accepted is not None and outcome.accepted.rejected:
@@ -163,4 +182,7 @@ def otlp_http_app(
             return _status_response(fmt, 429, outcome.message, RETRY_AFTER_FULL_SECONDS)
         return _status_response(fmt, 503, outcome.message, RETRY_AFTER_CLOSED_SECONDS)
 
-    return Starlette(routes=[Route("/v1/traces", traces, methods=["POST"])])
+    routes = [Route("/v1/traces", export(pipeline, _FORMATS, None), methods=["POST"])]
+    if logs_pipeline is not None:
+        routes.append(Route("/v1/logs", export(logs_pipeline, _LOGS_FORMATS, otlp_logs.stamp_sender), methods=["POST"]))
+    return Starlette(routes=routes)

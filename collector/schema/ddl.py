@@ -19,6 +19,7 @@ from foothold.collector.schema import sql
 from foothold.collector.schema.sql import attr
 
 TRACES = "otel_traces"
+LOGS = "otel_logs"
 TRACE_ID_TS = "otel_traces_trace_id_ts"
 TOOL_CALLS = "tool_calls"
 ARTIFACTS = "artifacts"
@@ -43,6 +44,7 @@ class Table:
     # by which time column. Empty: kept forever (the migrations table).
     retention: str = ""
     ttl_column: str = ""
+    primary_key: str = ""  # a prefix of order_by, when the table's primary key is shorter (otel_logs)
 
 
 @dataclass(frozen=True)
@@ -118,6 +120,44 @@ TRACES_TABLE = Table(
     ttl_column="Timestamp",
 )
 
+# The contrib exporter's logs table (exporter/clickhouseexporter/internal/sqltemplates/logs_table.sql),
+# column for column. Agents' native telemetry (Claude Code, Codex CLI, Gemini CLI) arrives as these logs.
+LOGS_TABLE = Table(
+    name=LOGS,
+    body="""
+    Timestamp DateTime64(9) CODEC(Delta(8), ZSTD(1)),
+    TimestampTime DateTime DEFAULT toDateTime(Timestamp),
+    TraceId String CODEC(ZSTD(1)),
+    SpanId String CODEC(ZSTD(1)),
+    TraceFlags UInt8,
+    SeverityText LowCardinality(String) CODEC(ZSTD(1)),
+    SeverityNumber UInt8,
+    ServiceName LowCardinality(String) CODEC(ZSTD(1)),
+    Body String CODEC(ZSTD(1)),
+    ResourceSchemaUrl LowCardinality(String) CODEC(ZSTD(1)),
+    ResourceAttributes Map(LowCardinality(String), String) CODEC(ZSTD(1)),
+    ScopeSchemaUrl LowCardinality(String) CODEC(ZSTD(1)),
+    ScopeName String CODEC(ZSTD(1)),
+    ScopeVersion LowCardinality(String) CODEC(ZSTD(1)),
+    ScopeAttributes Map(LowCardinality(String), String) CODEC(ZSTD(1)),
+    LogAttributes Map(LowCardinality(String), String) CODEC(ZSTD(1)),
+    EventName String CODEC(ZSTD(1)),
+    INDEX idx_trace_id TraceId TYPE bloom_filter(0.001) GRANULARITY 1,
+    INDEX idx_res_attr_key mapKeys(ResourceAttributes) TYPE bloom_filter(0.01) GRANULARITY 1,
+    INDEX idx_res_attr_value mapValues(ResourceAttributes) TYPE bloom_filter(0.01) GRANULARITY 1,
+    INDEX idx_scope_attr_key mapKeys(ScopeAttributes) TYPE bloom_filter(0.01) GRANULARITY 1,
+    INDEX idx_scope_attr_value mapValues(ScopeAttributes) TYPE bloom_filter(0.01) GRANULARITY 1,
+    INDEX idx_log_attr_key mapKeys(LogAttributes) TYPE bloom_filter(0.01) GRANULARITY 1,
+    INDEX idx_log_attr_value mapValues(LogAttributes) TYPE bloom_filter(0.01) GRANULARITY 1,
+    INDEX idx_body Body TYPE tokenbf_v1(32768, 3, 0) GRANULARITY 8""",
+    order_by="(ServiceName, TimestampTime, Timestamp)",
+    primary_key="(ServiceName, TimestampTime)",
+    partition_by="toDate(TimestampTime)",
+    shard_key=f"cityHash64({sql.session_id(sql.LOG_ATTRIBUTES)})",
+    retention="spans",  # raw telemetry, kept as long as the spans
+    ttl_column="TimestampTime",
+)
+
 TRACE_ID_TS_TABLE = Table(
     name=TRACE_ID_TS,
     body="""
@@ -167,6 +207,9 @@ TOOL_CALLS_TABLE = Table(
     TraceId String CODEC(ZSTD(1)),
     SpanId String CODEC(ZSTD(1)),
     ParentSpanId String CODEC(ZSTD(1)),
+    Decision LowCardinality(String) CODEC(ZSTD(1)),
+    DecisionSource LowCardinality(String) CODEC(ZSTD(1)),
+    Source LowCardinality(String) CODEC(ZSTD(1)),
     INDEX idx_agent AgentName TYPE set(256) GRANULARITY 4,
     INDEX idx_tool ToolName TYPE set(256) GRANULARITY 4,
     INDEX idx_fingerprint CredentialFingerprint TYPE bloom_filter(0.01) GRANULARITY 1,
@@ -329,41 +372,81 @@ _CONTEXT_COLUMNS = f"""
         {sql.AGENT_NAME} AS AgentName,
         {attr(semconv.TASK_ID)} AS TaskId"""
 
-# Declared on the call, else seen in its arguments (a redaction marker): both are uses of the credential.
-_CREDENTIAL_FINGERPRINT = sql.first_non_empty(attr(semconv.CREDENTIAL_FINGERPRINT), sql.SEEN_CREDENTIAL_FINGERPRINT)
-_CREDENTIAL_KIND = sql.first_non_empty(attr(semconv.CREDENTIAL_KIND), sql.SEEN_CREDENTIAL_KIND)
+
+def _tool_calls_select(column: str) -> str:
+    """The tool_calls projection of spans (``SpanAttributes``) or normalised native events (``LogAttributes``)."""
+    logs = column == sql.LOG_ATTRIBUTES
+
+    def a(key: str) -> str:
+        return attr(key, column)
+
+    context = f"""
+        {sql.session_id(column)} AS SessionId,
+        {a(semconv.GEN_AI_AGENT_ID)} AS AgentId,
+        {sql.agent_name(column)} AS AgentName,
+        {a(semconv.TASK_ID)} AS TaskId"""
+    if logs:  # the normaliser wrote the GenAI names; a log has no status, duration or parent columns
+        name, arguments = a(semconv.GEN_AI_TOOL_NAME), a(semconv.GEN_AI_TOOL_CALL_ARGUMENTS)
+        status = (
+            f"multiIf({a(semconv.ERROR_TYPE)} != '', 'Error', {a(semconv.TOOL_DECISION)} = 'reject', 'Unset', 'Ok')"
+        )
+        duration, checkpoint = f"toUInt64OrZero({a(semconv.DURATION_NS)})", "false"
+        # A record is no span: its row key is the call (else the record's content), so two calls logged at
+        # one instant stay two rows of the replacing table.
+        call_id = a(semconv.GEN_AI_TOOL_CALL_ID)
+        span_id = f"if({call_id} != '', concat('call:', {call_id}), hex(cityHash64(LogAttributes, Timestamp, Body)))"
+        ids = f"{span_id} AS SpanId, '' AS ParentSpanId"
+        where = sql.IS_LOGGED_TOOL_CALL
+    else:
+        name, arguments, status = sql.TOOL_NAME, sql.TOOL_ARGUMENTS, sql.STATUS
+        duration, checkpoint, ids, where = (
+            "Duration",
+            sql.HAS_HUMAN_CHECKPOINT,
+            "SpanId, ParentSpanId",
+            sql.IS_TOOL_CALL,
+        )
+    # Declared on the call, else seen in its arguments (a redaction marker): both are uses of the credential.
+    return f"""
+    SELECT
+        Timestamp,{context},
+        {a(semconv.GEN_AI_CONVERSATION_ID)} AS ConversationId,
+        {name} AS ToolName,
+        {a(semconv.GEN_AI_TOOL_CALL_ID)} AS ToolCallId,
+        {a(semconv.GEN_AI_TOOL_TYPE)} AS ToolType,
+        {status} AS Status,
+        {a(semconv.ERROR_TYPE)} AS ErrorType,
+        {duration} AS DurationNs,
+        {arguments} AS Arguments,
+        {a(semconv.CWD)} AS Cwd,
+        {sql.first_non_empty(a(semconv.CREDENTIAL_FINGERPRINT), sql.seen_credential(arguments, 2))} AS CredentialFingerprint,
+        {sql.first_non_empty(a(semconv.CREDENTIAL_KIND), sql.seen_credential(arguments, 1))} AS CredentialKind,
+        {a(semconv.CREDENTIAL_TASK_ID)} AS CredentialTaskId,
+        {a(semconv.CREDENTIAL_ISSUED_TO)} AS CredentialIssuedTo,
+        parseDateTime64BestEffortOrNull({a(semconv.CREDENTIAL_EXPIRES_AT)}, 3) AS CredentialExpiresAt,
+        {a(semconv.PERSISTENCE_KIND)} AS PersistenceKind,
+        {a(semconv.PERSISTENCE_TARGET)} AS PersistenceTarget,
+        {a(semconv.PERSISTENCE_TECHNIQUE)} AS Technique,
+        {a(semconv.PERSISTENCE_EVIDENCE)} AS Evidence,
+        arrayFilter(c -> c != '', splitByChar(',', {a(semconv.TOOL_CATEGORIES)})) AS ToolCategories,
+        {checkpoint} AS HumanCheckpoint,
+        {a(semconv.SENDER)} AS Sender,
+        ServiceName, TraceId, {ids},
+        {a(semconv.TOOL_DECISION)} AS Decision,
+        {a(semconv.TOOL_DECISION_SOURCE)} AS DecisionSource,
+        {a(semconv.TOOL_CALL_SOURCE)} AS Source
+    FROM {{source}}
+    WHERE {where}"""
+
 
 TOOL_CALLS_VIEW = View(
-    name=f"{TOOL_CALLS}_mv",
-    source=TRACES,
-    target=TOOL_CALLS,
-    select=f"""
-    SELECT
-        Timestamp,{_CONTEXT_COLUMNS},
-        {attr(semconv.GEN_AI_CONVERSATION_ID)} AS ConversationId,
-        {sql.TOOL_NAME} AS ToolName,
-        {attr(semconv.GEN_AI_TOOL_CALL_ID)} AS ToolCallId,
-        {attr(semconv.GEN_AI_TOOL_TYPE)} AS ToolType,
-        {sql.STATUS} AS Status,
-        {attr(semconv.ERROR_TYPE)} AS ErrorType,
-        Duration AS DurationNs,
-        {sql.TOOL_ARGUMENTS} AS Arguments,
-        {attr(semconv.CWD)} AS Cwd,
-        {_CREDENTIAL_FINGERPRINT} AS CredentialFingerprint,
-        {_CREDENTIAL_KIND} AS CredentialKind,
-        {attr(semconv.CREDENTIAL_TASK_ID)} AS CredentialTaskId,
-        {attr(semconv.CREDENTIAL_ISSUED_TO)} AS CredentialIssuedTo,
-        parseDateTime64BestEffortOrNull({attr(semconv.CREDENTIAL_EXPIRES_AT)}, 3) AS CredentialExpiresAt,
-        {attr(semconv.PERSISTENCE_KIND)} AS PersistenceKind,
-        {attr(semconv.PERSISTENCE_TARGET)} AS PersistenceTarget,
-        {attr(semconv.PERSISTENCE_TECHNIQUE)} AS Technique,
-        {attr(semconv.PERSISTENCE_EVIDENCE)} AS Evidence,
-        arrayFilter(c -> c != '', splitByChar(',', {attr(semconv.TOOL_CATEGORIES)})) AS ToolCategories,
-        {sql.HAS_HUMAN_CHECKPOINT} AS HumanCheckpoint,
-        {attr(semconv.SENDER)} AS Sender,
-        ServiceName, TraceId, SpanId, ParentSpanId
-    FROM {{source}}
-    WHERE {sql.IS_TOOL_CALL}""",
+    name=f"{TOOL_CALLS}_mv", source=TRACES, target=TOOL_CALLS, select=_tool_calls_select(sql.SPAN_ATTRIBUTES)
+)
+
+# Native tool events (otel_logs) the collector normalised into the GenAI tool-call attributes
+# (processors/native.py) land in the same table through the same projection. What a tool call is stays
+# decided in one place: the normaliser names it with the GenAI attributes, and the views read those.
+TOOL_CALLS_FROM_LOGS_VIEW = View(
+    name=f"{TOOL_CALLS}_from_logs_mv", source=LOGS, target=TOOL_CALLS, select=_tool_calls_select(sql.LOG_ATTRIBUTES)
 )
 
 ARTIFACTS_VIEW = View(
@@ -403,7 +486,9 @@ def render_table(table: Table, topo: Topology) -> list[str]:
         engine = f"{table.engine}({table.engine_args})"
     statements = [
         f"CREATE TABLE IF NOT EXISTS {db}.{local}{topo.on_cluster} ({table.body}\n)\n"
-        f"ENGINE = {engine}\nPARTITION BY {table.partition_by}\nORDER BY {table.order_by}\n"
+        f"ENGINE = {engine}\nPARTITION BY {table.partition_by}\n"
+        + (f"PRIMARY KEY {table.primary_key}\n" if table.primary_key else "")
+        + f"ORDER BY {table.order_by}\n"
         f"SETTINGS {table.settings}"
     ]
     if topo.cluster:

@@ -28,6 +28,19 @@ class TableSetting:
 
 
 @dataclass(frozen=True)
+class AddColumns:
+    """``ALTER TABLE … ADD COLUMN IF NOT EXISTS`` (the local table, and on a cluster the Distributed one too)."""
+
+    table: str
+    columns: tuple[str, ...]  # "Name Type" definitions
+
+    def render(self, topo: Topology) -> list[str]:
+        adds = ", ".join(f"ADD COLUMN IF NOT EXISTS {column}" for column in self.columns)
+        names = [topo.local(self.table)] + ([self.table] if topo.cluster else [])
+        return [f"ALTER TABLE {topo.database}.{name}{topo.on_cluster} {adds}" for name in names]
+
+
+@dataclass(frozen=True)
 class ViewQuery:
     """``ALTER TABLE … MODIFY QUERY``: an existing materialized view takes its current SELECT from ddl.py
     (rows already written keep the old derivation; re-running is a no-op)."""
@@ -43,12 +56,12 @@ class ViewQuery:
 class Migration:
     version: int
     description: str
-    objects: tuple[Table | View | TableSetting | ViewQuery, ...]
+    objects: tuple[Table | View | TableSetting | AddColumns | ViewQuery, ...]
 
     def statements(self, topo: Topology) -> list[str]:
         out: list[str] = []
         for obj in self.objects:
-            if isinstance(obj, TableSetting | ViewQuery):
+            if isinstance(obj, TableSetting | AddColumns | ViewQuery):
                 out += obj.render(topo)
             else:
                 out += ddl.render_table(obj, topo) if isinstance(obj, Table) else ddl.render_view(obj, topo)
@@ -98,6 +111,25 @@ MIGRATIONS: tuple[Migration, ...] = (
         4,
         "AgentName falls back to gen_ai.agent.id when an agent sets no name (tool_calls and artifacts views)",
         (ViewQuery(ddl.TOOL_CALLS_VIEW), ViewQuery(ddl.ARTIFACTS_VIEW)),
+    ),
+    Migration(
+        5,
+        "otel_logs (agents' native telemetry, the contrib exporter's logs table); tool_calls from native tool "
+        "events, with the decision, who decided and the reporting telemetry",
+        (
+            ddl.LOGS_TABLE,
+            TableSetting(ddl.LOGS, f"non_replicated_deduplication_window = {DEDUPLICATION_WINDOW}"),
+            AddColumns(
+                ddl.TOOL_CALLS,
+                (
+                    "Decision LowCardinality(String) CODEC(ZSTD(1))",
+                    "DecisionSource LowCardinality(String) CODEC(ZSTD(1))",
+                    "Source LowCardinality(String) CODEC(ZSTD(1))",
+                ),
+            ),
+            ViewQuery(ddl.TOOL_CALLS_VIEW),
+            ddl.TOOL_CALLS_FROM_LOGS_VIEW,
+        ),
     ),
 )
 

@@ -8,10 +8,13 @@ from __future__ import annotations
 
 from foothold import semconv
 
+SPAN_ATTRIBUTES = "SpanAttributes"
+LOG_ATTRIBUTES = "LogAttributes"
 
-def attr(key: str) -> str:
-    """A span attribute lookup; missing keys read as ''."""
-    return f"SpanAttributes['{key}']"
+
+def attr(key: str, column: str = SPAN_ATTRIBUTES) -> str:
+    """An attribute lookup (a span's, or a log record's with ``column=LOG_ATTRIBUTES``); missing keys read as ''."""
+    return f"{column}['{key}']"
 
 
 def first_non_empty(*expressions: str) -> str:
@@ -21,14 +24,26 @@ def first_non_empty(*expressions: str) -> str:
     return f"multiIf({branches}, {fallback})"
 
 
-# A session is the conversation id when the agent sets one, else the MCP session, else the trace.
-SESSION_ID = first_non_empty(
-    attr(semconv.GEN_AI_CONVERSATION_ID), attr(semconv.MCP_SESSION_ID), attr("session.id"), "TraceId"
-)
+def session_id(column: str = SPAN_ATTRIBUTES) -> str:
+    """A session is the conversation id when the agent sets one, else the MCP session, else the trace."""
+    return first_non_empty(
+        attr(semconv.GEN_AI_CONVERSATION_ID, column),
+        attr(semconv.MCP_SESSION_ID, column),
+        attr("session.id", column),
+        "TraceId",
+    )
+
+
+SESSION_ID = session_id()
+
 
 # The agent as every view shows it: its name, else its id (many agents set only gen_ai.agent.id), so the
 # Agent column, `sessions --agent`, the report and the rules' agent allow-lists all see one identity.
-AGENT_NAME = first_non_empty(attr(semconv.GEN_AI_AGENT_NAME), attr(semconv.GEN_AI_AGENT_ID), "''")
+def agent_name(column: str = SPAN_ATTRIBUTES) -> str:
+    return first_non_empty(attr(semconv.GEN_AI_AGENT_NAME, column), attr(semconv.GEN_AI_AGENT_ID, column), "''")
+
+
+AGENT_NAME = agent_name()
 
 # Exporter versions wrote 'Error' or 'STATUS_CODE_ERROR', 'Server' or 'SPAN_KIND_SERVER': read both.
 STATUS = (
@@ -50,7 +65,13 @@ _MCP_TOOLS_CALL = f"{attr(semconv.MCP_METHOD_NAME)} = 'tools/call'"
 IS_TOOL_CALL = (
     f"(({attr(semconv.GEN_AI_OPERATION_NAME)} = '{semconv.OPERATION_EXECUTE_TOOL}' "
     f"OR {attr('openinference.span.kind')} = 'TOOL' OR ({_MCP_TOOLS_CALL} AND {KIND} = 'Client')) "
-    f"AND NOT ({_MCP_TOOLS_CALL} AND {KIND} = 'Server' AND ParentSpanId != ''))"
+    f"AND NOT ({_MCP_TOOLS_CALL} AND {KIND} = 'Server' AND ParentSpanId != '') "
+    f"AND {attr(semconv.TOOL_CALL_DUPLICATE_OF)} = '')"
+)
+# A native agent event (otel_logs) is a tool call once the collector normalised it (processors/native.py).
+IS_LOGGED_TOOL_CALL = (
+    f"({attr(semconv.GEN_AI_OPERATION_NAME, LOG_ATTRIBUTES)} = '{semconv.OPERATION_EXECUTE_TOOL}' "
+    f"AND {attr(semconv.TOOL_CALL_DUPLICATE_OF, LOG_ATTRIBUTES)} = '')"
 )
 TOOL_NAME = first_non_empty(attr(semconv.GEN_AI_TOOL_NAME), attr("tool.name"), "SpanName")
 TOOL_ARGUMENTS = first_non_empty(attr(semconv.GEN_AI_TOOL_CALL_ARGUMENTS), attr("input.value"), "''")
@@ -67,5 +88,8 @@ HAS_HUMAN_CHECKPOINT = (
 # declares none, so a stolen token typed into a command counts for the reuse rules.
 # (braces doubled: the view's SELECT goes through str.format)
 _MARKER = r"'\\[REDACTED:([a-z0-9_]+):fp=([0-9a-f]{{16}})\\]'"
-SEEN_CREDENTIAL_FINGERPRINT = f"extractGroups({TOOL_ARGUMENTS}, {_MARKER})[2]"
-SEEN_CREDENTIAL_KIND = f"extractGroups({TOOL_ARGUMENTS}, {_MARKER})[1]"
+
+
+def seen_credential(arguments: str, group: int) -> str:
+    """The first redaction marker's kind (group 1) or fingerprint (group 2) in a call's arguments."""
+    return f"extractGroups({arguments}, {_MARKER})[{group}]"

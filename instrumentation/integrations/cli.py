@@ -97,6 +97,17 @@ def mcp_proxy_command(
     endpoint: Annotated[
         str | None, typer.Option("--endpoint", help="OTLP endpoint (default: OTEL_EXPORTER_OTLP_* variables)")
     ] = None,
+    capture_content: Annotated[
+        bool | None,
+        typer.Option(
+            "--capture-content/--no-capture-content",
+            help="record tool arguments and results, redacted "
+            "(default: off, or OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT)",
+        ),
+    ] = None,
+    session: Annotated[
+        str | None, typer.Option("--session", help="the agent's session id, recorded on every span")
+    ] = None,
 ) -> None:
     """Audit proxy for a stdio MCP server: `foothold-audit mcp-proxy -- SERVER COMMAND...`. Passes every message
     through unchanged and records a span per tools/call and resources/read."""
@@ -105,7 +116,7 @@ def mcp_proxy_command(
     command = list(ctx.args)
     if command and command[0] == "--":
         command = command[1:]
-    raise typer.Exit(run(command, endpoint=endpoint))
+    raise typer.Exit(run(command, endpoint=endpoint, capture_content=capture_content, session=session))
 
 
 def _standalone() -> typer.Typer:

@@ -18,6 +18,7 @@ server only. Both are undone by ``uninstrument()``.
 from __future__ import annotations
 
 import contextvars
+import os
 from collections.abc import Callable, Generator
 from contextlib import contextmanager
 from typing import Any
@@ -54,6 +55,9 @@ class FootholdServerMiddleware:
             if ctx.request_id is not None:
                 extra[semconv.JSONRPC_REQUEST_ID] = str(ctx.request_id)
             session_id = getattr(getattr(ctx.session, "_connection", None), "session_id", None)
+            # stdio has no session id; behind `foothold-audit mcp-proxy` the proxy's is in the environment,
+            # so the proxy's record of the call and this one match (one row per call in the collector)
+            session_id = session_id or os.environ.get("FOOTHOLD_MCP_SESSION_ID")
             if session_id:
                 extra[semconv.MCP_SESSION_ID] = str(session_id)
         except Exception as exc:

@@ -9,7 +9,14 @@ persistence verdict, errors, the caller's trace (``params._meta.traceparent``) a
 changes made while the call ran (the server is a local process) as artifact spans. A ``resources/read`` is
 marked as untrusted input, the category the collector's flow rules chain on.
 
-One proxy run is one MCP session: ``mcp.session.id`` is minted per run (stdio has no session id).
+One proxy run is one MCP session: ``mcp.session.id`` is minted per run (stdio has no session id) and is on
+every span the proxy emits, artifacts included, so they all file under one session (``--session`` adds
+the agent's own session as ``gen_ai.conversation.id``). The JSON-RPC id is the call id
+(``gen_ai.tool.call.id``). The server is started with ``FOOTHOLD_MCP_SESSION_ID`` set to that session:
+when the server is instrumented by Foothold too, its span of the call carries the same session and id,
+and the collector keeps one row for the two. Arguments and results are recorded only with
+``--capture-content`` (or the GenAI content variable ``OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT=true``),
+redacted and size-limited.
 The child's stderr is passed through; the proxy's own logging goes to stderr, never to stdout.
 """
 
@@ -28,6 +35,7 @@ from typing import Any
 _CHUNK = 1 << 16
 _MAX_LINE = 64 << 20  # a longer line is still forwarded, just not parsed
 _METHODS = ("tools/call", "resources/read")
+SESSION_ENV = "FOOTHOLD_MCP_SESSION_ID"  # the proxy's MCP session, handed to the server it starts
 
 
 @dataclass
@@ -72,6 +80,7 @@ class Proxy:
     """The span side of the proxy (the byte pumps call ``on_client_line`` / ``on_server_line``)."""
 
     session_id: str = field(default_factory=lambda: f"mcp-proxy-{uuid.uuid4().hex}")
+    conversation_id: str = ""  # the agent's session, when the proxy is told it (--session)
     server_command: str = ""
     cwd: str = field(default_factory=os.getcwd)
     pending: dict[str, _Pending] = field(default_factory=dict)
@@ -107,6 +116,13 @@ class Proxy:
         for call in left:
             self._emit(call, {"error": {"code": "no_response", "message": "the server exited before answering"}})
 
+    def session_attributes(self) -> dict[str, str]:
+        """What files every span of this proxy under its session (tool calls and artifacts alike)."""
+        attributes = {"mcp.session.id": self.session_id}
+        if self.conversation_id:
+            attributes["gen_ai.conversation.id"] = self.conversation_id
+        return attributes
+
     def _emit(self, call: _Pending, response: dict[str, Any]) -> None:
         try:
             _emit_span(self, call, response)
@@ -134,7 +150,8 @@ def _emit_span(proxy: Proxy, call: _Pending, response: dict[str, Any]) -> None:
     attributes: dict[str, Any] = {
         semconv.MCP_METHOD_NAME: call.method,
         semconv.JSONRPC_REQUEST_ID: call.request_id,
-        semconv.MCP_SESSION_ID: proxy.session_id,
+        semconv.GEN_AI_TOOL_CALL_ID: call.request_id,
+        **proxy.session_attributes(),
         semconv.GEN_AI_OPERATION_NAME: semconv.OPERATION_EXECUTE_TOOL,
         semconv.GEN_AI_TOOL_TYPE: "extension",
         semconv.CWD: proxy.cwd,
@@ -174,7 +191,9 @@ def _emit_span(proxy: Proxy, call: _Pending, response: dict[str, Any]) -> None:
     found: list[Any] = []
     if rt.watcher is not None and call.snapshot is not None:
         found, _changed = rt.watcher.after(call.snapshot)
-    artifacts.emit(rt.tracer, span, found, {semconv.CWD: proxy.cwd, semconv.HOME: rt.home})
+    artifacts.emit(
+        rt.tracer, span, found, {semconv.CWD: proxy.cwd, semconv.HOME: rt.home, **proxy.session_attributes()}
+    )
     span.end()
 
 
@@ -233,8 +252,19 @@ def _each(lines: list[bytes], on_line: Any) -> None:
             runtime.report_once("mcp proxy parse", exc)
 
 
-def run(command: list[str], *, endpoint: str | None = None, service_name: str = "foothold-mcp-proxy") -> int:
-    """Run the server behind the proxy until it exits; returns its exit code."""
+def run(
+    command: list[str],
+    *,
+    endpoint: str | None = None,
+    service_name: str = "foothold-mcp-proxy",
+    capture_content: bool | None = None,
+    session: str | None = None,
+) -> int:
+    """Run the server behind the proxy until it exits; returns its exit code.
+
+    ``capture_content``: record arguments and results (None: ``OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT``
+    decides, off by default). ``session``: the agent's session id, recorded as ``gen_ai.conversation.id`` on
+    every span."""
     if not command:
         sys.stderr.write("foothold-audit mcp-proxy: give the server command after --\n")
         return 2
@@ -247,13 +277,16 @@ def run(command: list[str], *, endpoint: str | None = None, service_name: str = 
         )
 
         exporter = _otlp_exporter(endpoint, None, DEFAULT_EXPORT_TIMEOUT_SECONDS)
-        setup = fh.setup(tracer_provider=_own_provider(service_name), exporter=exporter)
+        setup = fh.setup(
+            tracer_provider=_own_provider(service_name), exporter=exporter, capture_content=capture_content
+        )
     except Exception as exc:  # spans are lost, the proxy still works
         sys.stderr.write(f"foothold-audit mcp-proxy: instrumentation disabled ({exc})\n")
     import shlex
 
-    proxy = Proxy(server_command=shlex.join(command))
-    child = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, bufsize=0)
+    proxy = Proxy(server_command=shlex.join(command), conversation_id=session or "")
+    env = {**os.environ, SESSION_ENV: proxy.session_id}
+    child = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, bufsize=0, env=env)
     assert child.stdin is not None and child.stdout is not None
     stdin_fd, stdout_fd = sys.stdin.fileno(), sys.stdout.fileno()
     to_server = threading.Thread(
