@@ -19,6 +19,7 @@ demo: $(STAMP)
 # The house checks run first: a formatting slip fails in seconds, not after the suite.
 lint: $(STAMP)
 	$(BIN)/ruff format --check --quiet .
+	$(BIN)/ruff check --quiet .
 
 # mypy resolves modules by path, and pyproject maps collector/ -> foothold.collector (etc.): type-check a
 # symlinked tree laid out as the import names, then print paths as they are in the repo.

@@ -416,7 +416,7 @@ def summarize_profile(raw: Path, top: int = 20) -> str:
                 incl_counts[f] += n
     if not total:
         return "(no samples)"
-    pct = lambda n: f"{100 * n / total:5.1f}%"  # noqa: E731
+    pct = lambda n: f"{100 * n / total:5.1f}%"  # noqa: E731 (a one-line local helper)
     lines = [f"{total} samples (shares of all samples in non-idle threads)", "", "by stage:"]
     lines += [f"  {pct(n)}  {name}" for name, n in stages.most_common()]
     lines += ["", "by thread:"] + [f"  {pct(n)}  {name}" for name, n in threads.most_common(6)]

@@ -219,7 +219,7 @@ class CollectorProcess:
         cfg = self.dir / "cfg.yaml"
         cfg.write_text(yaml.safe_dump(config))
         env = {k: v for k, v in os.environ.items() if not k.startswith("FOOTHOLD_")} | self.extra_env
-        self._log = open(self.dir / "collector.log", "wb")  # noqa: SIM115
+        self._log = open(self.dir / "collector.log", "wb")  # noqa: SIM115 (closed in stop(): the log outlives this method)
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "foothold", "collect", "-c", str(cfg)],
             stdout=self._log,

@@ -382,7 +382,10 @@ class ChainConfig(_Section):
     )
     other_writers: bool = Field(
         False,
-        description="other writers (e.g. otelcol-contrib) share otel_traces: verify then only flags unchained rows claiming foothold.sender",
+        description=(
+            "other writers (e.g. otelcol-contrib) share otel_traces: verify then only flags unchained rows "
+            "claiming foothold.sender"
+        ),
     )
 
 
@@ -405,7 +408,9 @@ class Settings(BaseSettings):
     )
     fingerprint_key_file: Path | None = Field(
         None,
-        description="file holding fingerprint_key, read at start (FOOTHOLD_FINGERPRINT_KEY_FILE); not with fingerprint_key",
+        description=(
+            "file holding fingerprint_key, read at start (FOOTHOLD_FINGERPRINT_KEY_FILE); not with fingerprint_key"
+        ),
     )
     receivers: ReceiversConfig = ReceiversConfig()
     connections: ConnectionsConfig = ConnectionsConfig()
@@ -440,10 +445,10 @@ class Settings(BaseSettings):
         ]
         if exposed:
             raise ValueError(
-                f"{'; '.join(exposed)} is not a loopback address and auth has no tokens, so anyone who can reach it could "
-                "write spans or read the store. Add auth.tokens (`foothold-audit token new --name NAME` prints a token and its "
-                "config line), or bind 127.0.0.1, or accept unauthenticated clients explicitly with "
-                "auth.allow_unauthenticated: true (FOOTHOLD_AUTH__ALLOW_UNAUTHENTICATED=true)"
+                f"{'; '.join(exposed)} is not a loopback address and auth has no tokens, so anyone who can reach "
+                "it could write spans or read the store. Add auth.tokens (`foothold-audit token new --name NAME` "
+                "prints a token and its config line), or bind 127.0.0.1, or accept unauthenticated clients "
+                "explicitly with auth.allow_unauthenticated: true (FOOTHOLD_AUTH__ALLOW_UNAUTHENTICATED=true)"
             )
         return auth
 

@@ -452,7 +452,7 @@ class Collector:
                 await asyncio.gather(task, return_exceptions=True)
         if self._grpc:
             await self._grpc.stop()
-        for server, task in self._servers:
+        for server, _task in self._servers:
             server.should_exit = True
         await asyncio.gather(*(task for _, task in self._servers), return_exceptions=True)
         if self.query_door is not None:

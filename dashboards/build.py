@@ -24,7 +24,7 @@ from pathlib import Path
 import yaml
 
 # Public names stay importable from here (tests, the push command): the builder, the dashboards, the rules.
-from foothold.dashboards.builder import (  # noqa: F401
+from foothold.dashboards.builder import (  # noqa: F401 (re-exported: push.py and the tests import these from build)
     DATASOURCE,
     DATASOURCE_UID,
     EXPRESSION_UID,
@@ -40,8 +40,8 @@ from foothold.dashboards.builder import (  # noqa: F401
     iter_panels,
 )
 from foothold.dashboards.definitions import dashboards
-from foothold.dashboards.queries import ALL  # noqa: F401
-from foothold.dashboards.rules import (  # noqa: F401
+from foothold.dashboards.queries import ALL  # noqa: F401 (re-exported: push.py and the tests import these from build)
+from foothold.dashboards.rules import (  # noqa: F401 (re-exported: push.py and the tests import these from build)
     CONTACT_POINT,
     FOLDER_TITLE,
     FOLDER_UID,
@@ -100,7 +100,7 @@ def rendered_files() -> dict[Path, str]:
         + "\n"
         for d in dashboards()
     }
-    dump = lambda doc: yaml.dump(doc, Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=120)  # noqa: E731
+    dump = lambda doc: yaml.dump(doc, Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=120)  # noqa: E731 (a one-line local helper)
     files[ALERTING_DIR / "foothold-alerts.yaml"] = _ALERTS_HEADER + dump(alert_rules_document())
     files[ALERTING_DIR / "contact-points.yaml"] = _CONTACT_POINTS_HEADER + dump(contact_points_document())
     return files

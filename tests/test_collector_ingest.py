@@ -31,7 +31,8 @@ _T0 = time.time_ns() // 1_000_000_000 * 1_000_000_000
 
 
 def _emit_tool_session(agent, session_id: str):
-    """One tool call with a child artifact span, an event and a link: every column gets data. Returns the link's target."""
+    """One tool call with a child artifact span, an event and a link: every column gets data. Returns the link's
+    target."""
     tracer = agent.tracer
     with tracer.start_as_current_span("planning") as planning:
         link_ctx = planning.get_span_context()
@@ -195,7 +196,8 @@ def test_otlp_json_with_hex_ids_and_int_enums_is_stored(collector):
     assert response.headers["content-type"].startswith("application/json")
     stored = rows(
         collector,
-        "SELECT SpanName, TraceId, SpanId, ParentSpanId, SpanKind, StatusCode, Duration, SpanAttributes, ResourceAttributes, "
+        "SELECT SpanName, TraceId, SpanId, ParentSpanId, SpanKind, StatusCode, Duration, SpanAttributes, "
+        "ResourceAttributes, "
         "ScopeVersion, Events.Name, Events.Attributes, Links.TraceId, Links.SpanId, Links.Attributes "
         "FROM {db}.otel_traces ORDER BY SpanName",
     )
@@ -438,7 +440,8 @@ def test_old_exporter_spellings_of_span_kind_are_understood(store):
     client, db = store.client(), store.database
     mcp_call = "map('mcp.method.name', 'tools/call', 'gen_ai.tool.name', 'read')"
     client.command(
-        f"INSERT INTO {db}.otel_traces (Timestamp, TraceId, SpanId, ParentSpanId, SpanName, SpanKind, SpanAttributes) VALUES "
+        f"INSERT INTO {db}.otel_traces "
+        "(Timestamp, TraceId, SpanId, ParentSpanId, SpanName, SpanKind, SpanAttributes) VALUES "
         f"(now64(9), 'aa', 'c1', '', 'tools/call read', 'SPAN_KIND_CLIENT', {mcp_call}), "
         f"(now64(9), 'aa', 's1', 'c1', 'tools/call read', 'SPAN_KIND_SERVER', {mcp_call}), "
         f"(now64(9), 'aa', 'i1', '', 'step', 'SPAN_KIND_INTERNAL', map()), "

@@ -55,7 +55,7 @@ def test_a_config_change_is_applied_on_the_next_start_and_nothing_when_unchanged
     open_store(chdb_dsn, db, retention=Retention(DAY_POLICY)).close()
     store = open_store(chdb_dsn, db, migrate=False)
     client = store.client(in_database=False)
-    run = lambda policy: retention.apply(  # noqa: E731
+    run = lambda policy: retention.apply(  # noqa: E731 (a one-line local helper)
         client.command, lambda sql: client.query(sql).result_rows, policy, store.topology
     )
     try:

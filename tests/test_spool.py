@@ -256,7 +256,8 @@ def test_replayed_insert_with_the_same_token_is_dropped_in_every_table(store):
     exporter.export(batch)
     assert client.query(f"SELECT count() FROM {db}.otel_traces").result_rows == [(10,)]
     window = client.query(
-        f"SELECT name FROM system.tables WHERE database = '{db}' AND engine_full LIKE '%non_replicated_deduplication_window = 1000%'"
+        f"SELECT name FROM system.tables WHERE database = '{db}' "
+        "AND engine_full LIKE '%non_replicated_deduplication_window = 1000%'"
     ).result_rows
     assert sorted(name for (name,) in window) == [
         "artifacts",
@@ -313,12 +314,13 @@ def test_store_outage_is_absorbed_by_the_spool_then_drained_and_a_full_spool_ans
 
 def _start_collector(config: Path, data_dir: Path) -> tuple[subprocess.Popen, dict]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("FOOTHOLD_")}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "foothold", "collect", "-c", str(config)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=open(data_dir / f"collector-{time.monotonic_ns()}.log", "wb"),
-    )
+    with open(data_dir / f"collector-{time.monotonic_ns()}.log", "wb") as log:  # the child keeps its own copy
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "foothold", "collect", "-c", str(config)],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=log,
+        )
     deadline = time.monotonic() + 120  # readiness probe of another process: poll its discovery file
     while time.monotonic() < deadline:
         try:

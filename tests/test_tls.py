@@ -31,9 +31,9 @@ from foothold.investigation.access import open_reader
 from tests.conftest import make_settings, rows
 
 x509 = pytest.importorskip("cryptography.x509")
-from cryptography.hazmat.primitives import hashes, serialization  # noqa: E402
-from cryptography.hazmat.primitives.asymmetric import ec  # noqa: E402
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID  # noqa: E402
+from cryptography.hazmat.primitives import hashes, serialization  # noqa: E402 (after the skip when cryptography is missing)
+from cryptography.hazmat.primitives.asymmetric import ec  # noqa: E402 (after the skip when cryptography is missing)
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID  # noqa: E402 (after the skip when cryptography is missing)
 
 EXPORT = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
 

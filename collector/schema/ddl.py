@@ -406,6 +406,8 @@ def _tool_calls_select(column: str) -> str:
             sql.IS_TOOL_CALL,
         )
     # Declared on the call, else seen in its arguments (a redaction marker): both are uses of the credential.
+    fingerprint = sql.first_non_empty(a(semconv.CREDENTIAL_FINGERPRINT), sql.seen_credential(arguments, 2))
+    kind = sql.first_non_empty(a(semconv.CREDENTIAL_KIND), sql.seen_credential(arguments, 1))
     return f"""
     SELECT
         Timestamp,{context},
@@ -418,8 +420,8 @@ def _tool_calls_select(column: str) -> str:
         {duration} AS DurationNs,
         {arguments} AS Arguments,
         {a(semconv.CWD)} AS Cwd,
-        {sql.first_non_empty(a(semconv.CREDENTIAL_FINGERPRINT), sql.seen_credential(arguments, 2))} AS CredentialFingerprint,
-        {sql.first_non_empty(a(semconv.CREDENTIAL_KIND), sql.seen_credential(arguments, 1))} AS CredentialKind,
+        {fingerprint} AS CredentialFingerprint,
+        {kind} AS CredentialKind,
         {a(semconv.CREDENTIAL_TASK_ID)} AS CredentialTaskId,
         {a(semconv.CREDENTIAL_ISSUED_TO)} AS CredentialIssuedTo,
         parseDateTime64BestEffortOrNull({a(semconv.CREDENTIAL_EXPIRES_AT)}, 3) AS CredentialExpiresAt,
