@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
@@ -79,25 +80,33 @@ def stamp_sender(
     the key does not occur in it (and it could not hide behind JSON escapes, ``escaped=False`` for
     protobuf), no span carries it and the scan is skipped.
     """
+    groups = (
+        scope_spans.spans for resource_spans in request.resource_spans for scope_spans in resource_spans.scope_spans
+    )
+    return stamp_items(groups, sender, body, escaped)
+
+
+def stamp_items(groups: Iterable[Sequence[Any]], sender: str, body: bytes, escaped: bool) -> tuple[int, bool]:
+    """``foothold.sender`` on every item (span or log record) of each group, any client-supplied value removed;
+    returns the item count and whether anything changed. One walk for traces and logs alike."""
     scan = not body or _SENDER_BYTES in body or (escaped and b"\\u" in body)
-    spans, changed = 0, bool(sender)
-    for resource_spans in request.resource_spans:
-        for scope_spans in resource_spans.scope_spans:
-            spans += len(scope_spans.spans)
-            if not scan and not sender:
-                continue
-            for span in scope_spans.spans:
-                attributes = span.attributes
-                if scan:
-                    for i in range(len(attributes) - 1, -1, -1):
-                        if attributes[i].key == SENDER:
-                            del attributes[i]
-                            changed = True
-                if sender:
-                    kv = attributes.add()
-                    kv.key = SENDER
-                    kv.value.string_value = sender
-    return spans, changed
+    count, changed = 0, bool(sender)
+    for items in groups:
+        count += len(items)
+        if not scan and not sender:
+            continue
+        for item in items:
+            attributes = item.attributes
+            if scan:
+                for i in range(len(attributes) - 1, -1, -1):
+                    if attributes[i].key == SENDER:
+                        del attributes[i]
+                        changed = True
+            if sender:
+                kv = attributes.add()
+                kv.key = SENDER
+                kv.value.string_value = sender
+    return count, changed
 
 
 Decoded = tuple[ExportTraceServiceRequest, bytes | None]

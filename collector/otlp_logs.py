@@ -21,11 +21,9 @@ from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
     ExportLogsServiceResponse,
 )
 
+from foothold.collector.auth import stamp_items
 from foothold.collector.config import LimitsConfig
 from foothold.collector.otlp import DEFAULT_LIMITS, MAX_TIME_UNIX_NANO, Accepted, BadRequest, LimitExceeded
-from foothold.semconv import SENDER
-
-_SENDER_BYTES = SENDER.encode()
 
 
 @dataclass(frozen=True)
@@ -136,22 +134,7 @@ def stamp_sender(
     request: ExportLogsServiceRequest, sender: str, body: bytes = b"", escaped: bool = True
 ) -> tuple[int, bool]:
     """``foothold.sender`` on every record, any client-supplied value removed (see auth.stamp_sender)."""
-    scan = not body or _SENDER_BYTES in body or (escaped and b"\\u" in body)
-    records, changed = 0, bool(sender)
-    for resource_logs in request.resource_logs:
-        for scope_logs in resource_logs.scope_logs:
-            records += len(scope_logs.log_records)
-            if not scan and not sender:
-                continue
-            for record in scope_logs.log_records:
-                attributes = record.attributes
-                if scan:
-                    for i in range(len(attributes) - 1, -1, -1):
-                        if attributes[i].key == SENDER:
-                            del attributes[i]
-                            changed = True
-                if sender:
-                    kv = attributes.add()
-                    kv.key = SENDER
-                    kv.value.string_value = sender
-    return records, changed
+    groups = (
+        scope_logs.log_records for resource_logs in request.resource_logs for scope_logs in resource_logs.scope_logs
+    )
+    return stamp_items(groups, sender, body, escaped)
