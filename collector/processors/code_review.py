@@ -18,13 +18,12 @@ import orjson
 
 from foothold import semconv
 from foothold.collector.rows import SpanBatch
+from foothold.detections import toolcall
 from foothold.detections.code_changes import changes_from_tool_call
 from foothold.detections.code_signals import SEVERITY_ORDER, review_changes
 
 log = logging.getLogger("foothold.collector.code_review")
 
-_TOOL_NAME_KEYS = (semconv.GEN_AI_TOOL_NAME, "tool.name")
-_ARGUMENT_KEYS = (semconv.GEN_AI_TOOL_CALL_ARGUMENTS, "input.value")
 # Only arguments that can carry a file's content are worth parsing: a cheap screen before JSON decoding.
 _WRITE_HINTS = ('"content"', '"new_string"', '"new_str"', '"file_text"', '"edits"', "*** Begin Patch", "+++ ")
 
@@ -39,13 +38,13 @@ class CodeReviewProcessor:
 
     def process(self, batch: SpanBatch) -> None:
         for attrs in batch.span_attributes:
-            arguments = _first(attrs, _ARGUMENT_KEYS)
+            arguments = _first(attrs, toolcall.ARGUMENT_KEYS)
             if not arguments or not any(hint in arguments for hint in _WRITE_HINTS):
                 continue
             attrs.pop(semconv.CODE_SEVERITY, None)  # the verdict is the collector's, never the sender's
             attrs.pop(semconv.CODE_FINDINGS, None)
             try:
-                findings = review_changes(changes_from_tool_call(_first(attrs, _TOOL_NAME_KEYS), arguments))
+                findings = review_changes(changes_from_tool_call(_first(attrs, toolcall.TOOL_NAME_KEYS), arguments))
             except Exception:  # a review bug must never cost a span
                 if not self._warned:
                     log.exception("code review failed for a span; storing it unreviewed")

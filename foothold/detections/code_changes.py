@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-import orjson
+from foothold.detections.toolcall import PATH_KEYS, parse_arguments
 
 
 @dataclass(frozen=True)
@@ -49,7 +49,6 @@ class GitEvent:
 
 # --- changes from tool calls ------------------------------------------------------------------------------
 
-_PATH_KEYS = ("file_path", "path", "filename", "target_file", "file", "absolute_path", "filepath", "TargetFile")
 _CONTENT_KEYS = ("content", "file_text", "contents", "text", "code_edit", "CodeContent")
 _OLD_KEYS = ("old_string", "old_str", "old_text", "search")
 _NEW_KEYS = ("new_string", "new_str", "new_text", "replace", "insert_text")
@@ -68,7 +67,7 @@ def changes_from_tool_call(
     patch = first_str(args, _PATCH_KEYS)
     if patch and ("*** Begin Patch" in patch or re.search(r"(?m)^\+\+\+ ", patch)):
         return [_with(c, call_id, tool_name) for c in parse_patch(patch)]
-    path = first_str(args, _PATH_KEYS)
+    path = first_str(args, PATH_KEYS)
     if not path:
         return []
     known = known if known is not None else {}
@@ -155,18 +154,6 @@ def parse_patch(patch: str) -> list[CodeChange]:
 
 def _with(change: CodeChange, call_id: str, tool: str) -> CodeChange:
     return CodeChange(change.path, change.action, change.added, change.removed, change.after, call_id, tool)
-
-
-def parse_arguments(arguments: Any) -> dict[str, Any]:
-    if isinstance(arguments, dict):
-        return arguments
-    if isinstance(arguments, str | bytes):
-        try:
-            parsed = orjson.loads(arguments)
-        except orjson.JSONDecodeError:
-            return {}
-        return parsed if isinstance(parsed, dict) else {}
-    return {}
 
 
 def first_str(args: dict[str, Any], keys: tuple[str, ...]) -> str | None:

@@ -15,9 +15,9 @@ from foothold.detections.code_changes import (
     changes_from_tool_call,
     first_str,
     git_events,
-    parse_arguments,
 )
 from foothold.detections.code_signals import SEVERITY_ORDER, CodeFinding, review_changes
+from foothold.detections.toolcall import parse_arguments
 
 
 @dataclass(frozen=True)
