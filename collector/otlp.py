@@ -21,11 +21,13 @@ from __future__ import annotations
 
 import base64
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 import orjson
 from google.protobuf import json_format
-from google.protobuf.message import DecodeError
+from google.protobuf.message import DecodeError, Message
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
     ExportTraceServiceResponse,
@@ -78,27 +80,39 @@ class Accepted:
         return response
 
 
-def decode_protobuf(body: bytes) -> ExportTraceServiceRequest:
-    request = ExportTraceServiceRequest()
+M = TypeVar("M", bound=Message)
+
+
+def parse_protobuf(body: bytes, message: M) -> M:
+    """``body`` parsed into ``message`` (a fresh OTLP request), or a BadRequest naming the message type."""
     try:
-        request.ParseFromString(body)
+        message.ParseFromString(body)
     except (DecodeError, RuntimeError, ValueError, RecursionError) as exc:
-        raise BadRequest(f"body is not a valid OTLP ExportTraceServiceRequest protobuf: {exc}") from exc
-    return request
+        raise BadRequest(f"body is not a valid OTLP {type(message).__name__} protobuf: {exc}") from exc
+    return message
 
 
-def decode_json(body: bytes) -> ExportTraceServiceRequest:
+def parse_json(body: bytes, message: M, top_key: str, hex_ids_to_base64: Callable[[dict], None]) -> M:
+    """OTLP/JSON into ``message``: ids converted from hex first, unknown fields ignored, errors as BadRequest."""
     try:
         document = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
         raise BadRequest(f"body is not valid JSON (UTF-8 required): {exc}") from exc
     if not isinstance(document, dict):
-        raise BadRequest("OTLP/JSON body must be an object with a resourceSpans array")
+        raise BadRequest(f"OTLP/JSON body must be an object with a {top_key} array")
     try:
-        _hex_ids_to_base64(document)
-        return json_format.ParseDict(document, ExportTraceServiceRequest(), ignore_unknown_fields=True)
+        hex_ids_to_base64(document)
+        return json_format.ParseDict(document, message, ignore_unknown_fields=True)
     except (json_format.ParseError, TypeError, AttributeError, ValueError, RecursionError) as exc:
-        raise BadRequest(f"body is not a valid OTLP/JSON trace request: {exc}") from exc
+        raise BadRequest(f"body is not a valid OTLP/JSON {type(message).__name__}: {exc}") from exc
+
+
+def decode_protobuf(body: bytes) -> ExportTraceServiceRequest:
+    return parse_protobuf(body, ExportTraceServiceRequest())
+
+
+def decode_json(body: bytes) -> ExportTraceServiceRequest:
+    return parse_json(body, ExportTraceServiceRequest(), "resourceSpans", _hex_ids_to_base64)
 
 
 def _hex_ids_to_base64(document: dict) -> None:

@@ -13,9 +13,6 @@ from __future__ import annotations
 import base64
 from dataclasses import dataclass
 
-import orjson
-from google.protobuf import json_format
-from google.protobuf.message import DecodeError
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
     ExportLogsServiceRequest,
     ExportLogsServiceResponse,
@@ -23,7 +20,15 @@ from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
 
 from foothold.collector.auth import stamp_items
 from foothold.collector.config import LimitsConfig
-from foothold.collector.otlp import DEFAULT_LIMITS, MAX_TIME_UNIX_NANO, Accepted, BadRequest, LimitExceeded
+from foothold.collector.otlp import (
+    DEFAULT_LIMITS,
+    MAX_TIME_UNIX_NANO,
+    Accepted,
+    BadRequest,
+    LimitExceeded,
+    parse_json,
+    parse_protobuf,
+)
 
 
 @dataclass(frozen=True)
@@ -40,26 +45,11 @@ class LogsAccepted(Accepted):
 
 
 def decode_protobuf(body: bytes) -> ExportLogsServiceRequest:
-    request = ExportLogsServiceRequest()
-    try:
-        request.ParseFromString(body)
-    except (DecodeError, RuntimeError, ValueError, RecursionError) as exc:
-        raise BadRequest(f"body is not a valid OTLP ExportLogsServiceRequest protobuf: {exc}") from exc
-    return request
+    return parse_protobuf(body, ExportLogsServiceRequest())
 
 
 def decode_json(body: bytes) -> ExportLogsServiceRequest:
-    try:
-        document = orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise BadRequest(f"body is not valid JSON (UTF-8 required): {exc}") from exc
-    if not isinstance(document, dict):
-        raise BadRequest("OTLP/JSON body must be an object with a resourceLogs array")
-    try:
-        _hex_ids_to_base64(document)
-        return json_format.ParseDict(document, ExportLogsServiceRequest(), ignore_unknown_fields=True)
-    except (json_format.ParseError, TypeError, AttributeError, ValueError, RecursionError) as exc:
-        raise BadRequest(f"body is not a valid OTLP/JSON logs request: {exc}") from exc
+    return parse_json(body, ExportLogsServiceRequest(), "resourceLogs", _hex_ids_to_base64)
 
 
 def _hex_ids_to_base64(document: dict) -> None:
