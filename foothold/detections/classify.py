@@ -1,7 +1,7 @@
 """Persistence classifier: tool calls, shell commands and file paths -> persistence findings.
 
 The rules are data (``rules/persistence.yaml``): path globs and command patterns, each mapped to a
-persistence ``kind`` and a MITRE ATT&CK / ATLAS technique. ``shell.py`` works out what a command *does*
+persistence ``kind`` and a MITRE ATT&CK / ATLAS technique. The ``shell`` package works out what a command *does*
 (which files it writes, which programs it runs); this module matches those effects against the rules.
 
 Public API (imported by the collector and the instrumentation):

@@ -1,0 +1,107 @@
+"""Script text -> pipelines, with bashlex (a real bash grammar); ``fallback_parse`` when bashlex gives up."""
+
+from __future__ import annotations
+
+from foothold.detections.shell.fallback_parse import fallback_parse
+from foothold.detections.shell.syntax import Command, Group, Pipeline, Stage
+
+# bashlex is a recursive LALR parser; huge inputs are slow and deep nesting can recurse too far.
+MAX_BASHLEX_CHARS = 16_000
+
+
+def parse(text: str) -> tuple[list[Pipeline], str]:
+    """The pipelines of ``text`` in execution order, and the parser that read them (see ShellIntent.parser)."""
+    if len(text) <= MAX_BASHLEX_CHARS:
+        # Imported here: bashlex builds its parser tables at import (~90 ms), a Read or an Edit never parses.
+        import bashlex
+
+        try:
+            nodes = bashlex.parse(text)
+            pipelines: list[Pipeline] = []
+            for node in nodes:
+                _collect(node, pipelines)
+            return pipelines, "bashlex"
+        except Exception:  # ParsingError, NotImplementedError, RecursionError ...: all mean "fall back"
+            pass
+    return fallback_parse(text)
+
+
+def _collect(node: object, out: list[Pipeline]) -> None:
+    """Append the pipelines found under ``node`` to ``out``, in execution order."""
+    kind = getattr(node, "kind", "")
+    if kind == "pipeline":
+        stages = [s for part in node.parts if (s := _stage(part, out)) is not None]  # type: ignore[attr-defined]
+        if stages:
+            out.append(stages)
+    elif kind in ("command", "compound"):
+        stage = _stage(node, out)
+        if stage is not None:
+            out.append([stage])
+    elif kind in ("list", "if", "for", "while", "until", "function"):
+        for part in getattr(node, "parts", []):
+            _collect(part, out)
+    elif kind in ("commandsubstitution", "processsubstitution"):
+        _collect(node.command, out)  # type: ignore[attr-defined]
+
+
+def _stage(node: object, out: list[Pipeline]) -> Stage | None:
+    kind = getattr(node, "kind", "")
+    if kind == "command":
+        return _command(node, out)
+    if kind == "compound":
+        body: list[Pipeline] = []
+        for part in getattr(node, "list", []):
+            _collect(part, body)
+        redirects = [r for n in getattr(node, "redirects", []) or [] if (r := _redirect(n, out))]
+        return Group(body, redirects)
+    if kind in ("if", "for", "while", "until", "function", "list"):
+        body = []
+        _collect(node, body)
+        return Group(body, [])
+    return None
+
+
+def _command(node: object, out: list[Pipeline]) -> Command:
+    cmd = Command(words=[], redirects=[])
+    for part in getattr(node, "parts", []):
+        kind = getattr(part, "kind", "")
+        _lift_substitutions(part, out)
+        if kind == "word":
+            cmd.words.append(part.word)
+        elif kind == "assignment":
+            if cmd.words:  # after the command name it is an argument (sudo VAR=x cmd)
+                cmd.words.append(part.word)
+            else:
+                cmd.assigns.append(part.word)
+        elif kind == "redirect":
+            redirect = _redirect(part, out)
+            if redirect:
+                cmd.redirects.append(redirect)
+            heredoc = getattr(part, "heredoc", None)
+            if heredoc is not None:
+                cmd.heredoc = _strip_heredoc_end(heredoc.value)
+    return cmd
+
+
+def _lift_substitutions(node: object, out: list[Pipeline]) -> None:
+    """``$(...)``, backticks and ``<(...)`` run before their command: analyse them as commands too."""
+    for part in getattr(node, "parts", []) or []:
+        if getattr(part, "kind", "") in ("commandsubstitution", "processsubstitution"):
+            _collect(part.command, out)
+        else:
+            _lift_substitutions(part, out)
+    output = getattr(node, "output", None)
+    if output is not None and not isinstance(output, int):
+        _lift_substitutions(output, out)
+
+
+def _redirect(node: object, out: list[Pipeline]) -> tuple[str, str] | None:
+    output = getattr(node, "output", None)
+    if output is None or isinstance(output, int):
+        return None  # 2>&1 and friends duplicate descriptors, they name no file
+    return (getattr(node, "type", ""), getattr(output, "word", ""))
+
+
+def _strip_heredoc_end(value: str) -> str:
+    lines = value.split("\n")
+    return "\n".join(lines[:-1]) + "\n" if len(lines) > 1 else value
