@@ -1,0 +1,154 @@
+"""Reviewing a set of code changes: each signal's regex or check run over what was added and removed."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from foothold.detections.code_changes import CodeChange
+from foothold.detections.code_signals import (
+    auth_bypass,
+    decode_exec,
+    dependencies,
+    hardcoded_secret,
+    install_hook,
+    network,
+    obfuscation,
+)
+from foothold.detections.code_signals.functions import function_header
+from foothold.detections.code_signals.rules import CodeRules, Signal, load_code_rules
+
+MAX_LINE = 4096  # no regex sees more than this of one line
+MAX_LINES = 20_000  # per change
+
+
+@dataclass(frozen=True)
+class CodeFinding:
+    signal: str
+    severity: str
+    technique: str
+    title: str
+    path: str
+    evidence: str
+    call_id: str = ""
+
+
+def review_changes(changes: Sequence[CodeChange], rules: CodeRules | None = None) -> list[CodeFinding]:
+    """Every signal in a set of changes. Checks taken away are counted over the whole set, so an auth check
+    moved from one file to another (a refactor) is not reported as removed."""
+    rules = rules or load_code_rules()
+    findings: list[CodeFinding] = []
+    for change in changes:
+        findings.extend(_review_one(change, rules))
+    for signal in rules.signals:
+        if signal.removed_only is not None:
+            findings.extend(_removed_checks(signal, changes, rules))
+        if signal.kind == "install_hook":
+            findings.extend(_scripts_run_at_install(signal, changes, rules))
+    return findings
+
+
+def _scripts_run_at_install(signal: Signal, changes: Sequence[CodeChange], rules: CodeRules) -> list[CodeFinding]:
+    return [
+        _finding(signal, manifest, evidence, rules)
+        for manifest, evidence in install_hook.scripts_run_at_install(changes)
+    ]
+
+
+def _review_one(change: CodeChange, rules: CodeRules) -> list[CodeFinding]:
+    added = [line[:MAX_LINE] for line in change.added[:MAX_LINES]]
+    removed = [line[:MAX_LINE] for line in change.removed[:MAX_LINES]]
+    findings = []
+    for signal in rules.signals:
+        if not _applies(signal, change.path, rules):
+            continue
+        evidence = None
+        if signal.added is not None:
+            evidence = _added_match(signal, added, change, rules)
+        if not evidence and signal.kind is not None:
+            evidence = _CHECKS[signal.kind](added, removed, change, rules)
+        if evidence:
+            findings.append(_finding(signal, change, evidence, rules))
+    return findings
+
+
+_OWNER = re.compile(r"\s*(?:export\s+)?(?:public\s+|private\s+)?(?:class|def|function|func|module)\b")
+
+
+def _added_match(signal: Signal, added: list[str], change: CodeChange, rules: CodeRules) -> str | None:
+    """The first added line the signal's regex matches, unless the lines around it (or the file's path) match
+    its ``unless`` pattern, e.g. an auth opt-out on a login or health endpoint."""
+    assert signal.added is not None
+    context = change.after.splitlines() if change.after is not None else added
+    for line in added:
+        if not signal.added.search(line):
+            continue
+        if signal.unless is not None:
+            at = context.index(line) if line in context else 0
+            owner = next((c for c in reversed(context[:at]) if _OWNER.match(c)), "")  # the class or def it is in
+            around = "\n".join([owner, *context[at : at + 3]])  # ... and what it annotates
+            if signal.unless.search(around) or signal.unless.search(change.path):
+                continue
+        return line.strip()
+    return None
+
+
+def _applies(signal: Signal, path: str, rules: CodeRules) -> bool:
+    if signal.files and not any(rules.paths[name].match(path) for name in signal.files):
+        return False
+    return not any(rules.paths[name].match(path) for name in signal.skip_files)
+
+
+def _finding(signal: Signal, change: CodeChange, evidence: str, rules: CodeRules) -> CodeFinding:
+    severity = signal.severity
+    if signal.in_tests and rules.paths["tests"].match(change.path):
+        severity = signal.in_tests
+    return CodeFinding(signal.id, severity, signal.technique, signal.title, change.path, evidence[:300], change.call_id)
+
+
+def _removed_checks(signal: Signal, changes: Sequence[CodeChange], rules: CodeRules) -> list[CodeFinding]:
+    """Checks taken away, counted over the whole change set. Not counted: a check whose guarded function was
+    deleted with it (nothing is exposed), and any removal when the set now applies a check to everything
+    below it (per-route checks moved into middleware, a decorator turned into a mixin)."""
+    assert signal.removed_only is not None
+    pattern = signal.removed_only
+    relevant = [c for c in changes if _applies(signal, c.path, rules)]
+    added_text = "\n".join(line[:MAX_LINE] for c in relevant for line in c.added)
+    if rules.lists["auth_blankets"].search(added_text):
+        return []
+    gone: dict[int, list[str]] = {}
+    kept = 0
+    for n, change in enumerate(relevant):
+        removed = [line[:MAX_LINE] for line in change.removed]
+        for i, line in enumerate(removed):
+            if pattern.search(line) and not _guards_deleted_code(removed, i, added_text):
+                gone.setdefault(n, []).append(line.strip())
+        kept += sum(1 for line in change.added if pattern.search(line[:MAX_LINE]))
+    if sum(map(len, gone.values())) <= kept:
+        return []  # as many checks as before, maybe renamed or moved (a refactor)
+    return [_finding(signal, relevant[n], "removed: " + " | ".join(lines[:3]), rules) for n, lines in gone.items()]
+
+
+def _guards_deleted_code(removed: list[str], index: int, added_text: str) -> bool:
+    """The check at ``removed[index]`` decorates or opens a function that is gone from the change's result."""
+    for line in removed[index : index + 4]:
+        header = function_header(line)
+        if header:
+            return not re.search(rf"\b{re.escape(header.group(1))}\b", added_text)
+    return False
+
+
+# A signal's ``kind`` names the check that computes it, for what a regex over one line cannot see.
+Check = Callable[[list[str], list[str], CodeChange, CodeRules], str | None]
+_CHECKS: dict[str, Check] = {
+    "decode_exec": decode_exec.decode_exec,
+    "secret_egress": network.secret_egress,
+    "literal_socket": network.literal_socket,
+    "hardcoded_secret": hardcoded_secret.hardcoded_secret,
+    "auth_bypass": auth_bypass.auth_bypass,
+    "install_hook": install_hook.install_hook,
+    "new_dependency": dependencies.new_dependency,
+    "new_host": network.new_host,
+    "obfuscated": obfuscation.obfuscated,
+}
