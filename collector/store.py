@@ -190,6 +190,9 @@ def open_store(
     except StoreError:
         store.close()
         raise
+    except migrations.SchemaVersionError as exc:
+        store.close()
+        raise StoreError(str(exc)) from None
     except Exception as exc:
         store.close()
         raise StoreError(f"migrating the schema in {dsn} failed: {exc}") from exc

@@ -433,14 +433,25 @@ def _evaluate(settings) -> None:
 def schema(
     cluster: Annotated[str | None, typer.Option(help="render the cluster variant for this cluster name")] = None,
     database: Annotated[str, typer.Option(help="database name")] = "foothold",
+    upgrade_from: Annotated[
+        int | None, typer.Option(help="print what upgrading a store at this schema version runs instead")
+    ] = None,
     config: ConfigOption = None,
 ) -> None:
     """Print the schema DDL (single node, or a cluster with --cluster) and the configured TTLs, for review."""
     settings = load(config)
     from foothold.collector.schema.ddl import Topology
-    from foothold.collector.schema.migrations import render_all
+    from foothold.collector.schema.migrations import LATEST, render_all, upgrade_statements
 
     topology = Topology(database=database, cluster=cluster, replicated=settings.store.replicated)
+    if upgrade_from is not None:
+        if not 1 <= upgrade_from <= LATEST:
+            raise typer.BadParameter(f"schema versions run from 1 to {LATEST}", param_hint="--upgrade-from")
+        if upgrade_from == LATEST:
+            typer.echo(f"-- version {LATEST} is the latest: an upgrade has nothing to run")
+        for statement in upgrade_statements(upgrade_from, topology):
+            typer.echo(statement + ";\n")
+        return
     for statement in render_all(topology, settings.retention.policy()):
         typer.echo(statement + ";\n")
 

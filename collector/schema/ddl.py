@@ -25,9 +25,17 @@ TOOL_CALLS = "tool_calls"
 ARTIFACTS = "artifacts"
 ALERTS = "alerts"
 ALERT_DELIVERIES = "alert_deliveries"
-MIGRATIONS = "foothold_schema_migrations"
 EXPORT_CHAIN = "export_chain"
 COLLECTOR_METRICS = "collector_metrics"
+
+# Idempotent exports (collector/spool.py): a batch re-inserted after a crash carries the same
+# insert_deduplication_token and is dropped. Plain MergeTree tables only deduplicate with a window;
+# the views' targets need it too (with deduplicate_blocks_in_dependent_materialized_views=1 on the
+# insert), or tool_calls/artifacts would get the replayed rows twice. Replicated tables deduplicate by
+# default (replicated_deduplication_window); the setting is harmless there. A table setting, not a
+# column: otel_traces stays column-for-column the OpenTelemetry Collector exporter's table.
+DEDUPLICATION_WINDOW = 1000  # inserts remembered per table; a replay re-inserts at most the last one
+_DEDUPLICATED = f"non_replicated_deduplication_window = {DEDUPLICATION_WINDOW}"
 
 
 @dataclass(frozen=True)
@@ -41,7 +49,7 @@ class Table:
     engine_args: str = ""  # e.g. the version column of a ReplacingMergeTree
     settings: str = "index_granularity = 8192, ttl_only_drop_parts = 1"
     # Retention (collector/schema/retention.py): which `retention.*_days` setting expires this table's rows,
-    # by which time column. Empty: kept forever (the migrations table).
+    # by which time column. Empty: kept forever.
     retention: str = ""
     ttl_column: str = ""
     primary_key: str = ""  # a prefix of order_by, when the table's primary key is shorter (otel_logs)
@@ -116,6 +124,7 @@ TRACES_TABLE = Table(
     order_by="(ServiceName, SpanName, toDateTime(Timestamp))",
     partition_by="toDate(Timestamp)",
     shard_key=f"cityHash64({sql.SESSION_ID})",
+    settings=f"index_granularity = 8192, ttl_only_drop_parts = 1, {_DEDUPLICATED}",
     retention="spans",
     ttl_column="Timestamp",
 )
@@ -154,6 +163,7 @@ LOGS_TABLE = Table(
     primary_key="(ServiceName, TimestampTime)",
     partition_by="toDate(TimestampTime)",
     shard_key=f"cityHash64({sql.session_id(sql.LOG_ATTRIBUTES)})",
+    settings=f"index_granularity = 8192, ttl_only_drop_parts = 1, {_DEDUPLICATED}",
     retention="spans",  # raw telemetry, kept as long as the spans
     ttl_column="TimestampTime",
 )
@@ -168,6 +178,7 @@ TRACE_ID_TS_TABLE = Table(
     order_by="(TraceId, Start)",
     partition_by="toDate(Start)",
     shard_key="cityHash64(TraceId)",
+    settings=f"index_granularity = 8192, ttl_only_drop_parts = 1, {_DEDUPLICATED}",
     retention="spans",
     ttl_column="End",
 )
@@ -218,7 +229,7 @@ TOOL_CALLS_TABLE = Table(
     partition_by="toYYYYMM(Timestamp)",
     shard_key="cityHash64(SessionId)",
     engine="ReplacingMergeTree",
-    settings="index_granularity = 8192",
+    settings=f"index_granularity = 8192, {_DEDUPLICATED}",
     retention="tool_calls",
     ttl_column="Timestamp",
 )
@@ -253,7 +264,7 @@ ARTIFACTS_TABLE = Table(
     partition_by="toYYYYMM(Timestamp)",
     shard_key="cityHash64(SessionId)",
     engine="ReplacingMergeTree",
-    settings="index_granularity = 8192",
+    settings=f"index_granularity = 8192, {_DEDUPLICATED}",
     retention="artifacts",
     ttl_column="Timestamp",
 )
@@ -299,19 +310,6 @@ ALERT_DELIVERIES_TABLE = Table(
     settings="index_granularity = 8192",
     retention="alerts",
     ttl_column="DeliveredAt",
-)
-
-MIGRATIONS_TABLE = Table(
-    name=MIGRATIONS,
-    body="""
-    Version UInt32,
-    Description String,
-    AppliedAt DateTime64(3) DEFAULT now64(3)""",
-    order_by="Version",
-    partition_by="tuple()",
-    shard_key="Version",
-    engine="ReplacingMergeTree",
-    settings="index_granularity = 8192",
 )
 
 # Tamper evidence: one link per exported batch of otel_traces rows (collector/chain.py, `foothold-audit verify`).
@@ -474,6 +472,34 @@ ARTIFACTS_VIEW = View(
     FROM {{source}}
     WHERE {sql.IS_ARTIFACT}""",
 )
+
+
+# The current schema, in creation order (a view after its source and target). A new store is created from
+# this; an existing one is brought here by the frozen migrations (collector/schema/migrations/), and
+# tests/test_migrations.py checks both end equal. Change it, then add a migration: that test says how.
+SCHEMA: tuple[Table | View, ...] = (
+    TRACES_TABLE,
+    TRACE_ID_TS_TABLE,
+    TRACE_ID_TS_VIEW,
+    TOOL_CALLS_TABLE,
+    TOOL_CALLS_VIEW,
+    ARTIFACTS_TABLE,
+    ARTIFACTS_VIEW,
+    ALERTS_TABLE,
+    ALERT_DELIVERIES_TABLE,
+    EXPORT_CHAIN_TABLE,
+    COLLECTOR_METRICS_TABLE,
+    LOGS_TABLE,
+    TOOL_CALLS_FROM_LOGS_VIEW,
+)
+
+
+def render_schema(topo: Topology) -> list[str]:
+    """Every CREATE statement of the current schema, for a new store on this topology."""
+    out: list[str] = []
+    for obj in SCHEMA:
+        out += render_table(obj, topo) if isinstance(obj, Table) else render_view(obj, topo)
+    return out
 
 
 def render_table(table: Table, topo: Topology) -> list[str]:

@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
+from foothold.collector.schema import ddl
 from foothold.collector.schema.ddl import Table, Topology
 
 Command = Callable[[str], object]
@@ -35,14 +36,8 @@ class Retention:
 
 
 def tables() -> list[Table]:
-    from foothold.collector.schema.migrations import MIGRATIONS  # migrations imports this module
-
-    seen: dict[str, Table] = {}
-    for migration in MIGRATIONS:
-        for obj in migration.objects:
-            if isinstance(obj, Table) and obj.ttl_column:
-                seen[obj.name] = obj
-    return list(seen.values())
+    """The current schema's tables that expire rows (a migration brings an older store to the same tables)."""
+    return [obj for obj in ddl.SCHEMA if isinstance(obj, Table) and obj.ttl_column]
 
 
 def ttl_expression(table: Table, days: int) -> str:
