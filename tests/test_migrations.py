@@ -18,13 +18,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 
 from foothold.collector.schema import migrations
 from foothold.collector.schema.ddl import Topology
 from foothold.collector.schema.migrations import LATEST, MIGRATIONS, schema_fingerprint
 from foothold.collector.schema.retention import Retention
+from foothold.collector.service import CollectorThread
 from foothold.collector.store import Store, StoreError, open_store
-from tests.conftest import TEST_CLUSTER
+from tests.conftest import TEST_CLUSTER, make_settings, rows
 
 POLICY = Retention({"spans": 7, "metrics": 3, "tool_calls": 30, "artifacts": 30, "alerts": 365, "chain": 365})
 MIGRATIONS_DIR = Path(migrations.__file__).parent
@@ -205,6 +209,31 @@ def test_a_store_from_a_newer_release_is_refused_with_the_fix(chdb_dsn):
     message = str(refused.value)
     assert f"schema version {LATEST + 1}" in message and f"up to {LATEST}" in message
     assert "pip install -U foothold-audit" in message
+
+
+def test_a_collector_on_a_newer_store_keeps_serving_says_the_fix_and_loses_nothing(tmp_path, chdb_dsn):
+    """Through the real collector: spans are accepted and spooled while the store is refused; once the store is
+    one this release knows (here: the newer version's ledger row removed) they are all written."""
+    database = _database()
+    create_at_version(chdb_dsn, database, LATEST, SINGLE)
+    ledger = f"{database}.{migrations.LEDGER_TABLE}"
+    keeper = open_store(chdb_dsn, database, migrate=False)
+    keeper.client().command(f"INSERT INTO {ledger} (Version, Description) VALUES ({LATEST + 1}, 'from the future')")
+    settings = make_settings(tmp_path, chdb_dsn, database, batch={"retry_max_seconds": 0.2})
+    try:
+        with CollectorThread(settings) as collector:
+            assert collector.store is None
+            assert f"schema version {LATEST + 1}" in collector.pipeline.stats.store_error
+            assert "pip install -U foothold-audit" in collector.pipeline.stats.store_error
+            provider = TracerProvider()
+            exporter = OTLPSpanExporter(endpoint=collector.endpoint_url("otlp_grpc"), insecure=True)
+            provider.add_span_processor(SimpleSpanProcessor(exporter))
+            provider.get_tracer("t").start_span("kept while refused").end()
+            provider.shutdown()
+            keeper.client().command(f"DELETE FROM {ledger} WHERE Version = {LATEST + 1}")
+            assert rows(collector, "SELECT SpanName FROM {db}.otel_traces") == [("kept while refused",)]
+    finally:
+        keeper.close()
 
 
 def test_ddl_changes_come_with_a_migration():

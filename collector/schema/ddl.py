@@ -503,7 +503,10 @@ def render_schema(topo: Topology) -> list[str]:
 
 
 def render_table(table: Table, topo: Topology) -> list[str]:
-    """CREATE statements for one table: itself, or its local table and a Distributed table over it."""
+    """CREATE statements for one table: itself, or its local table and a Distributed table over it.
+
+    Migrations render their tables with a frozen copy of this (migrations/steps.py: a released version must
+    never change); tests/test_migrations.py fails if the two ever create different tables."""
     db = topo.database
     local = topo.local(table.name)
     if topo.cluster and topo.replicated:
