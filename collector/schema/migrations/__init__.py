@@ -14,13 +14,12 @@ tests/test_migrations.py builds a store fresh and one at version 1 upgraded thro
 chDB on one node and on the two-shard cluster, and requires them equal column for column.
 
 Adding a migration (after changing ``ddl.py``):
-1. copy the last ``vNNNN_*.py`` to the next number and write the steps that take a store from the previous
-   version to the new schema, with literal SQL: ``AlterTable`` (``ADD COLUMN IF NOT EXISTS … AFTER …``,
-   ``MODIFY SETTING``, ``ADD INDEX IF NOT EXISTS``), ``ModifyQuery`` for a changed view (paste the view's
-   SELECT from ``foothold-audit schema``, with its source table written ``{source}``), ``CreateTable`` /
-   ``CreateView`` for new objects;
-2. set its ``fingerprint`` to :func:`schema_fingerprint` (the guard test prints the value);
-3. run ``pytest tests/test_migrations.py``.
+1. ``python -m foothold.collector.schema.migrations.draft "what changed" --write`` creates the next
+   ``vNNNN_*.py`` with the new tables and views (``CreateTable``, ``CreateView``), a ``ModifyQuery`` per view
+   whose SELECT changed, all as literal SQL, and the new ``fingerprint``;
+2. for a column, index or setting changed on an existing table, add an ``AlterTable`` step
+   (``ADD COLUMN IF NOT EXISTS … AFTER …``, ``MODIFY SETTING``, ``ADD INDEX IF NOT EXISTS``…);
+3. run ``pytest tests/test_migrations.py``: it names any table or view where the upgraded store still differs.
 """
 
 from __future__ import annotations
