@@ -29,12 +29,20 @@ import time
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import orjson
+from clickhouse_connect.driver.client import Client
 
 from foothold.collector.exporter import milliseconds_json, nanoseconds_json
 from foothold.collector.schema.ddl import EXPORT_CHAIN
 from foothold.collector.store import Store, StoreError
+
+if TYPE_CHECKING:
+    from foothold.collector.config import Settings
+    from foothold.collector.metrics import Metrics
+    from foothold.collector.pipeline import Exporter
+    from foothold.collector.rows import Column, SpanBatch
 
 log = logging.getLogger("foothold.collector.chain")
 
@@ -114,7 +122,7 @@ _NAMES = tuple(name for name, _ in DIGEST_COLUMNS)
 SELECT_DIGEST_COLUMNS = ", ".join(expression for _, expression in DIGEST_COLUMNS)
 
 
-def row_digest(values: Sequence) -> str:
+def row_digest(values: Sequence[Any]) -> str:
     """Digest of one row given in :data:`DIGEST_COLUMNS` order (as written, or as read back by verify).
 
     One orjson call: maps serialise with sorted keys, so a map reads back to the same bytes whatever
@@ -144,7 +152,7 @@ class Link:
     prev_digest: str
     chain_digest: str
 
-    def summary(self) -> dict:
+    def summary(self) -> dict[str, object]:
         """The mirror line: everything but the per-row arrays."""
         out = asdict(self)
         for key in ("trace_ids", "span_ids", "row_digests"):
@@ -186,7 +194,7 @@ def link_of_rows(
 
 
 def make_link(
-    key: bytes, chain: str, sequence: int, prev: str, columns: dict[str, list], exported_at_ms: int | None = None
+    key: bytes, chain: str, sequence: int, prev: str, columns: dict[str, Column], exported_at_ms: int | None = None
 ) -> Link:
     """The link of one exported batch of spans (columns as written to otel_traces)."""
     ids = (list(columns["TraceId"]), list(columns["SpanId"]))
@@ -214,7 +222,7 @@ LINK_COLUMNS = (
 class Mirror:
     """The out-of-store anchor: one JSON line per link, appended (mode 0600), shared by a process's chains."""
 
-    def __init__(self, path: Path, metrics=None) -> None:
+    def __init__(self, path: Path, metrics: Metrics | None = None) -> None:
         self.path = Path(path).expanduser()
         self._metrics = metrics
         self._lock = threading.Lock()
@@ -251,7 +259,9 @@ class Mirror:
 class ChainStore:
     """Appends links to ``export_chain`` (and the mirror); knows the head of one chain."""
 
-    def __init__(self, store: Store, name: str, key: bytes, mirror: Mirror | None = None, metrics=None) -> None:
+    def __init__(
+        self, store: Store, name: str, key: bytes, mirror: Mirror | None = None, metrics: Metrics | None = None
+    ) -> None:
         self._client = store.client()  # used on the pipeline's (or the alert evaluator's) thread
         self._table = f"{store.database}.{EXPORT_CHAIN}"
         self.name = name
@@ -264,7 +274,7 @@ class ChainStore:
             "ORDER BY Sequence DESC LIMIT 1",
             parameters={"chain": name},
         ).result_rows
-        self.sequence, self.digest = (int(head[0][0]), head[0][1]) if head else (0, GENESIS)
+        self.sequence, self.digest = (int(head[0][0]), str(head[0][1])) if head else (0, GENESIS)
         if mirror is not None:
             self._catch_up_mirror(mirror)
 
@@ -291,7 +301,7 @@ class ChainStore:
             )
             mirror.append(links)
 
-    def next_link(self, columns: dict[str, list]) -> Link:
+    def next_link(self, columns: dict[str, Column]) -> Link:
         return make_link(self._key, self.name, self.sequence + 1, self.digest, columns)
 
     def link_rows(self, ids: tuple[list[str], list[str]], digests: list[str], bounds: tuple[int, int]) -> Link:
@@ -336,14 +346,14 @@ SELECT_ALERT_DIGEST_COLUMNS = (
 )
 
 
-def alert_digests(rows: Sequence[Sequence]) -> tuple[tuple[list[str], list[str]], list[str], tuple[int, int]]:
+def alert_digests(rows: Sequence[Sequence[Any]]) -> tuple[tuple[list[str], list[str]], list[str], tuple[int, int]]:
     """(RuleIds, FindingKeys), row digests and RaisedAt bounds (ns) of alerts read with the columns above."""
     ids = ([row[1] for row in rows], [row[4] for row in rows])
     stamps = [int(row[0]) * 1_000_000 for row in rows]
     return ids, [row_digest(list(row)) for row in rows], (min(stamps), max(stamps))
 
 
-def record_alerts(chain: ChainStore, client, table: str, rule_id: str, keys: list[str]) -> None:
+def record_alerts(chain: ChainStore, client: Client, table: str, rule_id: str, keys: list[str]) -> None:
     """Link the alerts just written (read back as verify reads them; call with ``chain.lock`` held)."""
     rows = client.query(
         f"SELECT {SELECT_ALERT_DIGEST_COLUMNS} FROM {table} FINAL "
@@ -361,12 +371,12 @@ class ChainingExporter:
     the link is retried (the rows are not written twice).
     """
 
-    def __init__(self, inner, store: ChainStore) -> None:
+    def __init__(self, inner: Exporter, store: ChainStore) -> None:
         self._inner = inner
         self.chain = store
         self._written: tuple[object, Link] | None = None
 
-    def export(self, batch) -> None:
+    def export(self, batch: SpanBatch) -> None:
         if not len(batch):
             return
         with self.chain.lock:
@@ -376,11 +386,11 @@ class ChainingExporter:
             self.chain.record(self._written[1])
             self._written = None
 
-    def __getattr__(self, name: str):
+    def __getattr__(self, name: str) -> object:  # tests reach through wrappers to the exporter they built
         return getattr(self._inner, name)
 
 
-def open_alert_chain(settings, store: Store, metrics=None) -> ChainStore | None:
+def open_alert_chain(settings: Settings, store: Store, metrics: Metrics | None = None) -> ChainStore | None:
     """The alerts chain, for an evaluation outside the collector (`foothold-audit alerts --evaluate`)."""
     if not settings.chain.enabled:
         return None

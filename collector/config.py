@@ -10,7 +10,7 @@ import ipaddress
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import yaml
 from pydantic import (
@@ -26,6 +26,9 @@ from pydantic import (
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from foothold.collector.schema.retention import Retention
+
+if TYPE_CHECKING:
+    from foothold.detections.rules import RuleOverride
 
 MiB = 1024 * 1024
 
@@ -291,7 +294,7 @@ class AlertsConfig(_Section):
             raise ValueError(str(exc)) from None
         return self
 
-    def rule_overrides(self) -> dict:
+    def rule_overrides(self) -> dict[str, RuleOverride]:
         from foothold.detections.rules import RuleOverride
 
         return {
@@ -456,7 +459,7 @@ class Settings(BaseSettings):
     def _key_from_file(self) -> Settings:
         if self.fingerprint_key_file is None:
             return self
-        from foothold.instrumentation.runtime import read_key_file
+        from foothold.instrumentation.keys import read_key_file
 
         if self.fingerprint_key is not None:
             raise ValueError(

@@ -22,6 +22,8 @@ it instead of retrying it forever.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import orjson
 
 from foothold.collector.config import InsertConfig
@@ -45,7 +47,7 @@ class ClickHouseExporter:
     def export(self, batch: SpanBatch) -> None:
         groups = day_groups(batch.columns["Timestamp"], self._insert.max_days_per_insert)
         for index, rows in enumerate(groups):
-            part = batch if len(groups) == 1 else batch.select(rows)
+            part = batch if rows is None else batch.select(rows)  # None: the whole batch, one group
             token = batch.dedup_token and (batch.dedup_token if len(groups) == 1 else f"{batch.dedup_token}/d{index}")
             try:
                 self._client.raw_insert(
@@ -67,7 +69,7 @@ class ClickHouseExporter:
             )
 
 
-def day_groups(timestamps: list[int], max_days: int) -> list[list[int] | None]:
+def day_groups(timestamps: list[int], max_days: int) -> Sequence[list[int] | None]:
     """Row indexes grouped so no group spans more than ``max_days`` UTC days; ``[None]`` for "all in one".
 
     A UTC day overlaps at most two days of the server's time zone (``toDate`` uses it), so a group touches

@@ -28,7 +28,7 @@ class ClickHouseLogsExporter:
     def export(self, batch: LogBatch) -> None:
         groups = day_groups(batch.columns["Timestamp"], self._insert.max_days_per_insert)
         for index, rows in enumerate(groups):
-            part = batch if len(groups) == 1 else batch.select(rows)
+            part = batch if rows is None else batch.select(rows)  # None: the whole batch, one group
             token = batch.dedup_token and (batch.dedup_token if len(groups) == 1 else f"{batch.dedup_token}/d{index}")
             columns = dict(part.columns)
             columns["Timestamp"] = [nanoseconds_json(ns) for ns in columns["Timestamp"]]

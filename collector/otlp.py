@@ -32,6 +32,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
     ExportTraceServiceResponse,
 )
+from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
 from foothold.collector.config import LimitsConfig
 from foothold.semconv import ORIGINAL_START_TIME
@@ -81,6 +82,7 @@ class Accepted:
 
 
 M = TypeVar("M", bound=Message)
+JsonObject = dict[str, object]  # a parsed OTLP/JSON object, its values checked where they are read
 
 
 def parse_protobuf(body: bytes, message: M) -> M:
@@ -92,7 +94,7 @@ def parse_protobuf(body: bytes, message: M) -> M:
     return message
 
 
-def parse_json(body: bytes, message: M, top_key: str, hex_ids_to_base64: Callable[[dict], None]) -> M:
+def parse_json(body: bytes, message: M, top_key: str, hex_ids_to_base64: Callable[[JsonObject], None]) -> M:
     """OTLP/JSON into ``message``: ids converted from hex first, unknown fields ignored, errors as BadRequest."""
     try:
         document = orjson.loads(body)
@@ -102,7 +104,8 @@ def parse_json(body: bytes, message: M, top_key: str, hex_ids_to_base64: Callabl
         raise BadRequest(f"OTLP/JSON body must be an object with a {top_key} array")
     try:
         hex_ids_to_base64(document)
-        return json_format.ParseDict(document, message, ignore_unknown_fields=True)
+        json_format.ParseDict(document, message, ignore_unknown_fields=True)  # fills message in place
+        return message
     except (json_format.ParseError, TypeError, AttributeError, ValueError, RecursionError) as exc:
         raise BadRequest(f"body is not a valid OTLP/JSON {type(message).__name__}: {exc}") from exc
 
@@ -115,7 +118,7 @@ def decode_json(body: bytes) -> ExportTraceServiceRequest:
     return parse_json(body, ExportTraceServiceRequest(), "resourceSpans", _hex_ids_to_base64)
 
 
-def _hex_ids_to_base64(document: dict) -> None:
+def _hex_ids_to_base64(document: JsonObject) -> None:
     """OTLP/JSON carries ids as hex; the proto3 JSON parser expects base64 for bytes fields."""
     for resource_spans in _list(document.get("resourceSpans")):
         for scope_spans in _list(_dict(resource_spans).get("scopeSpans")):
@@ -126,7 +129,7 @@ def _hex_ids_to_base64(document: dict) -> None:
                     _convert_ids(_dict(link))
 
 
-def _convert_ids(obj: dict) -> None:
+def _convert_ids(obj: JsonObject) -> None:
     for key in _ID_FIELDS:
         value = obj.get(key)
         if isinstance(value, str):
@@ -138,7 +141,7 @@ def _convert_ids(obj: dict) -> None:
             raise BadRequest(f"{key} must be a hex string, got {type(value).__name__}")
 
 
-def _list(value: object) -> list:
+def _list(value: object) -> list[object]:
     if value is None:
         return []
     if not isinstance(value, list):
@@ -146,13 +149,13 @@ def _list(value: object) -> list:
     return value
 
 
-def _dict(value: object) -> dict:
+def _dict(value: object) -> JsonObject:
     if not isinstance(value, dict):
         raise BadRequest(f"expected an object, got {type(value).__name__}")
     return value
 
 
-def _span_problem(span) -> str | None:
+def _span_problem(span: Span) -> str | None:
     if len(span.trace_id) != 16 or span.trace_id == b"\0" * 16:
         return "trace_id must be 16 non-zero bytes"
     if len(span.span_id) != 8 or span.span_id == b"\0" * 8:
@@ -170,7 +173,7 @@ def count_spans(request: ExportTraceServiceRequest) -> int:
     return sum(len(scope_spans.spans) for rs in request.resource_spans for scope_spans in rs.scope_spans)
 
 
-def _clamp_time(span, now_ns: int) -> None:
+def _clamp_time(span: Span, now_ns: int) -> None:
     """Move the span to ``now_ns`` keeping its duration, the original start in an attribute."""
     start, end = span.start_time_unix_nano, span.end_time_unix_nano
     original = span.attributes.add()

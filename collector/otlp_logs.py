@@ -17,6 +17,7 @@ from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
     ExportLogsServiceRequest,
     ExportLogsServiceResponse,
 )
+from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord
 
 from foothold.collector.auth import stamp_items
 from foothold.collector.config import LimitsConfig
@@ -25,6 +26,7 @@ from foothold.collector.otlp import (
     MAX_TIME_UNIX_NANO,
     Accepted,
     BadRequest,
+    JsonObject,
     LimitExceeded,
     parse_json,
     parse_protobuf,
@@ -35,7 +37,7 @@ from foothold.collector.otlp import (
 class LogsAccepted(Accepted):
     """An accepted logs request; ``spans`` counts its log records (the pipeline's unit of work)."""
 
-    def response(self) -> ExportLogsServiceResponse:  # type: ignore[override]
+    def response(self) -> ExportLogsServiceResponse:
         response = ExportLogsServiceResponse()
         if self.rejected:
             response.partial_success.rejected_log_records = self.rejected
@@ -52,7 +54,7 @@ def decode_json(body: bytes) -> ExportLogsServiceRequest:
     return parse_json(body, ExportLogsServiceRequest(), "resourceLogs", _hex_ids_to_base64)
 
 
-def _hex_ids_to_base64(document: dict) -> None:
+def _hex_ids_to_base64(document: JsonObject) -> None:
     """OTLP/JSON carries ids as hex; the proto3 JSON parser expects base64 for bytes fields."""
     for resource_logs in _list(document.get("resourceLogs")):
         for scope_logs in _list(_dict(resource_logs).get("scopeLogs")):
@@ -69,7 +71,7 @@ def _hex_ids_to_base64(document: dict) -> None:
                         raise BadRequest(f"{key} must be a hex string, got {type(value).__name__}")
 
 
-def _list(value: object) -> list:
+def _list(value: object) -> list[object]:
     if value is None:
         return []
     if not isinstance(value, list):
@@ -77,13 +79,13 @@ def _list(value: object) -> list:
     return value
 
 
-def _dict(value: object) -> dict:
+def _dict(value: object) -> JsonObject:
     if not isinstance(value, dict):
         raise BadRequest(f"expected an object, got {type(value).__name__}")
     return value
 
 
-def _record_problem(record) -> str | None:
+def _record_problem(record: LogRecord) -> str | None:
     if record.trace_id and len(record.trace_id) != 16:
         return "trace_id must be empty or 16 bytes"
     if record.span_id and len(record.span_id) != 8:

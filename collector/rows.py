@@ -14,11 +14,13 @@ nested deeper than the limit become a marker. Each batch counts what it changed 
 from __future__ import annotations
 
 import base64
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Any, Protocol, TypeAlias
 
 import orjson
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 
 from foothold.collector.config import LimitsConfig
 from foothold.semconv import ORIGINAL_START_TIME, SENDER
@@ -56,6 +58,25 @@ DEFAULT_LIMITS = LimitsConfig()
 _COLLECTOR_STAMPS = frozenset((SENDER, ORIGINAL_START_TIME))  # kept past the attribute-count limit
 EMPTY = ()  # the Events.* / Links.* value of a span without events or links (a tuple: nothing appends to it)
 
+# One column's values in row order. A cell's Python type follows its ClickHouse column (COLUMNS): int for
+# times and durations, str for ids and names, dict[str, str] for maps, a list or EMPTY for Nested columns.
+Column: TypeAlias = list[Any]
+# An array or map attribute value as JSON-able Python (its stored form is JSON text).
+JsonValue: TypeAlias = "str | bool | int | float | None | list[JsonValue] | dict[str, JsonValue]"
+
+
+class Attribute(Protocol):
+    """An OTLP KeyValue, or anything shaped like one (a log body goes through the same limits)."""
+
+    @property
+    def key(self) -> str: ...
+
+    @property
+    def value(self) -> AnyValue: ...
+
+
+AttributeMapper = Callable[[Sequence[Attribute]], dict[str, str]]
+
 
 @dataclass
 class Truncations:
@@ -70,7 +91,7 @@ class Truncations:
 class SpanBatch:
     """Rows of ``otel_traces`` held column-wise, the shape clickhouse-connect inserts fastest."""
 
-    columns: dict[str, list] = field(default_factory=lambda: {name: [] for name in COLUMNS})
+    columns: dict[str, Column] = field(default_factory=lambda: {name: [] for name in COLUMNS})
     # Set when the batch is a fixed range of spool records: a re-insert of the same range after a crash
     # carries the same token, and ClickHouse drops it instead of storing the spans twice.
     dedup_token: str = ""
@@ -83,7 +104,7 @@ class SpanBatch:
     def span_attributes(self) -> list[dict[str, str]]:
         return self.columns["SpanAttributes"]
 
-    def data(self) -> list[list]:
+    def data(self) -> list[Column]:
         return [self.columns[name] for name in COLUMNS]
 
     def select(self, rows: list[int]) -> SpanBatch:
@@ -104,7 +125,7 @@ def _cut_text(text: str, limit: int) -> tuple[str, int]:
     return kept, len(raw) - len(kept.encode("utf-8"))
 
 
-def _plain(value, depth: int, max_depth: int, cut: Truncations):
+def _plain(value: AnyValue, depth: int, max_depth: int, cut: Truncations) -> JsonValue:
     """An AnyValue as a JSON-able Python value (for arrays and maps)."""
     which = value.WhichOneof("value")
     if which == "string_value":
@@ -127,7 +148,7 @@ def _plain(value, depth: int, max_depth: int, cut: Truncations):
     return {kv.key: _plain(kv.value, depth + 1, max_depth, cut) for kv in value.kvlist_value.values}
 
 
-def _scalar_str(value, which: str | None) -> str:
+def _scalar_str(value: AnyValue, which: str | None) -> str:
     if which == "bool_value":
         return "true" if value.bool_value else "false"
     if which == "int_value":
@@ -138,7 +159,7 @@ def _scalar_str(value, which: str | None) -> str:
     return ""
 
 
-def _value_str(value, limits: LimitsConfig, cut: Truncations) -> str:
+def _value_str(value: AnyValue, limits: LimitsConfig, cut: Truncations) -> str:
     """A non-string AnyValue as the stored string, within the byte and nesting limits."""
     which = value.WhichOneof("value")
     limit = limits.max_attribute_value_bytes
@@ -162,14 +183,14 @@ def _limit_text(text: str, limit: int, cut: Truncations) -> str:
     return kept + truncation_marker(removed)
 
 
-def attribute_mapper(limits: LimitsConfig, cut: Truncations) -> Callable[..., dict[str, str]]:
+def attribute_mapper(limits: LimitsConfig, cut: Truncations) -> AttributeMapper:
     """A function from an OTLP attribute list to the stored map, applying ``limits`` and counting in ``cut``."""
     max_count = limits.max_attributes_per_span
     max_bytes = limits.max_attribute_value_bytes
     unmeasured = max_bytes // 4  # a str of n characters is at most 4n UTF-8 bytes: shorter ones always fit
 
-    def mapped(attributes) -> dict[str, str]:
-        out = {}
+    def mapped(attributes: Sequence[Attribute]) -> dict[str, str]:
+        out: dict[str, str] = {}
         for kv in attributes[:max_count] if len(attributes) > max_count else attributes:
             value = kv.value
             text = value.string_value  # non-empty: the oneof holds a string (the common case, inline)
@@ -184,7 +205,7 @@ def attribute_mapper(limits: LimitsConfig, cut: Truncations) -> Callable[..., di
     return mapped
 
 
-def _drop_beyond_limit(attributes, max_count: int, out: dict[str, str], cut: Truncations) -> None:
+def _drop_beyond_limit(attributes: Sequence[Attribute], max_count: int, out: dict[str, str], cut: Truncations) -> None:
     """Count what lies beyond the limit; keep the collector's own stamps, which the receiver appended."""
     dropped = len(attributes) - max_count
     for kv in attributes[max_count:]:

@@ -25,7 +25,7 @@ import contextlib
 import logging
 import resource
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 import uvicorn
 from uvicorn.protocols.http.h11_impl import H11Protocol
@@ -126,7 +126,18 @@ def limit_header_bytes(app: Any, max_bytes: int) -> Any:
     return bounded
 
 
-def uvicorn_config(app: Any, limits: ConnectionsConfig, on_close: OnClose, **options: object) -> uvicorn.Config:
+class UvicornTls(TypedDict, total=False):
+    """uvicorn's TLS settings, as the service derives them from the ``tls`` config (empty: plain HTTP)."""
+
+    ssl_certfile: str
+    ssl_keyfile: str
+    ssl_ca_certs: str
+    ssl_cert_reqs: int
+
+
+def uvicorn_config(
+    app: Any, limits: ConnectionsConfig, on_close: OnClose, **options: Unpack[UvicornTls]
+) -> uvicorn.Config:
     return uvicorn.Config(
         limit_header_bytes(app, limits.max_header_bytes),
         http=bounded_http_protocol(limits, on_close),

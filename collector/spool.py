@@ -307,13 +307,13 @@ class Spool:
             if used + size + len(MAGIC) > self.config.max_bytes:
                 raise SpoolFull(size + len(MAGIC), used, self.config.max_bytes)
             seq = self.next_seq
-            segment = self._writable_segment(seq)
+            segment, fd = self._writable_segment(seq)
             record = HEADER.pack(len(payload), _crc(seq, spans, payload), seq, spans) + payload
             try:
-                _write_all(self._active_fd, record)
+                _write_all(fd, record)
             except OSError as exc:
                 with contextlib.suppress(OSError):
-                    os.ftruncate(self._active_fd, segment.size)
+                    os.ftruncate(fd, segment.size)
                 raise SpoolError(f"cannot write to the spool {segment.path}: {exc.strerror or exc}") from exc
             segment.size += len(record)
             segment.end = seq + 1
@@ -324,14 +324,15 @@ class Spool:
                 on_append(seq)
             return seq
 
-    def _writable_segment(self, seq: int) -> _Segment:
-        active = self._segments[-1] if self._active_fd is not None else None
-        if active is not None and active.size < self.config.segment_bytes:
-            return active
-        if active is not None:  # roll: the old segment is complete and durable before the next one starts
+    def _writable_segment(self, seq: int) -> tuple[_Segment, int]:
+        """The segment to append to and its open file descriptor: the active one, or a new one."""
+        active_fd = self._active_fd
+        if active_fd is not None and self._segments[-1].size < self.config.segment_bytes:
+            return self._segments[-1], active_fd
+        if active_fd is not None:  # roll: the old segment is complete and durable before the next one starts
             if self.config.fsync:
-                os.fsync(self._active_fd)
-            os.close(self._active_fd)
+                os.fsync(active_fd)
+            os.close(active_fd)
             self._active_fd = None
         path = self.directory / _segment_name(seq)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND, 0o600)
@@ -347,7 +348,7 @@ class Spool:
         self._active_fd = fd
         segment = _Segment(first=seq, end=seq, path=path, size=len(MAGIC))
         self._segments.append(segment)
-        return segment
+        return segment, fd
 
     def sync(self, seq: int) -> None:
         """Return once record ``seq`` is durable; one fsync covers every record appended before it started."""
@@ -393,16 +394,17 @@ class Spool:
                             raise SpoolError(f"spool segment {segment.path}: {scan.problem}")
                         break  # end of this segment
                     seq += 1
-                    if item[0] < start:
+                    record_seq, record_spans, payload = item
+                    if record_seq < start or payload is None:  # no payload: read past, before start
                         continue
                     if out and (
-                        (max_spans is not None and spans + item[1] > max_spans)
-                        or (max_bytes is not None and size + len(item[2] or b"") > max_bytes)
+                        (max_spans is not None and spans + record_spans > max_spans)
+                        or (max_bytes is not None and size + len(payload) > max_bytes)
                     ):
                         return out  # this record starts the next batch
-                    out.append(Record(item[0], item[1], item[2]))
-                    spans += item[1]
-                    size += len(item[2] or b"")
+                    out.append(Record(record_seq, record_spans, payload))
+                    spans += record_spans
+                    size += len(payload)
                     self._read_cursor = (segment.path, seq, scan.offset)
                     if max_spans is not None and spans >= max_spans:
                         return out
@@ -424,10 +426,11 @@ class Spool:
             self._write_checkpoint()
             keep = []
             for index, segment in enumerate(self._segments):
-                active = index == len(self._segments) - 1 and self._active_fd is not None
+                active_fd = self._active_fd if index == len(self._segments) - 1 else None
+                active = active_fd is not None
                 done = segment.end <= self.committed
-                if done and active and self.next_seq == self.committed:
-                    os.close(self._active_fd)  # all of it exported: start afresh on the next append
+                if done and active_fd is not None and self.next_seq == self.committed:
+                    os.close(active_fd)  # all of it exported: start afresh on the next append
                     self._active_fd = None
                     active = False
                 if done and not active:

@@ -19,7 +19,7 @@ from clickhouse_connect.driver.client import Client
 from foothold.collector.config import InsertConfig
 from foothold.collector.schema import migrations, retention
 from foothold.collector.schema.ddl import Topology
-from foothold.collector.schema.retention import Retention
+from foothold.collector.schema.retention import DroppedPartition, Retention
 
 
 class StoreError(Exception):
@@ -129,7 +129,7 @@ class Store:
             retention.apply(client.command, lambda sql: client.query(sql).result_rows, self.retention, self.topology)
         return applied
 
-    def enforce_disk_bound(self) -> list[retention.DroppedPartition]:
+    def enforce_disk_bound(self) -> list[DroppedPartition]:
         """Embedded stores only: drop the oldest raw partitions past retention.max_store_bytes."""
         if chdb_path(self.dsn) is None or self.retention is None or self.retention.max_store_bytes <= 0:
             return []

@@ -26,6 +26,7 @@ from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import orjson
 
@@ -53,7 +54,9 @@ from foothold.collector.schema.ddl import (
 )
 from foothold.semconv import SENDER
 
-Query = Callable[[str], Sequence[Sequence]]
+# A row as the SELECT returns it: each cell's Python type follows its column, known where it is unpacked.
+Row = Sequence[Any]
+Query = Callable[[str], Sequence[Row]]
 
 _LINKS_SQL = (
     "SELECT Chain, Sequence, toUnixTimestamp64Milli(ExportedAt), Rows, toUnixTimestamp64Nano(MinTimestamp), "
@@ -90,7 +93,7 @@ class VerifyReport:
             out[finding.kind] += 1
         return dict(out)
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, object]:
         return {
             "ok": self.ok,
             "chains": self.chains,
@@ -102,7 +105,7 @@ class VerifyReport:
         }
 
     @classmethod
-    def from_dict(cls, data: dict) -> VerifyReport:
+    def from_dict(cls, data: dict[str, Any]) -> VerifyReport:  # to_dict's JSON, read back
         findings = [Finding(**f) for f in data["findings"]]
         return cls(data["chains"], data["links"], data["rows"], findings, data.get("mirror", ""))
 
@@ -158,7 +161,7 @@ def verify(
 
 
 def _compare(
-    links: list[list],
+    links: Sequence[Row],
     stored: dict[tuple[str, str], list[tuple[str, bool]]],
     before: set[tuple[str, int]],
     report: VerifyReport,
@@ -174,8 +177,8 @@ def _compare(
     unmatched = []
     matched: set[tuple[str, str, str]] = set()
     for chain, seq, a, b, digest, settled in expected:  # exact matches first, wherever they are
-        candidates = stored.get((a, b))
-        hit = next((i for i, (d, _) in enumerate(candidates or ()) if d == digest), None)
+        candidates = stored.get((a, b), [])
+        hit = next((i for i, (d, _) in enumerate(candidates) if d == digest), None)
         if hit is not None:
             candidates.pop(hit)
             matched.add((a, b, digest))
@@ -184,9 +187,8 @@ def _compare(
         # else: a later link recorded the same row again: a batch replayed after a crash that came between
         # its link and its spool checkpoint; the insert was deduplicated, the link was not.
     for chain, seq, a, b, settled in unmatched:
-        candidates = stored.get((a, b))
-        if candidates:
-            candidates.pop(0)
+        if remaining := stored.get((a, b)):
+            remaining.pop(0)
             report.findings.append(
                 _finding(kinds, kinds.altered, chain, seq, a, b, "stored content differs from the recorded digest")
             )
@@ -242,7 +244,7 @@ def _check_derived(query: Query, table: Table, view: View, report: VerifyReport)
         )
 
 
-def _derived_from_logs(query: Query, span_view: View, casts: str, digest: str) -> dict:
+def _derived_from_logs(query: Query, span_view: View, casts: str, digest: str) -> dict[tuple[str, str], str]:
     """tool_calls rows the stored native agent events (otel_logs) imply, less the calls a span records (the
     collector deletes such a log row when the span arrives: processors/native.py CallOfRecord)."""
     logs_select = TOOL_CALLS_FROM_LOGS_VIEW.select.format(source=LOGS)
@@ -260,8 +262,8 @@ _DERIVED_ALTERED = "the %s row differs from what its stored span implies"
 _DERIVED_EXTRA = "%s row with no stored span behind it"
 
 
-def _check_links(links: list[list], key: bytes, report: VerifyReport) -> None:
-    by_chain: dict[str, list[list]] = defaultdict(list)
+def _check_links(links: Sequence[Row], key: bytes, report: VerifyReport) -> None:
+    by_chain: dict[str, list[Row]] = defaultdict(list)
     for link in links:
         by_chain[link[0]].append(link)
     for chain, chain_links in by_chain.items():
@@ -300,7 +302,7 @@ def _check_links(links: list[list], key: bytes, report: VerifyReport) -> None:
         report.chains[chain] = expected_seq - 1
 
 
-def _check_mirror(links: list[list], path: Path, report: VerifyReport, local_chains: Sequence[str]) -> None:
+def _check_mirror(links: Sequence[Row], path: Path, report: VerifyReport, local_chains: Sequence[str]) -> None:
     """Both ways: every mirrored link is in the table unchanged, every table link of a mirrored chain is mirrored."""
     try:
         lines = path.read_bytes().splitlines()

@@ -11,18 +11,20 @@ is TLS, and with ``tls.client_ca_file`` clients must present a certificate that 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 import grpc
 from google.protobuf.any_pb2 import Any as AnyProto
 from google.protobuf.duration_pb2 import Duration
-from google.protobuf.message import Message
 from google.rpc import error_details_pb2, status_pb2
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceResponse
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+    ExportTraceServiceRequest,
+    ExportTraceServiceResponse,
+)
 
 from foothold.collector import otlp_logs
-from foothold.collector.auth import Authenticator, AuthError, stamping
+from foothold.collector.auth import Authenticator, AuthError, stamp_sender, stamping
 from foothold.collector.config import AuthConfig, ConnectionsConfig, GrpcReceiverConfig, TlsConfig
 from foothold.collector.metrics import Metrics
 from foothold.collector.otlp import decode_protobuf
@@ -66,7 +68,7 @@ class GrpcReceiver:
     async def _export(
         self, _requests: AsyncIterator[bytes], context: grpc.aio.ServicerContext
     ) -> ExportTraceServiceResponse:
-        return await self._handle(context, self._pipeline, decode_protobuf, None)
+        return await self._handle(context, self._pipeline, decode_protobuf, stamp_sender)
 
     async def _export_logs(
         self, _requests: AsyncIterator[bytes], context: grpc.aio.ServicerContext
@@ -74,7 +76,13 @@ class GrpcReceiver:
         assert self._logs_pipeline is not None
         return await self._handle(context, self._logs_pipeline, otlp_logs.decode_protobuf, otlp_logs.stamp_sender)
 
-    async def _handle(self, context: grpc.aio.ServicerContext, pipeline: Pipeline, decoder, stamp) -> Message:
+    async def _handle(
+        self,
+        context: grpc.aio.ServicerContext,
+        pipeline: Pipeline,
+        decoder: Callable[[bytes], ExportTraceServiceRequest],
+        stamp: Callable[..., tuple[int, bool]],
+    ) -> ExportTraceServiceResponse | ExportLogsServiceResponse:
         """One Export call of either service: the same auth, limits, spool and answers."""
         metadata = context.invocation_metadata() or ()
         authorization = next((value for key, value in metadata if key == "authorization"), None)
@@ -97,13 +105,12 @@ class GrpcReceiver:
 
         # Off the event loop: decoding is CPU work and the spool fsyncs before we may answer; in worker
         # threads concurrent requests share one fsync (group commit) instead of queueing behind each other.
-        options = {"stamp": stamp} if stamp else {}
-        decode = stamping(decoder, identity.sender, json=False, count=received, **options)
+        decode = stamping(decoder, identity.sender, json=False, count=received, stamp=stamp)
         outcome = await asyncio.to_thread(ingest, pipeline, decode, body)
         self._metrics.inc("foothold_requests_total", receiver="otlp_grpc", outcome=outcome.verdict.value)
         if outcome.accepted is not None and outcome.accepted.rejected:
             self._metrics.inc("foothold_spans_rejected_total", outcome.accepted.rejected, receiver="otlp_grpc")
-        if outcome.verdict is Verdict.OK:
+        if outcome.verdict is Verdict.OK and outcome.accepted is not None:  # an OK outcome carries what it accepted
             return outcome.accepted.response()
         if outcome.verdict is Verdict.BAD_REQUEST:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, outcome.message)
@@ -135,8 +142,8 @@ class GrpcReceiver:
             )
         address = self._config.address
         host = f"[{address.host}]" if ":" in address.host else address.host
-        if self._tls.enabled:
-            tls = self._tls
+        tls = self._tls
+        if tls.cert_file is not None and tls.key_file is not None:  # tls.enabled: the config sets both or neither
             client_ca = tls.client_ca_file.read_bytes() if tls.client_ca_file else None
             credentials = grpc.ssl_server_credentials(
                 [(tls.key_file.read_bytes(), tls.cert_file.read_bytes())],

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import zlib
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import orjson
@@ -28,7 +28,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from foothold.collector import otlp_logs
-from foothold.collector.auth import Authenticator, AuthError, stamping
+from foothold.collector.auth import Authenticator, AuthError, stamp_sender, stamping
 from foothold.collector.config import AuthConfig, HttpReceiverConfig
 from foothold.collector.metrics import Metrics
 from foothold.collector.otlp import decode_json, decode_protobuf
@@ -47,7 +47,8 @@ class _Format:
     def encode(self, message: Message) -> bytes:
         if self.media_type == JSON:
             return orjson.dumps(json_format.MessageToDict(message))
-        return message.SerializeToString()
+        encoded: bytes = message.SerializeToString()
+        return encoded
 
 
 _FORMATS = {
@@ -142,15 +143,17 @@ def otlp_http_app(
         metrics.inc("foothold_requests_total", receiver="otlp_http", outcome="bad_request")
         return _status_response(fmt, error.status, str(error))
 
-    def export(pipeline: Pipeline, formats: dict[str, _Format], stamp) -> Callable:
-        options = {"stamp": stamp} if stamp else {}
-
+    def export(
+        pipeline: Pipeline, formats: dict[str, _Format], stamp: Callable[..., tuple[int, bool]]
+    ) -> Callable[[Request], Awaitable[Response]]:
         async def handle(request: Request) -> Response:
-            return await _export(request, pipeline, formats, options)
+            return await _export(request, pipeline, formats, stamp)
 
         return handle
 
-    async def _export(request: Request, pipeline: Pipeline, formats: dict[str, _Format], options: dict) -> Response:
+    async def _export(
+        request: Request, pipeline: Pipeline, formats: dict[str, _Format], stamp: Callable[..., tuple[int, bool]]
+    ) -> Response:
         media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
         fmt = formats.get(media_type)
         try:
@@ -169,12 +172,12 @@ def otlp_http_app(
             body = _decompress(raw, encoding, config.max_body_bytes)
         except _HttpError as exc:
             return refused(pipeline, fmt, exc)
-        decode = stamping(fmt.decode, identity.sender, json=fmt.media_type == JSON, count=received, **options)
+        decode = stamping(fmt.decode, identity.sender, json=fmt.media_type == JSON, count=received, stamp=stamp)
         outcome = await asyncio.to_thread(ingest, pipeline, decode, body)  # off the loop: decode and spool fsync
         metrics.inc("foothold_requests_total", receiver="otlp_http", outcome=outcome.verdict.value)
         if outcome.accepted is not None and outcome.accepted.rejected:
             metrics.inc("foothold_spans_rejected_total", outcome.accepted.rejected, receiver="otlp_http")
-        if outcome.verdict is Verdict.OK:
+        if outcome.verdict is Verdict.OK and outcome.accepted is not None:  # an OK outcome carries what it accepted
             return Response(fmt.encode(outcome.accepted.response()), media_type=fmt.media_type)
         if outcome.verdict is Verdict.BAD_REQUEST:
             return _status_response(fmt, 400, outcome.message)
@@ -182,7 +185,7 @@ def otlp_http_app(
             return _status_response(fmt, 429, outcome.message, RETRY_AFTER_FULL_SECONDS)
         return _status_response(fmt, 503, outcome.message, RETRY_AFTER_CLOSED_SECONDS)
 
-    routes = [Route("/v1/traces", export(pipeline, _FORMATS, None), methods=["POST"])]
+    routes = [Route("/v1/traces", export(pipeline, _FORMATS, stamp_sender), methods=["POST"])]
     if logs_pipeline is not None:
         routes.append(Route("/v1/logs", export(logs_pipeline, _LOGS_FORMATS, otlp_logs.stamp_sender), methods=["POST"]))
     return Starlette(routes=routes)

@@ -15,12 +15,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from foothold.collector.schema import ddl
 from foothold.collector.schema.ddl import Table, Topology
 
 Command = Callable[[str], object]
-Query = Callable[[str], Sequence[Sequence]]
+# A database row: each cell's Python type follows its column's type, so only the caller knows it.
+Query = Callable[[str], Sequence[Sequence[Any]]]
 
 # Retention classes, in the order the disk bound gives them up (alerts and the chain never).
 CLASSES = ("spans", "metrics", "tool_calls", "artifacts", "alerts", "chain")
