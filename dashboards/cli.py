@@ -74,7 +74,7 @@ def push(
 ) -> None:
     """Create or update the data source, the Foothold folder, the dashboards and the alert rules."""
     try:
-        from grafana_client import GrafanaApi
+        from grafana_client.api import GrafanaApi
     except ImportError:
         err.print("[bold red]error:[/] grafana-client is missing: pip install 'foothold-audit[dashboards]'")
         raise typer.Exit(code=1) from None

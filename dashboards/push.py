@@ -8,9 +8,54 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from functools import partial
+from typing import Any, Protocol
 
 from foothold.dashboards import build
+
+# Grafana's HTTP API answers and bodies: JSON objects whose shape is Grafana's (compared key by key below).
+Json = dict[str, Any]
+
+
+# The part of grafana_client's GrafanaApi that push uses. grafana_client declares these methods without
+# types, so the protocols say what push relies on; a GrafanaApi matches them.
+class _Datasources(Protocol):
+    def get_datasource_by_uid(self, datasource_uid: str) -> Json: ...
+    def create_datasource(self, datasource: Json) -> Json: ...
+    def update_datasource_by_uid(self, datasource_uid: str, datasource: Json) -> Json: ...
+
+
+class _Folders(Protocol):
+    def get_folder(self, uid: str) -> Json: ...
+    def create_folder(self, title: str, uid: str | None = None) -> Json: ...
+    def update_folder(self, uid: str, title: str | None = None, overwrite: bool = False) -> Json: ...
+
+
+class _Dashboards(Protocol):
+    def get_dashboard(self, dashboard_uid: str) -> Json: ...
+    def update_dashboard(self, dashboard: Json) -> Json: ...
+
+
+class _AlertingProvisioning(Protocol):
+    def get_alertrule(self, alertrule_uid: str) -> Json: ...
+    def create_alertrule(self, alertrule: Json) -> Json: ...
+    def update_alertrule(self, alertrule_uid: str, alertrule: Json) -> Json: ...
+    def get_rule_group(self, folder_uid: str, group_uid: str) -> Json: ...
+    def update_rule_group(self, folder_uid: str, group_uid: str, alertrule_group: Json) -> Json: ...
+
+
+class GrafanaClient(Protocol):
+    """grafana_client.GrafanaApi as push uses it."""
+
+    @property
+    def datasource(self) -> _Datasources: ...
+    @property
+    def folder(self) -> _Folders: ...
+    @property
+    def dashboard(self) -> _Dashboards: ...
+    @property
+    def alertingprovisioning(self) -> _AlertingProvisioning: ...
+
 
 CREATE, UPDATE, UNCHANGED = "create", "update", "unchanged"
 
@@ -76,7 +121,8 @@ def alert_rule_payload(rule: dict[str, Any]) -> dict[str, Any]:
 
 
 def _missing(exc: Exception) -> bool:
-    return getattr(exc, "status_code", None) == 404
+    status: object = getattr(exc, "status_code", None)  # grafana_client's HTTP errors carry it
+    return status == 404
 
 
 def _subset_equal(wanted: Any, current: Any) -> bool:
@@ -85,11 +131,15 @@ def _subset_equal(wanted: Any, current: Any) -> bool:
         return isinstance(current, dict) and all(_subset_equal(v, current.get(k)) for k, v in wanted.items())
     if isinstance(wanted, list):
         return isinstance(current, list) and len(wanted) == len(current) and all(map(_subset_equal, wanted, current))
-    return wanted == current
+    return bool(wanted == current)
 
 
 def push(
-    api: Any, ch: ClickHouseOptions, *, dry_run: bool = False, on_change: Callable[[Change], None] | None = None
+    api: GrafanaClient,
+    ch: ClickHouseOptions,
+    *,
+    dry_run: bool = False,
+    on_change: Callable[[Change], None] | None = None,
 ) -> Plan:
     """Create or update everything on ``api`` (a grafana_client.GrafanaApi); returns what changed (or would)."""
     plan = Plan()
@@ -102,7 +152,7 @@ def push(
         if on_change:
             on_change(change)
 
-    def current(getter: Callable[[], Any]) -> Any:
+    def current(getter: Callable[[], Json]) -> Json | None:
         try:
             return getter()
         except Exception as exc:
@@ -150,7 +200,7 @@ def push(
     # Dashboards (POST /api/dashboards/db with overwrite creates or replaces by uid).
     for dashboard in build.dashboards():
         model = dashboard.to_json()
-        found = current(lambda uid=model["uid"]: api.dashboard.get_dashboard(uid))
+        found = current(partial(api.dashboard.get_dashboard, model["uid"]))
         if found is None:
             action = CREATE
         else:
@@ -165,21 +215,19 @@ def push(
             "overwrite": True,
             "message": "foothold-audit grafana push",
         }
-        record(
-            "dashboard", model["uid"], model["title"], action, lambda body=body: api.dashboard.update_dashboard(body)
-        )
+        record("dashboard", model["uid"], model["title"], action, partial(api.dashboard.update_dashboard, body))
 
     # Alert rules, one by one through the alerting provisioning API.
     for rule in build.alert_rules_document()["groups"][0]["rules"]:
         payload = alert_rule_payload(rule)
-        found = current(lambda uid=payload["uid"]: api.alertingprovisioning.get_alertrule(uid))
+        found = current(partial(api.alertingprovisioning.get_alertrule, payload["uid"]))
         if found is None:
             record(
                 "alert-rule",
                 payload["uid"],
                 payload["title"],
                 CREATE,
-                lambda p=payload: api.alertingprovisioning.create_alertrule(p),
+                partial(api.alertingprovisioning.create_alertrule, payload),
             )
         else:
             action = UNCHANGED if _subset_equal(payload, found) else UPDATE
@@ -188,7 +236,7 @@ def push(
                 payload["uid"],
                 payload["title"],
                 action,
-                lambda p=payload: api.alertingprovisioning.update_alertrule(p["uid"], p),
+                partial(api.alertingprovisioning.update_alertrule, payload["uid"], payload),
             )
 
     # The group's evaluation interval: rules created one by one get Grafana's default, not the file's. Read
@@ -196,13 +244,13 @@ def push(
     # group's rules, so it sends back the rules Grafana holds.
     group = current(lambda: api.alertingprovisioning.get_rule_group(build.FOLDER_UID, build.RULE_GROUP))
     same = group is not None and group.get("interval") == build.RULE_INTERVAL_SECONDS
-    record(
-        "rule-group",
-        build.RULE_GROUP,
-        f"every {build.RULE_INTERVAL}",
-        UNCHANGED if same else UPDATE,
-        lambda: api.alertingprovisioning.update_rule_group(
+
+    def set_interval() -> Json:
+        if group is None:  # never a whole-group PUT without the rules: it would delete them
+            raise RuntimeError(f"Grafana holds no rule group {build.RULE_GROUP!r} after its rules were pushed")
+        return api.alertingprovisioning.update_rule_group(
             build.FOLDER_UID, build.RULE_GROUP, group | {"interval": build.RULE_INTERVAL_SECONDS}
-        ),
-    )
+        )
+
+    record("rule-group", build.RULE_GROUP, f"every {build.RULE_INTERVAL}", UNCHANGED if same else UPDATE, set_interval)
     return plan
