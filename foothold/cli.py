@@ -7,18 +7,27 @@ Expected failures (bad input, an unknown session, no store, a busy port) are one
 
 from __future__ import annotations
 
+import importlib
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import orjson
 import typer
 from rich.markup import escape
 
 from foothold.render import console, emit, err, print_table
+
+if TYPE_CHECKING:  # the collector extra: imported where a command needs it, so a missing extra is named
+    from foothold.collector.config import Settings
+    from foothold.investigation.access import ApiReader, DirectReader, QueryResult, Reader
+    from foothold.investigation.inventory import Report
+
+T = TypeVar("T")
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="Tool-call observability and audit for AI agents.")
 
@@ -86,19 +95,22 @@ def missing_extra(exc: ModuleNotFoundError) -> str | None:
     return f"{module} is not installed: this command needs the {extra} extra, pip install 'foothold-audit[{extra}]'"
 
 
-def _collector_modules():
+def _require_collector() -> None:
+    """The collector extra is installed, else an error naming it."""
     try:
-        from foothold.collector import config, store
+        for module in ("foothold.collector.config", "foothold.collector.store"):
+            importlib.import_module(module)
     except ModuleNotFoundError as exc:
         raise fail(missing_extra(exc) or str(exc)) from None
-    return config, store
 
 
-def load(config_path: Path | None):
-    config, _ = _collector_modules()
+def load(config_path: Path | None) -> Settings:
+    _require_collector()
+    from foothold.collector.config import ConfigError, load_settings
+
     try:
-        return config.load_settings(config_path)
-    except config.ConfigError as exc:
+        return load_settings(config_path)
+    except ConfigError as exc:
         raise fail(str(exc)) from None
 
 
@@ -129,7 +141,7 @@ def sql(
     """Run a read-only query, through the running collector when it owns the store."""
     settings = load(config)
 
-    def run():
+    def run() -> QueryResult:
         with _reader(settings) as reader:
             return reader.query(query)
 
@@ -142,7 +154,7 @@ def sql(
 
 
 @contextmanager
-def _reader(settings) -> Iterator[Any]:
+def _reader(settings: Settings) -> Iterator[ApiReader | DirectReader]:
     """The running collector's query API, else the store itself; never a new, empty embedded store.
 
     Says on stderr which one it reads, so a responder knows whose data an answer (or an empty one) is about.
@@ -163,7 +175,7 @@ def _reader(settings) -> Iterator[Any]:
         yield reader
 
 
-def _query_or_fail(action):
+def _query_or_fail(action: Callable[[], T]) -> T:
     from foothold.collector.store import StoreError
 
     try:
@@ -191,7 +203,7 @@ def sessions(
     settings = load(config)
     where = SessionFilter(agent, tool, fingerprint, path, _since(since), _since(until), has_alerts)
 
-    def run():
+    def run() -> tuple[list[str], list[list[Any]]]:
         with _reader(settings) as reader:
             return find_sessions(reader, where, limit)
 
@@ -209,11 +221,11 @@ def timeline(
     out: Annotated[Path | None, typer.Option("--output", "-o", help="write to this file instead of stdout")] = None,
 ) -> None:
     """A session in order: tool calls, the artifacts under each, human checkpoints and alerts."""
-    from foothold.investigation.timeline import session_timeline
+    from foothold.investigation.timeline import Timeline, session_timeline
 
     settings = load(config)
 
-    def run():
+    def run() -> tuple[Timeline, Report | None]:
         with _reader(settings) as reader:
             timeline = session_timeline(reader, session)
             if not timeline.calls and not timeline.unattached_alerts:
@@ -235,13 +247,13 @@ def timeline(
     _emit(document, out)
 
 
-def _session_report(reader, session: str):
+def _session_report(reader: Reader, session: str) -> Report:
     from foothold.investigation.inventory import remediation_report
 
     return remediation_report(reader, session=session)
 
 
-def _unknown_session(reader, session: str) -> typer.Exit:
+def _unknown_session(reader: Reader, session: str) -> typer.Exit:
     """An error naming what exists: the closest session ids, else how many there are."""
     from foothold.investigation.timeline import similar_sessions
 
@@ -262,9 +274,9 @@ def _emit(document: str, out: Path | None) -> None:
         raise fail(f"cannot write {out}: {exc.strerror}") from None
 
 
-def _since(value: str | None):
+def _since(value: str | None) -> datetime | None:
     """An ISO time, or a span back from now such as 30m, 24h, 7d."""
-    from datetime import UTC, datetime, timedelta
+    from datetime import UTC, timedelta
 
     if value is None:
         return None
@@ -292,11 +304,11 @@ def artifacts(
     ] = False,
 ) -> None:
     """Inventory of durable artifacts agents left: technique, agents, sessions, first and last seen."""
-    from foothold.investigation.inventory import artifact_inventory
+    from foothold.investigation.inventory import ArtifactRecord, artifact_inventory
 
     settings = load(config)
 
-    def run():
+    def run() -> list[ArtifactRecord]:
         with _reader(settings) as reader:
             return artifact_inventory(
                 reader, technique=technique, agent=agent, path=path, since=_since(since), include_all=include_all
@@ -336,7 +348,7 @@ def credentials(
 
     settings = load(config)
 
-    def run():
+    def run() -> tuple[list[str], list[list[Any]]]:
         with _reader(settings) as reader:
             return credential_usage(reader, since=_since(since))
 
@@ -360,7 +372,7 @@ def report(
         raise fail("name a SESSION or pass --since (e.g. --since 24h)")
     settings = load(config)
 
-    def run():
+    def run() -> Report:
         with _reader(settings) as reader:
             if session is not None:
                 from foothold.investigation.timeline import session_exists
@@ -391,7 +403,7 @@ def alerts(
         "ORDER BY RaisedAt DESC LIMIT {limit:UInt32}"
     )
 
-    def run():
+    def run() -> QueryResult:
         with _reader(settings) as reader:
             return reader.query(query, {"limit": limit})
 
@@ -400,13 +412,13 @@ def alerts(
     print_table(result.columns, result.rows, title="Alerts (most recent first)", empty=f"No alerts raised{hint}.")
 
 
-def _evaluate(settings) -> None:
+def _evaluate(settings: Settings) -> None:
     from foothold.investigation.access import ApiReader
 
     with _reader(settings) as reader:
         if isinstance(reader, ApiReader):
-            report = reader.evaluate_alerts()
-            err.print(f"evaluated in the running collector: {len(report['raised'])} new alert(s)")
+            answer = reader.evaluate_alerts()
+            err.print(f"evaluated in the running collector: {len(answer['raised'])} new alert(s)")
             return
     from foothold.collector.alerting import build_evaluator
     from foothold.collector.chain import open_alert_chain
@@ -461,7 +473,7 @@ def demo(
     data_dir: Annotated[Path, typer.Option(help="where the demo keeps its store and sandbox")] = Path(".foothold/demo"),
 ) -> None:
     """End to end on the embedded store: a collector, a scripted agent with a persistence attack, the results."""
-    _collector_modules()
+    _require_collector()
     from foothold.demo import run_demo
 
     raise typer.Exit(code=run_demo(data_dir.resolve(), console))

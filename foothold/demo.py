@@ -23,16 +23,17 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import orjson
 import yaml
-from rich.console import Console, Group
+from rich.console import Console, Group, RenderableType
 from rich.markup import escape
 from rich.padding import Padding
 from rich.panel import Panel
 from rich.text import Text
 
-from foothold.collector.discovery import DISCOVERY_FILE
+from foothold.collector.discovery import DISCOVERY_FILE, Discovery
 from foothold.investigation.access import ApiReader
 from foothold.investigation.inventory import remediation_report
 from foothold.investigation.timeline import session_timeline
@@ -69,21 +70,20 @@ class Demo:
     config: Path
     home: Path
     project: Path
-    endpoints: dict[str, str] = field(default_factory=dict)
-    reader: ApiReader | None = None
-    raised: list[dict] = field(default_factory=list)
+    endpoints: Discovery  # the running collector's
+    reader: ApiReader  # its query API
+    raised: list[dict[str, Any]] = field(default_factory=list)  # alerts as the query API returns them
 
 
 def run_demo(data_dir: Path, console: Console) -> int:
     console.rule("[bold]Foothold demo")
     home, project = _prepare_sandbox(data_dir)
-    demo = Demo(console, data_dir, _write_config(data_dir), home, project)
-    with _collector(demo.config, data_dir, console) as endpoints:
-        demo.endpoints = endpoints
+    config = _write_config(data_dir)
+    with _collector(config, data_dir, console) as endpoints:
         console.print(
             f"[green]✓[/] collector running: OTLP/gRPC {endpoints['otlp_grpc']}, query API {endpoints['query_api']}"
         )
-        demo.reader = ApiReader(endpoints["query_api"])
+        demo = Demo(console, data_dir, config, home, project, endpoints, ApiReader(endpoints["query_api"]))
         try:
             for step in STEPS:
                 step(demo)
@@ -147,7 +147,7 @@ def step_detect(demo: Demo) -> None:
             demo.console.print(_alert_item(a))
 
 
-def _alert_item(alert: dict) -> Group:
+def _alert_item(alert: dict[str, Any]) -> Group:
     """The rule on one line, its evidence indented below: a table column for it shrinks to nothing at 80."""
     line = Text()
     line.append(f" {alert['severity']} ", style=SEVERITY_STYLE.get(alert["severity"], ""))
@@ -157,7 +157,7 @@ def _alert_item(alert: dict) -> Group:
     return Group(_indent(line, 2), _indent(Text(alert["evidence"]), 4))
 
 
-def _indent(renderable, left: int) -> Padding:
+def _indent(renderable: RenderableType, left: int) -> Padding:
     """Wrapped lines keep the indent, so a long path or evidence stays under its heading."""
     return Padding(renderable, (0, 0, 0, left))
 
@@ -176,7 +176,7 @@ def step_remediate(demo: Demo) -> None:
     """What `foothold-audit report` gives: each artifact with its removal line, each credential to revoke."""
     report = remediation_report(demo.reader, since=datetime.now(UTC).replace(tzinfo=None) - timedelta(hours=1))
     _chapter(demo, "5. What to remove and revoke", "From foothold-audit report --since 1h:")
-    lines = [Text("Remove", style="bold")]
+    lines: list[RenderableType] = [Text("Remove", style="bold")]
     for step in report.remove:
         lines.append(
             _indent(Text(f"{step.path}  ({step.kind} {step.technique}, session {', '.join(step.sessions)})"), 2)
@@ -192,7 +192,7 @@ def step_code(demo: Demo) -> None:
     """`foothold-audit report` also reviews the code the session changed: findings, diffs, commits."""
     code = remediation_report(demo.reader, session=ATTACKED_SESSION).code
     _chapter(demo, "6. Code changes to review", f"Also in foothold-audit report {ATTACKED_SESSION}:")
-    lines = []
+    lines: list[RenderableType] = []
     for finding in code["findings"]:
         line = Text()
         line.append(f" {finding['severity']} ", style=SEVERITY_STYLE.get(finding["severity"], ""))
@@ -305,7 +305,7 @@ def _write_config(data_dir: Path) -> Path:
 
 
 @contextmanager
-def _collector(config: Path, data_dir: Path, console: Console) -> Iterator[dict[str, str]]:
+def _collector(config: Path, data_dir: Path, console: Console) -> Iterator[Discovery]:
     log_path = data_dir / "collector.log"
     env = os.environ | {"FOOTHOLD_FINGERPRINT_KEY": "demo-deployment-key"}
     with open(log_path, "wb") as log:
@@ -328,15 +328,16 @@ def _collector(config: Path, data_dir: Path, console: Console) -> Iterator[dict[
 
 
 def _wait_for_discovery(
-    process: subprocess.Popen, discovery: Path, log_path: Path, deadline: float = 90.0
-) -> dict[str, str]:
+    process: subprocess.Popen[bytes], discovery: Path, log_path: Path, deadline: float = 90.0
+) -> Discovery:
     """The collector writes its endpoints once it listens; poll for that file (a readiness probe)."""
     started = time.monotonic()
     while time.monotonic() - started < deadline:
         if process.poll() is not None:
             raise SystemExit(f"the collector exited early (code {process.returncode}):\n{log_path.read_text()[-2000:]}")
         if discovery.exists():
-            return orjson.loads(discovery.read_bytes())
+            endpoints: Discovery = orjson.loads(discovery.read_bytes())
+            return endpoints
         time.sleep(0.05)
     raise SystemExit(f"the collector did not become ready in {deadline:.0f}s; see {log_path}")
 

@@ -385,16 +385,16 @@ def _redact_key(name: str, key: str | bytes) -> str:
 def _redact_item(name: str, value: Any, key: str | bytes) -> Any:
     if not isinstance(value, str):
         return redact_value(value, key)
-    text, hits = redact_text(value, key)  # a recognised token keeps its kind (and fingerprint) by name
-    if not hits and is_secret_name(name) and looks_secret_for(name, value) and not is_marker(value):
-        return marker("secret_value", value, key)
-    return text
+    return redact_named(name, value, key)
 
 
 def redact_named(name: str, value: str, key: str | bytes) -> str:
     """An attribute ``name = value``: tokens in the value are redacted by shape, and the whole value when the
     name says it is a secret (``db.password``, ``x-api-key``) and the value looks like one."""
-    return _redact_item(name, value, key)
+    text, hits = redact_text(value, key)  # a recognised token keeps its kind (and fingerprint) by name
+    if not hits and is_secret_name(name) and looks_secret_for(name, value) and not is_marker(value):
+        return marker("secret_value", value, key)
+    return text
 
 
 def redact_content(value: str, key: str | bytes) -> str:

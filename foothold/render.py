@@ -14,7 +14,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from rich.console import Console
@@ -24,6 +24,9 @@ from rich.text import Text
 from rich.tree import Tree
 
 from foothold.investigation.evidence import argument_fields, excerpt, readable_command
+
+if TYPE_CHECKING:
+    from foothold.investigation.timeline import AlertEntry, CallEntry, Timeline
 
 # C0 controls but newline and tab, DEL, C1 controls (0x9b is CSI on some terminals), the bidi embedding,
 # override and isolate characters, and the Unicode line/paragraph separators.
@@ -94,12 +97,12 @@ def print_table(columns: list[str], rows: list[list[Any]], title: str | None = N
 SEVERITY_STYLE = {"critical": "bold white on red", "high": "bold red", "medium": "yellow", "low": "cyan", "info": "dim"}
 
 
-def _time(value) -> str:
+def _time(value: object) -> str:
     text = str(value)
     return text[11:23] if len(text) >= 23 else text
 
 
-def _alert_line(alert) -> Text:
+def _alert_line(alert: AlertEntry) -> Text:
     line = Text("ALERT ", style="bold red")
     line.append(f" {shown(alert.severity, one_line=True)} ", style=SEVERITY_STYLE.get(alert.severity, ""))
     line.append(f" {shown(alert.rule_id, one_line=True)}", style="bold")
@@ -109,7 +112,7 @@ def _alert_line(alert) -> Text:
     return line
 
 
-def timeline_tree(timeline) -> Tree:
+def timeline_tree(timeline: Timeline) -> Tree:
     agents = sorted({c.agent for c in timeline.calls if c.agent})
     alerts = sum(len(c.alerts) for c in timeline.calls) + len(timeline.unattached_alerts)
     agent_names = shown(", ".join(agents), one_line=True) or "?"
@@ -174,7 +177,7 @@ def _arguments(arguments: str) -> Text:
     return text
 
 
-def _result(call) -> Text:
+def _result(call: CallEntry) -> Text:
     """What the tool returned: for a fetch or a read, the untrusted text the model then acted on."""
     cut = excerpt(call.result, max_lines=10)
     text = Text("result ", style="bold blue")

@@ -150,7 +150,10 @@ def merge(observed: list[Artifact], snapshot: list[Artifact]) -> list[Artifact]:
 
 
 def emit(
-    tracer: trace.Tracer, parent: trace.Span, artifacts: Iterable[Artifact], context_attributes: dict[str, str]
+    tracer: trace.Tracer,
+    parent: trace.Span,
+    artifacts: Iterable[Artifact],
+    context_attributes: dict[str, str | int | bool],
 ) -> None:
     """One ``artifact {kind}`` span per artifact, a child of the tool call that produced it.
 
@@ -183,7 +186,7 @@ _INHERITED = (
 )
 
 
-def _inherited(parent: trace.Span) -> dict[str, str]:
+def _inherited(parent: trace.Span) -> dict[str, str | int | bool]:
     """The session keys of the tool call's span (an SDK span exposes its attributes; others give none)."""
     attributes = getattr(parent, "attributes", None) or {}
     return {key: attributes[key] for key in _INHERITED if isinstance(attributes.get(key), str) and attributes[key]}

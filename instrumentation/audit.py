@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from .artifacts import SOURCE_AUDIT_HOOK, Artifact, file_digest, hash_file
 from .runtime import report_once
@@ -96,9 +96,15 @@ def _file_artifact(path: str, touch: FileTouch, hash_limit: int) -> Artifact | N
     )
 
 
-class HasRecorder:
-    recorder: Recorder
+class HasRecorder(Protocol):
+    """The active tool call as the hook sees it: the recorder of its file, process and network events."""
 
+    @property
+    def recorder(self) -> Recorder | None: ...
+
+
+# An audit event's arguments (sys.addaudithook): their number and types depend on the event.
+AuditArgs = tuple[Any, ...]
 
 ACTIVE_CALL: ContextVar[HasRecorder | None] = ContextVar("foothold_active_tool_call", default=None)
 _busy = threading.local()  # our own stat/hash calls inside the hook raise audit events too
@@ -112,7 +118,7 @@ def _path(value: Any) -> str | None:
     return os.path.abspath(os.fsdecode(value))
 
 
-def _on_open(recorder: Recorder, args: tuple) -> None:
+def _on_open(recorder: Recorder, args: AuditArgs) -> None:
     path, mode, flags = args
     writes = (isinstance(flags, int) and flags & _WRITE_FLAGS) or (
         isinstance(mode, str) and not _WRITE_MODE_CHARS.isdisjoint(mode)
@@ -121,7 +127,7 @@ def _on_open(recorder: Recorder, args: tuple) -> None:
         recorder.touch(resolved, "write")
 
 
-def _on_rename(recorder: Recorder, args: tuple) -> None:
+def _on_rename(recorder: Recorder, args: AuditArgs) -> None:
     src, dst = _path(args[0]), _path(args[1])
     if src is not None:
         recorder.touch(src, "rename_away")
@@ -129,22 +135,22 @@ def _on_rename(recorder: Recorder, args: tuple) -> None:
         recorder.touch(dst, "rename")
 
 
-def _on_remove(recorder: Recorder, args: tuple) -> None:
+def _on_remove(recorder: Recorder, args: AuditArgs) -> None:
     if (path := _path(args[0])) is not None:
         recorder.touch(path, "remove")
 
 
-def _on_new_name(recorder: Recorder, args: tuple) -> None:  # os.symlink / os.link: (src, dst, ...)
+def _on_new_name(recorder: Recorder, args: AuditArgs) -> None:  # os.symlink / os.link: (src, dst, ...)
     if (path := _path(args[1])) is not None:
         recorder.touch(path, "write")  # a new name is a write there: a symlinked unit file is still a unit
 
 
-def _on_truncate(recorder: Recorder, args: tuple) -> None:  # (path or fd, length)
+def _on_truncate(recorder: Recorder, args: AuditArgs) -> None:  # (path or fd, length)
     if (path := _path(args[0])) is not None:
         recorder.touch(path, "write")
 
 
-def _on_chmod(recorder: Recorder, args: tuple) -> None:
+def _on_chmod(recorder: Recorder, args: AuditArgs) -> None:
     if (path := _path(args[0])) is not None:
         recorder.touch(path, "chmod")
 
@@ -155,19 +161,19 @@ def _command(argv: Any) -> str:
     return shlex.join(os.fsdecode(a) for a in argv)
 
 
-def _on_popen(recorder: Recorder, args: tuple) -> None:  # (executable, args, cwd, env)
+def _on_popen(recorder: Recorder, args: AuditArgs) -> None:  # (executable, args, cwd, env)
     recorder.processes.setdefault(_command(args[1] if args[1] is not None else args[0]), time.time_ns())
 
 
-def _on_exec(recorder: Recorder, args: tuple) -> None:  # os.exec / os.posix_spawn: (path, argv, env)
+def _on_exec(recorder: Recorder, args: AuditArgs) -> None:  # os.exec / os.posix_spawn: (path, argv, env)
     recorder.processes.setdefault(_command(args[1] or [args[0]]), time.time_ns())
 
 
-def _on_system(recorder: Recorder, args: tuple) -> None:
+def _on_system(recorder: Recorder, args: AuditArgs) -> None:
     recorder.processes.setdefault(_command(args[0]), time.time_ns())
 
 
-def _on_connect(recorder: Recorder, args: tuple) -> None:
+def _on_connect(recorder: Recorder, args: AuditArgs) -> None:
     address = args[1]
     if isinstance(address, tuple) and len(address) >= 2:
         host = str(address[0])
@@ -177,7 +183,7 @@ def _on_connect(recorder: Recorder, args: tuple) -> None:
     recorder.connections.setdefault(target, time.time_ns())
 
 
-_HANDLERS: dict[str, Callable[[Recorder, tuple], None]] = {
+_HANDLERS: dict[str, Callable[[Recorder, AuditArgs], None]] = {
     "open": _on_open,
     "os.rename": _on_rename,  # os.replace raises os.rename too
     "os.remove": _on_remove,  # and os.unlink
@@ -193,12 +199,12 @@ _HANDLERS: dict[str, Callable[[Recorder, tuple], None]] = {
 }
 
 
-def _hook(event: str, args: tuple) -> None:
+def _hook(event: str, args: AuditArgs) -> None:
     handler = _HANDLERS.get(event)
     if handler is None or not _enabled:
         return
     call = ACTIVE_CALL.get()
-    if call is None or getattr(_busy, "on", False):
+    if call is None or call.recorder is None or getattr(_busy, "on", False):
         return
     _busy.on = True
     try:

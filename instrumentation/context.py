@@ -132,7 +132,8 @@ class ContextSpanProcessor(SpanProcessor):
             if values:
                 span.set_attributes(values)
             declared = _CREDENTIAL.get()
-            if declared and span.attributes.get(semconv.GEN_AI_OPERATION_NAME) == semconv.OPERATION_EXECUTE_TOOL:
+            attributes = span.attributes or {}
+            if declared and attributes.get(semconv.GEN_AI_OPERATION_NAME) == semconv.OPERATION_EXECUTE_TOOL:
                 span.set_attributes(declared)
         except Exception as exc:  # a processor error would surface in the agent's start_span
             runtime.report_once("session processor", exc)

@@ -5,13 +5,13 @@ from __future__ import annotations
 import logging
 import os
 import weakref
-from collections.abc import Sequence
+from collections.abc import Sequence, Sized
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 from opentelemetry import trace
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 
 from . import audit, runtime
@@ -63,14 +63,16 @@ class _CountingBatchSpanProcessor(BatchSpanProcessor):
 
     def __init__(self, exporter: SpanExporter, **kwargs: int | float | None) -> None:
         super().__init__(exporter, **kwargs)  # type: ignore[arg-type]
-        self.dropped: int | None = 0
-        self._queue = getattr(self._batch_processor, "_queue", None)
-        if self._queue is None or self._queue.maxlen is None:
-            self.dropped = None
+        queue = getattr(self._batch_processor, "_queue", None)  # the SDK's private bounded deque
+        limit = getattr(queue, "maxlen", None)
+        self._queue: tuple[Sized, int] | None = (queue, limit) if queue is not None and limit is not None else None
+        self.dropped: int | None = 0 if self._queue is not None else None
 
     def on_end(self, span: ReadableSpan) -> None:
-        if self.dropped is not None and len(self._queue) >= self._queue.maxlen:  # type: ignore[arg-type]
-            self.dropped += 1
+        if self._queue is not None and self.dropped is not None:
+            queue, limit = self._queue
+            if len(queue) >= limit:
+                self.dropped += 1
         super().on_end(span)
 
 
@@ -104,7 +106,8 @@ class Instrumentation:
         if self.owns_provider and self.tracer_provider is not None:
             self.tracer_provider.shutdown()
         elif self._processor is not None:
-            self._processor.shutdown()
+            processor: SpanProcessor = self._processor  # the SDK annotates SpanProcessor.shutdown, not its subclass's
+            processor.shutdown()
         if self.runtime.watcher is not None:
             self.runtime.watcher.close()
 

@@ -137,7 +137,7 @@ class ToolCall:
             self.span.set_status(Status(StatusCode.ERROR, description))
             self.span.set_attribute(semconv.ERROR_TYPE, type(exc).__qualname__)
         snapshot_artifacts: list[artifacts.Artifact] = []
-        assert self.recorder is not None
+        assert self.recorder is not None and self.cwd is not None  # both set by _start
         if rt.watcher is not None and self._snapshot is not None:
             with _in_flight_lock:  # one call at a time takes its after-state and hands it on
                 _in_flight.discard(self)
@@ -259,7 +259,9 @@ def _signature(fn: Callable[..., Any]) -> inspect.Signature | None:
         return None
 
 
-def _arguments(signature: inspect.Signature | None, args: tuple, kwargs: dict) -> dict[str, Any] | None:
+def _arguments(
+    signature: inspect.Signature | None, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> dict[str, Any] | None:
     """Named arguments, built only when content is captured (binding costs more than the span)."""
     if not runtime.current.capture_content or runtime.current.disabled:
         return None

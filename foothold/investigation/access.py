@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import ssl
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -41,6 +41,8 @@ class Reader(Protocol):
     def query(self, sql: str, parameters: dict[str, Any] | None = None) -> QueryResult: ...
 
     def flush(self) -> None: ...
+
+    def close(self) -> None: ...
 
 
 def _parameter(value: Any) -> str:
@@ -121,14 +123,16 @@ class ApiReader:
         response = self._post("/v1/alerts/evaluate")
         if response.status_code != 200:
             raise StoreError(response.json().get("error", response.text))
-        return response.json()
+        report: dict[str, Any] = response.json()  # the collector's EvaluationReport as JSON
+        return report
 
     def verify(self) -> dict[str, Any]:
         """The running collector's own check of the export chain (it owns the store)."""
         response = self._post("/v1/verify")
         if response.status_code != 200:
             raise StoreError(response.json().get("error", response.text))
-        return response.json()
+        report: dict[str, Any] = response.json()  # VerifyReport.to_dict()
+        return report
 
     def close(self) -> None:
         self._http.close()
@@ -164,7 +168,7 @@ class DirectReader:
     def flush(self) -> None:
         """Nothing is buffered outside a collector."""
 
-    def rows(self, sql: str) -> list[tuple]:
+    def rows(self, sql: str) -> Sequence[Sequence[Any]]:
         """Every row of a read-only query, values as the driver returns them (`foothold-audit verify`)."""
         try:
             return self._client.query(sql, settings={"readonly": 1}).result_rows
@@ -176,8 +180,9 @@ class DirectReader:
 
 
 @contextmanager
-def open_reader(settings: Settings) -> Iterator[Reader]:
+def open_reader(settings: Settings) -> Iterator[ApiReader | DirectReader]:
     discovery = read_discovery(settings.data_dir) if chdb_path(settings.store_dsn) else None
+    reader: ApiReader | DirectReader
     if discovery and "query_api" in discovery:
         reader = ApiReader(discovery["query_api"], client_token(settings), client_tls(settings))
     else:

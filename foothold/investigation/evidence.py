@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import shlex
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import orjson
@@ -47,7 +48,7 @@ def readable_command(command_line: str) -> str:
 class Excerpt:
     """Lines to show, with ``None`` where lines were left out, and how many were left out in all."""
 
-    lines: list[str | None]
+    lines: Sequence[str | None]
     omitted: int
 
     def text(self, gap: str = "⋮") -> str:

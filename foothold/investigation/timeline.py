@@ -225,7 +225,7 @@ def session_timeline(reader: Reader, session_id: str) -> Timeline:
         if owner is not None:
             owner.artifacts.append(entry)
             artifact_owner[span_id] = owner
-    unattached = []
+    unattached: list[AlertEntry] = []
     for row in reader.query(_ALERTS, params).rows:
         alert = AlertEntry(*row)
         owner = by_span.get(alert.span_id) or artifact_owner.get(alert.span_id)
@@ -253,7 +253,9 @@ def similar_sessions(reader: Reader, session_id: str, limit: int = 10000) -> tup
     return difflib.get_close_matches(session_id, known, n=5, cutoff=0.6), len(known)
 
 
-def _parents_of_non_calls(reader: Reader, artifact_rows: list, calls: dict[str, CallEntry]) -> dict[str, str]:
+def _parents_of_non_calls(
+    reader: Reader, artifact_rows: list[list[Any]], calls: dict[str, CallEntry]
+) -> dict[str, str]:
     missing = {(row[11], row[9]) for row in artifact_rows if row[9] not in calls}
     if not missing:
         return {}

@@ -9,12 +9,12 @@ whichever SDK made it: same attributes, same redaction, same artifacts from the 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from opentelemetry import context as otel_context
 from opentelemetry.trace import Span, SpanContext, Status
-from opentelemetry.util.types import Attributes
+from opentelemetry.util.types import AnyValue, Attributes
 
 from foothold import semconv
 
@@ -39,7 +39,7 @@ class BorrowedSpan(Span):
     def get_span_context(self) -> SpanContext:
         return self.inner.get_span_context()
 
-    def set_attributes(self, attributes: dict[str, Any]) -> None:
+    def set_attributes(self, attributes: Mapping[str, AnyValue]) -> None:
         self.inner.set_attributes(attributes)
 
     def set_attribute(self, key: str, value: Any) -> None:

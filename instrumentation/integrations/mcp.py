@@ -21,7 +21,7 @@ import contextvars
 import os
 from collections.abc import Callable, Generator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TypedDict
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
@@ -70,7 +70,8 @@ class FootholdServerMiddleware:
                 runtime.report_once("mcp resources/read", exc)
             with session(**_session_kwargs(remote)):
                 return await call_next(ctx)
-        name = params.get("name") if isinstance(params.get("name"), str) else "unknown"
+        name = params.get("name")
+        name = name if isinstance(name, str) else "unknown"
         with session(**_session_kwargs(remote)):
             with SpanToolCall(name, span, arguments=params.get("arguments") or {}, extra={**extra, **remote}) as call:
                 result = await call_next(ctx)
@@ -93,7 +94,16 @@ def _baggage(meta: Any) -> dict[str, str]:
         return {}
 
 
-def _session_kwargs(values: dict[str, str]) -> dict[str, str | None]:
+class _SessionIds(TypedDict):
+    """The ids a request's ``_meta`` carried, as :func:`foothold.instrumentation.context.session` takes them."""
+
+    conversation_id: str | None
+    agent_id: str | None
+    agent_name: str | None
+    task_id: str | None
+
+
+def _session_kwargs(values: dict[str, str]) -> _SessionIds:
     return {
         "conversation_id": values.get(semconv.GEN_AI_CONVERSATION_ID),
         "agent_id": values.get(semconv.GEN_AI_AGENT_ID),
@@ -239,7 +249,8 @@ def uninstrument() -> None:
     from mcp.server.lowlevel import server as lowlevel
     from mcp.shared import jsonrpc_dispatcher
 
-    jsonrpc_dispatcher.otel_span = _originals.pop("otel_span")
+    # mcp imports otel_span into this module without re-exporting it (mypy's attr-defined); we patched that name
+    jsonrpc_dispatcher.otel_span = _originals.pop("otel_span")  # type: ignore[attr-defined]
     ClientSession.call_tool = _originals.pop("call_tool")  # type: ignore[method-assign]
     ClientSession.read_resource = _originals.pop("read_resource")  # type: ignore[method-assign]
     lowlevel.Server.__init__ = _originals.pop("server_init")  # type: ignore[method-assign]

@@ -91,7 +91,8 @@ class Proxy:
             method = message.get("method")
             if method not in _METHODS or "id" not in message:
                 continue
-            params = message.get("params") if isinstance(message.get("params"), dict) else {}
+            params = message.get("params")
+            params = params if isinstance(params, dict) else {}
             from .. import runtime
 
             rt = runtime.current
