@@ -61,7 +61,7 @@ class ClickHouseExporter:
                 if is_data_error(exc):
                     raise DataRejected(str(exc)) from exc
                 raise
-        superseded = getattr(batch, "superseded", ())
+        superseded = batch.superseded
         if superseded:  # native log rows of calls these spans record better (processors/native.py CallOfRecord)
             self._client.command(
                 f"DELETE FROM {self._tool_calls} WHERE (SessionId, SpanId) IN {{rows:Array(Tuple(String, String))}}",

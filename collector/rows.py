@@ -96,6 +96,9 @@ class SpanBatch:
     # carries the same token, and ClickHouse drops it instead of storing the spans twice.
     dedup_token: str = ""
     truncations: Truncations = field(default_factory=Truncations)
+    # (SessionId, SpanId) of native log rows in tool_calls that spans of this batch record better: the exporter
+    # deletes them (set by processors/native.py CallOfRecord).
+    superseded: list[tuple[str, str]] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.columns["SpanId"])

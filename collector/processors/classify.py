@@ -93,7 +93,7 @@ class ClassifyProcessor:
             lambda name: frozenset(self._categories.for_tool(name))
         )
         # The same command recurs with other arguments around it (timeouts, descriptions): parse it once.
-        self._command_categories = functools.lru_cache(maxsize=_CACHE_ENTRIES)(self._command_categories)
+        self._command_categories_cached = functools.lru_cache(maxsize=_CACHE_ENTRIES)(self._command_categories)
 
     def process(self, batch: SpanBatch) -> None:
         attributes = batch.span_attributes
@@ -149,7 +149,7 @@ class ClassifyProcessor:
             categories.add("untrusted_input")
         command = shell_command(arguments, name)
         if command:
-            categories |= self._command_categories(command, cwd, home)
+            categories |= self._command_categories_cached(command, cwd, home)
         return findings, ",".join(sorted(categories))
 
     def _command_categories(self, command: str, cwd: str | None, home: str | None) -> frozenset[str]:

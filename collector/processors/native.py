@@ -39,10 +39,13 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
+from typing import TypeVar
 
 import orjson
 
 from foothold import semconv
+from foothold.collector.log_rows import LogBatch
+from foothold.collector.rows import SpanBatch
 from foothold.detections.toolcall import TOOL_NAME_KEYS, is_tool_call_span
 
 _EXECUTE_TOOL = {semconv.GEN_AI_OPERATION_NAME: semconv.OPERATION_EXECUTE_TOOL}
@@ -223,7 +226,7 @@ def _log_event(event_name: str, body: str, attrs: dict[str, str]) -> Callable[[d
 class NativeToolCalls:
     """Normalises native tool events (logs) and vendor tool spans into GenAI tool-call attributes."""
 
-    def process(self, batch) -> None:
+    def process(self, batch: SpanBatch | LogBatch) -> None:
         columns = batch.columns
         if "EventName" in columns:  # a logs batch
             for attrs, event_name, body in zip(
@@ -247,6 +250,7 @@ class NativeToolCalls:
 # --- one call, one row ---------------------------------------------------------------------------------
 
 LOG_ROW_PREFIX = "call:"  # a log-derived tool_calls row's SpanId (schema/ddl.py), e.g. call:toolu_01
+K = TypeVar("K")  # an index key: a span id, or a (session, call id) pair
 _INDEX_ENTRIES = 200_000  # calls remembered; a duplicate arrives seconds to minutes after its record
 
 
@@ -306,7 +310,7 @@ class CallOfRecord:
         self._entries = entries
         self._lock = threading.Lock()  # the traces and logs pipelines share this index
 
-    def process(self, batch) -> None:
+    def process(self, batch: SpanBatch | LogBatch) -> None:
         columns = batch.columns
         attributes = batch.span_attributes
         ids = columns["SpanId"]
@@ -340,10 +344,10 @@ class CallOfRecord:
                     self._remember(self._seen, key, ids[i])
                 else:
                     attrs[semconv.TOOL_CALL_DUPLICATE_OF] = record
-        if superseded:
+        if superseded and isinstance(batch, SpanBatch):  # only spans supersede (is_span above)
             batch.superseded = superseded
 
-    def _remember(self, index: OrderedDict, key, value: str) -> None:
+    def _remember(self, index: OrderedDict[K, str], key: K, value: str) -> None:
         index[key] = value
         index.move_to_end(key)
         if len(index) > self._entries:

@@ -460,7 +460,7 @@ _EDITOR_WRITE_COMMANDS = frozenset({"create", "str_replace", "insert", "write", 
 
 
 def classify_tool_call(
-    tool_name: str, arguments: dict | str | None, *, cwd: str | None = None, home: str | None = None
+    tool_name: str, arguments: dict[str, Any] | str | None, *, cwd: str | None = None, home: str | None = None
 ) -> list[Finding]:
     """Findings for one agent tool call: shell-like tools by their command(s), write tools by their path.
 

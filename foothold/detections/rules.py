@@ -140,7 +140,8 @@ class ToolCategories:
 @cache
 def _document() -> dict[str, Any]:
     text = resources.files("foothold.detections").joinpath("rules/alerts.yaml").read_text(encoding="utf-8")
-    return yaml.safe_load(text)
+    document: dict[str, Any] = yaml.safe_load(text)  # our own rules file: a mapping of sections
+    return document
 
 
 def load_alert_rules(overrides: Mapping[str, RuleOverride] | None = None) -> list[AlertRule]:
