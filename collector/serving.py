@@ -52,6 +52,7 @@ def bounded_http_protocol(limits: ConnectionsConfig, on_close: OnClose) -> type[
         _header_timer: asyncio.TimerHandle | None = None
         _opened_at = 0.0
 
+        # uvicorn's own connection_made narrows asyncio's BaseTransport to Transport (and ignores that override)
         def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
             super().connection_made(transport)
             self._opened_at = self.loop.time()

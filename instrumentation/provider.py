@@ -61,8 +61,19 @@ class _CountingBatchSpanProcessor(BatchSpanProcessor):
     only as an opt-in internal metric, so we peek at its queue; if a future SDK renames it, the count
     reads as unknown (None) rather than failing."""
 
-    def __init__(self, exporter: SpanExporter, **kwargs: int | float | None) -> None:
-        super().__init__(exporter, **kwargs)  # type: ignore[arg-type]
+    def __init__(
+        self,
+        exporter: SpanExporter,
+        max_queue_size: int | None = None,
+        max_export_batch_size: int | None = None,
+        schedule_delay_millis: float | None = None,
+    ) -> None:
+        super().__init__(
+            exporter,
+            max_queue_size=max_queue_size,
+            max_export_batch_size=max_export_batch_size,
+            schedule_delay_millis=schedule_delay_millis,
+        )
         queue = getattr(self._batch_processor, "_queue", None)  # the SDK's private bounded deque
         limit = getattr(queue, "maxlen", None)
         self._queue: tuple[Sized, int] | None = (queue, limit) if queue is not None and limit is not None else None

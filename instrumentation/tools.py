@@ -10,7 +10,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import replace
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
@@ -238,7 +238,7 @@ def tool(name: str | Callable[..., Any] | None = None, *, tool_type: str = "func
                     call.set_result(result)
                     return result
 
-            return async_wrapper  # type: ignore[return-value]
+            return cast(F, async_wrapper)  # functools.wraps kept fn's signature: the wrapper is an F
 
         @functools.wraps(fn)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -247,7 +247,7 @@ def tool(name: str | Callable[..., Any] | None = None, *, tool_type: str = "func
                 call.set_result(result)
                 return result
 
-        return wrapper  # type: ignore[return-value]
+        return cast(F, wrapper)
 
     return decorate
 

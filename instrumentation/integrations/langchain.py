@@ -17,13 +17,21 @@ from ..tools import ToolCall
 _originals: dict[str, Any] = {}
 
 
-def _call(tool: Any, tool_input: Any, kwargs: dict[str, Any]) -> ToolCall:
-    return ToolCall(
+class _LangChainCall(ToolCall):
+    """A tool call with the LangChain tool it runs, so a nested run of the same tool is not recorded twice."""
+
+    langchain_tool: Any = None
+
+
+def _call(tool: Any, tool_input: Any, kwargs: dict[str, Any]) -> _LangChainCall:
+    call = _LangChainCall(
         str(getattr(tool, "name", None) or type(tool).__name__),
         call_id=kwargs.get("tool_call_id"),
         arguments=tool_input,
         tool_type="function",
     )
+    call.langchain_tool = tool
+    return call
 
 
 def _result(output: Any) -> Any:
@@ -38,7 +46,7 @@ def _nested(tool: Any) -> bool:
     from .. import audit
 
     active = audit.ACTIVE_CALL.get()
-    return getattr(active, "_foothold_langchain_tool", None) is tool
+    return isinstance(active, _LangChainCall) and active.langchain_tool is tool
 
 
 def _wrap_run(original: Callable[..., Any]) -> Callable[..., Any]:
@@ -47,7 +55,6 @@ def _wrap_run(original: Callable[..., Any]) -> Callable[..., Any]:
         if runtime.current.disabled or _nested(self):
             return original(self, tool_input, *args, **kwargs)
         call = _call(self, tool_input, kwargs)
-        call._foothold_langchain_tool = self  # type: ignore[attr-defined]
         with call:
             output = original(self, tool_input, *args, **kwargs)
             call.set_result(_result(output))
@@ -62,7 +69,6 @@ def _wrap_arun(original: Callable[..., Any]) -> Callable[..., Any]:
         if runtime.current.disabled or _nested(self):
             return await original(self, tool_input, *args, **kwargs)
         call = _call(self, tool_input, kwargs)
-        call._foothold_langchain_tool = self  # type: ignore[attr-defined]
         with call:
             output = await original(self, tool_input, *args, **kwargs)
             call.set_result(_result(output))
@@ -80,6 +86,7 @@ def instrument() -> bool:
     except ImportError:
         return False
     _originals["run"], _originals["arun"] = BaseTool.run, BaseTool.arun
+    # Patching the SDK's class is the integration; mypy forbids assigning to a method (method-assign).
     BaseTool.run = _wrap_run(BaseTool.run)  # type: ignore[method-assign]
     BaseTool.arun = _wrap_arun(BaseTool.arun)  # type: ignore[method-assign]
     return True
@@ -90,5 +97,6 @@ def uninstrument() -> None:
         return
     from langchain_core.tools import BaseTool
 
+    # Restored as patched (method-assign, see instrument).
     BaseTool.run = _originals.pop("run")  # type: ignore[method-assign]
     BaseTool.arun = _originals.pop("arun")  # type: ignore[method-assign]

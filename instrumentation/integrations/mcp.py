@@ -18,6 +18,7 @@ server only. Both are undone by ``uninstrument()``.
 from __future__ import annotations
 
 import contextvars
+import functools
 import os
 from collections.abc import Callable, Generator
 from contextlib import contextmanager
@@ -35,7 +36,15 @@ from ._core import SESSION_BAGGAGE, SpanToolCall, session_baggage_context
 
 _originals: dict[str, Any] = {}
 # The client call in progress in this task; the dispatcher's span is handed to it.
-_PENDING: contextvars.ContextVar[SpanToolCall | None] = contextvars.ContextVar("foothold_mcp_pending", default=None)
+
+
+class _ClientToolCall(SpanToolCall):
+    """A client ``tools/call``: it adopts the request's span and ends it (``owned``) once the result is known."""
+
+    owned: trace.Span | None = None
+
+
+_PENDING: contextvars.ContextVar[_ClientToolCall | None] = contextvars.ContextVar("foothold_mcp_pending", default=None)
 
 
 # --- server ---------------------------------------------------------------------------------------------
@@ -151,7 +160,7 @@ def _otel_span(name: str, *, kind: SpanKind, attributes: dict[str, Any] | None =
         name, kind=kind, attributes=attributes, end_on_exit=False, **kwargs
     ) as span:
         pending.adopt(span)
-        pending.owned = span  # type: ignore[attr-defined]
+        pending.owned = span
         yield span
 
 
@@ -161,8 +170,7 @@ def _wrap_call_tool(original: Callable[..., Any]) -> Callable[..., Any]:
     ) -> Any:
         if runtime.current.disabled:
             return await original(self, name, arguments, *args, **kwargs)
-        call = SpanToolCall(name, arguments=arguments or {}, extra={semconv.MCP_METHOD_NAME: "tools/call"})
-        call.owned = None  # type: ignore[attr-defined]
+        call = _ClientToolCall(name, arguments=arguments or {}, extra={semconv.MCP_METHOD_NAME: "tools/call"})
         ctx = session_baggage_context()
         token = otel_context.attach(ctx) if ctx is not None else None
         pending = _PENDING.set(call)
@@ -178,11 +186,11 @@ def _wrap_call_tool(original: Callable[..., Any]) -> Callable[..., Any]:
             _PENDING.reset(pending)
             if token is not None:
                 otel_context.detach(token)
-            owned = getattr(call, "owned", None)
-            if owned is not None:
-                owned.end()
+            if call.owned is not None:
+                call.owned.end()
 
-    call_tool.__wrapped__ = original  # type: ignore[attr-defined]
+    functools.update_wrapper(call_tool, original, assigned=(), updated=())  # __wrapped__ only: the original
+
     return call_tool
 
 
@@ -196,7 +204,7 @@ def _wrap_read_resource(original: Callable[..., Any]) -> Callable[..., Any]:
             if token is not None:
                 otel_context.detach(token)
 
-    read_resource.__wrapped__ = original  # type: ignore[attr-defined]
+    functools.update_wrapper(read_resource, original, assigned=(), updated=())  # __wrapped__ only: the original
     return read_resource
 
 
@@ -227,6 +235,7 @@ def instrument(tracer_provider: Any = None) -> bool:
         _originals["tracer"] = _otel._tracer
         _otel._tracer = tracer_provider.get_tracer("mcp-python-sdk")
     jsonrpc_dispatcher.otel_span = _otel_span
+    # Patching the SDK's classes is the integration; mypy forbids assigning to a method (method-assign).
     ClientSession.call_tool = _wrap_call_tool(ClientSession.call_tool)  # type: ignore[method-assign]
     ClientSession.read_resource = _wrap_read_resource(ClientSession.read_resource)  # type: ignore[method-assign]
     init = lowlevel.Server.__init__
@@ -238,7 +247,7 @@ def instrument(tracer_provider: Any = None) -> bool:
         except Exception as exc:
             runtime.report_once("mcp server init", exc)
 
-    lowlevel.Server.__init__ = server_init  # type: ignore[method-assign]
+    lowlevel.Server.__init__ = server_init  # type: ignore[method-assign]  # patched as above
     return True
 
 
@@ -249,7 +258,8 @@ def uninstrument() -> None:
     from mcp.server.lowlevel import server as lowlevel
     from mcp.shared import jsonrpc_dispatcher
 
-    # mcp imports otel_span into this module without re-exporting it (mypy's attr-defined); we patched that name
+    # mcp imports otel_span into this module without re-exporting it (attr-defined); we patched that name. The
+    # SDK's methods are restored as they were patched (method-assign).
     jsonrpc_dispatcher.otel_span = _originals.pop("otel_span")  # type: ignore[attr-defined]
     ClientSession.call_tool = _originals.pop("call_tool")  # type: ignore[method-assign]
     ClientSession.read_resource = _originals.pop("read_resource")  # type: ignore[method-assign]

@@ -8,6 +8,7 @@ off with ``agents.set_trace_processors([])`` (or ``set_tracing_disabled(True)``)
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -36,7 +37,7 @@ def _wrap(original: Callable[..., Any]) -> Callable[..., Any]:
                 call.span.set_attribute(semconv.ERROR_TYPE, "tool_error")
             return outcome
 
-    invoke.__wrapped__ = original  # type: ignore[attr-defined]
+    functools.update_wrapper(invoke, original, assigned=(), updated=())  # __wrapped__ only: the original
     return invoke
 
 
