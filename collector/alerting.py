@@ -218,14 +218,15 @@ class AlertEvaluator:
             ).result_rows
         }
         fresh = [Alert(rule.id, rule.severity, rule.title, **f) for f in findings if f["finding_key"] not in known]
-        if fresh and self._chain is None:
+        chain = self._chain
+        if fresh and chain is None:
             self._client.insert(ALERTS, [a.row() for a in fresh], column_names=ALERT_COLUMNS)
-        elif fresh:
-            with self._chain.lock:  # a verify in the collector sees both the rows and their link, or neither
+        elif fresh and chain is not None:
+            with chain.lock:  # a verify in the collector sees both the rows and their link, or neither
                 # foreground: on a cluster the rows must be readable at once, to be linked as stored
                 settings = {"distributed_foreground_insert": 1}
                 self._client.insert(ALERTS, [a.row() for a in fresh], column_names=ALERT_COLUMNS, settings=settings)
-                record_alerts(self._chain, self._client, ALERTS, rule.id, [a.finding_key for a in fresh])
+                record_alerts(chain, self._client, ALERTS, rule.id, [a.finding_key for a in fresh])
         return fresh
 
     def _deliver(self, sink: Sink) -> int:

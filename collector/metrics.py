@@ -15,7 +15,7 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from foothold.collector.pipeline import Pipeline, PipelineStats
+from foothold.collector.pipeline import Batch, Exporter, Pipeline, PipelineStats
 
 # Export latency buckets, seconds: an embedded insert takes milliseconds, a remote one under load seconds.
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -182,7 +182,9 @@ class Metrics:
 
         for attr, name, kind, text in PIPELINE_FIGURES:
             out.append(_Family(name, kind, text, {(): stat(attr)}))
-        refused = {(("reason", reason),): stat(attr) for reason, attr in PipelineStats.REFUSALS.items()}
+        refused: dict[Labels, float] = {
+            (("reason", reason),): stat(attr) for reason, attr in PipelineStats.REFUSALS.items()
+        }
         out.append(_Family("foothold_requests_refused_total", "counter", "requests refused whole, by reason", refused))
         queued = float(self.pipeline.queued_spans) if self.pipeline is not None else 0.0
         out.append(_Family("foothold_queue_spans", "gauge", "spans accepted and not yet stored", {(): queued}))
@@ -244,11 +246,11 @@ CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 class TimedExporter:
     """Wraps the exporter: export latency histogram and attempts by result."""
 
-    def __init__(self, inner, metrics: Metrics) -> None:
+    def __init__(self, inner: Exporter, metrics: Metrics) -> None:
         self._inner = inner
         self._metrics = metrics
 
-    def export(self, batch) -> None:
+    def export(self, batch: Batch) -> None:
         started = time.perf_counter()
         try:
             self._inner.export(batch)
@@ -258,5 +260,5 @@ class TimedExporter:
         self._metrics.observe_export(time.perf_counter() - started)
         self._metrics.inc("foothold_export_attempts_total", result="success")
 
-    def __getattr__(self, name: str):  # tests reach through wrappers to the exporter they built
+    def __getattr__(self, name: str) -> object:  # tests reach through wrappers to the exporter they built
         return getattr(self._inner, name)

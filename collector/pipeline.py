@@ -28,7 +28,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from enum import Enum
 from pathlib import Path
-from typing import ClassVar, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeAlias
 
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
@@ -39,20 +39,26 @@ from foothold.collector.rows import SpanBatch, Truncations, to_batch
 from foothold.collector.spool import Spool, SpoolFull
 from foothold.collector.store_errors import DataRejected
 
+if TYPE_CHECKING:
+    from foothold.collector.log_rows import LogBatch
+
 log = logging.getLogger("foothold.collector.pipeline")
+
+# What a pipeline carries: a SpanBatch (traces) or a LogBatch (logs), the same column-wise shape.
+Batch: TypeAlias = "SpanBatch | LogBatch"
 
 
 class Processor(Protocol):
     """Enriches, classifies or redacts a batch in place before export."""
 
-    def process(self, batch: SpanBatch) -> None: ...
+    def process(self, batch: Batch) -> None: ...
 
 
 class Exporter(Protocol):
     """Writes a batch; raises on failure so the pipeline retries the same batch, or raises
     :class:`DataRejected` when the store refused the batch for its content (the pipeline then splits it)."""
 
-    def export(self, batch: SpanBatch) -> None: ...
+    def export(self, batch: Any) -> None: ...  # its signal's batch: a SpanBatch or a LogBatch
 
 
 class Submitted(Enum):
@@ -122,7 +128,7 @@ class Signal:
 
     name: str  # "traces" | "logs"
     parse: Callable[[bytes], object]  # a queued or spooled request's protobuf -> the request
-    flatten: Callable[..., SpanBatch]  # (requests, limits=) -> the batch the processors and exporter take
+    flatten: Callable[..., Batch]  # (requests, limits=) -> the batch the processors and exporter take
     validate: Callable[..., Accepted]  # (decoded request, limits) -> what to keep and answer
     path: str = "/v1/traces"
 
@@ -141,7 +147,7 @@ def _logs_signal() -> Signal:
     from foothold.collector.log_rows import to_log_batch
     from foothold.collector.otlp_logs import validate
 
-    def flatten(requests: Iterable, limits: LimitsConfig):
+    def flatten(requests: Iterable[ExportLogsServiceRequest], limits: LimitsConfig) -> LogBatch:
         return to_log_batch(requests, limits=limits)
 
     return Signal("logs", ExportLogsServiceRequest.FromString, flatten, validate, "/v1/logs")
@@ -175,7 +181,7 @@ class Pipeline:
         limits: LimitsConfig | None = None,
         quarantine_dir: Path | None = None,
         signal: Signal = TRACES,
-        redactor: Callable[[object], bool] | None = None,
+        redactor: Callable[[Any], bool] | None = None,  # the signal's request -> changed
     ) -> None:
         self.signal = signal
         self._config = config
@@ -506,7 +512,8 @@ class Pipeline:
                 return taken[0].seq, self._cursor, taken
         # A disk read: only this thread moves the cursor, so the file is read without the lock.
         max_bytes = None if max_spans is None else self._config.max_batch_bytes
-        records = self.spool.read(first, stop, max_spans, max_bytes) if first < stop else []
+        spool = self.spool  # set: without a spool every request waits in memory and is taken above
+        records = spool.read(first, stop, max_spans, max_bytes) if spool is not None and first < stop else []
         items = [_Item(r.seq, r.request, r.spans) for r in records]
         end = end if max_spans is None else (records[-1].seq + 1 if records else stop)
         with self._cond:

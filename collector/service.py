@@ -19,9 +19,11 @@ import ssl
 import threading
 import time
 from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
 
 import uvicorn
 from clickhouse_connect.driver.client import Client
+from starlette.types import ASGIApp
 
 from foothold.collector.alerting import AlertEvaluator, EvaluationReport, build_evaluator
 from foothold.collector.auth import Authenticator
@@ -31,18 +33,27 @@ from foothold.collector.discovery import DISCOVERY_FILE, write_discovery
 from foothold.collector.exporter import ClickHouseExporter
 from foothold.collector.logs_exporter import ClickHouseLogsExporter
 from foothold.collector.metrics import Metrics, TimedExporter
-from foothold.collector.pipeline import LOGS, Exporter, Pipeline, Processor, open_spool
+from foothold.collector.pipeline import LOGS, Batch, Exporter, Pipeline, Processor, open_spool
 from foothold.collector.processors.redact import RequestRedactor
 from foothold.collector.query_api import query_api_app
 from foothold.collector.query_door import QueryDoor
 from foothold.collector.receivers.grpc import GrpcReceiver
 from foothold.collector.receivers.http import otlp_http_app
 from foothold.collector.schema.ddl import COLLECTOR_METRICS
-from foothold.collector.serving import raise_descriptor_limit, uvicorn_config
+from foothold.collector.serving import UvicornTls, raise_descriptor_limit, uvicorn_config
 from foothold.collector.store import Store, StoreError, chdb_path, open_store
 from foothold.collector.verify import VerifyReport, verify
 
 log = logging.getLogger("foothold.collector")
+
+T = TypeVar("T")
+
+
+def _started(value: T | None, what: str) -> T:
+    """A part start() (or the store connection) sets: used earlier it is a bug, named as one."""
+    if value is None:
+        raise RuntimeError(f"the collector's {what} is used before it exists (Collector.start, store connection)")
+    return value
 
 
 class _EmbeddedServer(uvicorn.Server):
@@ -95,7 +106,7 @@ ExporterFactory = Callable[[Store], Exporter]
 class _AwaitingStore:
     """The pipeline's exporter until the store is reachable: every batch waits (is retried) in the spool."""
 
-    def export(self, batch) -> None:
+    def export(self, batch: Batch) -> None:
         raise StoreError("the store is not reachable yet")
 
 
@@ -103,10 +114,10 @@ class _DeferredClient:
     """The query API's client: the store's once it is reachable, until then each query names the reason."""
 
     def __init__(self) -> None:
-        self.client = None
+        self.client: Client | None = None
         self.reason = "connecting"
 
-    def __getattr__(self, name: str):
+    def __getattr__(self, name: str) -> Any:  # stands in for a Client: any of its attributes
         client = self.__dict__["client"]
         if client is None:
             raise StoreError(f"the store is unreachable ({self.reason}); spans are spooled until it is back")
@@ -127,9 +138,9 @@ class Collector:
         self.chain: ChainStore | None = None
         self.alert_chain: ChainStore | None = None
         self._exporter_factory = self._wrap_exporter(exporter_factory)
-        self._metrics_loop: asyncio.Task | None = None
-        self._retention_loop: asyncio.Task | None = None
-        self._metrics_client = None
+        self._metrics_loop: asyncio.Task[None] | None = None
+        self._retention_loop: asyncio.Task[None] | None = None
+        self._metrics_client: Client | None = None
         self._metrics_lock = threading.Lock()
         self.metrics_recorded = threading.Event()  # set after each write to collector_metrics (tests wait on it)
         self._verify_lock = threading.Lock()
@@ -139,9 +150,9 @@ class Collector:
         self._grpc: GrpcReceiver | None = None
         self.alerts: AlertEvaluator | None = None
         self._alerts_lock = threading.Lock()  # the loop and the query API may both ask for a pass
-        self._alert_loop: asyncio.Task | None = None
-        self._servers: list[tuple[_EmbeddedServer, asyncio.Task]] = []
-        self._store_task: asyncio.Task | None = None
+        self._alert_loop: asyncio.Task[None] | None = None
+        self._servers: list[tuple[_EmbeddedServer, asyncio.Task[None]]] = []
+        self._store_task: asyncio.Task[None] | None = None
         self._query_client = _DeferredClient()  # holds why the store is unreachable, for the query door
         self.query_door: QueryDoor | None = None
         self.ports: dict[str, int] = {}
@@ -224,9 +235,10 @@ class Collector:
     async def _connect_store(self, first_attempt: asyncio.Event) -> None:
         """Open (and migrate) the store until it works, then attach everything that needs it."""
         s = self.settings
+        pipeline, logs_pipeline = _started(self.pipeline, "pipeline"), _started(self.logs_pipeline, "logs pipeline")
         delay = 0.5
         while True:
-            store = None
+            store: Store | None = None
             try:
                 store = await asyncio.to_thread(
                     functools.partial(
@@ -245,7 +257,7 @@ class Collector:
             except Exception as exc:  # StoreError, or the exporter's first query (the chain head) failing
                 if store is not None:
                     store.close()
-                self.pipeline.stats.store_error = self._query_client.reason = str(exc).strip()
+                pipeline.stats.store_error = self._query_client.reason = str(exc).strip()
                 log.warning("store unreachable (%s); spooling, retrying in %.1fs", exc, delay)
             first_attempt.set()
             await asyncio.sleep(delay)
@@ -262,9 +274,9 @@ class Collector:
             self._retention_loop = asyncio.create_task(
                 self._bound_store_periodically(s.retention.check_interval_seconds)
             )
-        self.pipeline.stats.store_up, self.pipeline.stats.store_error = 1, ""
-        self.pipeline.attach_exporter(exporter)
-        self.logs_pipeline.attach_exporter(logs_exporter)
+        pipeline.stats.store_up, pipeline.stats.store_error = 1, ""
+        pipeline.attach_exporter(exporter)
+        logs_pipeline.attach_exporter(logs_exporter)
         first_attempt.set()
         log.info("store %s reachable: exporting", s.store_dsn)
 
@@ -304,7 +316,8 @@ class Collector:
         """One pass of the alert rules over everything accepted so far (blocking: call off the loop)."""
         if self.alerts is None:
             if self.settings.alerts.enabled:
-                raise StoreError(f"the store is unreachable ({self.pipeline.stats.store_error}); alerts wait for it")
+                error = _started(self.pipeline, "pipeline").stats.store_error
+                raise StoreError(f"the store is unreachable ({error}); alerts wait for it")
             raise RuntimeError("alerts are disabled (alerts.enabled: false)")
         self.flush(60.0)
         with self._alerts_lock:
@@ -355,14 +368,15 @@ class Collector:
     def verify_chain(self) -> VerifyReport:
         """`foothold-audit verify` inside the collector (it owns the chDB store): exports pause while it reads."""
         if self.chain is None and self.settings.chain.enabled:
-            raise StoreError(f"the store is unreachable ({self.pipeline.stats.store_error}); verify waits for it")
+            error = _started(self.pipeline, "pipeline").stats.store_error
+            raise StoreError(f"the store is unreachable ({error}); verify waits for it")
         if self.chain is None:
             raise RuntimeError("the export chain is disabled (chain.enabled: false)")
-        self.pipeline.flush(60.0)
+        _started(self.pipeline, "pipeline").flush(60.0)
         with self._verify_lock:
-            client = self.store.client()
+            client = _started(self.store, "store").client()
             s = self.settings
-            with self.chain.lock, self.alert_chain.lock:
+            with self.chain.lock, _started(self.alert_chain, "alerts chain").lock:
                 return verify(
                     lambda sql: client.query(sql, settings={"readonly": 1}).result_rows,
                     load_chain_key(s.chain_key_path),
@@ -376,8 +390,8 @@ class Collector:
         now_ms = int(time.time() * 1000)
         rows = [[now_ms, sample.name, float(sample.value), sample.labels] for sample in self.metrics.samples()]
         with self._metrics_lock:
-            self._metrics_client.insert(
-                f"{self.store.database}.{COLLECTOR_METRICS}",
+            _started(self._metrics_client, "metrics client").insert(
+                f"{_started(self.store, 'store').database}.{COLLECTOR_METRICS}",
                 rows,
                 column_names=("Timestamp", "Name", "Value", "Labels"),
             )
@@ -388,7 +402,7 @@ class Collector:
         """The embedded store's disk bound (retention.max_store_bytes), checked off the event loop."""
         while True:
             try:
-                for dropped in await asyncio.to_thread(self.store.enforce_disk_bound):
+                for dropped in await asyncio.to_thread(_started(self.store, "store").enforce_disk_bound):
                     log.warning(
                         "store over retention.max_store_bytes: dropped partition %s of %s (%d bytes)",
                         dropped.partition,
@@ -407,16 +421,17 @@ class Collector:
             except Exception:  # the store may be down: the next snapshot may succeed
                 log.exception("writing collector_metrics failed")
 
-    def _tls_options(self) -> dict:
+    def _tls_options(self) -> UvicornTls:
         tls = self.settings.tls
         if not tls.enabled:
             return {}
-        options = {"ssl_certfile": str(tls.cert_file), "ssl_keyfile": str(tls.key_file)}
+        options: UvicornTls = {"ssl_certfile": str(tls.cert_file), "ssl_keyfile": str(tls.key_file)}
         if tls.client_ca_file is not None:
-            options |= {"ssl_ca_certs": str(tls.client_ca_file), "ssl_cert_reqs": ssl.CERT_REQUIRED}
+            options["ssl_ca_certs"] = str(tls.client_ca_file)
+            options["ssl_cert_reqs"] = ssl.CERT_REQUIRED
         return options
 
-    def _serve(self, name: str, app, endpoint: Endpoint) -> None:
+    def _serve(self, name: str, app: ASGIApp, endpoint: Endpoint) -> None:
         sock = _listen(endpoint)
         self.ports[name] = sock.getsockname()[1]
 
@@ -491,8 +506,13 @@ class Collector:
 class CollectorThread:
     """A collector on its own loop in a background thread (tests, the demo, benchmarks)."""
 
-    def __init__(self, settings: Settings, **collector_options: object) -> None:
-        self.collector = Collector(settings, **collector_options)
+    def __init__(
+        self,
+        settings: Settings,
+        processors: list[Processor] | None = None,
+        exporter_factory: ExporterFactory = ClickHouseExporter,
+    ) -> None:
+        self.collector = Collector(settings, processors, exporter_factory)
         self._loop = asyncio.new_event_loop()
         self._ready = threading.Event()
         self._error: BaseException | None = None

@@ -12,14 +12,17 @@ from __future__ import annotations
 import functools
 import logging
 import posixpath
+from typing import TYPE_CHECKING
 
 import orjson
 
 from foothold import semconv
-from foothold.collector.rows import SpanBatch
 from foothold.detections import shell, toolcall
 from foothold.detections.classify import Finding, classify_command, classify_path, classify_tool_call
 from foothold.detections.rules import ToolCategories, tool_categories
+
+if TYPE_CHECKING:
+    from foothold.collector.pipeline import Batch
 
 log = logging.getLogger("foothold.collector.classify")
 
@@ -95,7 +98,7 @@ class ClassifyProcessor:
         # The same command recurs with other arguments around it (timeouts, descriptions): parse it once.
         self._command_categories_cached = functools.lru_cache(maxsize=_CACHE_ENTRIES)(self._command_categories)
 
-    def process(self, batch: SpanBatch) -> None:
+    def process(self, batch: Batch) -> None:
         attributes = batch.span_attributes
         kinds = batch.columns.get("SpanKind") or [""] * len(attributes)  # log records have no kind or name
         names = batch.columns.get("SpanName") or kinds

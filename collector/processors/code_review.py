@@ -13,14 +13,17 @@ where an auth check moved from one file to another is a refactor rather than a r
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING
 
 import orjson
 
 from foothold import semconv
-from foothold.collector.rows import SpanBatch
 from foothold.detections import toolcall
 from foothold.detections.code_changes import changes_from_tool_call
 from foothold.detections.code_signals import SEVERITY_ORDER, review_changes
+
+if TYPE_CHECKING:
+    from foothold.collector.pipeline import Batch
 
 log = logging.getLogger("foothold.collector.code_review")
 
@@ -36,7 +39,7 @@ class CodeReviewProcessor:
     def __init__(self) -> None:
         self._warned = False
 
-    def process(self, batch: SpanBatch) -> None:
+    def process(self, batch: Batch) -> None:
         for attrs in batch.span_attributes:
             arguments = _first(attrs, toolcall.ARGUMENT_KEYS)
             if not arguments or not any(hint in arguments for hint in _WRITE_HINTS):

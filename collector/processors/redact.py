@@ -20,7 +20,10 @@ import functools
 import logging
 from collections.abc import Iterable
 
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
 from foothold import redact
 
@@ -68,7 +71,7 @@ class RequestRedactor:
                     changed |= self._span(span)
         return changed
 
-    def logs(self, request) -> bool:
+    def logs(self, request: ExportLogsServiceRequest) -> bool:
         """The same for an ``ExportLogsServiceRequest`` (native agent telemetry carries tool parameters and
         content in log bodies and attributes): every string of the body, attributes and resource."""
         changed = False
@@ -85,7 +88,7 @@ class RequestRedactor:
                             record.event_name, changed = text, True
         return changed
 
-    def _span(self, span) -> bool:
+    def _span(self, span: Span) -> bool:
         changed = False
         if span.name:
             text = self._text(span.name)
@@ -119,13 +122,13 @@ class RequestRedactor:
             return _scrub_text_cached(value, self._key)
         return _scrub_text(value, self._key)
 
-    def _attributes(self, attributes: Iterable) -> bool:
+    def _attributes(self, attributes: Iterable[KeyValue]) -> bool:
         changed = False
         for kv in attributes:
             changed |= self._any_value(kv.key, kv.value)
         return changed
 
-    def _any_value(self, name: str, value) -> bool:
+    def _any_value(self, name: str, value: AnyValue) -> bool:
         which = value.WhichOneof("value")
         if which == "string_value":
             text = value.string_value
