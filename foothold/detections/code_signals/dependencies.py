@@ -15,6 +15,7 @@ _TOML_DEP = re.compile(
 )
 _TOML_TABLE_DEP = re.compile(r"""^\s*([A-Za-z0-9][A-Za-z0-9_\-]*)\s*=\s*(?:["'{])""")
 _GO_DEP = re.compile(r"^\s*(?:require\s+)?([a-z0-9.\-]+\.[a-z]{2,}/[\w.\-/]+)\s+v\d")
+# fmt: skip below: a word list kept packed (the formatter would put each of ~40 words on its own line)
 _NOT_DEPS = frozenset(
     {"name", "version", "description", "main", "license", "author", "type", "module", "private", "scripts",
      "requires-python", "readme", "homepage", "repository", "edition", "build-backend", "python", "test", "start",

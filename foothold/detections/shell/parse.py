@@ -30,6 +30,7 @@ def _collect(node: object, out: list[Pipeline]) -> None:
     """Append the pipelines found under ``node`` to ``out``, in execution order."""
     kind = getattr(node, "kind", "")
     if kind == "pipeline":
+        # bashlex's nodes are untyped (an object here): a pipeline node has .parts, a substitution .command
         stages = [s for part in node.parts if (s := _stage(part, out)) is not None]  # type: ignore[attr-defined]
         if stages:
             out.append(stages)
@@ -41,7 +42,7 @@ def _collect(node: object, out: list[Pipeline]) -> None:
         for part in getattr(node, "parts", []):
             _collect(part, out)
     elif kind in ("commandsubstitution", "processsubstitution"):
-        _collect(node.command, out)  # type: ignore[attr-defined]
+        _collect(node.command, out)  # type: ignore[attr-defined]  # bashlex node, see above
 
 
 def _stage(node: object, out: list[Pipeline]) -> Stage | None:
