@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import Sequence
+import threading
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol, TextIO
@@ -20,8 +21,11 @@ import orjson
 from clickhouse_connect.driver.client import Client
 
 from foothold.collector.chain import ChainStore, record_alerts
+from foothold.collector.component import Periodic
 from foothold.collector.config import AlertsConfig
 from foothold.collector.schema.ddl import ALERT_DELIVERIES, ALERTS
+from foothold.collector.store import StoreError
+from foothold.collector.store_connection import StoreConnection
 from foothold.detections.macros import TimeRange, expand
 from foothold.detections.rules import FINDING_COLUMNS, AlertRule, RuleError, load_alert_rules
 
@@ -264,3 +268,39 @@ def build_evaluator(
     rules = load_alert_rules(config.rule_overrides())
     sinks = build_sinks(config) if sinks is None else sinks
     return AlertEvaluator(client, rules, sinks, config.lookback_seconds, chain)
+
+
+class Alerting:
+    """The evaluator as a collector component: a pass every ``alerts.interval_seconds`` once the store is open
+    (:meth:`attach`), and on demand (the query API's ``/v1/alerts/evaluate``). Each pass first flushes the
+    pipelines, so it judges everything accepted so far."""
+
+    def __init__(self, config: AlertsConfig, store: StoreConnection, flush: Callable[[float], bool]) -> None:
+        self._config = config
+        self._store = store
+        self._flush = flush
+        self._evaluator: AlertEvaluator | None = None
+        self._lock = threading.Lock()  # the loop and the query API may both ask for a pass
+        self._loop = Periodic("alert evaluation", config.interval_seconds, self._scheduled)
+
+    def attach(self, client: Client, chain: ChainStore | None) -> None:
+        self._evaluator = build_evaluator(self._config, client, chain=chain)
+
+    def evaluate(self) -> EvaluationReport:
+        """One pass over everything accepted so far (blocking: call off the loop)."""
+        if self._evaluator is None:
+            self._store.connected()  # raises StoreError naming why the store is unreachable
+            raise StoreError("alerts are starting: the store has just opened")
+        self._flush(60.0)
+        with self._lock:
+            return self._evaluator.evaluate()
+
+    def _scheduled(self) -> None:
+        if self._evaluator is not None:
+            self.evaluate()
+
+    async def start(self) -> None:
+        await self._loop.start()
+
+    async def stop(self) -> None:
+        await self._loop.stop()

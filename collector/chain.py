@@ -33,6 +33,7 @@ from pathlib import Path
 import orjson
 
 from foothold.collector.exporter import milliseconds_json, nanoseconds_json
+from foothold.collector.metrics import CHAIN_LINKS, CHAIN_MIRROR_FAILURES, Metrics
 from foothold.collector.schema.ddl import EXPORT_CHAIN
 from foothold.collector.store import Store, StoreError
 
@@ -214,7 +215,7 @@ LINK_COLUMNS = (
 class Mirror:
     """The out-of-store anchor: one JSON line per link, appended (mode 0600), shared by a process's chains."""
 
-    def __init__(self, path: Path, metrics=None) -> None:
+    def __init__(self, path: Path, metrics: Metrics | None = None) -> None:
         self.path = Path(path).expanduser()
         self._metrics = metrics
         self._lock = threading.Lock()
@@ -230,7 +231,7 @@ class Mirror:
         except OSError as exc:  # the table holds the link; verify will name it as not mirrored
             log.error("cannot append %d chain link(s) to %s: %s", len(links), self.path, exc)
             if self._metrics is not None:
-                self._metrics.inc("foothold_chain_mirror_failures_total")
+                self._metrics.record(CHAIN_MIRROR_FAILURES)
 
     def last_sequence(self, chain: str) -> int:
         try:
@@ -251,7 +252,9 @@ class Mirror:
 class ChainStore:
     """Appends links to ``export_chain`` (and the mirror); knows the head of one chain."""
 
-    def __init__(self, store: Store, name: str, key: bytes, mirror: Mirror | None = None, metrics=None) -> None:
+    def __init__(
+        self, store: Store, name: str, key: bytes, mirror: Mirror | None = None, metrics: Metrics | None = None
+    ) -> None:
         self._client = store.client()  # used on the pipeline's (or the alert evaluator's) thread
         self._table = f"{store.database}.{EXPORT_CHAIN}"
         self.name = name
@@ -324,7 +327,7 @@ class ChainStore:
         )
         self.sequence, self.digest = link.sequence, link.chain_digest
         if self._metrics is not None:
-            self._metrics.inc("foothold_chain_links_total")
+            self._metrics.record(CHAIN_LINKS)
         if self._mirror is not None:
             self._mirror.append([link])
 
@@ -380,7 +383,7 @@ class ChainingExporter:
         return getattr(self._inner, name)
 
 
-def open_alert_chain(settings, store: Store, metrics=None) -> ChainStore | None:
+def open_alert_chain(settings, store: Store, metrics: Metrics | None = None) -> ChainStore | None:
     """The alerts chain, for an evaluation outside the collector (`foothold-audit alerts --evaluate`)."""
     if not settings.chain.enabled:
         return None

@@ -491,7 +491,10 @@ GROUP BY time ORDER BY time"""),
                 "foothold_export_failures_total",
             ],
         ),
-        rate("requests by outcome, auth failures", ["foothold_requests_total", "foothold_auth_failures_total"]),
+        rate(
+            "requests by outcome, refusals, auth failures",
+            ["foothold_requests_total", "foothold_requests_refused_total", "foothold_auth_failures_total"],
+        ),
     )
     return Dashboard(
         uid="foothold-collector-health",

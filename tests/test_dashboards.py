@@ -18,6 +18,7 @@ import pytest
 import yaml
 
 from foothold import semconv
+from foothold.collector.metrics import METRICS
 from foothold.dashboards import build
 from foothold.detections.macros import TimeRange, expand
 from foothold.detections.rules import load_alert_rules
@@ -254,6 +255,8 @@ def test_pipeline_panels_read_collector_metrics_samples(module_collector):
     pipeline = [p for p in build.iter_panels(DASHBOARDS["collector-health"]) if PIPELINE_PANEL in p["title"]]
     assert len(pipeline) == 5
     names = sorted({n for p in pipeline for n in re.findall(r"'(foothold_\w+)'", p["targets"][0]["rawSql"])})
+    declared = {metric.name for metric in METRICS}
+    assert [n for n in names if re.sub(r"_(sum|count|bucket)$", "", n) not in declared] == []  # no stale name
     client.command("CREATE DATABASE IF NOT EXISTS cm_standin")
     try:
         client.command(

@@ -21,6 +21,7 @@ here: see test_codex_and_gemini_cli_binaries for why), cited per mapper:
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 import re
 import threading
@@ -36,6 +37,7 @@ from opentelemetry.sdk._logs.export import SimpleLogRecordProcessor
 from opentelemetry.sdk.resources import Resource
 
 from foothold import semconv
+from foothold.collector import metrics as m
 from foothold.collector.service import CollectorThread
 from foothold.collector.tokens import hash_token
 from foothold.redact import fingerprint
@@ -518,7 +520,7 @@ def test_logs_accepted_before_a_crash_are_replayed_from_their_spool_once(tmp_pat
         store.close()
 
     with CollectorThread(make_settings(tmp_path, chdb_dsn, database)) as collector:
-        assert collector.logs_pipeline.stats.replayed_spans == 3
+        assert collector.metrics.value(m.SPANS_REPLAYED, signal="logs") == 3
         stored = rows(
             collector, "SELECT LogAttributes['tool_use_id'], count() FROM {db}.otel_logs GROUP BY 1 ORDER BY 1"
         )
@@ -617,6 +619,7 @@ def test_planted_secrets_in_native_tool_events_rest_in_no_logs_spool(tmp_path):
         signal=LOGS,
         redactor=RequestRedactor(key.encode()).logs,
     )
+    asyncio.run(pipeline.start())
     try:
         request = decode_json(orjson.dumps(_native_secret_events()))
         assert pipeline.submit(validate(request)) is Submitted.OK  # answered once durable in the spool

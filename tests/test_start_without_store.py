@@ -26,6 +26,7 @@ import orjson
 import yaml
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
+from foothold.collector import metrics as m
 from foothold.collector.service import CollectorThread
 from tests.conftest import make_settings
 
@@ -57,12 +58,12 @@ def test_unreachable_server_dsn_starts_degraded_and_spools(tmp_path, database):
         api = collector.endpoint_url("query_api")
         health = httpx.get(api + "/healthz").json()
         assert health["status"] == "degraded"
-        assert health["pipeline"]["store_up"] == 0 and "127.0.0.1" in health["pipeline"]["store_error"]
+        assert health["metrics"]["foothold_store_up"] == 0 and "127.0.0.1" in health["store_error"]
         assert "foothold_store_up 0" in httpx.get(api + "/metrics").text
         query = httpx.post(api + "/v1/query", json={"sql": "SELECT 1"})
         assert query.status_code == 400 and "store is unreachable" in query.json()["error"]
         assert collector.pipeline.queued_spans == 3
-    assert collector.pipeline.stats.lost_spans == 0  # kept in the spool for the next start
+    assert collector.metrics.value(m.SPANS_LOST, signal="traces") == 0  # kept in the spool for the next start
     assert (tmp_path / "spool" / "checkpoint.json").exists()
 
 
@@ -114,7 +115,7 @@ def test_the_store_appears_later_and_the_spooled_spans_are_stored(tmp_path):
                 sent = client.post(info["otlp_http"] + "/v1/traces", content=_request(f"early-{i}"), headers=PROTOBUF)
                 assert sent.status_code == 200
             health = client.get(info["query_api"] + "/healthz").json()
-            assert health["status"] == "degraded" and "424242" in health["pipeline"]["store_error"]
+            assert health["status"] == "degraded" and "424242" in health["store_error"]
 
             os.close(holder)  # the store becomes available
             holder = None

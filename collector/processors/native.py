@@ -41,6 +41,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 
 import orjson
+from pydantic import BaseModel, ConfigDict, Field
 
 from foothold import semconv
 from foothold.detections.toolcall import TOOL_NAME_KEYS, is_tool_call_span
@@ -247,7 +248,15 @@ class NativeToolCalls:
 # --- one call, one row ---------------------------------------------------------------------------------
 
 LOG_ROW_PREFIX = "call:"  # a log-derived tool_calls row's SpanId (schema/ddl.py), e.g. call:toolu_01
-_INDEX_ENTRIES = 200_000  # calls remembered; a duplicate arrives seconds to minutes after its record
+
+
+class CallOfRecordConfig(BaseModel):
+    """``processors.call_of_record`` in the collector config."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    # a duplicate arrives seconds to minutes after its record; ~200 bytes of index per call
+    index_entries: int = Field(200_000, gt=0, description="tool calls remembered to recognise later records of them")
 
 
 def call_key(attrs: dict[str, str], trace_id: str) -> tuple[str, str] | None:
@@ -300,7 +309,8 @@ class CallOfRecord:
     in ``superseded`` for the exporter to delete from ``tool_calls`` (ClickHouseExporter).
     """
 
-    def __init__(self, entries: int = _INDEX_ENTRIES) -> None:
+    def __init__(self, config: CallOfRecordConfig | None = None) -> None:
+        entries = (config or CallOfRecordConfig()).index_entries
         self._seen: OrderedDict[tuple[str, str], str] = OrderedDict()
         self._spans: OrderedDict[str, str] = OrderedDict()  # tool-call span id -> tool name
         self._entries = entries
