@@ -102,7 +102,6 @@ class Collector:
         s.data_dir.mkdir(parents=True, exist_ok=True)
         built: list[tuple[str, Component]] = [("store", self.connection)]
         if s.metrics.enabled:
-            self.connection.on_connect(self.metrics_table.attach)
             writer = Periodic("writing collector_metrics", s.metrics.interval_seconds, self.metrics_table, at_stop=True)
             built.append(("metrics_table", writer))
         redactor = request_redactor(s)  # one key for both signals, so their fingerprints correlate
@@ -129,7 +128,10 @@ class Collector:
             redactor=redactor.logs,  # native tool events carry arguments, output and tool input
             metrics=self.metrics,
         )
-        self.connection.on_connect(self._attach_exporters)  # first: the chain head read may fail, and retry
+        # The store goes to the exporters first: reading the chain head may fail, and the connection retries
+        self.connection.on_connect(self._attach_exporters)
+        if s.metrics.enabled:
+            self.connection.on_connect(self.metrics_table.attach)
         built += [("pipeline/traces", self.pipeline), ("pipeline/logs", self.logs_pipeline)]
         if s.retention.max_store_bytes:
             bound = Periodic(
