@@ -130,7 +130,7 @@ def limit_header_bytes(app: Any, max_bytes: int) -> Any:
     return bounded
 
 
-def uvicorn_config(app: Any, limits: ConnectionsConfig, on_close: OnClose, **options: object) -> uvicorn.Config:
+def uvicorn_config(app: Any, limits: ConnectionsConfig, on_close: OnClose, **options: Any) -> uvicorn.Config:
     return uvicorn.Config(
         limit_header_bytes(app, limits.max_header_bytes),
         http=bounded_http_protocol(limits, on_close),
