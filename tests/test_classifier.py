@@ -351,6 +351,27 @@ def test_bash_c_and_sh_c_recurse() -> None:
     assert kinds("bash script.sh") == set()
 
 
+def test_shell_quoting_that_tools_produce() -> None:
+    """What agents and wrappers actually send: shlex.quote's '"'"' for a single quote, a list in a command
+    substitution ("$(command -v python3 || command -v python)"), FreeBSD's editor."""
+    assert kinds("bash -c 'sudo sh -c '\"'\"'echo /tmp/x.so > /etc/ld.so.preload'\"'\"''") == {"ld_preload"}
+    assert analyze("echo 'it'\"'\"'s' > /tmp/x").writes[0].content == "it's\n"
+    script = "PY=$(command -v python3 || command -v python)\nSP=$($PY -m site --user-site)\n"
+    intent = analyze(script + 'echo "import os" > "$SP/usercustomize.py"', cwd=CWD, home=HOME)
+    assert intent.parser == "bashlex" and intent.writes[0].content == "import os\n"
+    assert "\n" not in intent.writes[0].path
+    assert kinds(script + 'echo "import os" > "$SP/x.pth"') == {"python_startup"}
+    assert kinds(script + "echo done > /tmp/log") == set()
+    assert kinds("sudo ee /usr/local/etc/sudoers") == {"sudoers"}
+
+
+def test_fallback_splits_runs_of_operators() -> None:
+    """shlex returns ")\\n" as one token; the fallback parser must still end the command there."""
+    intent = analyze("[[ -n $X ]] && (cd /tmp)\necho 'import os' > /opt/v/x.pth", cwd=CWD, home=HOME)
+    assert intent.parser != "bashlex"
+    assert [(w.path, w.content) for w in intent.writes] == [("/opt/v/x.pth", "import os\n")]
+
+
 def test_inline_interpreters() -> None:
     assert kinds("python -c \"open('/root/.ssh/authorized_keys','a').write('k')\"") == {"ssh_authorized_keys"}
     assert kinds("python3 -c \"from pathlib import Path; Path('/etc/cron.d/x').write_text('* * * * * x')\"") == {"cron"}
