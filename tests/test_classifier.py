@@ -468,6 +468,12 @@ def test_weird_input_never_raises(junk: str) -> None:
     assert classify_path(junk) is None or isinstance(classify_path(junk), Finding)
 
 
+def test_path_rules_stay_linear_in_path_depth() -> None:
+    """Two "any depth" groups in a row backtrack quadratically: a 50,000-segment path took minutes."""
+    for rule in load_rules().paths:
+        assert "(?:.*/)?(?:.*/)?" not in rule.pattern.pattern, rule.id
+
+
 def test_large_command_is_judged_whole() -> None:
     big = "echo " + "x" * 100_000 + " >> ~/.bashrc"  # its cost is measured in benchmarks, not asserted here
     found = classify_command(big, cwd=CWD, home=HOME)
