@@ -618,6 +618,16 @@ def test_most_specific_kind_wins() -> None:
     assert kinds_of("Write", bypass) == {"impair_defenses"}
 
 
+def test_trap_is_persistence_only_in_a_start_up_file() -> None:
+    """T1546.005: a trap written into a start-up file re-arms in every new shell; one set in a shell dies with it."""
+    [finding] = classify_command("echo \"trap '/tmp/.x &' EXIT\" >> ~/.bash_profile", cwd=CWD, home=HOME)
+    assert (finding.kind, finding.technique, finding.severity) == ("shell_rc", "T1546.005", "high")
+    [plain] = classify_command("echo 'alias ll=\"ls -l\"' >> ~/.bash_profile", cwd=CWD, home=HOME)
+    assert plain.technique == "T1546.004"
+    assert classify_command("bash -c 'trap \"echo bye\" EXIT'", cwd=CWD, home=HOME) == []
+    assert classify_command("trap 'echo \"$BASH_COMMAND\" >> /tmp/log' DEBUG", cwd=CWD, home=HOME) == []
+
+
 def test_named_lists_expand_in_rules() -> None:
     rules = load_rules()
     shell_rc = next(r for r in rules.paths if r.id == "shell-rc")
