@@ -186,7 +186,9 @@ def _glob_to_regex(glob: str) -> str:
     elif glob.startswith("/") or re.match(r"^[A-Za-z]:/", glob):
         prefix, body = "", glob
     else:
-        prefix, body = "(?:.*/)?", glob  # relative: matches at any depth
+        # relative: matches at any depth. A leading "**/" says the same; two "(?:.*/)?" in a row would make
+        # the match quadratic in the path's depth (a 50,000-segment path took minutes).
+        prefix, body = "(?:.*/)?", glob.removeprefix("**/")
     out: list[str] = []
     i = 0
     while i < len(body):
