@@ -10,14 +10,11 @@ from __future__ import annotations
 import logging
 import os
 import signal
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
 
 import httpx
-import orjson
 import pytest
 import yaml
 from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcSpanExporter
@@ -35,6 +32,7 @@ from foothold.collector.rows import to_batch
 from foothold.collector.service import CollectorThread
 from foothold.collector.spool import HEADER, Spool
 from foothold.collector.store import open_store
+from tests.collector_process import start_collector
 from tests.conftest import make_settings, rows
 from tests.test_collector_resilience import FlakyExporter, _post
 
@@ -312,31 +310,6 @@ def test_store_outage_is_absorbed_by_the_spool_then_drained_and_a_full_spool_ans
 # --- kill -9 -------------------------------------------------------------------------------------------------
 
 
-def _start_collector(config: Path, data_dir: Path) -> tuple[subprocess.Popen, dict]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("FOOTHOLD_")}
-    with open(data_dir / f"collector-{time.monotonic_ns()}.log", "wb") as log:  # the child keeps its own copy
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "foothold", "collect", "-c", str(config)],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=log,
-        )
-    deadline = time.monotonic() + 120  # readiness probe of another process: poll its discovery file
-    while time.monotonic() < deadline:
-        try:
-            info = orjson.loads((data_dir / "collector.json").read_bytes())
-            if info.get("pid") == proc.pid:
-                return proc, info
-        except (FileNotFoundError, orjson.JSONDecodeError):
-            pass
-        if proc.poll() is not None:
-            logs = "\n".join(p.read_text(errors="replace") for p in data_dir.glob("collector-*.log"))
-            raise AssertionError(f"collector exited with {proc.returncode}:\n{logs}")
-        time.sleep(0.05)
-    proc.kill()
-    raise AssertionError("collector did not become ready in 120 s")
-
-
 def test_kill_9_mid_load_loses_no_acknowledged_span_and_stores_none_twice(tmp_path):
     data_dir = tmp_path / "collector"
     data_dir.mkdir()
@@ -355,7 +328,7 @@ def test_kill_9_mid_load_loses_no_acknowledged_span_and_stores_none_twice(tmp_pa
             }
         )
     )
-    proc, info = _start_collector(config, data_dir)
+    proc, info = start_collector(config, data_dir, data_dir / "collector.log")
 
     provider = TracerProvider(resource=Resource.create({"service.name": "kill-test"}))
     made = InMemorySpanExporter()
@@ -408,7 +381,7 @@ def test_kill_9_mid_load_loses_no_acknowledged_span_and_stores_none_twice(tmp_pa
     stopped.set()
     assert loader.is_alive() is False and len(acknowledged) >= 5000
 
-    proc, info = _start_collector(config, data_dir)  # same data dir: replay
+    proc, info = start_collector(config, data_dir, data_dir / "collector.log")  # same data dir: replay
     try:
         query = info["query_api"]
         assert httpx.post(query + "/v1/flush", timeout=60).json() == {"flushed": True}
