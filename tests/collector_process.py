@@ -14,9 +14,25 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import yaml
 
 CLI = [sys.executable, "-m", "foothold"]
 READY_WITHIN_SECONDS = 120
+
+
+def write_config(path: Path, data_dir: Path, store_path: Path, **settings: Any) -> Path:
+    """A collector config at ``path``: data in ``data_dir``, a chDB store at ``store_path``, receivers and the query
+    API on 127.0.0.1 with ports picked at run time; ``settings`` add sections (``store`` keys are merged)."""
+    loopback = {"endpoint": "127.0.0.1:0"}
+    document = {
+        "data_dir": str(data_dir),
+        "receivers": {"grpc": loopback, "http": loopback},
+        "query_api": loopback,
+        **settings,
+        "store": {"dsn": f"chdb://{store_path}", "database": "foothold", **settings.get("store", {})},
+    }
+    path.write_text(yaml.safe_dump(document))
+    return path
 
 
 def start_collector(config: Path, data_dir: Path, log: Path) -> tuple[subprocess.Popen[bytes], dict[str, Any]]:

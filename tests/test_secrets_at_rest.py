@@ -28,7 +28,6 @@ from pathlib import Path
 
 import orjson
 import pytest
-import yaml
 from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcSpanExporter
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as HttpSpanExporter
 from opentelemetry.sdk.resources import Resource
@@ -38,7 +37,7 @@ from opentelemetry.trace import Link, SpanKind, Status, StatusCode
 
 from foothold import instrumentation as fh
 from foothold.redact import fingerprint
-from tests.collector_process import CLI, start_collector
+from tests.collector_process import CLI, start_collector, write_config
 from tests.planted import LOOK_ALIKES, Planter
 from tests.test_instrumentation import _reset, instrument
 
@@ -228,19 +227,8 @@ sys.stdout.write(str(len(tables)) + "\\0" + "\\0".join(out))
 def test_planted_secrets_rest_nowhere_whoever_instrumented_the_agent(tmp_path: Path, monkeypatch):
     data_dir, store_dir = tmp_path / "collector", tmp_path / "store"
     data_dir.mkdir()
-    loopback = {"endpoint": "127.0.0.1:0"}
-    config = tmp_path / "foothold.yaml"
-    config.write_text(
-        yaml.safe_dump(
-            {
-                "data_dir": str(data_dir),
-                "store": {"dsn": f"chdb://{store_dir}", "database": "foothold"},
-                "receivers": {"grpc": loopback, "http": loopback},
-                "query_api": loopback,
-                "batch": {"timeout_seconds": 0.5},
-                "fingerprint_key": KEY,
-            }
-        )
+    config = write_config(
+        tmp_path / "foothold.yaml", data_dir, store_dir, batch={"timeout_seconds": 0.5}, fingerprint_key=KEY
     )
     log = tmp_path / "collector.log"
     proc, info = start_collector(config, data_dir, log)

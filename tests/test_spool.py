@@ -16,7 +16,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-import yaml
 from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcSpanExporter
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.sdk.resources import Resource
@@ -32,7 +31,7 @@ from foothold.collector.rows import to_batch
 from foothold.collector.service import CollectorThread
 from foothold.collector.spool import HEADER, Spool
 from foothold.collector.store import open_store
-from tests.collector_process import start_collector
+from tests.collector_process import start_collector, write_config
 from tests.conftest import make_settings, rows
 from tests.test_collector_resilience import FlakyExporter, _post
 
@@ -313,20 +312,13 @@ def test_store_outage_is_absorbed_by_the_spool_then_drained_and_a_full_spool_ans
 def test_kill_9_mid_load_loses_no_acknowledged_span_and_stores_none_twice(tmp_path):
     data_dir = tmp_path / "collector"
     data_dir.mkdir()
-    config = tmp_path / "foothold.yaml"
-    loopback = {"endpoint": "127.0.0.1:0"}
-    config.write_text(
-        yaml.safe_dump(
-            {
-                "data_dir": str(data_dir),
-                "store": {"dsn": f"chdb://{tmp_path / 'store'}", "database": "foothold"},
-                "receivers": {"grpc": loopback, "http": loopback},
-                "query_api": loopback,
-                "alerts": {"enabled": False},
-                "batch": {"timeout_seconds": 2.0, "max_spans": 2000},
-                "fingerprint_key": "test-deployment-key",
-            }
-        )
+    config = write_config(
+        tmp_path / "foothold.yaml",
+        data_dir,
+        tmp_path / "store",
+        alerts={"enabled": False},
+        batch={"timeout_seconds": 2.0, "max_spans": 2000},
+        fingerprint_key="test-deployment-key",
     )
     proc, info = start_collector(config, data_dir, data_dir / "collector.log")
 

@@ -19,11 +19,10 @@ import socket
 import time
 
 import httpx
-import yaml
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from foothold.collector.service import CollectorThread
-from tests.collector_process import start_collector
+from tests.collector_process import start_collector, write_config
 from tests.conftest import make_settings
 
 PROTOBUF = {"content-type": "application/x-protobuf"}
@@ -66,20 +65,14 @@ def test_unreachable_server_dsn_starts_degraded_and_spools(tmp_path, database):
 def test_the_store_appears_later_and_the_spooled_spans_are_stored(tmp_path):
     data_dir, store_path = tmp_path / "collector", tmp_path / "store"
     data_dir.mkdir()
-    config = tmp_path / "foothold.yaml"
-    loopback = {"endpoint": "127.0.0.1:0"}
-    config.write_text(
-        yaml.safe_dump(
-            {
-                "data_dir": str(data_dir),
-                "store": {"dsn": f"chdb://{store_path}", "database": "foothold", "startup_wait_seconds": 5},
-                "receivers": {"grpc": loopback, "http": loopback},
-                "query_api": loopback,
-                "alerts": {"enabled": False},
-                "batch": {"timeout_seconds": 0.2, "retry_max_seconds": 0.5},
-                "fingerprint_key": "test-deployment-key",
-            }
-        )
+    config = write_config(
+        tmp_path / "foothold.yaml",
+        data_dir,
+        store_path,
+        store={"startup_wait_seconds": 5},
+        alerts={"enabled": False},
+        batch={"timeout_seconds": 0.2, "retry_max_seconds": 0.5},
+        fingerprint_key="test-deployment-key",
     )
     # Another process owns the store: the lock collector/store.py takes beside a chDB path.
     holder = os.open(store_path.with_name("store.lock"), os.O_RDWR | os.O_CREAT, 0o600)
