@@ -9,10 +9,13 @@ where Claude Code, Codex CLI and Gemini CLI put it). The input limits apply as t
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue
+from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord
 
 from foothold.collector.config import LimitsConfig
 from foothold.collector.rows import DEFAULT_LIMITS, Truncations, attribute_mapper
@@ -43,7 +46,7 @@ class LogBatch:
     """Rows of ``otel_logs`` held column-wise. Processors see each record's attributes as ``span_attributes``
     (the name the span processors use), so redaction and classification run on logs unchanged."""
 
-    columns: dict[str, list] = field(default_factory=lambda: {name: [] for name in COLUMNS})
+    columns: dict[str, list[Any]] = field(default_factory=lambda: {name: [] for name in COLUMNS})
     dedup_token: str = ""
     truncations: Truncations = field(default_factory=Truncations)
     table_columns: tuple[str, ...] = COLUMNS
@@ -55,11 +58,7 @@ class LogBatch:
     def span_attributes(self) -> list[dict[str, str]]:
         return self.columns["LogAttributes"]
 
-    @property
-    def event_names(self) -> list[str]:
-        return self.columns["EventName"]
-
-    def data(self) -> list[list]:
+    def data(self) -> list[list[Any]]:
         return [self.columns[name] for name in COLUMNS]
 
     def select(self, rows: list[int]) -> LogBatch:
@@ -102,7 +101,7 @@ def to_log_batch(
     return batch
 
 
-def _body(record, body_map) -> str:
+def _body(record: LogRecord, body_map: Callable[..., dict[str, str]]) -> str:
     """The body as stored: a string as is, anything else as JSON text, within the value limits."""
     return body_map([_Body(record.body)]).get("", "") if record.HasField("body") else ""
 
@@ -113,5 +112,5 @@ class _Body:
     __slots__ = ("value",)
     key = ""
 
-    def __init__(self, value) -> None:
+    def __init__(self, value: AnyValue) -> None:
         self.value = value

@@ -11,16 +11,12 @@ import asyncio
 import logging
 import os
 import signal
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
 
 import httpx
-import orjson
 import pytest
-import yaml
 from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcSpanExporter
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.sdk.resources import Resource
@@ -37,6 +33,7 @@ from foothold.collector.rows import to_batch
 from foothold.collector.service import CollectorThread
 from foothold.collector.spool import HEADER, Spool
 from foothold.collector.store import open_store
+from tests.collector_process import start_collector, write_config
 from tests.conftest import make_settings, rows
 from tests.test_collector_resilience import FlakyExporter, _post
 
@@ -322,50 +319,18 @@ def test_store_outage_is_absorbed_by_the_spool_then_drained_and_a_full_spool_ans
 # --- kill -9 -------------------------------------------------------------------------------------------------
 
 
-def _start_collector(config: Path, data_dir: Path) -> tuple[subprocess.Popen, dict]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("FOOTHOLD_")}
-    with open(data_dir / f"collector-{time.monotonic_ns()}.log", "wb") as log:  # the child keeps its own copy
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "foothold", "collect", "-c", str(config)],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=log,
-        )
-    deadline = time.monotonic() + 120  # readiness probe of another process: poll its discovery file
-    while time.monotonic() < deadline:
-        try:
-            info = orjson.loads((data_dir / "collector.json").read_bytes())
-            if info.get("pid") == proc.pid:
-                return proc, info
-        except (FileNotFoundError, orjson.JSONDecodeError):
-            pass
-        if proc.poll() is not None:
-            logs = "\n".join(p.read_text(errors="replace") for p in data_dir.glob("collector-*.log"))
-            raise AssertionError(f"collector exited with {proc.returncode}:\n{logs}")
-        time.sleep(0.05)
-    proc.kill()
-    raise AssertionError("collector did not become ready in 120 s")
-
-
 def test_kill_9_mid_load_loses_no_acknowledged_span_and_stores_none_twice(tmp_path):
     data_dir = tmp_path / "collector"
     data_dir.mkdir()
-    config = tmp_path / "foothold.yaml"
-    loopback = {"endpoint": "127.0.0.1:0"}
-    config.write_text(
-        yaml.safe_dump(
-            {
-                "data_dir": str(data_dir),
-                "store": {"dsn": f"chdb://{tmp_path / 'store'}", "database": "foothold"},
-                "receivers": {"grpc": loopback, "http": loopback},
-                "query_api": loopback,
-                "alerts": {"enabled": False},
-                "batch": {"timeout_seconds": 2.0, "max_spans": 2000},
-                "fingerprint_key": "test-deployment-key",
-            }
-        )
+    config = write_config(
+        tmp_path / "foothold.yaml",
+        data_dir,
+        tmp_path / "store",
+        alerts={"enabled": False},
+        batch={"timeout_seconds": 2.0, "max_spans": 2000},
+        fingerprint_key="test-deployment-key",
     )
-    proc, info = _start_collector(config, data_dir)
+    proc, info = start_collector(config, data_dir, data_dir / "collector.log")
 
     provider = TracerProvider(resource=Resource.create({"service.name": "kill-test"}))
     made = InMemorySpanExporter()
@@ -418,7 +383,7 @@ def test_kill_9_mid_load_loses_no_acknowledged_span_and_stores_none_twice(tmp_pa
     stopped.set()
     assert loader.is_alive() is False and len(acknowledged) >= 5000
 
-    proc, info = _start_collector(config, data_dir)  # same data dir: replay
+    proc, info = start_collector(config, data_dir, data_dir / "collector.log")  # same data dir: replay
     try:
         query = info["query_api"]
         assert httpx.post(query + "/v1/flush", timeout=60).json() == {"flushed": True}

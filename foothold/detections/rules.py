@@ -18,9 +18,9 @@ from typing import Any
 import yaml
 
 from foothold import semconv
+from foothold.detections.severity import SEVERITIES
 
 FINDING_COLUMNS = ("finding_key", "session_id", "agent_name", "trace_id", "span_id", "seen_at", "technique", "evidence")
-SEVERITIES = ("info", "low", "medium", "high", "critical")
 _PLACEHOLDER = re.compile(r"\{(\w+)\}")
 # Span names and attribute keys a rule reads from otel_traces, filled from semconv (declared once, in code).
 SEMCONV_PLACEHOLDERS = {
@@ -140,7 +140,8 @@ class ToolCategories:
 @cache
 def _document() -> dict[str, Any]:
     text = resources.files("foothold.detections").joinpath("rules/alerts.yaml").read_text(encoding="utf-8")
-    return yaml.safe_load(text)
+    document: dict[str, Any] = yaml.safe_load(text)
+    return document
 
 
 def load_alert_rules(overrides: Mapping[str, RuleOverride] | None = None) -> list[AlertRule]:

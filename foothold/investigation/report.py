@@ -5,17 +5,22 @@ from __future__ import annotations
 import re
 from collections import Counter
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 
+from foothold.detections.severity import SEVERITIES
 from foothold.investigation.evidence import argument_fields, readable_command
+
+if TYPE_CHECKING:
+    from foothold.investigation.inventory import Report
+    from foothold.investigation.timeline import Timeline
 
 # Autoescaping matters: tool arguments and paths are attacker-controlled text.
 _ENV = Environment(loader=PackageLoader("foothold", "templates"), autoescape=select_autoescape(["html", "j2"]))
 
 
-SEVERITY_ORDER = ("critical", "high", "medium", "low", "info")
+_MOST_SERIOUS_FIRST = SEVERITIES[::-1]
 _SOURCE = {"observed": "observed", "declared": "declared, not observed", "command": "installed by a command"}
 
 
@@ -28,7 +33,7 @@ def _utc(value: datetime) -> datetime:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
-def timeline_html(timeline, report=None) -> str:
+def timeline_html(timeline: Timeline, report: Report | None = None) -> str:
     """A self-contained page (inline CSS, no scripts) for a ticket: a summary, the waterfall of calls with
     their arguments, results, artifacts and alerts, and the remediation checklist (``report``)."""
     starts = [_utc(_as_datetime(c.timestamp)) for c in timeline.calls]
@@ -71,7 +76,7 @@ def timeline_html(timeline, report=None) -> str:
 
 
 def _rank(severity: str) -> int:
-    return SEVERITY_ORDER.index(severity) if severity in SEVERITY_ORDER else len(SEVERITY_ORDER)
+    return _MOST_SERIOUS_FIRST.index(severity) if severity in _MOST_SERIOUS_FIRST else len(SEVERITIES)
 
 
 def _code(text: str) -> str:
@@ -81,7 +86,7 @@ def _code(text: str) -> str:
     return f"{fence}{pad}{text}{pad}{fence}"
 
 
-def report_markdown(report) -> str:
+def report_markdown(report: Report) -> str:
     lines = ["# Foothold remediation report", "", f"Scope: {report.scope}", ""]
     lines += ["## Remove", ""]
     if not report.remove:
