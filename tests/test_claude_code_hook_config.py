@@ -18,6 +18,7 @@ import pytest
 from foothold.collector.tokens import hash_token
 from tests.conftest import make_settings, rows
 
+pytestmark = pytest.mark.usefixtures("stop_hook_forwarders")
 ROOT = Path(__file__).resolve().parent.parent
 SESSION = "3f0c9a52-cfg-session"
 TOKEN = "ghp_" + "Z9y8X7w6V5u4T3s2R1q0P9o8N7m6L5k4J3i2"

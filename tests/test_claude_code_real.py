@@ -32,6 +32,7 @@ import pytest
 from tests import claude_code_harness as harness
 from tests.conftest import rows
 
+pytestmark = pytest.mark.usefixtures("stop_hook_forwarders")
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE_DIR = ROOT / ".ci" / "claude-code"
 BINARY = PACKAGE_DIR / "node_modules" / ".bin" / "claude"

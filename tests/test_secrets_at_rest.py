@@ -224,6 +224,7 @@ sys.stdout.write(str(len(tables)) + "\\0" + "\\0".join(out))
 """
 
 
+@pytest.mark.usefixtures("stop_hook_forwarders")
 def test_planted_secrets_rest_nowhere_whoever_instrumented_the_agent(tmp_path: Path, monkeypatch):
     data_dir, store_dir = tmp_path / "collector", tmp_path / "store"
     data_dir.mkdir()

@@ -47,7 +47,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import hook_files, hook_state
-from .hook_state import STATE_DIR_ENV, state_root
+from .hook_forwarder import STATE_DIR_ENV
+from .hook_state import state_root
 
 if TYPE_CHECKING:  # loaded only when there is something to send: a Pre that saves state sends nothing
     from . import hook_export
@@ -136,8 +137,9 @@ class Answer:
     stderr: str | None = None
 
 
-def run(stdin_text: str, config: HookConfig | None = None) -> Answer:
-    """Handle one hook event; never raises (errors go to the log file and the answer is empty)."""
+def run(stdin_text: str, config: HookConfig | None = None, cwd: str | None = None) -> Answer:
+    """Handle one hook event; never raises (errors go to the log file and the answer is empty). ``cwd`` stands in
+    for this process's own when the event names none (the forwarder passes its client's)."""
     try:
         _log_to_file()
         payload = json.loads(stdin_text)
@@ -145,7 +147,7 @@ def run(stdin_text: str, config: HookConfig | None = None) -> Answer:
             raise ValueError("hook input is not a JSON object")
         if not payload.get("hook_event_name"):
             raise ValueError("hook input has no hook_event_name")
-        return _Hook(payload, config or HookConfig()).handle()
+        return _Hook(payload, config or HookConfig(), cwd).handle()
     except Exception:
         _log_error()
         return Answer()
@@ -167,6 +169,8 @@ def _log_to_file() -> None:
         handler = logging.NullHandler()
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger()
+    for old in root.handlers:  # the forwarder handles many events: each one's log file handle is closed
+        old.close()
     root.handlers[:] = [handler]
     root.setLevel(logging.WARNING)
 
@@ -191,12 +195,12 @@ def _timeout() -> float:
 
 
 class _Hook:
-    def __init__(self, payload: dict[str, Any], config: HookConfig) -> None:
+    def __init__(self, payload: dict[str, Any], config: HookConfig, cwd: str | None = None) -> None:
         self.payload = payload
         self.config = config
         self.event = str(payload.get("hook_event_name") or "")
         self.session_id = str(payload.get("session_id") or "unknown")
-        self.cwd = str(payload.get("cwd") or os.getcwd())
+        self.cwd = str(payload.get("cwd") or cwd or os.getcwd())
         self.home = os.path.expanduser("~")
         self.tool_name = str(payload.get("tool_name") or "")
         tool_input = payload.get("tool_input")
@@ -557,10 +561,22 @@ def _is_error(response: Any) -> bool:
     return isinstance(response, dict) and (response.get("is_error") is True or response.get("isError") is True)
 
 
-def main(argv: list[str] | None = None) -> int:
-    """``foothold-audit hook claude-code [flags]``: the console script calls it before loading the CLI framework
-    (one process per hook event), the typer command forwards its arguments to it, and so does ``python -m
-    foothold.instrumentation.integrations.claude_code``. The one definition of the hook's flags."""
+def main(argv: list[str] | None = None, stdin_text: str | None = None) -> int:
+    """``foothold-audit hook claude-code [flags]`` in this process: the console script's client calls it when no
+    forwarder answered (:mod:`.hook_forwarder`), the typer command forwards its arguments to it, and so does
+    ``python -m foothold.instrumentation.integrations.claude_code``."""
+    config = config_from_argv(argv)
+    answer = run(sys.stdin.read() if stdin_text is None else stdin_text, config)
+    if answer.stdout:
+        sys.stdout.write(answer.stdout + "\n")
+        sys.stdout.flush()
+    if answer.stderr:
+        sys.stderr.write(answer.stderr + "\n")
+    return answer.exit_code
+
+
+def config_from_argv(argv: list[str] | None) -> HookConfig:
+    """The one definition of the hook's flags (argparse exits with usage on bad ones)."""
     import argparse
 
     parser = argparse.ArgumentParser(
@@ -589,20 +605,13 @@ def main(argv: list[str] | None = None) -> int:
         "--no-capture-content", dest="capture_content", action="store_false", help="record no arguments or results"
     )
     args = parser.parse_args(argv)
-    config = HookConfig(
+    return HookConfig(
         endpoint=args.endpoint,
         token_file=args.token_file,
         capture_content=args.capture_content,
         deny_persistence=args.deny_persistence,
         deny_with_exit_code=args.deny_exit_code,
     )
-    answer = run(sys.stdin.read(), config)
-    if answer.stdout:
-        sys.stdout.write(answer.stdout + "\n")
-        sys.stdout.flush()
-    if answer.stderr:
-        sys.stderr.write(answer.stderr + "\n")
-    return answer.exit_code
 
 
 if __name__ == "__main__":
