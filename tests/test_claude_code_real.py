@@ -29,6 +29,7 @@ from pathlib import Path
 
 import pytest
 
+from foothold.instrumentation.integrations import hook_forwarder
 from tests import claude_code_harness as harness
 from tests.conftest import rows
 
@@ -231,6 +232,9 @@ def test_the_real_claude_code_session_lands_once_under_its_session(claude_binary
 
     recorded = [json.loads(line) for line in record.read_text().splitlines() if line.strip()]
     assert {p["hook_event_name"] for p in recorded} >= {"SessionStart", "PreToolUse", "PostToolUse", "Stop"}
+    # The first hook process left the per-user forwarder behind, in Claude Code's environment and namespace; it
+    # answered the later events (the same spans: check_session above).
+    assert hook_forwarder.stop(str(home / ".local" / "state" / "foothold" / "claude-code")) == 1
     if _logs_endpoint(collector):  # helper "logs" lands OTLP logs; one call must stay one row with both sources
         assert rows(
             collector, "SELECT count() FROM {db}.tool_calls FINAL WHERE SessionId = {{s:String}}", s=session
