@@ -15,4 +15,5 @@ def main() -> int | None:
         return hook(sys.argv[3:])
     from foothold.cli import main as cli
 
-    return cli()
+    cli()
+    return None

@@ -14,10 +14,13 @@ import signal
 import socket
 import stat
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from foothold.collector.service import Collector
 from foothold.instrumentation.integrations import hook_forwarder
 from tests.claude_code_harness import Bridge
 from tests.conftest import rows
@@ -27,7 +30,7 @@ pytestmark = pytest.mark.usefixtures("stop_hook_forwarders")
 HOOK_MODULE = "foothold.instrumentation.integrations.claude_code"
 
 
-def run(command: str, home: Path, session: str, payload: dict, **env: str) -> set[str]:
+def run(command: str, home: Path, session: str, payload: dict[str, Any], **env: str) -> set[str]:
     """One hook event as Claude Code starts it; returns the modules the process imported (``-X importtime``)."""
     body = {"session_id": session, "transcript_path": str(home / "t.jsonl"), "cwd": str(home / "project"), **payload}
     done = subprocess.run(
@@ -57,11 +60,20 @@ def session(command: str, home: Path, session_id: str, **env: str) -> list[set[s
     (home / ".bashrc").write_text("export A=1\n")
     append = {"command": "echo 'export PATH=/tmp/x:$PATH' >> ~/.bashrc"}
     write = {"file_path": str(project / "notes.md"), "content": "# notes\n"}
+
+    def appended() -> None:
+        with (home / ".bashrc").open("a") as bashrc:
+            bashrc.write("export PATH=/tmp/x:$PATH\n")
+
+    def written() -> None:
+        (project / "notes.md").write_text("# notes\n")
+
     loaded = [run(command, home, session_id, {"hook_event_name": "SessionStart", "source": "startup"}, **env)]
-    for use_id, tool, tool_input, effect in (
-        ("toolu_a", "Bash", append, lambda: (home / ".bashrc").open("a").write("export PATH=/tmp/x:$PATH\n")),
-        ("toolu_b", "Write", write, lambda: (project / "notes.md").write_text("# notes\n")),
-    ):
+    calls: list[tuple[str, str, dict[str, Any], Callable[[], None]]] = [
+        ("toolu_a", "Bash", append, appended),
+        ("toolu_b", "Write", write, written),
+    ]
+    for use_id, tool, tool_input, effect in calls:
         call = {"tool_name": tool, "tool_input": tool_input, "tool_use_id": use_id}
         loaded.append(run(command, home, session_id, {"hook_event_name": "PreToolUse", **call}, **env))
         effect()
@@ -70,7 +82,7 @@ def session(command: str, home: Path, session_id: str, **env: str) -> list[set[s
     return loaded
 
 
-def spans(collector, session_id: str, home: Path) -> list[tuple]:
+def spans(collector: Collector, session_id: str, home: Path) -> list[tuple[Any, ...]]:
     """The session's spans as comparable values: ids, times and the home directory taken out."""
     found = rows(
         collector,
@@ -89,7 +101,7 @@ def held_locks(home: Path) -> list[Path]:
     return sorted(state_dir(home).glob("forwarder-*.sock.lock"))
 
 
-def test_later_events_are_answered_by_the_forwarder_with_the_same_spans(collector, tmp_path: Path):
+def test_later_events_are_answered_by_the_forwarder_with_the_same_spans(collector: Collector, tmp_path: Path) -> None:
     """The first event handles itself and leaves a forwarder; every later event's process imports none of the
     hook's modules, and the session's spans equal those of the same session with a process per event."""
     endpoint = collector.endpoint_url("otlp_http")
@@ -114,7 +126,7 @@ def test_later_events_are_answered_by_the_forwarder_with_the_same_spans(collecto
     assert spans(collector, "s-forwarded", forwarded) == expected
 
 
-def test_a_collector_outage_loses_nothing_and_sends_nothing_twice(collector, tmp_path: Path):
+def test_a_collector_outage_loses_nothing_and_sends_nothing_twice(collector: Collector, tmp_path: Path) -> None:
     """The collector is down for a while (nothing listens on its port) and comes back on the same address: the
     forwarder spooled what it could not send and the first event after delivers all of it, each span once."""
     home = tmp_path / "home"
@@ -147,7 +159,7 @@ def test_a_collector_outage_loses_nothing_and_sends_nothing_twice(collector, tmp
     ]
 
 
-def test_an_event_no_forwarder_answers_is_handled_in_its_own_process(collector, tmp_path: Path):
+def test_an_event_no_forwarder_answers_is_handled_in_its_own_process(collector: Collector, tmp_path: Path) -> None:
     """The forwarder is killed (or its socket left behind by one that died): the next event is recorded all the
     same, in its own process, which starts a new forwarder."""
     home = tmp_path / "home"
@@ -171,7 +183,9 @@ def test_an_event_no_forwarder_answers_is_handled_in_its_own_process(collector, 
     assert names == [("claude_code SessionStart",), ("claude_code Stop",), ("claude_code UserPromptSubmit",)]
 
 
-def test_the_forwarder_serves_only_its_own_configuration(collector, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+def test_the_forwarder_serves_only_its_own_configuration(
+    collector: Collector, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A request with another configuration's key (another endpoint, other flags, other code) gets no answer, so
     its client handles it itself; changing the configuration starts another forwarder."""
     home = tmp_path / "home"

@@ -333,9 +333,9 @@ class _Hook:
             "known": {p: h for p, (s, h) in known.items() if p in snapshot.states},
             "files": files,
         }
-        path = hook_files.state_file(self.session_id, self.tool_use_id)
-        hook_state.private_dir(path.parent)
-        hook_state.write_atomic(path, json.dumps(state).encode())
+        state_path = hook_files.state_file(self.session_id, self.tool_use_id)
+        hook_state.private_dir(state_path.parent)
+        hook_state.write_atomic(state_path, hook_files.dumps(state))
 
     def _load_state(self, tool_use_id: str) -> dict[str, Any] | None:
         if not tool_use_id:
@@ -503,9 +503,9 @@ class _Hook:
         watcher = hook_files.watcher(self.home)
         states = {p: tuple(s) for p, s in (state.get("states") or {}).items()}
         known = state.get("known") or {}
-        watcher.seed({p: (states[p], sha) for p, sha in known.items() if p in states})  # type: ignore[misc]
+        watcher.seed({p: (states[p], sha) for p, sha in known.items() if p in states})
         roots = tuple((str(r), int(d)) for r, d in state["roots"])
-        found, _changed = watcher.after(Snapshot(roots, states))  # type: ignore[arg-type]
+        found, _changed = watcher.after(Snapshot(roots, states))
         own = os.path.join(self.home, ".claude")
         return [a for a in found if not (os.path.dirname(a.path) == own and os.path.basename(a.path) in HOUSEKEEPING)]
 

@@ -154,7 +154,7 @@ def ask(argv: list[str], stdin: bytes) -> tuple[int, bytes, bytes] | None:
 
 
 def _read_all(connection: socket.socket, limit: int) -> bytes:
-    chunks = []
+    chunks: list[bytes] = []
     size = 0
     while True:
         chunk = connection.recv(1 << 16)
@@ -266,11 +266,12 @@ class Forwarder:
         """Listen and serve; ``ready`` (a pipe to the process that started it) gets a byte once it listens, and
         closes when this process gives up (its exit closes it)."""
         import fcntl
+        from pathlib import Path
 
         from . import hook_state
 
         hook_state.private_dir(hook_state.state_root())  # the in-process path's checks (raises if unsafe)
-        lock = hook_state.open_private(self.path + ".lock", os.O_RDWR | os.O_CREAT)
+        lock = hook_state.open_private(Path(self.path + ".lock"), os.O_RDWR | os.O_CREAT)
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)  # one forwarder per socket: a second one leaves
         except OSError:
