@@ -210,3 +210,17 @@ def test_the_forwarder_serves_only_its_own_configuration(
         "SELECT SpanName FROM {db}.otel_traces WHERE SpanAttributes['gen_ai.conversation.id'] = 's-cfg'"
         " ORDER BY SpanName",
     ) == [("claude_code SessionStart",), ("claude_code Stop",)]
+
+
+def test_a_new_key_file_or_install_means_another_forwarder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The forwarder read the fingerprint key and loaded the code when it started: a rewritten key file (or an
+    upgraded install, which rewrites the code files) names another socket, so the old forwarder is not asked."""
+    key_file = tmp_path / "key"
+    key_file.write_text("one\n")
+    monkeypatch.setenv("FOOTHOLD_FINGERPRINT_KEY_FILE", str(key_file))
+    before = hook_forwarder.key(["--endpoint", "http://127.0.0.1:4318"])
+    assert hook_forwarder.key(["--endpoint", "http://127.0.0.1:4318"]) == before  # stable while nothing changes
+    key_file.write_text("two, longer\n")
+    after = hook_forwarder.key(["--endpoint", "http://127.0.0.1:4318"])
+    assert hook_forwarder.socket_name(after) != hook_forwarder.socket_name(before)
+    assert str(Path(hook_forwarder.__file__).parent / "claude_code.py") in after.decode()  # the code's stat too

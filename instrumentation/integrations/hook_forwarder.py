@@ -45,8 +45,22 @@ _TICK_SECONDS = 2.0  # how often an idle forwarder checks its socket is still it
 _READY_SECONDS = 2.0  # the first event waits at most this long for the forwarder it started to listen
 _KEY_ENV_PREFIXES = ("FOOTHOLD_", "OTEL_")
 _KEY_ENV_NAMES = ("HOME", "XDG_STATE_HOME")
-# The code a forwarder runs was loaded when it started: a changed install must not be served by it.
-_CODE_FILES = ("claude_code.py", "hook_export.py", "hook_files.py", "hook_state.py", "hook_forwarder.py")
+# The code and rules a forwarder runs were loaded when it started: a changed install must not be served by it.
+# (package, file): "" is this package, "instrumentation" its parent, "foothold" the top package.
+_CODE_FILES = (
+    ("", "claude_code.py"),
+    ("", "hook_export.py"),
+    ("", "hook_files.py"),
+    ("", "hook_state.py"),
+    ("", "hook_forwarder.py"),
+    ("instrumentation", "watch.py"),
+    ("instrumentation", "watch_paths.py"),
+    ("instrumentation", "artifacts.py"),
+    ("instrumentation", "content.py"),
+    ("instrumentation", "keys.py"),
+    ("foothold", "redact.py"),
+    ("foothold", "detections/rules"),
+)
 
 
 def state_dir() -> str:
@@ -67,11 +81,13 @@ def key(argv: list[str]) -> bytes:
     """Everything that shapes what the hook does with an event, as one string: two processes with the same key
     would handle an event the same way."""
     here = os.path.dirname(os.path.abspath(__file__))
+    # Where each package lives: a wheel nests instrumentation/ in foothold/, the editable install maps it there.
+    packages = {"": here, "instrumentation": os.path.dirname(here), "foothold": os.path.dirname(_top_file())}
     parts = [sys.executable, *argv, "\0"]
     parts += [
         f"{k}={v}" for k, v in sorted(os.environ.items()) if k.startswith(_KEY_ENV_PREFIXES) or k in _KEY_ENV_NAMES
     ]
-    files = [os.path.join(here, name) for name in _CODE_FILES]
+    files = [os.path.join(packages[package], name) for package, name in _CODE_FILES]
     files.append(os.environ.get("FOOTHOLD_FINGERPRINT_KEY_FILE") or "")  # read once per process: a new key, a new one
     for path in files:
         try:
@@ -80,6 +96,11 @@ def key(argv: list[str]) -> bytes:
         except OSError:
             parts.append(f"{path}:-")
     return "\n".join(parts).encode("utf-8", "surrogateescape")
+
+
+def _top_file() -> str:
+    top = sys.modules.get("foothold")
+    return os.path.abspath(getattr(top, "__file__", None) or __file__)
 
 
 def socket_name(request_key: bytes) -> str:
@@ -289,6 +310,7 @@ class Forwarder:
             inode = os.lstat(self.path).st_ino
             listener.listen(64)
             listener.settimeout(min(_TICK_SECONDS, self.idle))
+            self._leave_cwd()
             os.write(ready, b"1")
             os.close(ready)
             try:
@@ -297,6 +319,19 @@ class Forwarder:
                 if self._ours(inode):
                     os.unlink(self.path)
         os.close(lock)
+
+    def _leave_cwd(self) -> None:
+        """Run from the state directory, not the first event's project (it may be deleted or unmounted meanwhile);
+        relative paths in the environment are made absolute first, as they were meant from there."""
+        import dataclasses
+
+        for name in (STATE_DIR_ENV, "FOOTHOLD_HOOK_LOG", "FOOTHOLD_FINGERPRINT_KEY_FILE"):
+            if os.environ.get(name):
+                os.environ[name] = os.path.abspath(os.path.expanduser(os.environ[name]))
+        if self.config.token_file:
+            token_file = os.path.abspath(os.path.expanduser(self.config.token_file))
+            self.config = dataclasses.replace(self.config, token_file=token_file)
+        os.chdir(self.directory)
 
     def _serve(self, listener: socket.socket, inode: int) -> None:
         import time
