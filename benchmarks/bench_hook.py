@@ -321,10 +321,13 @@ def snapshot_ms(home: Path, project: Path, state: Path, runs: int) -> tuple[floa
     return figures[0], figures[1]
 
 
-def _wall(command: list[str]) -> float:
+def _wall_and_cpu(command: list[str]) -> tuple[float, float]:
+    used = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.monotonic()
     subprocess.run(command, check=True)
-    return time.monotonic() - started
+    elapsed = time.monotonic() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return elapsed, after.ru_utime + after.ru_stime - used.ru_utime - used.ru_stime
 
 
 def closed_port() -> int:
@@ -415,14 +418,17 @@ def _measure(
         print(table(["command", "wall ms", "cpu ms"], first_rows))
         print(f"\n{verify(collector, expected, resent)}")
 
-        interpreter = median([_wall([sys.executable, "-c", "pass"]) for _ in range(10)]) * 1000
+        bare = [_wall_and_cpu([sys.executable, "-c", "pass"]) for _ in range(10)]
+        interpreter = median([wall for wall, _ in bare]) * 1000
+        interpreter_cpu = median([cpu for _, cpu in bare]) * 1000
         client = import_groups(hook, env, project)
         alone = import_groups(hook, {**env, "FOOTHOLD_HOOK_FORWARDER": "0"}, project)
         cold, warm = snapshot_ms(home, project, tmp / "bench-state", 20)
     finally:
         stop(str(state))
     print("\nBreakdown (ms): imports of one event's process, self times by package group")
-    breakdown = [["bare interpreter (python -c pass)", interpreter, interpreter, interpreter, interpreter]]
+    breakdown = [["bare interpreter (python -c pass), wall", interpreter, interpreter, interpreter, interpreter]]
+    breakdown.append(["bare interpreter (python -c pass), CPU", *[interpreter_cpu] * 4])
     breakdown += [
         [
             f"import: {name}",
