@@ -250,10 +250,14 @@ def _cpu(pid: int) -> float:
 
 def drain(command: list[str], env: dict[str, str], project: Path, spool: Path) -> int:
     """Events with the collector up until the spool is empty (each resends a bounded number of bodies)."""
+    from foothold.instrumentation.integrations.hook_forwarder import flush
+
     events = 0
+    flush(str(spool.parent))  # the forwarders send after answering: what they could send is gone by now
     while any(spool.glob("*.json")) and events < 50:
         payload = {"session_id": "bench-drain", "cwd": str(project), "hook_event_name": "Stop"}
         subprocess.run(command, input=json.dumps(payload), capture_output=True, text=True, env=env, cwd=project)
+        flush(str(spool.parent))
         events += 1
     return events
 
@@ -465,7 +469,7 @@ def verify(collector: CollectorProcess | None, expected: list[str], resent: int)
         raise SystemExit(f"spans lost at {where}: {missing[:5]} ({len(missing)}), sent twice: {doubled[:5]}")
     return (
         f"Spans verified at {where}: all {len(expected)} tool calls arrived once each "
-        f"(the collector-down ones from the spool, resent by {resent} later event(s))."
+        f"(the collector-down ones from the spool, once it was back; {resent} extra event(s) needed)."
     )
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from foothold.collector.tokens import hash_token
+from foothold.instrumentation.integrations import hook_forwarder
 from tests.conftest import make_settings, rows
 
 pytestmark = pytest.mark.usefixtures("stop_hook_forwarders")
@@ -55,6 +56,7 @@ def event(command: str, home: Path, payload: dict, **env: str) -> subprocess.Com
         timeout=60,
     )
     assert done.returncode == 0 and done.stderr == "", done.stderr
+    hook_forwarder.flush(str(state_dir(home)))  # the forwarder sends after answering: done before we look
     return done
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from foothold.instrumentation.integrations import claude_code, hook_files
+from foothold.instrumentation.integrations import claude_code, hook_files, hook_forwarder
 from foothold.redact import fingerprint
 from tests.conftest import rows
 
@@ -76,6 +76,7 @@ def hook(sandbox: dict, payload: dict, *args: str, command: list[str] = HOOK) ->
         cwd=sandbox["project"],
         timeout=60,
     )
+    hook_forwarder.flush(str(sandbox["state"]))  # the forwarder sends after answering: done before we look
     return done
 
 

@@ -15,14 +15,18 @@ How:
   socket is removed.
 * Later events connect to its socket, send ``key``, the cwd and stdin, and get back the exit code, stdout and
   stderr. The forwarder handles them one at a time with the same code as the in-process path
-  (:func:`.claude_code.run`): the same spans, delivered (or spooled) before the answer, as before.
+  (:func:`.claude_code.run`): the same spans, written to the hook's spool before the answer and sent by a
+  sender thread right after it, so Claude Code never waits for the collector (which answers only once the
+  request is on its own disk). SessionEnd is the exception: Claude Code may exit next, taking along the
+  network it gave its hooks, so that answer waits until the spool is sent. :func:`flush` asks for the same.
 * One forwarder per configuration: the socket is named after a digest of everything that shapes what the hook
   does (its flags, the ``FOOTHOLD_*``/``OTEL_*`` variables, HOME, the interpreter, the code's and the key
   file's stat); the forwarder checks the full ``key`` and refuses any other, so a stale or differently
   configured forwarder never answers.
 * Nothing is lost to it: an event the forwarder does not answer (none running, killed, stuck past the bound,
-  another configuration) is handled in-process, as before. A forwarder killed after delivering but before
-  answering means that event is sent twice; the collector keeps one row per call.
+  another configuration) is handled in-process, as before; what it spooled and did not send yet is sent by the
+  next event of any hook process (oldest first, each body claimed by one sender). A forwarder killed after
+  spooling but before answering means that event is recorded twice; the collector keeps one row per call.
 * Private: the socket lives in the hook's 0700 state directory (checked before connecting), is 0600, and each
   side checks the other's uid (``SO_PEERCRED``).
 
@@ -35,6 +39,10 @@ import os
 import socket
 import sys
 import zlib
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .claude_code import HookConfig
 
 STATE_DIR_ENV = "FOOTHOLD_HOOK_STATE_DIR"
 ENABLED_ENV = "FOOTHOLD_HOOK_FORWARDER"  # "0" turns the forwarder off: every event is handled in its own process
@@ -43,6 +51,7 @@ DEFAULT_IDLE_SECONDS = 300.0
 MAX_REQUEST_BYTES = 64 << 20  # far above any hook payload (Claude Code caps tool output well below)
 _TICK_SECONDS = 2.0  # how often an idle forwarder checks its socket is still its own
 _READY_SECONDS = 2.0  # the first event waits at most this long for the forwarder it started to listen
+EVENT, FLUSH = b"E", b"F"  # the request kinds: a hook event; "send what is spooled, answer when done"
 _KEY_ENV_PREFIXES = ("FOOTHOLD_", "OTEL_")
 _KEY_ENV_NAMES = ("HOME", "XDG_STATE_HOME")
 # The code and rules a forwarder runs were loaded when it started: a changed install must not be served by it.
@@ -165,7 +174,7 @@ def ask(argv: list[str], stdin: bytes) -> tuple[int, bytes, bytes] | None:
             _in_dir(directory, connection, socket_name(request_key), bind=False)
             if _peer_uid(connection) not in (None, os.geteuid()):
                 return None
-            header = b"%d\n" % len(request_key) + request_key + b"%d\n" % len(cwd.encode()) + cwd.encode()
+            header = EVENT + b"%d\n" % len(request_key) + request_key + b"%d\n" % len(cwd.encode()) + cwd.encode()
             connection.sendall(header + stdin)
             connection.shutdown(socket.SHUT_WR)
             reply = _read_all(connection, MAX_REQUEST_BYTES)
@@ -336,16 +345,19 @@ class Forwarder:
     def _serve(self, listener: socket.socket, inode: int) -> None:
         import time
 
+        sender = _Sender(self.config)
+        sender.wake()  # whatever earlier processes left in the spool
         last = time.monotonic()
         while True:
             try:
                 connection, _ = listener.accept()
             except TimeoutError:
                 if time.monotonic() - last >= self.idle or not self._ours(inode):
+                    sender.wait_idle(_bound())  # leave no send half done
                     return
                 continue
             with connection:
-                self._handle(connection)
+                self._handle(connection, sender)
             last = time.monotonic()
 
     def _ours(self, inode: int) -> bool:
@@ -354,7 +366,7 @@ class Forwarder:
         except OSError:
             return False
 
-    def _handle(self, connection: socket.socket) -> None:
+    def _handle(self, connection: socket.socket, sender: _Sender) -> None:
         from .claude_code import run
 
         connection.settimeout(_bound())
@@ -362,16 +374,70 @@ class Forwarder:
             if _peer_uid(connection) not in (None, os.geteuid()):
                 return
             request = _read_all(connection, MAX_REQUEST_BYTES)
+            kind, request = request[:1], request[1:]
+            if kind == FLUSH:
+                sender.wake()
+                sender.wait_idle(_bound())
+                connection.sendall(b"0 0 0\n")
+                return
             request_key, rest = _field(request)
-            if request_key != self.key:
+            if kind != EVENT or request_key != self.key:
                 return  # another configuration (a digest collision) or another code version: it handles itself
             cwd, stdin = _field(rest)
-            answer = run(stdin.decode("utf-8", "replace"), self.config, cwd=cwd.decode("utf-8", "surrogateescape"))
-            out = (answer.stdout + "\n").encode() if answer.stdout else b""
-            err = (answer.stderr + "\n").encode() if answer.stderr else b""
-            connection.sendall(b"%d %d %d\n" % (answer.exit_code, len(out), len(err)) + out + err)
+            answer = run(
+                stdin.decode("utf-8", "replace"),
+                self.config,
+                cwd=cwd.decode("utf-8", "surrogateescape"),
+                spool_only=True,  # on disk before the answer; sent once Claude Code has it (the sender)
+            )
+            try:
+                if answer.send_first:
+                    sender.wake()
+                    sender.wait_idle(_bound())
+                out = (answer.stdout + "\n").encode() if answer.stdout else b""
+                err = (answer.stderr + "\n").encode() if answer.stderr else b""
+                connection.sendall(b"%d %d %d\n" % (answer.exit_code, len(out), len(err)) + out + err)
+            finally:
+                sender.wake()  # what this event spooled, whether or not its client is still there
         except (OSError, ValueError):  # the client went away or sent garbage: it handles the event itself
             return
+
+
+class _Sender:
+    """A thread that sends the spool after each event, so that Claude Code never waits for the collector (whose
+    answer comes after its own spool's fsync); ``wait_idle`` is the flush."""
+
+    def __init__(self, config: HookConfig) -> None:
+        import threading
+
+        self.config = config
+        self.changed = threading.Condition()
+        self.asked = 0
+        self.done = 0
+        threading.Thread(target=self._loop, name="foothold-hook-sender", daemon=True).start()
+
+    def wake(self) -> None:
+        with self.changed:
+            self.asked += 1
+            self.changed.notify_all()
+
+    def wait_idle(self, timeout: float) -> bool:
+        """Until every send asked for so far has run (delivered, or failed and left spooled)."""
+        with self.changed:
+            target = self.asked
+            return self.changed.wait_for(lambda: self.done >= target, timeout)
+
+    def _loop(self) -> None:
+        from .claude_code import send_spooled
+
+        while True:
+            with self.changed:
+                self.changed.wait_for(lambda: self.asked > self.done)
+                target = self.asked
+            send_spooled(self.config)
+            with self.changed:
+                self.done = target
+                self.changed.notify_all()
 
 
 def _field(data: bytes) -> tuple[bytes, bytes]:
@@ -383,6 +449,27 @@ def _field(data: bytes) -> tuple[bytes, bytes]:
     if n < 0 or n > len(rest):
         raise ValueError("truncated request")
     return rest[:n], rest[n:]
+
+
+def flush(directory: str) -> int:
+    """Ask every forwarder serving ``directory`` to send what is spooled now and answer when done (delivered, or
+    failed and left in the spool); returns how many answered. Tests and benchmarks read the collector after."""
+    answered = 0
+    try:
+        names = [n for n in os.listdir(directory) if n.startswith("forwarder-") and n.endswith(".sock")]
+    except OSError:
+        return 0
+    for name in names:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as connection:
+            connection.settimeout(2 * _bound())
+            try:
+                _in_dir(directory, connection, name, bind=False)
+                connection.sendall(FLUSH)
+                connection.shutdown(socket.SHUT_WR)
+                answered += _read_all(connection, 64).startswith(b"0 ")
+            except OSError:
+                continue  # a socket left by a forwarder that is gone
+    return answered
 
 
 def stop(directory: str) -> int:
