@@ -251,6 +251,9 @@ def check_session(collector, session: str, home: Path, project: Path) -> None:
     from foothold.investigation.access import open_reader
     from foothold.investigation.timeline import session_timeline
 
+    assert collector.pipeline.flush(30), "pipeline did not flush in time"  # all received is stored, as rows() does
+    if collector.logs_pipeline is not None:
+        assert collector.logs_pipeline.flush(30), "logs pipeline did not flush in time"
     with open_reader(collector.settings) as reader:
         timeline = session_timeline(reader, session)
     calls = {c.call_id: c for c in timeline.calls}
