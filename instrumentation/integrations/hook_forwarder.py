@@ -146,13 +146,18 @@ def _in_dir(directory: str, action: socket.socket, name: str, bind: bool) -> Non
         os.chdir(here)
 
 
-def _bound() -> float:
-    """How long a client waits for an answer: the delivery budget twice over, plus the event's work."""
+def _budget() -> float:
+    """The delivery budget (``FOOTHOLD_HOOK_TIMEOUT``, as for the in-process path)."""
     try:
-        timeout = float(os.environ.get("FOOTHOLD_HOOK_TIMEOUT") or 0.5)
+        return float(os.environ.get("FOOTHOLD_HOOK_TIMEOUT") or 0.5)
     except ValueError:
-        timeout = 0.5
-    return 2 * timeout + 3.0
+        return 0.5
+
+
+def _bound() -> float:
+    """How long a client waits for an answer: the delivery budget twice over, plus the event's work (an answer
+    waits for a send only at SessionEnd, and then one budget at most)."""
+    return 2 * _budget() + 3.0
 
 
 # --- client ---------------------------------------------------------------------------------------------------
@@ -393,7 +398,7 @@ class Forwarder:
             try:
                 if answer.send_first:
                     sender.wake()
-                    sender.wait_idle(_bound())
+                    sender.wait_idle(_budget() + 1.0)  # one send pass, well within the client's bound
                 out = (answer.stdout + "\n").encode() if answer.stdout else b""
                 err = (answer.stderr + "\n").encode() if answer.stderr else b""
                 connection.sendall(b"%d %d %d\n" % (answer.exit_code, len(out), len(err)) + out + err)
