@@ -36,6 +36,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.trace import Link, SpanKind, Status, StatusCode
 
 from foothold import instrumentation as fh
+from foothold.instrumentation.integrations import hook_forwarder
 from foothold.redact import fingerprint
 from tests.collector_process import CLI, start_collector, write_config
 from tests.planted import LOOK_ALIKES, Planter
@@ -224,6 +225,7 @@ sys.stdout.write(str(len(tables)) + "\\0" + "\\0".join(out))
 """
 
 
+@pytest.mark.usefixtures("stop_hook_forwarders")
 def test_planted_secrets_rest_nowhere_whoever_instrumented_the_agent(tmp_path: Path, monkeypatch):
     data_dir, store_dir = tmp_path / "collector", tmp_path / "store"
     data_dir.mkdir()
@@ -240,6 +242,7 @@ def test_planted_secrets_rest_nowhere_whoever_instrumented_the_agent(tmp_path: P
     try:
         _through_foothold(home, info["otlp_grpc"])
         _through_claude_code_hook(tmp_path, info["otlp_http"])
+        hook_forwarder.flush(str(tmp_path / "cc-state"))  # the hook's forwarder sends after answering
         _through_plain_otel(info["otlp_http"])
         spool = data_dir / "spool"
         for path in sorted(p for p in spool.rglob("*") if p.is_file()):  # received bodies, as they rest
