@@ -433,6 +433,9 @@ class _Hook:
             attributes["claude_code.permission_mode"] = self.payload["permission_mode"]
         if decision is not None:
             attributes["claude_code.decision"], attributes["claude_code.decision_source"] = decision
+            # and in Foothold's words (semconv TOOL_DECISION*), which the tool_calls Outcome column reads
+            attributes["foothold.tool.decision"] = "reject" if decision[0] == "deny" else "accept"
+            attributes["foothold.tool.decision.source"] = decision[1]
         if self.capture:
             attributes["gen_ai.tool.call.arguments"] = self._render(self.tool_input)
             response = self.payload.get("tool_response")
