@@ -27,7 +27,7 @@ from foothold.collector.schema.ddl import ALERT_DELIVERIES, ALERTS
 from foothold.collector.store import StoreError
 from foothold.collector.store_connection import StoreConnection
 from foothold.detections.macros import TimeRange, expand
-from foothold.detections.rules import FINDING_COLUMNS, AlertRule, RuleError, load_alert_rules
+from foothold.detections.rules import AlertRule, RuleError, load_alert_rules
 
 log = logging.getLogger("foothold.collector.alerting")
 
@@ -44,6 +44,7 @@ ALERT_COLUMNS = (
     "SeenAt",
     "Technique",
     "Evidence",
+    "Outcome",
 )
 
 
@@ -61,6 +62,7 @@ class Alert:
     technique: str
     evidence: str
     raised_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    outcome: str = ""  # written | ran | denied | failed, for rules about what a call did (else empty)
 
     def row(self) -> list[Any]:
         return [
@@ -76,12 +78,13 @@ class Alert:
             self.seen_at,
             self.technique,
             self.evidence,
+            self.outcome,
         ]
 
     @classmethod
     def from_row(cls, row: Sequence[Any]) -> Alert:
-        raised, rule, severity, title, key, session, agent, trace, span, seen, technique, evidence = row
-        return cls(rule, severity, title, key, session, agent, trace, span, seen, technique, evidence, raised)
+        raised, rule, severity, title, key, session, agent, trace, span, seen, technique, evidence, outcome = row
+        return cls(rule, severity, title, key, session, agent, trace, span, seen, technique, evidence, raised, outcome)
 
 
 class Sink(Protocol):
@@ -134,6 +137,7 @@ class WebhookSink:
                     "agent": a.agent_name,
                     "technique": a.technique,
                     "finding_key": a.finding_key,
+                    **({"outcome": a.outcome} if a.outcome else {}),
                 },
                 "annotations": {
                     "summary": a.title,
@@ -208,11 +212,11 @@ class AlertEvaluator:
         result = self._client.query(expand(rule.sql, window))
         if not result.result_rows:
             return []
-        if tuple(result.column_names) != FINDING_COLUMNS:  # Grafana reads them by name: keep the contract
+        if tuple(result.column_names) != rule.columns:  # Grafana reads them by name: keep the contract
             raise RuleError(
-                f"rule {rule.id} returns columns {list(result.column_names)}, expected {list(FINDING_COLUMNS)}"
+                f"rule {rule.id} returns columns {list(result.column_names)}, expected {list(rule.columns)}"
             )
-        findings = [dict(zip(FINDING_COLUMNS, row, strict=False)) for row in result.result_rows]
+        findings = [dict(zip(rule.columns, row, strict=True)) for row in result.result_rows]
         known = {
             row[0]
             for row in self._client.query(
@@ -221,7 +225,7 @@ class AlertEvaluator:
                 parameters={"rule": rule.id, "keys": [f["finding_key"] for f in findings]},
             ).result_rows
         }
-        fresh = [Alert(rule.id, rule.severity, rule.title, **f) for f in findings if f["finding_key"] not in known]
+        fresh = [_alert(rule, f) for f in findings if f["finding_key"] not in known]
         if fresh and self._chain is None:
             self._client.insert(ALERTS, [a.row() for a in fresh], column_names=ALERT_COLUMNS)
         elif fresh:
@@ -250,6 +254,12 @@ class AlertEvaluator:
             column_names=("Sink", "RuleId", "FindingKey"),
         )
         return len(alerts)
+
+
+def _alert(rule: AlertRule, finding: dict[str, Any]) -> Alert:
+    """A finding as an alert: the rule's severity, or the finding's own when it says what became of the call."""
+    severity = finding.pop("severity", None) or rule.severity
+    return Alert(rule.id, severity, rule.title, **finding)
 
 
 def build_sinks(config: AlertsConfig) -> list[Sink]:

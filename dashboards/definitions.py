@@ -26,6 +26,7 @@ from foothold.dashboards.queries import (
     TOOL_CALLS_IN_RANGE,
     TRACE_ID,
     findings,
+    outcome_of,
     rules_by_id,
     scope,
     value_of,
@@ -182,7 +183,7 @@ GROUP BY PersistenceKind ORDER BY writes DESC"""),
                 "Paths written",
                 "table",
                 table(f"""
-SELECT Timestamp, SessionId, AgentName, PersistenceKind, Technique, Target, Source, TraceId
+SELECT Timestamp, SessionId, AgentName, PersistenceKind, Technique, Target, Source, Outcome, TraceId
 FROM {DURABLE_WRITES}
 ORDER BY Timestamp DESC LIMIT 500"""),
                 width=24,
@@ -200,8 +201,8 @@ def credential_reuse() -> Dashboard:
             "Credential fingerprints across tasks and sessions",
             "table",
             table(f"""
-SELECT CredentialFingerprint, any(CredentialKind) AS kind, uniqExact(SessionId) AS sessions,
-       uniqExact(TaskId) AS tasks, uniqExact(AgentName) AS agents, count() AS uses,
+SELECT CredentialFingerprint, any(CredentialKind) AS kind, max(CredentialShared) AS shared,
+       uniqExact(SessionId) AS sessions, uniqExact(TaskId) AS tasks, uniqExact(AgentName) AS agents, count() AS uses,
        arrayStringConcat(groupUniqArray(5)(TaskId), ', ') AS task_ids,
        min(Timestamp) AS first_use, max(Timestamp) AS last_use
 {TOOL_CALLS_IN_RANGE} AND CredentialFingerprint != ''
@@ -248,7 +249,10 @@ def chained_tools() -> Dashboard:
     rules = rules_by_id()
     flow = ("chained_tools_unchecked", "untrusted_input_to_durable_write", "credential_read_then_egress")
     risky = "\nUNION ALL\n".join(
-        findings(rules[r], f"'{r}' AS rule, seen_at, session_id, agent_name, technique, evidence") for r in flow
+        findings(
+            rules[r], f"'{r}' AS rule, seen_at, session_id, agent_name, technique, evidence, {outcome_of(rules[r])}"
+        )
+        for r in flow
     )
     max_calls = rules["chained_tools_unchecked"].params["max_unchecked_calls"]
     return Dashboard(
@@ -323,8 +327,8 @@ GROUP BY SessionId"""),
                 "Tool calls",
                 "table",
                 table(f"""
-SELECT Timestamp, ToolName, Status, DurationNs / 1e6 AS duration_ms, TaskId, AgentName,
-       arrayStringConcat(ToolCategories, ',') AS categories, HumanCheckpoint, PersistenceKind, Technique,
+SELECT Timestamp, ToolName, Status, Outcome, Decision, DecisionSource, DurationNs / 1e6 AS duration_ms, TaskId,
+       AgentName, arrayStringConcat(ToolCategories, ',') AS categories, HumanCheckpoint, PersistenceKind, Technique,
        PersistenceTarget, CredentialFingerprint, Arguments, TraceId, SpanId
 FROM tool_calls WHERE {session}
 ORDER BY Timestamp, SpanId"""),

@@ -216,6 +216,12 @@ def test_deny_persistence_answers_with_the_documented_json(sandbox):
         ("toolu_deny", "Error", "foothold_denied", "ssh_authorized_keys"),
         ("toolu_env", "Error", "foothold_denied", "ssh_authorized_keys"),
     ]
+    # The refusal is the call's outcome (not a failure), and the alert says the write was attempted and refused.
+    outcomes = rows(sandbox["collector"], "SELECT DISTINCT Outcome, Decision, DecisionSource FROM {db}.tool_calls")
+    assert outcomes == [("denied", "reject", "foothold")]
+    (alert,) = [a for a in sandbox["collector"].evaluate_alerts().raised if a.rule_id == "durable_write"]
+    assert (alert.outcome, alert.severity) == ("denied", "low")
+    assert alert.evidence.startswith("attempted, denied by foothold: ssh_authorized_keys")
 
 
 def test_the_console_script_runs_the_hook_without_the_cli_framework(sandbox):
