@@ -78,7 +78,8 @@ def alert_rule(rule: AlertRule) -> dict[str, Any]:
         "labels": ({} if rule.attempted_severity else {"severity": rule.severity})
         | {"rule_id": rule.id, "source": "foothold"},
         "annotations": {
-            "summary": f"{rule.title}: session {{{{ $labels.session_id }}}} (agent {{{{ $labels.agent_name }}}})",
+            "summary": f"{rule.title}: session {{{{ $labels.session_id }}}} (agent {{{{ $labels.agent_name }}}})"
+            + (", {{ $labels.outcome }}" if rule.attempted_severity else ""),
             "description": rule.description,
             "runbook_url": f"{grafana_url()}/d/{TIMELINE_UID}?var-session={{{{ $labels.session_id }}}}",
         },
