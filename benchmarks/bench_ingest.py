@@ -234,8 +234,9 @@ def _health_sampler(collector: CollectorProcess, stop: threading.Event, samples:
     with httpx.Client(base_url=collector.query_url, timeout=10) as http:
         while not stop.is_set():
             try:
-                body = http.get("/healthz").json()["pipeline"]
-                samples.append((time.monotonic(), body["exported_spans"], body["queued_spans"]))
+                figures = http.get("/healthz").json()["metrics"]  # every sample by its Prometheus key
+                exported = figures['foothold_spans_exported_total{signal="traces"}']
+                samples.append((time.monotonic(), exported, figures['foothold_queue_spans{signal="traces"}']))
             except Exception:
                 pass
             stop.wait(1.0)

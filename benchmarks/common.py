@@ -20,7 +20,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -624,10 +624,3 @@ def open_temp_store(prefix: str = "foothold-bench-store-") -> tuple[Any, Path]:
 
     base = Path(tempfile.mkdtemp(prefix=prefix))
     return open_store(f"chdb://{base / 'store'}"), base
-
-
-def iter_chunks(total: int, size: int) -> Iterator[tuple[int, int]]:
-    start = 0
-    while start < total:
-        yield start, min(size, total - start)
-        start += size

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import Sequence
+import threading
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol, TextIO
@@ -20,10 +21,13 @@ import orjson
 from clickhouse_connect.driver.client import Client
 
 from foothold.collector.chain import ChainStore, record_alerts
+from foothold.collector.component import Periodic
 from foothold.collector.config import AlertsConfig
 from foothold.collector.schema.ddl import ALERT_DELIVERIES, ALERTS
+from foothold.collector.store import StoreError
+from foothold.collector.store_connection import StoreConnection
 from foothold.detections.macros import TimeRange, expand
-from foothold.detections.rules import FINDING_COLUMNS, AlertRule, RuleError, load_alert_rules
+from foothold.detections.rules import AlertRule, RuleError, load_alert_rules
 
 log = logging.getLogger("foothold.collector.alerting")
 
@@ -40,6 +44,7 @@ ALERT_COLUMNS = (
     "SeenAt",
     "Technique",
     "Evidence",
+    "Outcome",
 )
 
 
@@ -57,6 +62,7 @@ class Alert:
     technique: str
     evidence: str
     raised_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    outcome: str = ""  # written | ran | denied | failed, for rules about what a call did (else empty)
 
     def row(self) -> list[Any]:
         return [
@@ -72,12 +78,13 @@ class Alert:
             self.seen_at,
             self.technique,
             self.evidence,
+            self.outcome,
         ]
 
     @classmethod
     def from_row(cls, row: Sequence[Any]) -> Alert:
-        raised, rule, severity, title, key, session, agent, trace, span, seen, technique, evidence = row
-        return cls(rule, severity, title, key, session, agent, trace, span, seen, technique, evidence, raised)
+        raised, rule, severity, title, key, session, agent, trace, span, seen, technique, evidence, outcome = row
+        return cls(rule, severity, title, key, session, agent, trace, span, seen, technique, evidence, raised, outcome)
 
 
 class Sink(Protocol):
@@ -130,6 +137,7 @@ class WebhookSink:
                     "agent": a.agent_name,
                     "technique": a.technique,
                     "finding_key": a.finding_key,
+                    **({"outcome": a.outcome} if a.outcome else {}),
                 },
                 "annotations": {
                     "summary": a.title,
@@ -204,11 +212,11 @@ class AlertEvaluator:
         result = self._client.query(expand(rule.sql, window))
         if not result.result_rows:
             return []
-        if tuple(result.column_names) != FINDING_COLUMNS:  # Grafana reads them by name: keep the contract
+        if tuple(result.column_names) != rule.columns:  # Grafana reads them by name: keep the contract
             raise RuleError(
-                f"rule {rule.id} returns columns {list(result.column_names)}, expected {list(FINDING_COLUMNS)}"
+                f"rule {rule.id} returns columns {list(result.column_names)}, expected {list(rule.columns)}"
             )
-        findings = [dict(zip(FINDING_COLUMNS, row, strict=False)) for row in result.result_rows]
+        findings = [dict(zip(rule.columns, row, strict=True)) for row in result.result_rows]
         known = {
             row[0]
             for row in self._client.query(
@@ -217,7 +225,7 @@ class AlertEvaluator:
                 parameters={"rule": rule.id, "keys": [f["finding_key"] for f in findings]},
             ).result_rows
         }
-        fresh = [Alert(rule.id, rule.severity, rule.title, **f) for f in findings if f["finding_key"] not in known]
+        fresh = [_alert(rule, f) for f in findings if f["finding_key"] not in known]
         chain = self._chain
         if fresh and chain is None:
             self._client.insert(ALERTS, [a.row() for a in fresh], column_names=ALERT_COLUMNS)
@@ -249,6 +257,12 @@ class AlertEvaluator:
         return len(alerts)
 
 
+def _alert(rule: AlertRule, finding: dict[str, Any]) -> Alert:
+    """A finding as an alert: the rule's severity, or the finding's own when it says what became of the call."""
+    severity = finding.pop("severity", None) or rule.severity
+    return Alert(rule.id, severity, rule.title, **finding)
+
+
 def build_sinks(config: AlertsConfig) -> list[Sink]:
     sinks: list[Sink] = []
     for sink in config.sinks:
@@ -265,3 +279,39 @@ def build_evaluator(
     rules = load_alert_rules(config.rule_overrides())
     sinks = build_sinks(config) if sinks is None else sinks
     return AlertEvaluator(client, rules, sinks, config.lookback_seconds, chain)
+
+
+class Alerting:
+    """The evaluator as a collector component: a pass every ``alerts.interval_seconds`` once the store is open
+    (:meth:`attach`), and on demand (the query API's ``/v1/alerts/evaluate``). Each pass first flushes the
+    pipelines, so it judges everything accepted so far."""
+
+    def __init__(self, config: AlertsConfig, store: StoreConnection, flush: Callable[[float], bool]) -> None:
+        self._config = config
+        self._store = store
+        self._flush = flush
+        self._evaluator: AlertEvaluator | None = None
+        self._lock = threading.Lock()  # the loop and the query API may both ask for a pass
+        self._loop = Periodic("alert evaluation", config.interval_seconds, self._scheduled)
+
+    def attach(self, client: Client, chain: ChainStore | None) -> None:
+        self._evaluator = build_evaluator(self._config, client, chain=chain)
+
+    def evaluate(self) -> EvaluationReport:
+        """One pass over everything accepted so far (blocking: call off the loop)."""
+        if self._evaluator is None:
+            self._store.connected()  # raises StoreError naming why the store is unreachable
+            raise StoreError("alerts are starting: the store has just opened")
+        self._flush(60.0)
+        with self._lock:
+            return self._evaluator.evaluate()
+
+    def _scheduled(self) -> None:
+        if self._evaluator is not None:
+            self.evaluate()
+
+    async def start(self) -> None:
+        await self._loop.start()
+
+    async def stop(self) -> None:
+        await self._loop.stop()

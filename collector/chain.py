@@ -35,6 +35,7 @@ import orjson
 from clickhouse_connect.driver.client import Client
 
 from foothold.collector.exporter import milliseconds_json, nanoseconds_json
+from foothold.collector.metrics import CHAIN_LINKS, CHAIN_MIRROR_FAILURES, Metrics
 from foothold.collector.schema.ddl import EXPORT_CHAIN
 from foothold.collector.store import Store, StoreError
 
@@ -238,7 +239,7 @@ class Mirror:
         except OSError as exc:  # the table holds the link; verify will name it as not mirrored
             log.error("cannot append %d chain link(s) to %s: %s", len(links), self.path, exc)
             if self._metrics is not None:
-                self._metrics.inc("foothold_chain_mirror_failures_total")
+                self._metrics.record(CHAIN_MIRROR_FAILURES)
 
     def last_sequence(self, chain: str) -> int:
         try:
@@ -334,7 +335,7 @@ class ChainStore:
         )
         self.sequence, self.digest = link.sequence, link.chain_digest
         if self._metrics is not None:
-            self._metrics.inc("foothold_chain_links_total")
+            self._metrics.record(CHAIN_LINKS)
         if self._mirror is not None:
             self._mirror.append([link])
 

@@ -392,6 +392,31 @@ class ChainConfig(_Section):
     )
 
 
+def _default_chain() -> list[str]:
+    from foothold.collector.processors import DEFAULT_CHAIN
+
+    return list(DEFAULT_CHAIN)
+
+
+class PipelineConfig(_Section):
+    processors: list[str] = Field(
+        default_factory=_default_chain,
+        description="batch processors, in order (each one's settings under processors.<name>)",
+    )
+
+    @field_validator("processors")
+    @classmethod
+    def _registered(cls, names: list[str]) -> list[str]:
+        from foothold.collector.processors import REGISTRY
+
+        unknown = [name for name in names if name not in REGISTRY]
+        if unknown:
+            raise ValueError(f"unknown processor(s) {', '.join(unknown)}; known: {', '.join(REGISTRY)}")
+        if len(set(names)) != len(names):
+            raise ValueError("a processor is listed more than once")
+        return names
+
+
 class MetricsConfig(_Section):
     enabled: bool = Field(True, description="write self-telemetry to the collector_metrics table")
     interval_seconds: float = Field(15.0, gt=0, description="how often the collector writes collector_metrics")
@@ -428,6 +453,31 @@ class Settings(BaseSettings):
     chain: ChainConfig = ChainConfig()
     metrics: MetricsConfig = MetricsConfig()
     retention: RetentionConfig = RetentionConfig()
+    pipeline: PipelineConfig = PipelineConfig()
+    processors: dict[str, dict[str, Any]] = Field(
+        {}, description="each processor's own settings, by name (see pipeline.processors)"
+    )
+
+    @field_validator("processors")
+    @classmethod
+    def _processor_settings(cls, settings: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        """Each processor's settings against its own model, so a typo names processors.<name>.<key>."""
+        from foothold.collector.processors import REGISTRY
+
+        for name, values in settings.items():
+            if name not in REGISTRY:
+                raise ValueError(f"unknown processor {name!r}; known: {', '.join(REGISTRY)}")
+            model = REGISTRY[name].config_type()
+            if model is None:
+                raise ValueError(f"processor {name} takes no settings")
+            try:
+                model.model_validate(values)
+            except ValidationError as exc:
+                problems = "; ".join(
+                    f"processors.{name}.{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()
+                )
+                raise ValueError(problems) from None
+        return settings
 
     @field_validator("auth")
     @classmethod

@@ -57,10 +57,6 @@ class LogBatch:
     def span_attributes(self) -> list[dict[str, str]]:
         return self.columns["LogAttributes"]
 
-    @property
-    def event_names(self) -> list[str]:
-        return self.columns["EventName"]
-
     def data(self) -> list[Column]:
         return [self.columns[name] for name in COLUMNS]
 

@@ -19,6 +19,7 @@ With ``spool.enabled: false`` the pipeline is memory-only (the queue is lost on 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import threading
@@ -28,14 +29,15 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from enum import Enum
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeAlias
+from typing import TYPE_CHECKING, Any, Protocol, TypeAlias
 
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
+from foothold.collector import metrics as m
 from foothold.collector.config import BatchConfig, LimitsConfig, SpoolConfig
 from foothold.collector.otlp import Accepted
 from foothold.collector.otlp import validate as validate_traces
-from foothold.collector.rows import SpanBatch, Truncations, to_batch
+from foothold.collector.rows import SpanBatch, to_batch
 from foothold.collector.spool import Spool, SpoolFull
 from foothold.collector.store_errors import DataRejected
 
@@ -44,21 +46,26 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("foothold.collector.pipeline")
 
+
 # What a pipeline carries: a SpanBatch (traces) or a LogBatch (logs), the same column-wise shape.
 Batch: TypeAlias = "SpanBatch | LogBatch"
+# Scrubs a request of the pipeline's signal in place (an ExportTrace- or ExportLogsServiceRequest); True: changed.
+Redactor = Callable[[Any], bool]
 
 
 class Processor(Protocol):
-    """Enriches, classifies or redacts a batch in place before export."""
+    """Enriches, classifies or marks a batch in place before export. Processors read the columns both batch
+    kinds share, so one chain serves traces and logs; each declares the kind it was written against."""
 
-    def process(self, batch: Batch) -> None: ...
+    def process(self, batch: Any) -> None: ...
 
 
 class Exporter(Protocol):
     """Writes a batch; raises on failure so the pipeline retries the same batch, or raises
-    :class:`DataRejected` when the store refused the batch for its content (the pipeline then splits it)."""
+    :class:`DataRejected` when the store refused the batch for its content (the pipeline then splits it).
+    Each exporter takes its signal's batch kind (a SpanBatch or a LogBatch)."""
 
-    def export(self, batch: Any) -> None: ...  # its signal's batch: a SpanBatch or a LogBatch
+    def export(self, batch: Any) -> None: ...
 
 
 class Submitted(Enum):
@@ -66,60 +73,6 @@ class Submitted(Enum):
     FULL = "full"  # retry later: 429 / RESOURCE_EXHAUSTED
     CLOSED = "closed"  # shutting down: 503 / UNAVAILABLE
     TOO_LARGE = "too_large"  # bigger than the whole spool: 400, retrying cannot help
-
-
-@dataclass
-class PipelineStats:
-    accepted_spans: int = 0
-    refused_spans: int = 0  # answered 429 (queue or spool full)
-    exported_spans: int = 0
-    exported_batches: int = 0
-    export_failures: int = 0
-    lost_spans: int = 0
-    quarantined_spans: int = 0  # in requests the processors or the store failed on: kept as OTLP files
-    data_rejections: int = 0  # inserts the store refused for their content (the batch is then split)
-    last_export_seconds: float = 0.0
-    # requests refused whole, one counter per reason (REFUSALS), counted by the receivers
-    bad_requests: int = 0  # undecodable or invalid requests (400)
-    limit_refused_requests: int = 0  # over limits.max_spans_per_request (400)
-    too_large_requests: int = 0  # over the receiver's byte limit (413 / RESOURCE_EXHAUSTED) or the whole spool (400)
-    unsupported_requests: int = 0  # unknown Content-Type or Content-Encoding (415)
-    bad_encoding_requests: int = 0  # invalid or truncated gzip (400)
-    unauthenticated_requests: int = 0  # missing or invalid token (401 / UNAUTHENTICATED)
-    # input limits (collector/rows.py, otlp.py): everything refused or changed is counted
-    limit_refused_spans: int = 0
-    rejected_spans: int = 0  # invalid spans dropped from otherwise good requests (partial success)
-    clamped_spans: int = 0  # start outside limits.max_span_age_days/_future_seconds: moved to the receive time
-    dropped_attributes: int = 0  # over limits.max_attributes_per_span
-    truncated_values: int = 0  # over limits.max_attribute_value_bytes
-    truncated_nesting: int = 0  # deeper than limits.max_nesting_depth
-    # the store, as the exporter last found it (/healthz says "degraded" while it is unreachable)
-    store_up: int = 1
-    store_error: str = ""
-    # spool
-    spool_bytes: int = 0
-    replayed_spans: int = 0  # found in the spool at start (accepted before a crash or a stop)
-    spool_truncated_bytes: int = 0  # torn or corrupt records cut at start
-    spool_write_errors: int = 0
-
-    # reason label of foothold_requests_refused_total -> the field counting it
-    REFUSALS: ClassVar[dict[str, str]] = {
-        "malformed": "bad_requests",
-        "over_limits": "limit_refused_requests",
-        "too_large": "too_large_requests",
-        "unsupported_media_type": "unsupported_requests",
-        "bad_encoding": "bad_encoding_requests",
-        "unauthenticated": "unauthenticated_requests",
-    }
-
-    def count_refusal(self, reason: str) -> None:
-        field = self.REFUSALS[reason]
-        setattr(self, field, getattr(self, field) + 1)
-
-    def count_truncations(self, cut: Truncations) -> None:
-        self.dropped_attributes += cut.dropped_attributes
-        self.truncated_values += cut.truncated_values
-        self.truncated_nesting += cut.truncated_nesting
 
 
 @dataclass(frozen=True)
@@ -174,14 +127,15 @@ class Pipeline:
     def __init__(
         self,
         config: BatchConfig,
-        exporter: Exporter,
+        exporter: Exporter | None,  # None: the store is not reachable yet, batches wait (attach_exporter)
         processors: Sequence[Processor] = (),
         *,
         spool: Spool | None = None,
         limits: LimitsConfig | None = None,
         quarantine_dir: Path | None = None,
         signal: Signal = TRACES,
-        redactor: Callable[[Any], bool] | None = None,  # the signal's request -> changed
+        redactor: Redactor | None = None,
+        metrics: m.Metrics | None = None,
     ) -> None:
         self.signal = signal
         self._config = config
@@ -193,7 +147,11 @@ class Pipeline:
         self.limits = limits or LimitsConfig()
         self.spool = spool
         self.quarantine_dir = quarantine_dir
-        self.stats = PipelineStats()
+        self.metrics = metrics or m.Metrics()
+        self._signal_label = {"signal": signal.name}
+        for metric in m.METRICS:
+            if metric.labels == ("signal",):
+                self.metrics.start_series(metric, signal=signal.name)
         self._cond = threading.Condition()
         # Records are numbered (the spool's sequence numbers). The worker takes them in order from _cursor.
         # In memory: _memory, records [_mem_lo, _mem_hi). Only on disk: [_cursor, _mem_lo), and, when
@@ -216,15 +174,27 @@ class Pipeline:
         self._abandon = threading.Event()  # set when close() runs out of time with the store down
         self._nudge = threading.Event()  # ends a retry back-off early (a new exporter, or close giving up)
         if spool:
-            self.stats.replayed_spans = spool.backlog_spans
-            self.stats.spool_bytes = spool.used_bytes
-            self.stats.spool_truncated_bytes = spool.truncated_bytes
+            self._record(m.SPANS_REPLAYED, spool.backlog_spans)
+            self._record(m.SPOOL_BYTES, spool.used_bytes)
+            self._record(m.SPOOL_TRUNCATED_BYTES, spool.truncated_bytes)
+            self._record(m.QUEUE_SPANS, self._queued_spans)
         self._worker = threading.Thread(target=self._run, name=f"foothold-exporter-{signal.name}", daemon=True)
+
+    async def start(self) -> None:
+        """Start the worker: it replays what the spool holds, then exports what is submitted."""
         self._worker.start()
+
+    async def stop(self) -> None:
+        """Stop taking data and export what was accepted (:meth:`close`). Without an exporter there is nothing to
+        wait for: what is queued stays in the spool for the next start."""
+        await asyncio.to_thread(self.close, 30.0 if self._exporter is not None else 0.5)
 
     @property
     def queued_spans(self) -> int:
         return self._queued_spans
+
+    def _record(self, metric: m.Metric, value: float = 1.0) -> None:
+        self.metrics.record(metric, value, **self._signal_label)
 
     def submit(self, accepted: Accepted) -> Submitted:
         if self._redactor is not None and self._redactor(accepted.request):
@@ -237,7 +207,7 @@ class Pipeline:
             if self._closing:
                 return Submitted.CLOSED
             if self._queued_spans + spans > self._config.max_queued_spans and self._queued_spans:
-                self.stats.refused_spans += spans
+                self._record(m.SPANS_REFUSED, spans)
                 return Submitted.FULL
             self._queued_spans += spans  # reserved now, so concurrent submits see the queue bound
             self._appending += 1
@@ -250,20 +220,19 @@ class Pipeline:
             except (SpoolFull, OSError) as exc:  # SpoolError is an OSError; so is a failed fsync on a segment roll
                 with self._cond:
                     self._queued_spans -= spans
-                    self.stats.refused_spans += spans
+                    self._record(m.SPANS_REFUSED, spans)
                     if isinstance(exc, SpoolFull) and exc.too_large:
-                        self.stats.count_refusal("too_large")
                         return Submitted.TOO_LARGE
                     if isinstance(exc, SpoolFull):
                         return Submitted.FULL
                 log.error("%s; answering 429 so the client keeps the data", exc)
-                self.stats.spool_write_errors += 1
+                self._record(m.SPOOL_WRITE_ERRORS)
                 return Submitted.FULL
             try:
                 self.spool.sync(seq)  # no answer before the bytes are durable (group commit: one fsync for many)
             except OSError as exc:
                 log.error("spool fsync failed (%s); answering 429 so the client keeps the data", exc)
-                self.stats.spool_write_errors += 1
+                self._record(m.SPOOL_WRITE_ERRORS)
                 return Submitted.FULL
             return Submitted.OK
         finally:
@@ -281,8 +250,9 @@ class Pipeline:
         with self._cond:
             self._next_seq = seq + 1
             self._queue_item(_Item(seq, payload, spans))
-            self.stats.accepted_spans += spans
-            self.stats.spool_bytes = self.spool.used_bytes if self.spool else 0
+            self._record(m.SPANS_ACCEPTED, spans)
+            self._record(m.QUEUE_SPANS, self._queued_spans)
+            self._record(m.SPOOL_BYTES, self.spool.used_bytes if self.spool else 0)
 
     def _fits_memory(self, spans: int, size: int) -> bool:
         return not self._memory or (
@@ -311,13 +281,14 @@ class Pipeline:
             if not self._fits_memory(accepted.spans, len(payload)) or (
                 self._queued_spans + accepted.spans > self._config.max_queued_spans and self._queued_spans
             ):
-                self.stats.refused_spans += accepted.spans
+                self._record(m.SPANS_REFUSED, accepted.spans)
                 return Submitted.FULL
             seq = self._next_seq
             self._next_seq = seq + 1
             self._queue_item(_Item(seq, payload, accepted.spans))
             self._queued_spans += accepted.spans
-            self.stats.accepted_spans += accepted.spans
+            self._record(m.SPANS_ACCEPTED, accepted.spans)
+            self._record(m.QUEUE_SPANS, self._queued_spans)
             self._durable = self._next_seq
             if self._memory_full():
                 self._cond.notify_all()
@@ -347,7 +318,8 @@ class Pipeline:
         with self._cond:
             self._closing = True
             self._cond.notify_all()
-        self._worker.join(timeout)
+        if self._worker.ident is not None:  # started
+            self._worker.join(timeout)
         if self._worker.is_alive():
             self._abandon.set()
             self._nudge.set()
@@ -361,7 +333,7 @@ class Pipeline:
                 log.warning("shutdown: %d accepted span(s) stay in the spool and are exported at the next start", left)
             self.spool.close()
             return 0
-        self.stats.lost_spans += left
+        self._record(m.SPANS_LOST, left)
         if left:
             log.error("shutdown: %d accepted span(s) could not be written to the store", left)
         return left
@@ -384,7 +356,7 @@ class Pipeline:
             if self.spool is not None:
                 try:
                     self.spool.commit(end)
-                    self.stats.spool_bytes = self.spool.used_bytes
+                    self._record(m.SPOOL_BYTES, self.spool.used_bytes)
                 except OSError:
                     log.exception(
                         "cannot advance the spool checkpoint; the batch may be replayed (deduplicated) at start"
@@ -392,6 +364,7 @@ class Pipeline:
             with self._cond:
                 self._queued_spans -= spans
                 self._done = max(self._done, end)
+                self._record(m.QUEUE_SPANS, self._queued_spans)
                 self._cond.notify_all()
 
     def _deliver(self, items: list[_Item], first: int, end: int) -> None:
@@ -430,7 +403,7 @@ class Pipeline:
         """Keep requests that cannot be processed or stored as OTLP/protobuf files (fsync'ed before the spool
         moves past them), to re-send once the cause is fixed: POST each to the signal's path."""
         if self.quarantine_dir is None:
-            self.stats.lost_spans += spans
+            self._record(m.SPANS_LOST, spans)
             return
         stamp = time.time_ns()
         try:
@@ -439,9 +412,9 @@ class Pipeline:
                 _write_durably(self.quarantine_dir / f"{stamp}-{item.seq}.otlp.pb", item.payload)
         except OSError as exc:
             log.error("cannot quarantine the batch in %s (%s): %d span(s) lost", self.quarantine_dir, exc, spans)
-            self.stats.lost_spans += spans
+            self._record(m.SPANS_LOST, spans)
             return
-        self.stats.quarantined_spans += spans
+        self._record(m.SPANS_QUARANTINED, spans)
         log.error(
             "kept the batch's %d request(s) in %s: after the fix, re-send each with "
             "curl --data-binary @FILE -H 'Content-Type: application/x-protobuf' http://<collector>:4318%s",
@@ -512,32 +485,41 @@ class Pipeline:
                 return taken[0].seq, self._cursor, taken
         # A disk read: only this thread moves the cursor, so the file is read without the lock.
         max_bytes = None if max_spans is None else self._config.max_batch_bytes
-        spool = self.spool  # set: without a spool every request waits in memory and is taken above
-        records = spool.read(first, stop, max_spans, max_bytes) if spool is not None and first < stop else []
+        assert self.spool is not None  # only a spool leaves records on disk
+        records = self.spool.read(first, stop, max_spans, max_bytes) if first < stop else []
         items = [_Item(r.seq, r.request, r.spans) for r in records]
         end = end if max_spans is None else (records[-1].seq + 1 if records else stop)
         with self._cond:
             self._cursor = max(self._cursor, end)
         return first, end, items
 
-    def _export_with_retry(self, taken: list[_Item], first: int, end: int) -> None:
-        # decoded here, one batch at a time: the queue holds bytes (a payload that fails to decode is quarantined)
+    def process_batch(self, taken: Sequence[_Item]) -> Batch:
+        """The processing seam: spooled requests -> one batch, through every processor in order.
+
+        Decoded here, one batch at a time: the queue holds bytes. Raising (a payload that fails to decode, a
+        processor bug) makes :meth:`_deliver` split the batch and quarantine the offending request."""
         batch = self.signal.flatten((self.signal.parse(item.payload) for item in taken), limits=self.limits)
-        if self.spool is not None:
-            batch.dedup_token = self.spool.token(first, end)
         for processor in self._processors:
             processor.process(batch)
+        return batch
+
+    def _export_with_retry(self, taken: list[_Item], first: int, end: int) -> None:
+        batch = self.process_batch(taken)
+        if self.spool is not None:
+            batch.dedup_token = self.spool.token(first, end)
         delay = 0.2
         while True:
             started = time.perf_counter()
             try:
+                if self._exporter is None:
+                    raise ConnectionError("the store is not reachable yet")
                 self._exporter.export(batch)
             except DataRejected:
-                self.stats.export_failures += 1
-                self.stats.data_rejections += 1
+                self._record(m.EXPORT_FAILURES)
+                self._record(m.DATA_REJECTIONS)
                 raise
             except Exception as exc:
-                self.stats.export_failures += 1
+                self._record(m.EXPORT_FAILURES)
                 log.warning("store write failed (%s); retrying %d span(s) in %.1fs", exc, len(batch), delay)
                 self._nudge.wait(delay)
                 self._nudge.clear()
@@ -545,10 +527,13 @@ class Pipeline:
                     raise _Abandoned from exc
                 delay = min(delay * 2, self._config.retry_max_seconds)
                 continue
-            self.stats.count_truncations(batch.truncations)
-            self.stats.exported_spans += len(batch)
-            self.stats.exported_batches += 1
-            self.stats.last_export_seconds = time.perf_counter() - started
+            self._record(m.EXPORT_DURATION, time.perf_counter() - started)
+            cut = batch.truncations
+            self._record(m.ATTRIBUTES_DROPPED, cut.dropped_attributes)
+            self._record(m.VALUES_TRUNCATED, cut.truncated_values)
+            self._record(m.VALUES_NESTING_TRUNCATED, cut.truncated_nesting)
+            self._record(m.SPANS_EXPORTED, len(batch))
+            self._record(m.BATCHES_EXPORTED)
             return
 
 

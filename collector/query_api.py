@@ -8,11 +8,11 @@ this listener, or that carry a browser ``Origin``, are refused (DNS rebinding). 
 makes everything accepted so far queryable; ``POST /v1/alerts/evaluate`` runs the alert rules now;
 ``POST /v1/verify`` checks the export hash chain against the stored rows (``foothold-audit verify``);
 ``GET /metrics`` is the Prometheus exposition of the collector's self-telemetry; ``GET /healthz`` reports
-liveness and pipeline figures.
+liveness, the store's state and the same figures as JSON (``metrics``: every sample by its Prometheus key).
 
 With tokens configured (``auth.tokens``) every route needs ``Authorization: Bearer <token>`` (else 401),
 except ``/healthz``, which stays open for liveness probes (load balancers and orchestrators rarely carry
-tokens) and then answers only ``{"status": "ok"}``; the pipeline figures need a token like ``/metrics``.
+tokens) and then answers only ``{"status": "ok"}``; the figures need a token like ``/metrics``.
 """
 
 from __future__ import annotations
@@ -24,17 +24,22 @@ from collections.abc import Callable
 from typing import Any
 
 import orjson
+from clickhouse_connect.driver.client import Client
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from foothold.collector import metrics as m
 from foothold.collector.auth import Authenticator, AuthError
-from foothold.collector.config import AuthConfig, QueryApiConfig
-from foothold.collector.metrics import CONTENT_TYPE, Metrics
-from foothold.collector.pipeline import Pipeline
+from foothold.collector.config import AuthConfig, ConnectionsConfig, QueryApiConfig, TlsConfig
 from foothold.collector.query_door import DoorBusy, QueryCancelled, QueryDoor
 from foothold.collector.query_guard import QueryRefused
+from foothold.collector.serving import HttpListener
+from foothold.collector.store import StoreError
+from foothold.collector.store_connection import StoreConnection
+
+LISTENER = "query_api"  # the listener label of its metrics
 
 
 def _json(payload: Any, status: int = 200) -> Response:
@@ -81,16 +86,18 @@ def accepted_hosts(config: QueryApiConfig) -> frozenset[str] | None:
 
 def query_api_app(
     door: QueryDoor,
-    pipeline: Pipeline,
     config: QueryApiConfig,
-    evaluate_alerts: Callable[[], Any] | None = None,
     *,
+    metrics: m.Metrics,
+    flush_all: Callable[[float], bool],  # every pipeline (traces and logs)
+    store_problem: Callable[[], str],  # why the store is unreachable; "" while it is reachable
+    evaluate_alerts: Callable[[], Any] | None = None,
     auth: Authenticator | None = None,
-    metrics: Metrics | None = None,
     verify: Callable[[], Any] | None = None,
-    flush_all: Callable[[float], bool] | None = None,  # every pipeline (traces and logs); default: ``pipeline``
 ) -> Starlette:
     auth = auth or Authenticator(AuthConfig())
+    for reason in m.AUTH_FAILURE_REASONS:
+        metrics.start_series(m.AUTH_FAILURES, listener=LISTENER, reason=reason)
     hosts = accepted_hosts(config)
     origins = frozenset(o.rstrip("/").lower() for o in config.allowed_origins)
 
@@ -117,8 +124,7 @@ def query_api_app(
         try:
             auth.check(request.headers.get("authorization"))
         except AuthError as exc:
-            if metrics is not None:
-                metrics.inc("foothold_auth_failures_total", listener="query_api", reason=exc.reason)
+            metrics.record(m.AUTH_FAILURES, listener=LISTENER, reason=exc.reason)
             response = _error(401, f"{exc} (the CLI sends FOOTHOLD_TOKEN or auth.client_token)")
             response.headers["WWW-Authenticate"] = 'Bearer realm="foothold"' + (
                 ', error="invalid_token"' if exc.reason == "invalid" else ""
@@ -150,8 +156,7 @@ def query_api_app(
         try:
             return _json(await door.query(payload["sql"], parameters, disconnected(request)))
         except QueryRefused as exc:
-            if metrics is not None:
-                metrics.inc("foothold_queries_refused_total")
+            metrics.record(m.QUERIES_REFUSED)
             return _error(400, f"refused: {exc}")
         except DoorBusy as exc:
             return _busy(exc)
@@ -161,7 +166,7 @@ def query_api_app(
             return _error(400, str(exc).strip())
 
     async def flush(request: Request) -> Response:
-        done = await asyncio.to_thread(flush_all or pipeline.flush, 60.0)
+        done = await asyncio.to_thread(flush_all, 60.0)
         return _json({"flushed": done}, 200 if done else 503)
 
     async def alerts(request: Request) -> Response:
@@ -183,7 +188,7 @@ def query_api_app(
         return _json(report.to_dict())
 
     async def prometheus(request: Request) -> Response:
-        return Response((metrics or Metrics()).exposition(), media_type=CONTENT_TYPE)
+        return Response(metrics.exposition(), media_type=m.CONTENT_TYPE)
 
     async def healthz(request: Request) -> Response:
         # no 403 for a foreign Host: orchestrators probe by the pod's IP; such a probe (like one without a
@@ -194,11 +199,10 @@ def query_api_app(
             auth.check(request.headers.get("authorization"))
         except AuthError:  # a probe without a token: alive (or degraded: store unreachable), and nothing more
             return _json({"status": status()})
-        stats = dataclasses.asdict(pipeline.stats) | {"queued_spans": pipeline.queued_spans}
-        return _json({"status": status(), "pipeline": stats})
+        return _json({"status": status(), "store_error": store_problem(), "metrics": metrics.snapshot()})
 
     def status() -> str:
-        return "ok" if pipeline.stats.store_up else "degraded"
+        return "degraded" if store_problem() else "ok"
 
     return Starlette(
         routes=[
@@ -210,3 +214,58 @@ def query_api_app(
             Route("/healthz", healthz, methods=["GET"]),
         ]
     )
+
+
+class QueryApi:
+    """The query API as a collector component: its own query door (connections opened on first use: the store's,
+    or a read-only server user's, ``query_api.store_dsn``) and app on a bounded listener. Until the store is
+    reachable each query is told why."""
+
+    def __init__(
+        self,
+        config: QueryApiConfig,
+        store: StoreConnection,
+        *,
+        database: str,
+        embedded: bool,
+        metrics: m.Metrics,
+        auth: Authenticator,
+        connections: ConnectionsConfig,
+        tls: TlsConfig,
+        flush: Callable[[float], bool],
+        evaluate_alerts: Callable[[], Any] | None,
+        verify: Callable[[], Any] | None,
+    ) -> None:
+        def open_client() -> Client:
+            if config.store_dsn is None:
+                return store.client()
+            import clickhouse_connect
+
+            try:
+                return clickhouse_connect.get_client(dsn=config.store_dsn, database=database)
+            except Exception as exc:
+                raise StoreError(f"query_api.store_dsn: cannot connect ({exc})") from exc
+
+        self.door = QueryDoor(open_client, store.client, database, config, embedded)
+        app = query_api_app(
+            self.door,
+            config,
+            metrics=metrics,
+            flush_all=flush,
+            store_problem=lambda: store.reason,
+            evaluate_alerts=evaluate_alerts,
+            auth=auth,
+            verify=verify,
+        )
+        self._listener = HttpListener(app, LISTENER, config.address, connections, tls, metrics)
+
+    @property
+    def port(self) -> int:
+        return self._listener.port
+
+    async def start(self) -> None:
+        await self._listener.start()
+
+    async def stop(self) -> None:
+        await self._listener.stop()
+        await asyncio.to_thread(self.door.close)

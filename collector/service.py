@@ -1,92 +1,56 @@
-"""The collector process: store → pipeline → receivers, plus the query API, on one asyncio loop.
+"""The collector process: components built from config, started in dependency order, stopped in reverse.
 
-Start order is spool, pipeline, listeners, then the store (so data is taken while the store is unreachable:
-the connect loop keeps trying and attaches the exporter, alerts and metrics once it succeeds); shutdown order
-is receivers first (stop taking data), then the pipeline flushes everything it accepted, then the store closes.
-A discovery file in the data dir tells the CLI where this collector's query API listens.
+Each part is a component with the same small lifecycle (:class:`~foothold.collector.component.Component`:
+``start``/``stop``), built here from its own config section and handed what it needs. Start order: the
+store connection (it keeps trying in the background), the collector_metrics writer, the traces and logs
+pipelines (spool, batches, processors, ClickHouse writer), the retention bound, the alert evaluator, the query
+API, then the receivers; stop is the reverse, so receivers stop taking data first, the pipelines then flush
+everything they accepted, the final metrics snapshot follows the last export, and the store closes last.
+Data flows one way: receivers -> pipelines -> store; the store connection hands the opened store to the
+exporters, the alerts and the metrics writer. A discovery file in the data dir tells the CLI where this
+collector's query API listens.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import logging
 import os
 import signal
-import socket
-import ssl
 import threading
-import time
-from collections.abc import Callable, Iterator
-from typing import Any, TypeVar
+from typing import Protocol
 
-import uvicorn
-from clickhouse_connect.driver.client import Client
-from starlette.types import ASGIApp
-
-from foothold.collector.alerting import AlertEvaluator, EvaluationReport, build_evaluator
+from foothold.collector import metrics as m
+from foothold.collector.alerting import Alerting, EvaluationReport
 from foothold.collector.auth import Authenticator
 from foothold.collector.chain import ALERTS_CHAIN_SUFFIX, ChainingExporter, ChainStore, Mirror, load_chain_key
-from foothold.collector.config import Endpoint, Settings
+from foothold.collector.component import Component, Periodic
+from foothold.collector.config import Settings
 from foothold.collector.discovery import DISCOVERY_FILE, write_discovery
 from foothold.collector.exporter import ClickHouseExporter
 from foothold.collector.logs_exporter import ClickHouseLogsExporter
-from foothold.collector.metrics import Metrics, TimedExporter
-from foothold.collector.pipeline import LOGS, Batch, Exporter, Pipeline, Processor, open_spool
+from foothold.collector.metrics_table import MetricsTable
+from foothold.collector.pipeline import LOGS, Exporter, Pipeline, Processor, open_spool
+from foothold.collector.processors import build_processors
 from foothold.collector.processors.redact import RequestRedactor
-from foothold.collector.query_api import query_api_app
+from foothold.collector.query_api import QueryApi
 from foothold.collector.query_door import QueryDoor
 from foothold.collector.receivers.grpc import GrpcReceiver
-from foothold.collector.receivers.http import otlp_http_app
-from foothold.collector.schema.ddl import COLLECTOR_METRICS
-from foothold.collector.serving import UvicornTls, raise_descriptor_limit, uvicorn_config
-from foothold.collector.store import Store, StoreError, chdb_path, open_store
+from foothold.collector.receivers.http import OtlpHttpReceiver
+from foothold.collector.serving import raise_descriptor_limit
+from foothold.collector.store import Store, StoreError, chdb_path
+from foothold.collector.store_connection import DiskBound, StoreConnection
 from foothold.collector.verify import VerifyReport, verify
 
 log = logging.getLogger("foothold.collector")
 
-T = TypeVar("T")
-
-
-def _started(value: T | None, what: str) -> T:
-    """A part start() (or the store connection) sets: used earlier it is a bug, named as one."""
-    if value is None:
-        raise RuntimeError(f"the collector's {what} is used before it exists (Collector.start, store connection)")
-    return value
-
-
-class _EmbeddedServer(uvicorn.Server):
-    """uvicorn without its own signal handling: the collector owns shutdown order."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
-
-
-def _listen(endpoint: Endpoint) -> socket.socket:
-    family = socket.AF_INET6 if ":" in endpoint.host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        sock.bind((endpoint.host, endpoint.port))
-    except OSError as exc:
-        sock.close()
-        raise OSError(f"cannot listen on {endpoint}: {exc.strerror}; pick another endpoint in the config") from exc
-    sock.listen(1024)  # listening now: clients that connect before uvicorn runs wait in the backlog
-    return sock
-
 
 def default_processors(settings: Settings) -> list[Processor]:
-    """The batch processors: native agent telemetry normalised into GenAI tool calls first (so every record of
-    a call is judged alike), then classify and review code, then keep one record per call. Redaction is not
-    one of them: it runs on each request before it is spooled (:func:`request_redactor`), so nothing
-    downstream (spool, quarantine, classifier evidence) sees a secret."""
-    from foothold.collector.processors.classify import ClassifyProcessor
-    from foothold.collector.processors.code_review import CodeReviewProcessor
-    from foothold.collector.processors.native import CallOfRecord, NativeToolCalls
-
-    return [NativeToolCalls(), ClassifyProcessor(), CodeReviewProcessor(), CallOfRecord()]
+    """The batch processors ``pipeline.processors`` names, in order (see foothold.collector.processors).
+    Redaction is not one of them: it runs on each request before it is spooled (:func:`request_redactor`),
+    so nothing downstream (spool, quarantine, classifier evidence) sees a secret."""
+    return build_processors(settings.pipeline.processors, settings.processors)
 
 
 def request_redactor(settings: Settings) -> RequestRedactor:
@@ -100,28 +64,8 @@ def request_redactor(settings: Settings) -> RequestRedactor:
     return RequestRedactor(key)
 
 
-ExporterFactory = Callable[[Store], Exporter]
-
-
-class _AwaitingStore:
-    """The pipeline's exporter until the store is reachable: every batch waits (is retried) in the spool."""
-
-    def export(self, batch: Batch) -> None:
-        raise StoreError("the store is not reachable yet")
-
-
-class _DeferredClient:
-    """The query API's client: the store's once it is reachable, until then each query names the reason."""
-
-    def __init__(self) -> None:
-        self.client: Client | None = None
-        self.reason = "connecting"
-
-    def __getattr__(self, name: str) -> Any:  # stands in for a Client: any of its attributes
-        client = self.__dict__["client"]
-        if client is None:
-            raise StoreError(f"the store is unreachable ({self.reason}); spans are spooled until it is back")
-        return getattr(client, name)
+class ExporterFactory(Protocol):
+    def __call__(self, store: Store) -> Exporter: ...
 
 
 class Collector:
@@ -133,71 +77,92 @@ class Collector:
     ) -> None:
         self.settings = settings
         self._processors = default_processors(settings) if processors is None else processors
-        self.metrics = Metrics()
+        self._exporter_factory = exporter_factory
+        self.metrics = m.Metrics()
         self.auth = Authenticator(settings.auth)
         self.chain: ChainStore | None = None
         self.alert_chain: ChainStore | None = None
-        self._exporter_factory = self._wrap_exporter(exporter_factory)
-        self._metrics_loop: asyncio.Task[None] | None = None
-        self._retention_loop: asyncio.Task[None] | None = None
-        self._metrics_client: Client | None = None
-        self._metrics_lock = threading.Lock()
-        self.metrics_recorded = threading.Event()  # set after each write to collector_metrics (tests wait on it)
-        self._verify_lock = threading.Lock()
-        self.store: Store | None = None
+        self.connection = StoreConnection(settings, self.metrics)
+        self.metrics_table = MetricsTable(self.metrics)
+        self.metrics_recorded = self.metrics_table.recorded  # set after each write to collector_metrics
         self.pipeline: Pipeline | None = None
         self.logs_pipeline: Pipeline | None = None  # OTLP logs: agents' native telemetry, into otel_logs
-        self._grpc: GrpcReceiver | None = None
-        self.alerts: AlertEvaluator | None = None
-        self._alerts_lock = threading.Lock()  # the loop and the query API may both ask for a pass
-        self._alert_loop: asyncio.Task[None] | None = None
-        self._servers: list[tuple[_EmbeddedServer, asyncio.Task[None]]] = []
-        self._store_task: asyncio.Task[None] | None = None
-        self._query_client = _DeferredClient()  # holds why the store is unreachable, for the query door
-        self.query_door: QueryDoor | None = None
+        self.alerts: Alerting | None = None
+        self._components: list[tuple[str, Component]] = []  # in start order
+        self._started: list[Component] = []
         self.ports: dict[str, int] = {}
 
-    async def start(self) -> None:
-        """Spool, pipeline and listeners first, then the store: the receivers take data while it is unreachable.
+    @property
+    def store(self) -> Store | None:
+        return self.connection.store
 
-        The first connection (schema migration included) runs while the listeners already serve; start waits
-        for it up to ``store.startup_wait_seconds``, then carries on degraded and keeps trying in the background
-        (a store that is down, a cluster node that does not answer ``ON CLUSTER`` DDL). Until it succeeds the
-        spool accepts, ``/healthz`` says ``degraded`` and ``foothold_store_up`` is 0.
-        """
+    def _build(self) -> list[tuple[str, Component]]:
+        """Every component from its config section, in dependency order."""
         s = self.settings
         s.data_dir.mkdir(parents=True, exist_ok=True)
-        spool = open_spool(s.data_dir, s.spool)  # replays what an earlier run accepted but did not store
-        logs_spool = open_spool(s.data_dir, s.spool, "spool-logs")  # the same for logs
+        built: list[tuple[str, Component]] = [("store", self.connection)]
+        if s.metrics.enabled:
+            writer = Periodic("writing collector_metrics", s.metrics.interval_seconds, self.metrics_table, at_stop=True)
+            built.append(("metrics_table", writer))
         redactor = request_redactor(s)  # one key for both signals, so their fingerprints correlate
+        # Logs run through a pipeline of their own (spool, batches, deduplicated inserts), with the same
+        # processors: one tool-call classifier and one call-of-record index whichever signal reports a call.
         self.pipeline = Pipeline(
             s.batch,
-            _AwaitingStore(),
+            None,
             self._processors,
-            spool=spool,
+            spool=open_spool(s.data_dir, s.spool),  # replays what an earlier run accepted but did not store
             limits=s.limits,
             quarantine_dir=s.data_dir / "quarantine",
             redactor=redactor,
+            metrics=self.metrics,
         )
-        self.pipeline.stats.store_up = 0
-        self.metrics.pipeline = self.pipeline
-        # Logs run through a pipeline of their own (spool, batches, deduplicated inserts), with the same
-        # processors: one tool-call classifier and one call-of-record index whichever signal reports a call.
         self.logs_pipeline = Pipeline(
             s.batch,
-            _AwaitingStore(),
+            None,
             self._processors,
-            spool=logs_spool,
+            spool=open_spool(s.data_dir, s.spool, "spool-logs"),
             limits=s.limits,
             quarantine_dir=s.data_dir / "quarantine-logs",
             signal=LOGS,
             redactor=redactor.logs,  # native tool events carry arguments, output and tool input
+            metrics=self.metrics,
         )
-        self._warn_about_exposure()
-        listeners = [s.receivers.grpc.enabled, s.receivers.http.enabled, s.query_api.enabled]
-        raise_descriptor_limit(s.connections, sum(listeners))
+        # The store goes to the exporters first: reading the chain head may fail, and the connection retries
+        self.connection.on_connect(self._attach_exporters)
+        if s.metrics.enabled:
+            self.connection.on_connect(self.metrics_table.attach)
+        built += [("pipeline/traces", self.pipeline), ("pipeline/logs", self.logs_pipeline)]
+        if s.retention.max_store_bytes:
+            bound = Periodic(
+                "enforcing retention.max_store_bytes",
+                s.retention.check_interval_seconds,
+                DiskBound(self.connection),
+                first=True,
+            )
+            built.append(("retention", bound))
+        if s.alerts.enabled:
+            self.alerts = Alerting(s.alerts, self.connection, self.flush)
+            alerts = self.alerts
+            self.connection.on_connect(lambda store: alerts.attach(store.client(), self.alert_chain))
+            built.append(("alerts", self.alerts))
+        if s.query_api.enabled:
+            api = QueryApi(
+                s.query_api,
+                self.connection,
+                database=s.store.database,
+                embedded=chdb_path(s.store_dsn) is not None,
+                metrics=self.metrics,
+                auth=self.auth,
+                connections=s.connections,
+                tls=s.tls,
+                flush=self.flush,
+                evaluate_alerts=self.evaluate_alerts if s.alerts.enabled else None,
+                verify=self.verify_chain if s.chain.enabled else None,
+            )
+            built.append(("query_api", api))
         if s.receivers.grpc.enabled:
-            self._grpc = GrpcReceiver(
+            grpc = GrpcReceiver(
                 self.pipeline,
                 s.receivers.grpc,
                 auth=self.auth,
@@ -206,106 +171,63 @@ class Collector:
                 connections=s.connections,
                 logs_pipeline=self.logs_pipeline,
             )
-            self.ports["otlp_grpc"] = await self._grpc.start()
+            built.append(("otlp_grpc", grpc))
         if s.receivers.http.enabled:
-            app = otlp_http_app(
-                self.pipeline, s.receivers.http, auth=self.auth, metrics=self.metrics, logs_pipeline=self.logs_pipeline
-            )
-            self._serve("otlp_http", app, s.receivers.http.address)
-        if s.query_api.enabled:
-            self.query_door = self._open_query_door()
-            app = query_api_app(
-                self.query_door,
+            http = OtlpHttpReceiver(
                 self.pipeline,
-                s.query_api,
-                self.evaluate_alerts if s.alerts.enabled else None,
+                s.receivers.http,
                 auth=self.auth,
                 metrics=self.metrics,
-                verify=self.verify_chain if s.chain.enabled else None,
-                flush_all=self.flush,
+                connections=s.connections,
+                tls=s.tls,
+                logs_pipeline=self.logs_pipeline,
             )
-            self._serve("query_api", app, s.query_api.address)
-        first_attempt = asyncio.Event()
-        self._store_task = asyncio.create_task(self._connect_store(first_attempt))
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(first_attempt.wait(), s.store.startup_wait_seconds)
+            built.append(("otlp_http", http))
+        return built
+
+    async def start(self) -> None:
+        """Every component in dependency order; then wait for the store's first attempt.
+
+        The receivers take data while the store is unreachable: its first connection (schema migration
+        included) runs while the listeners already serve; start waits for it up to
+        ``store.startup_wait_seconds``, then carries on degraded and keeps trying in the background (a store
+        that is down, a cluster node that does not answer ``ON CLUSTER`` DDL). Until it succeeds the spool
+        accepts, ``/healthz`` says ``degraded`` and ``foothold_store_up`` is 0.
+        """
+        s = self.settings
+        self._components = self._build()
+        self._warn_about_exposure()
+        listeners = [s.receivers.grpc.enabled, s.receivers.http.enabled, s.query_api.enabled]
+        raise_descriptor_limit(s.connections, sum(listeners))
+        for name, component in self._components:
+            await component.start()
+            self._started.append(component)
+            port = getattr(component, "port", None)
+            if isinstance(port, int):
+                self.ports[name] = port
+        await self.connection.first_attempt()
         self._write_discovery()
         log.info("collector ready: %s, store %s%s", self.ports, s.store_dsn, "" if self.store else " (unreachable)")
 
-    async def _connect_store(self, first_attempt: asyncio.Event) -> None:
-        """Open (and migrate) the store until it works, then attach everything that needs it."""
+    def _attach_exporters(self, store: Store) -> None:
+        """The store opened: the configured exporter, chained (tamper evidence), and the logs exporter."""
         s = self.settings
-        pipeline, logs_pipeline = _started(self.pipeline, "pipeline"), _started(self.logs_pipeline, "logs pipeline")
-        delay = 0.5
-        while True:
-            store: Store | None = None
-            try:
-                store = await asyncio.to_thread(
-                    functools.partial(
-                        open_store,
-                        s.store_dsn,
-                        s.store.database,
-                        s.store.cluster,
-                        insert=s.store.insert,
-                        replicated=s.store.replicated,
-                        retention=s.retention.policy(),
-                    )
-                )
-                exporter = self._exporter_factory(store)
-                logs_exporter = ClickHouseLogsExporter(store)
-                break
-            except Exception as exc:  # StoreError, or the exporter's first query (the chain head) failing
-                if store is not None:
-                    store.close()
-                pipeline.stats.store_error = self._query_client.reason = str(exc).strip()
-                log.warning("store unreachable (%s); spooling, retrying in %.1fs", exc, delay)
-            first_attempt.set()
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, s.batch.retry_max_seconds)
-        self.store = store
-        self._query_client.client = store.client()
-        if s.alerts.enabled:
-            self.alerts = build_evaluator(s.alerts, store.client(), chain=self.alert_chain)
-            self._alert_loop = asyncio.create_task(self._evaluate_periodically(s.alerts.interval_seconds))
-        if s.metrics.enabled:
-            self._metrics_client = store.client()
-            self._metrics_loop = asyncio.create_task(self._record_metrics_periodically(s.metrics.interval_seconds))
-        if s.retention.max_store_bytes:
-            self._retention_loop = asyncio.create_task(
-                self._bound_store_periodically(s.retention.check_interval_seconds)
-            )
-        pipeline.stats.store_up, pipeline.stats.store_error = 1, ""
-        pipeline.attach_exporter(exporter)
-        logs_pipeline.attach_exporter(logs_exporter)
-        first_attempt.set()
-        log.info("store %s reachable: exporting", s.store_dsn)
+        exporter = self._exporter_factory(store)
+        if s.chain.enabled:
+            key = load_chain_key(s.chain_key_path, create=True)
+            mirror = Mirror(s.chain_mirror_path, self.metrics) if s.chain_mirror_path else None
+            self.chain = ChainStore(store, s.chain.name, key, mirror, self.metrics)
+            self.alert_chain = ChainStore(store, s.chain.name + ALERTS_CHAIN_SUFFIX, key, mirror, self.metrics)
+            exporter = ChainingExporter(exporter, self.chain)
+        logs_exporter = ClickHouseLogsExporter(store)
+        assert self.pipeline is not None and self.logs_pipeline is not None  # built before the store is connected
+        self.pipeline.attach_exporter(exporter)
+        self.logs_pipeline.attach_exporter(logs_exporter)
 
-    def _open_query_door(self) -> QueryDoor:
-        """The query API's connections, opened on first use: the store's, or a read-only server user's
-        (query_api.store_dsn). Until the store is reachable each query is told why."""
-        s = self.settings
-
-        def connected_store() -> Store:
-            if self.store is None:
-                raise StoreError(
-                    f"the store is unreachable ({self._query_client.reason}); spans are spooled until it is back"
-                )
-            return self.store
-
-        def open_client() -> Client:
-            if s.query_api.store_dsn is None:
-                return connected_store().client()
-            import clickhouse_connect
-
-            try:
-                return clickhouse_connect.get_client(dsn=s.query_api.store_dsn, database=s.store.database)
-            except Exception as exc:
-                raise StoreError(f"query_api.store_dsn: cannot connect ({exc})") from exc
-
-        def open_admin() -> Client:
-            return connected_store().client()
-
-        return QueryDoor(open_client, open_admin, s.store.database, s.query_api, chdb_path(s.store_dsn) is not None)
+    @property
+    def query_door(self) -> QueryDoor | None:
+        api = next((c for _, c in self._components if isinstance(c, QueryApi)), None)
+        return api.door if api is not None else None
 
     def flush(self, timeout: float = 60.0) -> bool:
         """Export everything accepted so far, spans and logs; True when it is all stored."""
@@ -315,37 +237,12 @@ class Collector:
     def evaluate_alerts(self) -> EvaluationReport:
         """One pass of the alert rules over everything accepted so far (blocking: call off the loop)."""
         if self.alerts is None:
-            if self.settings.alerts.enabled:
-                error = _started(self.pipeline, "pipeline").stats.store_error
-                raise StoreError(f"the store is unreachable ({error}); alerts wait for it")
             raise RuntimeError("alerts are disabled (alerts.enabled: false)")
-        self.flush(60.0)
-        with self._alerts_lock:
-            return self.alerts.evaluate()
+        return self.alerts.evaluate()
 
-    async def _evaluate_periodically(self, interval: float) -> None:
-        while True:
-            await asyncio.sleep(interval)
-            try:
-                await asyncio.to_thread(self.evaluate_alerts)
-            except Exception:  # keep evaluating: the next pass may succeed
-                log.exception("alert evaluation failed")
-
-    def _wrap_exporter(self, factory: ExporterFactory) -> ExporterFactory:
-        """The configured exporter, chained (tamper evidence) and timed (self-telemetry)."""
-
-        def build(store: Store) -> Exporter:
-            exporter = factory(store)
-            if self.settings.chain.enabled:
-                s = self.settings
-                key = load_chain_key(s.chain_key_path, create=True)
-                mirror = Mirror(s.chain_mirror_path, self.metrics) if s.chain_mirror_path else None
-                self.chain = ChainStore(store, s.chain.name, key, mirror, self.metrics)
-                self.alert_chain = ChainStore(store, s.chain.name + ALERTS_CHAIN_SUFFIX, key, mirror, self.metrics)
-                exporter = ChainingExporter(exporter, self.chain)
-            return TimedExporter(exporter, self.metrics)
-
-        return build
+    def record_metrics(self) -> int:
+        """Write one snapshot of the self-telemetry to collector_metrics now (blocking: call off the loop)."""
+        return self.metrics_table()
 
     def _warn_about_exposure(self) -> None:
         s = self.settings
@@ -367,80 +264,23 @@ class Collector:
 
     def verify_chain(self) -> VerifyReport:
         """`foothold-audit verify` inside the collector (it owns the chDB store): exports pause while it reads."""
-        if self.chain is None and self.settings.chain.enabled:
-            error = _started(self.pipeline, "pipeline").stats.store_error
-            raise StoreError(f"the store is unreachable ({error}); verify waits for it")
-        if self.chain is None:
+        if not self.settings.chain.enabled:
             raise RuntimeError("the export chain is disabled (chain.enabled: false)")
-        _started(self.pipeline, "pipeline").flush(60.0)
-        with self._verify_lock:
-            client = _started(self.store, "store").client()
-            s = self.settings
-            with self.chain.lock, _started(self.alert_chain, "alerts chain").lock:
-                return verify(
-                    lambda sql: client.query(sql, settings={"readonly": 1}).result_rows,
-                    load_chain_key(s.chain_key_path),
-                    s.chain_mirror_path,
-                    s.chain.other_writers,
-                    local_chains=(s.chain.name,),
-                )
-
-    def record_metrics(self) -> int:
-        """Write one snapshot of the self-telemetry to collector_metrics (blocking: call off the loop)."""
-        now_ms = int(time.time() * 1000)
-        rows = [[now_ms, sample.name, float(sample.value), sample.labels] for sample in self.metrics.samples()]
-        with self._metrics_lock:
-            _started(self._metrics_client, "metrics client").insert(
-                f"{_started(self.store, 'store').database}.{COLLECTOR_METRICS}",
-                rows,
-                column_names=("Timestamp", "Name", "Value", "Labels"),
+        store = self.connection.connected()
+        if self.chain is None or self.alert_chain is None:
+            raise StoreError("the store has just opened; verify again in a moment")
+        if self.pipeline is not None:
+            self.pipeline.flush(60.0)
+        client = store.client()
+        s = self.settings
+        with self.chain.lock, self.alert_chain.lock:
+            return verify(
+                lambda sql: client.query(sql, settings={"readonly": 1}).result_rows,
+                load_chain_key(s.chain_key_path),
+                s.chain_mirror_path,
+                s.chain.other_writers,
+                local_chains=(s.chain.name,),
             )
-        self.metrics_recorded.set()
-        return len(rows)
-
-    async def _bound_store_periodically(self, interval: float) -> None:
-        """The embedded store's disk bound (retention.max_store_bytes), checked off the event loop."""
-        while True:
-            try:
-                for dropped in await asyncio.to_thread(_started(self.store, "store").enforce_disk_bound):
-                    log.warning(
-                        "store over retention.max_store_bytes: dropped partition %s of %s (%d bytes)",
-                        dropped.partition,
-                        dropped.table,
-                        dropped.bytes,
-                    )
-            except Exception:  # the next check may succeed
-                log.exception("enforcing retention.max_store_bytes failed")
-            await asyncio.sleep(interval)
-
-    async def _record_metrics_periodically(self, interval: float) -> None:
-        while True:
-            await asyncio.sleep(interval)
-            try:
-                await asyncio.to_thread(self.record_metrics)
-            except Exception:  # the store may be down: the next snapshot may succeed
-                log.exception("writing collector_metrics failed")
-
-    def _tls_options(self) -> UvicornTls:
-        tls = self.settings.tls
-        if not tls.enabled:
-            return {}
-        options: UvicornTls = {"ssl_certfile": str(tls.cert_file), "ssl_keyfile": str(tls.key_file)}
-        if tls.client_ca_file is not None:
-            options["ssl_ca_certs"] = str(tls.client_ca_file)
-            options["ssl_cert_reqs"] = ssl.CERT_REQUIRED
-        return options
-
-    def _serve(self, name: str, app: ASGIApp, endpoint: Endpoint) -> None:
-        sock = _listen(endpoint)
-        self.ports[name] = sock.getsockname()[1]
-
-        def closed(reason: str) -> None:
-            self.metrics.inc("foothold_connections_closed_total", listener=name, reason=reason)
-
-        config = uvicorn_config(app, self.settings.connections, closed, **self._tls_options())
-        server = _EmbeddedServer(config)
-        self._servers.append((server, asyncio.create_task(server.serve(sockets=[sock]))))
 
     def endpoint_url(self, name: str) -> str:
         host = {
@@ -455,37 +295,22 @@ class Collector:
         return f"{scheme}{host}:{self.ports[name]}"
 
     def _write_discovery(self) -> None:
-        info = {"pid": os.getpid(), "store": self.settings.store_dsn}
+        info: dict[str, object] = {"pid": os.getpid(), "store": self.settings.store_dsn}
         info |= {name: self.endpoint_url(name) for name in self.ports}
         write_discovery(self.settings.data_dir, info)
 
     async def stop(self) -> int:
-        """Graceful: stop receiving, flush what was accepted, close the store. Returns spans lost."""
-        for task in (self._store_task, self._alert_loop, self._metrics_loop, self._retention_loop):
-            if task:
-                task.cancel()
-                await asyncio.gather(task, return_exceptions=True)
-        if self._grpc:
-            await self._grpc.stop()
-        for server, _task in self._servers:
-            server.should_exit = True
-        await asyncio.gather(*(task for _, task in self._servers), return_exceptions=True)
-        if self.query_door is not None:
-            await asyncio.to_thread(self.query_door.close)
-        # without a store there is nothing to wait for: what is queued stays in the spool for the next start
-        wait = 30.0 if self.store else 0.5
-        lost = await asyncio.to_thread(self.pipeline.close, wait) if self.pipeline else 0
-        lost += await asyncio.to_thread(self.logs_pipeline.close, wait) if self.logs_pipeline else 0
-        if self._metrics_client is not None:
+        """Graceful: every started component in reverse order (receivers first, the store last). Returns the
+        spans lost (accepted but neither stored nor kept in the spool or quarantine)."""
+        while self._started:
+            component = self._started.pop()
             try:
-                await asyncio.to_thread(self.record_metrics)  # the final figures, after the last export
-            except Exception:
-                log.exception("writing the final collector_metrics failed")
-        if self.store:
-            self.store.close()
+                await component.stop()
+            except Exception:  # the rest must still stop: the pipelines flush, the store closes
+                log.exception("stopping %s failed", type(component).__name__)
         with contextlib.suppress(FileNotFoundError):
             (self.settings.data_dir / DISCOVERY_FILE).unlink()
-        return lost
+        return int(sum(self.metrics.value(m.SPANS_LOST, signal=signal) for signal in ("traces", "logs")))
 
     async def run_until_signalled(self) -> int:
         try:

@@ -24,13 +24,16 @@ import asyncio
 import contextlib
 import logging
 import resource
-from collections.abc import Callable
+import socket
+import ssl
+from collections.abc import Callable, Iterator
 from typing import Any, TypedDict, Unpack
 
 import uvicorn
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
-from foothold.collector.config import ConnectionsConfig
+from foothold.collector.config import ConnectionsConfig, Endpoint, TlsConfig
+from foothold.collector.metrics import CONNECTIONS_CLOSED, Metrics
 
 log = logging.getLogger("foothold.collector.serving")
 
@@ -43,6 +46,7 @@ _OVER_CAPACITY = (
 )
 
 OnClose = Callable[[str], None]  # called with the reason a connection was closed by the bounds
+CONNECTION_CLOSE_REASONS = ("over_capacity", "header_timeout", "evicted")  # what OnClose is called with
 
 
 def bounded_http_protocol(limits: ConnectionsConfig, on_close: OnClose) -> type[H11Protocol]:
@@ -184,3 +188,71 @@ def raise_descriptor_limit(limits: ConnectionsConfig, listeners: int) -> int:
             RESERVED_DESCRIPTORS,
         )
     return soft
+
+
+class _EmbeddedServer(uvicorn.Server):
+    """uvicorn without its own signal handling: the collector owns shutdown order."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+def _listen(endpoint: Endpoint) -> socket.socket:
+    family = socket.AF_INET6 if ":" in endpoint.host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((endpoint.host, endpoint.port))
+    except OSError as exc:
+        sock.close()
+        raise OSError(f"cannot listen on {endpoint}: {exc.strerror}; pick another endpoint in the config") from exc
+    sock.listen(1024)  # listening now: clients that connect before uvicorn runs wait in the backlog
+    return sock
+
+
+def _tls_options(tls: TlsConfig) -> UvicornTls:
+    if not tls.enabled:
+        return {}
+    options = UvicornTls(ssl_certfile=str(tls.cert_file), ssl_keyfile=str(tls.key_file))
+    if tls.client_ca_file is not None:
+        options |= UvicornTls(ssl_ca_certs=str(tls.client_ca_file), ssl_cert_reqs=ssl.CERT_REQUIRED)
+    return options
+
+
+class HttpListener:
+    """An ASGI app served by uvicorn on ``endpoint`` within the connection bounds: the HTTP side of the OTLP/HTTP
+    receiver and of the query API. ``port`` is the bound port once started (endpoint port 0 picks one)."""
+
+    def __init__(
+        self,
+        app: Any,
+        listener: str,
+        endpoint: Endpoint,
+        connections: ConnectionsConfig,
+        tls: TlsConfig,
+        metrics: Metrics,
+    ) -> None:
+        self._app, self._endpoint, self._connections, self._tls = app, endpoint, connections, tls
+        for reason in CONNECTION_CLOSE_REASONS:
+            metrics.start_series(CONNECTIONS_CLOSED, listener=listener, reason=reason)
+
+        def closed(reason: str) -> None:
+            metrics.record(CONNECTIONS_CLOSED, listener=listener, reason=reason)
+
+        self._on_close = closed
+        self._server: _EmbeddedServer | None = None
+        self._task: asyncio.Task[None] | None = None
+        self.port = 0
+
+    async def start(self) -> None:
+        sock = _listen(self._endpoint)
+        self.port = sock.getsockname()[1]
+        config = uvicorn_config(self._app, self._connections, self._on_close, **_tls_options(self._tls))
+        self._server = _EmbeddedServer(config)
+        self._task = asyncio.create_task(self._server.serve(sockets=[sock]))
+
+    async def stop(self) -> None:
+        if self._server is not None and self._task is not None:
+            self._server.should_exit = True
+            await asyncio.gather(self._task, return_exceptions=True)

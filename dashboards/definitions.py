@@ -26,69 +26,71 @@ from foothold.dashboards.queries import (
     TOOL_CALLS_IN_RANGE,
     TRACE_ID,
     findings,
+    outcome_of,
     rules_by_id,
     scope,
     value_of,
 )
+from foothold.detections.rules import AlertRule
+
+_STAT_OPTIONS = {"reduceOptions": {"calcs": ["lastNotNull"], "fields": "", "values": False}, "colorMode": "value"}
+
+
+def _stat(title: str, sql: str, unit: str | None = None) -> Panel:
+    """One number over the whole range, a quarter of the width: the row across the top of a dashboard."""
+    return Panel(title, "stat", table(sql), unit=unit, width=6, height=4, options=_STAT_OPTIONS)
+
+
+def _tool_calls_over_time(values: str, series: str = "", *, where: str = "") -> Query:
+    """Tool calls in the range and scope per time bucket, one line per ``series`` (a column or ``expr AS name``)."""
+    group = "time, " + series.rsplit(" AS ", 1)[-1] if series else "time"
+    columns = f"{series}, {values}" if series else values
+    condition = f" AND {where}" if where else ""
+    return ts(f"""
+SELECT $__timeInterval(Timestamp) AS time, {columns}
+{TOOL_CALLS_IN_RANGE}{condition}
+GROUP BY {group} ORDER BY time""")
+
+
+def _rule_findings(title: str, rule: AlertRule) -> Panel:
+    """A detection rule's findings, newest first, each linking to its session's timeline."""
+    return Panel(
+        title,
+        "table",
+        table(findings(rule) + "\nORDER BY seen_at DESC"),
+        description=rule.description,
+        links=(session_link("session_id"),),
+    )
 
 
 def overview() -> Dashboard:
-    stat = {"reduceOptions": {"calcs": ["lastNotNull"], "fields": "", "values": False}, "colorMode": "value"}
     return Dashboard(
         uid="foothold-overview",
         title="Foothold / Overview",
         description="Tool-call volume, errors and latency by tool; the busiest agents and sessions; recent alerts.",
         variables=(AGENT, SESSION_OR_ALL),
         panels=(
-            Panel(
-                "Tool calls",
-                "stat",
-                table(f"SELECT count() AS calls {TOOL_CALLS_IN_RANGE}"),
-                width=6,
-                height=4,
-                options=stat,
-            ),
-            Panel(
+            _stat("Tool calls", f"SELECT count() AS calls {TOOL_CALLS_IN_RANGE}"),
+            _stat(
                 "Error rate",
-                "stat",
-                table(f"SELECT countIf(Status = 'Error') / greatest(count(), 1) AS error_rate {TOOL_CALLS_IN_RANGE}"),
+                f"SELECT countIf(Status = 'Error') / greatest(count(), 1) AS error_rate {TOOL_CALLS_IN_RANGE}",
                 unit="percentunit",
-                width=6,
-                height=4,
-                options=stat,
             ),
-            Panel(
-                "Sessions",
-                "stat",
-                table(f"SELECT uniqExact(SessionId) AS sessions {TOOL_CALLS_IN_RANGE}"),
-                width=6,
-                height=4,
-                options=stat,
-            ),
-            Panel(
+            _stat("Sessions", f"SELECT uniqExact(SessionId) AS sessions {TOOL_CALLS_IN_RANGE}"),
+            _stat(
                 "Alerts raised",
-                "stat",
-                table(f"SELECT count() AS alerts FROM alerts FINAL WHERE $__timeFilter(RaisedAt) AND {scope()}"),
-                width=6,
-                height=4,
-                options=stat,
+                f"SELECT count() AS alerts FROM alerts FINAL WHERE $__timeFilter(RaisedAt) AND {scope()}",
             ),
             Panel(
                 "Tool-call rate by tool",
                 "timeseries",
-                ts(f"""
-SELECT $__timeInterval(Timestamp) AS time, ToolName, count() / $__interval_s AS calls_per_second
-{TOOL_CALLS_IN_RANGE}
-GROUP BY time, ToolName ORDER BY time"""),
+                _tool_calls_over_time("count() / $__interval_s AS calls_per_second", "ToolName"),
                 unit="reqps",
             ),
             Panel(
                 "Error rate",
                 "timeseries",
-                ts(f"""
-SELECT $__timeInterval(Timestamp) AS time, countIf(Status = 'Error') / count() AS error_rate
-{TOOL_CALLS_IN_RANGE}
-GROUP BY time ORDER BY time"""),
+                _tool_calls_over_time("countIf(Status = 'Error') / count() AS error_rate"),
                 unit="percentunit",
             ),
             Panel(
@@ -106,10 +108,7 @@ GROUP BY ToolName ORDER BY p95_ms DESC"""),
             Panel(
                 "p95 latency by tool",
                 "timeseries",
-                ts(f"""
-SELECT $__timeInterval(Timestamp) AS time, ToolName, quantile(0.95)(DurationNs) / 1e6 AS p95_ms
-{TOOL_CALLS_IN_RANGE}
-GROUP BY time, ToolName ORDER BY time"""),
+                _tool_calls_over_time("quantile(0.95)(DurationNs) / 1e6 AS p95_ms", "ToolName"),
                 unit="ms",
             ),
             Panel(
@@ -179,18 +178,12 @@ SELECT PersistenceKind, count() AS writes FROM {DURABLE_WRITES}
 GROUP BY PersistenceKind ORDER BY writes DESC"""),
                 options={"xField": "PersistenceKind", "orientation": "horizontal"},
             ),
-            Panel(
-                "Durable-write findings (rule durable_write)",
-                "table",
-                table(findings(rule) + "\nORDER BY seen_at DESC"),
-                description=rule.description,
-                links=(session_link("session_id"),),
-            ),
+            _rule_findings("Durable-write findings (rule durable_write)", rule),
             Panel(
                 "Paths written",
                 "table",
                 table(f"""
-SELECT Timestamp, SessionId, AgentName, PersistenceKind, Technique, Target, Source, TraceId
+SELECT Timestamp, SessionId, AgentName, PersistenceKind, Technique, Target, Source, Outcome, TraceId
 FROM {DURABLE_WRITES}
 ORDER BY Timestamp DESC LIMIT 500"""),
                 width=24,
@@ -208,8 +201,8 @@ def credential_reuse() -> Dashboard:
             "Credential fingerprints across tasks and sessions",
             "table",
             table(f"""
-SELECT CredentialFingerprint, any(CredentialKind) AS kind, uniqExact(SessionId) AS sessions,
-       uniqExact(TaskId) AS tasks, uniqExact(AgentName) AS agents, count() AS uses,
+SELECT CredentialFingerprint, any(CredentialKind) AS kind, max(CredentialShared) AS shared,
+       uniqExact(SessionId) AS sessions, uniqExact(TaskId) AS tasks, uniqExact(AgentName) AS agents, count() AS uses,
        arrayStringConcat(groupUniqArray(5)(TaskId), ', ') AS task_ids,
        min(Timestamp) AS first_use, max(Timestamp) AS last_use
 {TOOL_CALLS_IN_RANGE} AND CredentialFingerprint != ''
@@ -233,10 +226,7 @@ GROUP BY CredentialFingerprint, SessionId, TaskId, AgentName ORDER BY last_use D
         Panel(
             "Credential uses over time by kind",
             "timeseries",
-            ts(f"""
-SELECT $__timeInterval(Timestamp) AS time, CredentialKind, count() AS uses
-{TOOL_CALLS_IN_RANGE} AND CredentialFingerprint != ''
-GROUP BY time, CredentialKind ORDER BY time"""),
+            _tool_calls_over_time("count() AS uses", "CredentialKind", where="CredentialFingerprint != ''"),
         ),
     ]
     for rule_id, title in (
@@ -245,16 +235,7 @@ GROUP BY time, CredentialKind ORDER BY time"""),
         ("credential_outside_task", "Used outside its task"),
         ("credential_foreign_agent", "Used by a foreign agent"),
     ):
-        rule = rules[rule_id]
-        panels.append(
-            Panel(
-                f"{title} (rule {rule_id})",
-                "table",
-                table(findings(rule) + "\nORDER BY seen_at DESC"),
-                description=rule.description,
-                links=(session_link("session_id"),),
-            )
-        )
+        panels.append(_rule_findings(f"{title} (rule {rule_id})", rules[rule_id]))
     return Dashboard(
         uid="foothold-credential-reuse",
         title="Foothold / Credential reuse",
@@ -268,7 +249,10 @@ def chained_tools() -> Dashboard:
     rules = rules_by_id()
     flow = ("chained_tools_unchecked", "untrusted_input_to_durable_write", "credential_read_then_egress")
     risky = "\nUNION ALL\n".join(
-        findings(rules[r], f"'{r}' AS rule, seen_at, session_id, agent_name, technique, evidence") for r in flow
+        findings(
+            rules[r], f"'{r}' AS rule, seen_at, session_id, agent_name, technique, evidence, {outcome_of(rules[r])}"
+        )
+        for r in flow
     )
     max_calls = rules["chained_tools_unchecked"].params["max_unchecked_calls"]
     return Dashboard(
@@ -298,18 +282,12 @@ GROUP BY length ORDER BY length"""),
             Panel(
                 "Calls by tool category",
                 "timeseries",
-                ts(f"""
-SELECT $__timeInterval(Timestamp) AS time, arrayJoin(ToolCategories) AS category, count() AS calls
-{TOOL_CALLS_IN_RANGE}
-GROUP BY time, category ORDER BY time"""),
+                _tool_calls_over_time("count() AS calls", "arrayJoin(ToolCategories) AS category"),
             ),
             Panel(
                 "Human checkpoints",
                 "timeseries",
-                ts(f"""
-SELECT $__timeInterval(Timestamp) AS time, countIf(HumanCheckpoint) AS checkpoints, count() AS calls
-{TOOL_CALLS_IN_RANGE}
-GROUP BY time ORDER BY time"""),
+                _tool_calls_over_time("countIf(HumanCheckpoint) AS checkpoints, count() AS calls"),
             ),
             Panel(
                 "Risky chains (flow rule findings)",
@@ -349,8 +327,8 @@ GROUP BY SessionId"""),
                 "Tool calls",
                 "table",
                 table(f"""
-SELECT Timestamp, ToolName, Status, DurationNs / 1e6 AS duration_ms, TaskId, AgentName,
-       arrayStringConcat(ToolCategories, ',') AS categories, HumanCheckpoint, PersistenceKind, Technique,
+SELECT Timestamp, ToolName, Status, Outcome, Decision, DecisionSource, DurationNs / 1e6 AS duration_ms, TaskId,
+       AgentName, arrayStringConcat(ToolCategories, ',') AS categories, HumanCheckpoint, PersistenceKind, Technique,
        PersistenceTarget, CredentialFingerprint, Arguments, TraceId, SpanId
 FROM tool_calls WHERE {session}
 ORDER BY Timestamp, SpanId"""),
@@ -491,7 +469,10 @@ GROUP BY time ORDER BY time"""),
                 "foothold_export_failures_total",
             ],
         ),
-        rate("requests by outcome, auth failures", ["foothold_requests_total", "foothold_auth_failures_total"]),
+        rate(
+            "requests by outcome, refusals, auth failures",
+            ["foothold_requests_total", "foothold_requests_refused_total", "foothold_auth_failures_total"],
+        ),
     )
     return Dashboard(
         uid="foothold-collector-health",

@@ -71,9 +71,18 @@ TRACE_ID = Variable(
 )
 
 
-def findings(rule: AlertRule, columns: str = "seen_at, session_id, agent_name, technique, evidence") -> str:
-    """A detection rule's own SQL; every rule returns FINDING_COLUMNS (the evaluator enforces it)."""
+def findings(rule: AlertRule, columns: str | None = None) -> str:
+    """A detection rule's own SQL; every rule returns its ``columns`` (the evaluator enforces it). By default
+    the finding's time, session, agent, technique, evidence, and its outcome and severity where it has them."""
+    if columns is None:
+        columns = "seen_at, session_id, agent_name, technique, evidence"
+        columns += ", outcome, severity" if rule.attempted_severity else ""
     return f"SELECT {columns} FROM (\n{rule.sql.strip()}\n) AS finding\nWHERE {scope('agent_name', 'session_id')}"
+
+
+def outcome_of(rule: AlertRule) -> str:
+    """The finding's outcome column, or an empty one for rules that have none (for a UNION of rules)."""
+    return "outcome" if rule.attempted_severity else "'' AS outcome"
 
 
 def rules_by_id() -> dict[str, AlertRule]:
@@ -81,15 +90,17 @@ def rules_by_id() -> dict[str, AlertRule]:
 
 
 DURABLE_WRITES = f"""(
-SELECT Timestamp, SessionId, AgentName, PersistenceKind, Technique, Target, Source, TraceId FROM (
+SELECT Timestamp, SessionId, AgentName, PersistenceKind, Technique, Target, Source, Result AS Outcome, TraceId FROM (
     SELECT Timestamp, SessionId, AgentName, PersistenceKind, Technique,
            if(PersistenceTarget != '', PersistenceTarget, Path) AS Target,
-           concat('observed (', Source, ' ', Action, ')') AS Source, TraceId
+           concat('observed (', Source, ' ', Action, ')') AS Source, 'written' AS Result, TraceId
     FROM artifacts
     WHERE $__timeFilter(Timestamp) AND PersistenceKind != '' AND Action != 'read' AND {scope()}
     UNION ALL
     SELECT Timestamp, SessionId, AgentName, PersistenceKind, Technique, PersistenceTarget AS Target,
-           concat('declared by ', ToolName) AS Source, TraceId
+           concat('declared by ', ToolName) AS Source,
+           if(Outcome IN ('denied', 'failed'),
+              concat(Outcome, if(DecisionSource = '', '', concat(' by ', DecisionSource))), 'ran') AS Result, TraceId
     FROM tool_calls
     WHERE $__timeFilter(Timestamp) AND PersistenceKind != '' AND {scope()}
 )

@@ -28,11 +28,17 @@ def grafana_url() -> str:
     return os.environ.get(GRAFANA_URL_ENV, DEFAULT_GRAFANA_URL).rstrip("/")
 
 
+def _labels(rule: AlertRule) -> str:
+    """The query's label columns: a rule that says what became of a call labels its instances with the
+    outcome and the severity that follows from it (an attempted write is not paged as a made one)."""
+    return "session_id, agent_name" + (", outcome, severity" if rule.attempted_severity else "")
+
+
 def alert_query(rule: AlertRule) -> str:
-    """The rule's findings counted per session: one alert instance per (session, agent) with findings."""
+    """The rule's findings counted per session: one alert instance per (session, agent[, outcome, severity])."""
+    labels = _labels(rule)
     return (
-        f"SELECT session_id, agent_name, toFloat64(count()) AS findings FROM (\n{rule.sql.strip()}\n"
-        f") AS finding\nGROUP BY session_id, agent_name"
+        f"SELECT {labels}, toFloat64(count()) AS findings FROM (\n{rule.sql.strip()}\n) AS finding\nGROUP BY {labels}"
     )
 
 
@@ -68,9 +74,12 @@ def alert_rule(rule: AlertRule) -> dict[str, Any]:
         "execErrState": "KeepLast",
         "for": "0s",
         "isPaused": False,
-        "labels": {"severity": rule.severity, "rule_id": rule.id, "source": "foothold"},
+        # a rule with outcomes gets its severity label from the query (string columns become labels)
+        "labels": ({} if rule.attempted_severity else {"severity": rule.severity})
+        | {"rule_id": rule.id, "source": "foothold"},
         "annotations": {
-            "summary": f"{rule.title}: session {{{{ $labels.session_id }}}} (agent {{{{ $labels.agent_name }}}})",
+            "summary": f"{rule.title}: session {{{{ $labels.session_id }}}} (agent {{{{ $labels.agent_name }}}})"
+            + (", {{ $labels.outcome }}" if rule.attempted_severity else ""),
             "description": rule.description,
             "runbook_url": f"{grafana_url()}/d/{TIMELINE_UID}?var-session={{{{ $labels.session_id }}}}",
         },

@@ -21,6 +21,8 @@ GEN_AI_CONVERSATION_ID = "gen_ai.conversation.id"
 GEN_AI_AGENT_ID = "gen_ai.agent.id"
 GEN_AI_AGENT_NAME = "gen_ai.agent.name"
 ERROR_TYPE = "error.type"
+# OpenTelemetry's process attribute: a shell tool's exit status (non-zero: the call failed).
+PROCESS_EXIT_CODE = "process.exit.code"
 
 # --- MCP conventions -----------------------------------------------------------------------------------
 MCP_METHOD_NAME = "mcp.method.name"
@@ -74,6 +76,8 @@ CREDENTIAL_SCOPE = "foothold.credential.scope"
 CREDENTIAL_ISSUED_TO = "foothold.credential.issued_to"  # agent id the credential was issued to
 CREDENTIAL_TASK_ID = "foothold.credential.task.id"  # task that justified the credential
 CREDENTIAL_EXPIRES_AT = "foothold.credential.expires_at"  # RFC 3339
+# "true": the credential is meant to serve many tasks and sessions (exempt from the cross-task reuse rules)
+CREDENTIAL_SHARED = "foothold.credential.shared"
 
 # Span event marking where a person confirmed an action (breaks a "chained tools" run).
 EVENT_HUMAN_CHECKPOINT = "foothold.human_checkpoint"
@@ -101,6 +105,7 @@ DOCUMENTED: tuple[tuple[str, str], ...] = (
     (GEN_AI_AGENT_ID, "agent id"),
     (GEN_AI_AGENT_NAME, "agent name"),
     (ERROR_TYPE, "exception type or error class of a failed call"),
+    (PROCESS_EXIT_CODE, "exit status of a shell tool's command; non-zero marks the call failed"),
     (MCP_METHOD_NAME, "MCP method, e.g. `tools/call`"),
     (MCP_SESSION_ID, "MCP session id (session fallback)"),
     (JSONRPC_REQUEST_ID, "JSON-RPC request id"),
@@ -143,6 +148,7 @@ DOCUMENTED: tuple[tuple[str, str], ...] = (
     (CREDENTIAL_ISSUED_TO, "agent id the credential was issued to"),
     (CREDENTIAL_TASK_ID, "task that justified the credential"),
     (CREDENTIAL_EXPIRES_AT, "expiry, RFC 3339"),
+    (CREDENTIAL_SHARED, "`true`: declared shared, exempt from the cross-task and cross-session reuse rules"),
     (EVENT_HUMAN_CHECKPOINT, "span event: a person confirmed the action"),
     (CHECKPOINT_APPROVER, "on the checkpoint event: who confirmed"),
     (CHECKPOINT_DECISION, "on the checkpoint event: `approved` or `denied`"),

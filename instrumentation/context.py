@@ -82,6 +82,7 @@ class Credential:
     task_id: str | None = None
     issued_to: str | None = None
     expires_at: str | None = None
+    shared: bool = False
 
     def attributes(self) -> dict[str, str]:
         pairs = {
@@ -91,6 +92,7 @@ class Credential:
             semconv.CREDENTIAL_TASK_ID: self.task_id,
             semconv.CREDENTIAL_ISSUED_TO: self.issued_to,
             semconv.CREDENTIAL_EXPIRES_AT: self.expires_at,
+            semconv.CREDENTIAL_SHARED: "true" if self.shared else None,
         }
         return {k: v for k, v in pairs.items() if v is not None}
 
@@ -103,8 +105,14 @@ def credential(
     task_id: str | None = None,
     issued_to: str | None = None,
     expires_at: datetime | str | None = None,
+    shared: bool = False,
 ) -> Iterator[Credential | None]:
-    """Declare the credential the enclosed tool calls use; their spans get its keyed fingerprint."""
+    """Declare the credential the enclosed tool calls use; their spans get its keyed fingerprint.
+
+    ``shared=True`` says the credential is meant to serve many tasks and sessions (a read-only CI token, a
+    team's package-registry token): the reuse rules leave it alone, as they do a fingerprint listed in a
+    rule's ``allow.fingerprints``. A ``task_id`` still bounds it: used after that task ended, it is flagged.
+    """
     if runtime.current.disabled:
         yield None
         return
@@ -115,6 +123,7 @@ def credential(
         task_id=task_id,
         issued_to=issued_to,
         expires_at=expires_at.isoformat() if isinstance(expires_at, datetime) else expires_at,
+        shared=shared,
     )
     token = _CREDENTIAL.set(declared.attributes())
     try:

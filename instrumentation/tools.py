@@ -95,6 +95,19 @@ class ToolCall:
         except Exception as exc:
             runtime.report_once("tool result", exc)
 
+    def set_exit_code(self, code: int) -> None:
+        """Record a shell tool's exit status; a non-zero one marks the call failed (the alerts then say a
+        durable write it declared was attempted, not made)."""
+        if self._rt is None:
+            return
+        try:
+            self.span.set_attribute(semconv.PROCESS_EXIT_CODE, int(code))
+            if code != 0:
+                self.span.set_status(Status(StatusCode.ERROR, f"exit code {code}"))
+                self.span.set_attribute(semconv.ERROR_TYPE, str(code))  # the conventions' error.type for an exit
+        except Exception as exc:
+            runtime.report_once("tool exit code", exc)
+
     def _start(self, rt: runtime.Runtime) -> None:
         self.call_id = self.call_id or f"call_{uuid.uuid4().hex}"
         self.cwd = self.cwd or os.getcwd()

@@ -126,3 +126,14 @@ def rows(collector: Collector, sql: str, **parameters) -> list[tuple]:
         assert collector.logs_pipeline.flush(30), "logs pipeline did not flush in time"
     client = collector.store.client()
     return client.query(sql.format(db=collector.store.database), parameters=parameters).result_rows
+
+
+@pytest.fixture
+def stop_hook_forwarders(tmp_path: Path) -> Iterator[None]:
+    """A Claude Code hook test leaves the hook's per-user forwarder behind (it would idle out only after minutes,
+    one per test): stop the ones whose state directory is under this test's tmp_path."""
+    yield
+    from foothold.instrumentation.integrations.hook_forwarder import stop
+
+    for directory in {lock.parent for lock in tmp_path.rglob("forwarder-*.sock.lock")}:
+        stop(str(directory))

@@ -243,6 +243,9 @@ def test_webhook_delivery_is_retried_and_never_repeated(seeded, webhook):
     assert durable["labels"]["severity"] == "critical" and durable["annotations"]["timeline"].endswith(
         "var-session=injected"
     )
+    assert durable["labels"]["outcome"] == "written"  # read back from the alerts table by the outbox
+    reuse = next(a for a in batch if a["labels"]["alertname"] == "credential_multi_session")
+    assert "outcome" not in reuse["labels"]  # rules about a credential, not a call's effect, have none
 
 
 def test_plain_json_webhook_is_retried_and_never_repeated(seeded, webhook):

@@ -23,6 +23,7 @@ from typer.testing import CliRunner
 
 from foothold import semconv
 from foothold.cli import app
+from foothold.collector import metrics as m
 from foothold.collector.config import ConfigError, load_settings
 from foothold.collector.service import CollectorThread
 from foothold.collector.store import StoreError
@@ -104,13 +105,11 @@ def test_every_endpoint_refuses_missing_or_wrong_tokens(secured, token):
 
     # /healthz stays open for liveness probes but tells an unauthenticated caller nothing else
     assert httpx.get(base + "/healthz", headers=headers).json() == {"status": "ok"}
-    assert "pipeline" in httpx.get(base + "/healthz", headers=_headers(TOKEN_A)).json()
+    assert "metrics" in httpx.get(base + "/healthz", headers=_headers(TOKEN_A)).json()
 
     assert rows(secured, "SELECT count() FROM {db}.otel_traces") == [(0,)]
-    failures = secured.metrics.families()
-    auth_failures = next(f for f in failures if f.name == "foothold_auth_failures_total").values
     for listener, expected in (("otlp_grpc", 1), ("otlp_http", 2), ("query_api", 5)):
-        assert auth_failures[(("listener", listener), ("reason", reason))] == expected
+        assert secured.metrics.value(m.AUTH_FAILURES, listener=listener, reason=reason) == expected
 
 
 def _sdk_provider(exporter) -> TracerProvider:

@@ -351,6 +351,27 @@ def test_bash_c_and_sh_c_recurse() -> None:
     assert kinds("bash script.sh") == set()
 
 
+def test_shell_quoting_that_tools_produce() -> None:
+    """What agents and wrappers actually send: shlex.quote's '"'"' for a single quote, a list in a command
+    substitution ("$(command -v python3 || command -v python)"), FreeBSD's editor."""
+    assert kinds("bash -c 'sudo sh -c '\"'\"'echo /tmp/x.so > /etc/ld.so.preload'\"'\"''") == {"ld_preload"}
+    assert analyze("echo 'it'\"'\"'s' > /tmp/x").writes[0].content == "it's\n"
+    script = "PY=$(command -v python3 || command -v python)\nSP=$($PY -m site --user-site)\n"
+    intent = analyze(script + 'echo "import os" > "$SP/usercustomize.py"', cwd=CWD, home=HOME)
+    assert intent.parser == "bashlex" and intent.writes[0].content == "import os\n"
+    assert "\n" not in intent.writes[0].path
+    assert kinds(script + 'echo "import os" > "$SP/x.pth"') == {"python_startup"}
+    assert kinds(script + "echo done > /tmp/log") == set()
+    assert kinds("sudo ee /usr/local/etc/sudoers") == {"sudoers"}
+
+
+def test_fallback_splits_runs_of_operators() -> None:
+    """shlex returns ")\\n" as one token; the fallback parser must still end the command there."""
+    intent = analyze("[[ -n $X ]] && (cd /tmp)\necho 'import os' > /opt/v/x.pth", cwd=CWD, home=HOME)
+    assert intent.parser != "bashlex"
+    assert [(w.path, w.content) for w in intent.writes] == [("/opt/v/x.pth", "import os\n")]
+
+
 def test_inline_interpreters() -> None:
     assert kinds("python -c \"open('/root/.ssh/authorized_keys','a').write('k')\"") == {"ssh_authorized_keys"}
     assert kinds("python3 -c \"from pathlib import Path; Path('/etc/cron.d/x').write_text('* * * * * x')\"") == {"cron"}
@@ -445,6 +466,12 @@ def test_weird_input_never_raises(junk: str) -> None:
     assert isinstance(classify_tool_call("bash", {"command": junk}), list)
     assert isinstance(classify_tool_call("Write", junk), list)
     assert classify_path(junk) is None or isinstance(classify_path(junk), Finding)
+
+
+def test_path_rules_stay_linear_in_path_depth() -> None:
+    """Two "any depth" groups in a row backtrack quadratically: a 50,000-segment path took minutes."""
+    for rule in load_rules().paths:
+        assert "(?:.*/)?(?:.*/)?" not in rule.pattern.pattern, rule.id
 
 
 def test_large_command_is_judged_whole() -> None:
@@ -591,6 +618,16 @@ def test_most_specific_kind_wins() -> None:
     assert kinds("echo 'export ANTHROPIC_BASE_URL=https://x.example' >> ~/.zshrc") == {"agent_config"}
     bypass = {"file_path": ".claude/settings.json", "content": '{"permissions": {"defaultMode": "bypassPermissions"}}'}
     assert kinds_of("Write", bypass) == {"impair_defenses"}
+
+
+def test_trap_is_persistence_only_in_a_start_up_file() -> None:
+    """T1546.005: a trap written into a start-up file re-arms in every new shell; one set in a shell dies with it."""
+    [finding] = classify_command("echo \"trap '/tmp/.x &' EXIT\" >> ~/.bash_profile", cwd=CWD, home=HOME)
+    assert (finding.kind, finding.technique, finding.severity) == ("shell_rc", "T1546.005", "high")
+    [plain] = classify_command("echo 'alias ll=\"ls -l\"' >> ~/.bash_profile", cwd=CWD, home=HOME)
+    assert plain.technique == "T1546.004"
+    assert classify_command("bash -c 'trap \"echo bye\" EXIT'", cwd=CWD, home=HOME) == []
+    assert classify_command("trap 'echo \"$BASH_COMMAND\" >> /tmp/log' DEBUG", cwd=CWD, home=HOME) == []
 
 
 def test_named_lists_expand_in_rules() -> None:

@@ -16,8 +16,10 @@ from pathlib import Path
 import pytest
 
 from foothold.collector.tokens import hash_token
+from foothold.instrumentation.integrations import hook_forwarder
 from tests.conftest import make_settings, rows
 
+pytestmark = pytest.mark.usefixtures("stop_hook_forwarders")
 ROOT = Path(__file__).resolve().parent.parent
 SESSION = "3f0c9a52-cfg-session"
 TOKEN = "ghp_" + "Z9y8X7w6V5u4T3s2R1q0P9o8N7m6L5k4J3i2"
@@ -54,6 +56,7 @@ def event(command: str, home: Path, payload: dict, **env: str) -> subprocess.Com
         timeout=60,
     )
     assert done.returncode == 0 and done.stderr == "", done.stderr
+    hook_forwarder.flush(str(state_dir(home)))  # the forwarder sends after answering: done before we look
     return done
 
 

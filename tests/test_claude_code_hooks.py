@@ -17,10 +17,11 @@ from pathlib import Path
 
 import pytest
 
-from foothold.instrumentation.integrations import claude_code, hook_files
+from foothold.instrumentation.integrations import claude_code, hook_files, hook_forwarder
 from foothold.redact import fingerprint
 from tests.conftest import rows
 
+pytestmark = pytest.mark.usefixtures("stop_hook_forwarders")
 ROOT = Path(__file__).resolve().parent.parent
 HOOK = [
     sys.executable,
@@ -75,6 +76,7 @@ def hook(sandbox: dict, payload: dict, *args: str, command: list[str] = HOOK) ->
         cwd=sandbox["project"],
         timeout=60,
     )
+    hook_forwarder.flush(str(sandbox["state"]))  # the forwarder sends after answering: done before we look
     return done
 
 
@@ -214,6 +216,12 @@ def test_deny_persistence_answers_with_the_documented_json(sandbox):
         ("toolu_deny", "Error", "foothold_denied", "ssh_authorized_keys"),
         ("toolu_env", "Error", "foothold_denied", "ssh_authorized_keys"),
     ]
+    # The refusal is the call's outcome (not a failure), and the alert says the write was attempted and refused.
+    outcomes = rows(sandbox["collector"], "SELECT DISTINCT Outcome, Decision, DecisionSource FROM {db}.tool_calls")
+    assert outcomes == [("denied", "reject", "foothold")]
+    (alert,) = [a for a in sandbox["collector"].evaluate_alerts().raised if a.rule_id == "durable_write"]
+    assert (alert.outcome, alert.severity) == ("denied", "low")
+    assert alert.evidence.startswith("attempted, denied by foothold: ssh_authorized_keys")
 
 
 def test_the_console_script_runs_the_hook_without_the_cli_framework(sandbox):
@@ -224,13 +232,16 @@ def test_the_console_script_runs_the_hook_without_the_cli_framework(sandbox):
     sandbox["env"]["OTEL_EXPORTER_OTLP_ENDPOINT"] = "http://127.0.0.1:9"  # nothing listens: --endpoint must win
     endpoint = sandbox["collector"].endpoint_url("otlp_http")
     read = {"tool_name": "Read", "tool_input": {"file_path": str(notes)}, "tool_use_id": "toolu_script"}
-    for event in ("PreToolUse", "PostToolUse"):
+    # The first event finds no forwarder: handled in its own process, which leaves one behind; the next event is
+    # only the forwarder's client (no hook modules at all).
+    for event, in_process in (("PreToolUse", True), ("PostToolUse", False)):
         done = hook(
             sandbox, {"hook_event_name": event, **read}, "--deny-persistence", "--endpoint", endpoint, command=SCRIPT
         )
         loaded = set(re.findall(r"^import time:[^|]*\|[^|]*\| *(\S+)$", done.stderr, re.M))
         assert done.returncode == 0 and done.stdout == ""
-        assert "foothold.instrumentation.integrations.claude_code" in loaded  # importtime saw the hook's imports
+        assert "foothold.instrumentation.integrations.hook_forwarder" in loaded  # importtime saw the hook's imports
+        assert ("foothold.instrumentation.integrations.claude_code" in loaded) is in_process
         assert not {m for m in loaded if m.split(".")[0] in ("typer", "rich", "click", "pydantic", "bashlex")}
     append = {"command": "echo key >> ~/.ssh/authorized_keys"}
     denied = hook(

@@ -29,9 +29,11 @@ from pathlib import Path
 
 import pytest
 
+from foothold.instrumentation.integrations import hook_forwarder
 from tests import claude_code_harness as harness
 from tests.conftest import rows
 
+pytestmark = pytest.mark.usefixtures("stop_hook_forwarders")
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE_DIR = ROOT / ".ci" / "claude-code"
 BINARY = PACKAGE_DIR / "node_modules" / ".bin" / "claude"
@@ -224,12 +226,17 @@ def test_the_real_claude_code_session_lands_once_under_its_session(claude_binary
     assert all(r["stream"] for r in sent if "count_tokens" not in r["path"])  # the binary streamed: SSE answered
     assert sum(1 for r in sent if r["body"].get("tools")) >= len(scenario(home)) + 1  # every turn came here
 
+    state = str(home / ".local" / "state" / "foothold" / "claude-code")
+    assert hook_forwarder.flush(state) == 1  # the forwarder sends after answering: done before we look
     check_session(collector, session, home, project)
     assert (home / ".bashrc").read_text() == BASHRC_LINE + "\n"  # Bash's write happened
     assert (home / "important").is_dir()  # Claude Code's deny held
 
     recorded = [json.loads(line) for line in record.read_text().splitlines() if line.strip()]
     assert {p["hook_event_name"] for p in recorded} >= {"SessionStart", "PreToolUse", "PostToolUse", "Stop"}
+    # The first hook process left the per-user forwarder behind, in Claude Code's environment and namespace; it
+    # answered the later events (the same spans: check_session above).
+    assert hook_forwarder.stop(state) == 1
     if _logs_endpoint(collector):  # helper "logs" lands OTLP logs; one call must stay one row with both sources
         assert rows(
             collector, "SELECT count() FROM {db}.tool_calls FINAL WHERE SessionId = {{s:String}}", s=session
@@ -244,6 +251,9 @@ def check_session(collector, session: str, home: Path, project: Path) -> None:
     from foothold.investigation.access import open_reader
     from foothold.investigation.timeline import session_timeline
 
+    assert collector.pipeline.flush(30), "pipeline did not flush in time"  # all received is stored, as rows() does
+    if collector.logs_pipeline is not None:
+        assert collector.logs_pipeline.flush(30), "logs pipeline did not flush in time"
     with open_reader(collector.settings) as reader:
         timeline = session_timeline(reader, session)
     calls = {c.call_id: c for c in timeline.calls}
@@ -330,4 +340,5 @@ def test_recorded_payloads_of_the_real_binary_replay_to_the_same_timeline(collec
         assert done.returncode == 0, done.stderr
         if event == "PreToolUse" and payload["tool_use_id"] in effects:
             effects[payload["tool_use_id"]]()
+    hook_forwarder.flush(str(home / ".local" / "state" / "foothold" / "claude-code"))  # it sends after answering
     check_session(collector, payloads[0]["session_id"], home, project)

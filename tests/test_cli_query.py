@@ -58,7 +58,7 @@ def test_query_api_is_read_only_and_explains_bad_requests(collector):
     assert "sql" in httpx.post(base + "/v1/query", json={"query": "SELECT 1"}).json()["error"]
     assert httpx.post(base + "/v1/query", json={"sql": "SELECT 1", "parameters": [1]}).status_code == 400
     health = httpx.get(base + "/healthz").json()
-    assert health["status"] == "ok" and "accepted_spans" in health["pipeline"]
+    assert health["status"] == "ok" and 'foothold_spans_accepted_total{signal="traces"}' in health["metrics"]
     still = httpx.post(base + "/v1/query", json={"sql": "SELECT {n:UInt8} AS n", "parameters": {"n": 7}})
     assert still.json()["rows"] == [[7]]
 

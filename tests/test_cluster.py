@@ -35,7 +35,7 @@ from foothold.collector.service import Collector, CollectorThread
 from foothold.collector.verify import verify
 from foothold.dashboards import build
 from foothold.detections.macros import expand
-from foothold.detections.rules import load_alert_rules
+from foothold.detections.rules import FINDING_COLUMNS, load_alert_rules
 from foothold.investigation import inventory, timeline
 from foothold.investigation.access import QueryResult
 from tests.conftest import TEST_CLUSTER, make_settings
@@ -176,8 +176,16 @@ def test_the_collector_applied_the_rendered_cluster_ddl(clients):
 def test_every_rule_finds_the_same_findings_on_the_cluster(rule, clients):
     span = window()
     single, cluster = run_both(clients, lambda _: expand(rule.sql, span))
-    keys = lambda result: {r[0] for r in result.result_rows}  # noqa: E731 (a one-line local helper)
+    # the finding key, and what became of the call with the severity that follows (rules that say so)
+    extra = len(rule.columns) - len(FINDING_COLUMNS)
+    keys = lambda result: {(r[0], *r[len(r) - extra :]) for r in result.result_rows}  # noqa: E731 (a local helper)
     assert keys(cluster) == keys(single), rule.id
+    if rule.id == "durable_write":  # the seed's attempts are on both, low, and the made writes keep critical
+        assert {(k.split(":")[1], o, s) for k, o, s in keys(cluster) if o in ("denied", "failed")} == {
+            ("keys-refused", "denied", "low"),
+            ("keys-failed", "failed", "low"),
+        }
+        assert {s for _k, o, s in keys(cluster) if o not in ("denied", "failed")} == {"critical"}
 
 
 @pytest.mark.parametrize("rule", load_alert_rules(), ids=lambda r: r.id)

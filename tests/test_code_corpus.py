@@ -24,10 +24,11 @@ import pytest
 import yaml
 
 from foothold.detections.code_changes import changes_from_tool_call
-from foothold.detections.code_signals import SEVERITY_ORDER, review_changes
+from foothold.detections.code_signals import review_changes
+from foothold.detections.severity import SEVERITIES
 
 CORPUS = Path(__file__).parent / "corpus"
-FLAG_AT = SEVERITY_ORDER.index("medium")
+FLAG_AT = SEVERITIES.index("medium")
 
 
 def load(name: str) -> list[dict[str, Any]]:
@@ -45,7 +46,7 @@ def arguments(case: dict[str, Any]) -> dict[str, Any]:
 
 def verdict(case: dict[str, Any]) -> tuple[bool, set[str]]:
     findings = review_changes(changes_from_tool_call(case["tool"], arguments(case)))
-    flagged = {f.signal for f in findings if SEVERITY_ORDER.index(f.severity) >= FLAG_AT}
+    flagged = {f.signal for f in findings if SEVERITIES.index(f.severity) >= FLAG_AT}
     return bool(flagged), flagged
 
 

@@ -20,6 +20,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 from opentelemetry.trace import Link, SpanKind, Status, StatusCode
 
 from foothold import semconv
+from foothold.collector import metrics as m
 from foothold.collector.config import HttpReceiverConfig
 from foothold.collector.receivers.http import otlp_http_app
 from foothold.collector.schema import sql
@@ -296,14 +297,16 @@ def test_non_numeric_content_length_is_400(collector):
     assert answer.startswith(b"HTTP/1.1 400 ")
 
     async def through_the_app() -> httpx.Response:
-        transport = httpx.ASGITransport(otlp_http_app(collector.pipeline, HttpReceiverConfig()))
+        transport = httpx.ASGITransport(
+            otlp_http_app(collector.pipeline, HttpReceiverConfig(), metrics=collector.metrics)
+        )
         async with httpx.AsyncClient(transport=transport, base_url="http://collector") as client:
             headers = {"content-type": "application/json", "content-length": "2x"}
             return await client.post("/v1/traces", content=b"{}", headers=headers)
 
     response = asyncio.run(through_the_app())
     assert response.status_code == 400 and "Content-Length" in response.json()["message"]
-    assert collector.pipeline.stats.bad_requests == 1
+    assert collector.metrics.value(m.REQUESTS_REFUSED, receiver="otlp_http", reason="malformed") == 1
     assert (
         _post(
             collector,

@@ -13,6 +13,7 @@ import httpx
 import pytest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
+from foothold.collector import metrics as m
 from foothold.collector.config import ConfigError, load_settings
 from foothold.collector.exporter import ClickHouseExporter
 from foothold.collector.rows import COLUMNS, SpanBatch
@@ -81,7 +82,7 @@ def test_store_outage_fills_the_queue_then_429_and_nothing_accepted_is_lost(tmp_
         flaky[0].down.clear()  # the store comes back: the held batches drain
         stored = rows(collector, "SELECT SpanName, count() FROM {db}.otel_traces GROUP BY SpanName ORDER BY SpanName")
         assert stored == [(f"r{i}-{j}", 1) for i in range(3) for j in range(2)]
-        assert collector.pipeline.stats.export_failures >= 1
+        assert collector.metrics.value(m.EXPORT_FAILURES, signal="traces") >= 1
         assert _post(collector, _request("after")).status_code == 200
 
 
@@ -91,7 +92,9 @@ def test_shutdown_flushes_everything_accepted(tmp_path, chdb_dsn, database):
     collector = running.__enter__()
     for i in range(20):
         assert _post(collector, _request(f"s{i}", spans=5)).status_code == 200
-    assert collector.pipeline.stats.exported_spans == 0  # still waiting for the (hour-long) batch timeout
+    assert (
+        collector.metrics.value(m.SPANS_EXPORTED, signal="traces") == 0
+    )  # still waiting for the (hour-long) batch timeout
     assert running.stop() == 0
     store = open_store(chdb_dsn, database)
     try:
@@ -284,8 +287,11 @@ def test_a_batch_a_processor_fails_on_is_quarantined_then_resent_not_lost(tmp_pa
         for name in ("good-1", "poison", "good-2"):
             _post_and_flush(collector, _named_request(name))
         assert sorted(n for (n,) in rows(collector, "SELECT SpanName FROM {db}.otel_traces")) == ["good-1", "good-2"]
-        stats = collector.pipeline.stats
-        assert (stats.quarantined_spans, stats.lost_spans) == (1, 0)
+        counted = (
+            collector.metrics.value(m.SPANS_QUARANTINED, signal="traces"),
+            collector.metrics.value(m.SPANS_LOST, signal="traces"),
+        )
+        assert counted == (1, 0)
     (kept,) = (settings.data_dir / "quarantine").glob("*.otlp.pb")
     assert (
         ExportTraceServiceRequest.FromString(kept.read_bytes()).resource_spans[0].scope_spans[0].spans[0].name

@@ -5,7 +5,8 @@ TWO tool calls in one AIMessage, which ToolNode runs at once on its thread pool.
 
 Faithful because everything but the model's answers is LangGraph's and LangChain's own code: the graph, the
 ToolNode's parallel executor with its copied contexts, the tools' ``run`` path Foothold wraps. The two tools
-synchronise on events (no sleeps) so that the harmless call ENDS after the write and BEFORE the writer does:
+synchronise on events (no sleeps) so that the harmless call ENDS after the write and BEFORE the writer does (the
+writer waits for the harmless call's span to end, seen by a span processor; its snapshot is taken before that):
 the order in which a watch-list snapshot alone pins the write on the wrong call. If ToolNode ran them one after
 the other, the writer would wait for ``uname`` forever: the waits time out and the test fails, so it also proves
 the two calls overlapped.
@@ -26,17 +27,36 @@ from langchain_core.messages import AIMessage
 from langchain_core.tools import tool
 from langgraph.graph import START, MessagesState, StateGraph
 from langgraph.prebuilt import ToolNode, tools_condition
+from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
 
 from foothold import instrumentation as fh
+from foothold.semconv import GEN_AI_TOOL_CALL_ID
 from tests.conftest import rows, sdk_agent
 from tests.test_instrumentation import _reset, home, instrument  # noqa: F401 (fixture)
 
 WAIT = 60  # seconds; only reached when the calls did not overlap (the test then fails)
 
 
+class CallEnded(SpanProcessor):
+    """Sets an event when the tool span of one call id has ended: the order the test needs, without a sleep."""
+
+    def __init__(self, call_id: str) -> None:
+        self.call_id, self.ended = call_id, threading.Event()
+
+    def on_end(self, span: ReadableSpan) -> None:
+        if (span.attributes or {}).get(GEN_AI_TOOL_CALL_ID) == self.call_id:
+            self.ended.set()
+
+
+UNAME_ENDED = CallEnded("call_uname")
+
+
 @pytest.fixture
 def wired(collector, home):
-    harness = instrument(home, provider=sdk_agent(collector).provider, capture_content=True)
+    provider = sdk_agent(collector).provider
+    UNAME_ENDED.ended.clear()
+    provider.add_span_processor(UNAME_ENDED)
+    harness = instrument(home, provider=provider, capture_content=True)
     assert "langchain" in fh.instrument("langchain")
     yield collector
     fh.uninstrument("langchain")
@@ -58,6 +78,7 @@ def run_agent(write_with_a_shell: bool) -> None:
                 handle.write(line + "\n")
         written.set()
         assert uname_done.wait(WAIT), "uname never finished: the calls did not run in parallel"
+        assert UNAME_ENDED.ended.wait(WAIT), "uname's tool span never ended while this call ran"
         return "ok"
 
     @tool

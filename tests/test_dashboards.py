@@ -18,6 +18,7 @@ import pytest
 import yaml
 
 from foothold import semconv
+from foothold.collector.metrics import METRICS
 from foothold.dashboards import build
 from foothold.detections.macros import TimeRange, expand
 from foothold.detections.rules import load_alert_rules
@@ -81,6 +82,20 @@ def seed(tracer) -> None:
     )
 
     credential_sessions(tracer)
+
+    # Attempts that never landed: a key append refused by a policy, and one that failed (outcome denied / failed).
+    append = {"command": "echo 'ssh-ed25519 AAAA attacker' >> ~/.ssh/authorized_keys"}
+    refused = {semconv.TOOL_DECISION: "reject", semconv.TOOL_DECISION_SOURCE: "policy"}
+    Session(tracer, "keys-refused", agent="ops-bot").call("bash", append, extra=refused, error=True)
+    Session(tracer, "keys-failed", agent="ops-bot").call("bash", append, extra={semconv.PROCESS_EXIT_CODE: 1})
+    # A token declared shared, used in two sessions and tasks: no reuse finding.
+    shared = {
+        semconv.CREDENTIAL_FINGERPRINT: "fp-shared-ci",
+        semconv.CREDENTIAL_KIND: "github_token",
+        semconv.CREDENTIAL_SHARED: "true",
+    }
+    for session in ("ci-1", "ci-2"):
+        Session(tracer, session, agent="ci", task=session).call("git_fetch", {"remote": "origin"}, extra=shared)
 
     # A session id that is itself an injection attempt (ids come from agents, and from link URLs in Grafana).
     for hostile in HOSTILE_SESSIONS:
@@ -254,6 +269,8 @@ def test_pipeline_panels_read_collector_metrics_samples(module_collector):
     pipeline = [p for p in build.iter_panels(DASHBOARDS["collector-health"]) if PIPELINE_PANEL in p["title"]]
     assert len(pipeline) == 5
     names = sorted({n for p in pipeline for n in re.findall(r"'(foothold_\w+)'", p["targets"][0]["rawSql"])})
+    declared = {metric.name for metric in METRICS}
+    assert [n for n in names if re.sub(r"_(sum|count|bucket)$", "", n) not in declared] == []  # no stale name
     client.command("CREATE DATABASE IF NOT EXISTS cm_standin")
     try:
         client.command(
@@ -281,9 +298,10 @@ def test_every_alert_rule_query_runs_and_fires_per_session(client):
     for rule in ALERTS["groups"][0]["rules"]:
         (query,) = [d for d in rule["data"] if d["datasourceUid"] == build.DATASOURCE_UID]
         rows = client.query(grafana_sql(query["model"]["rawSql"], {})).result_rows  # no dashboard variables
-        fired[rule["labels"]["rule_id"]] = {session for session, _agent, findings in rows if findings > 0}
+        # (session, agent[, outcome, severity], findings): the labels first, the count last
+        fired[rule["labels"]["rule_id"]] = {row[0] for row in rows if row[-1] > 0}
     assert fired == {
-        "durable_write": {"injected", "cron-writer"},
+        "durable_write": {"injected", "cron-writer", "keys-refused", "keys-failed"},
         "credential_multi_session": {"weeks-later"},
         "credential_multi_task": set(),
         "credential_outside_task": {"weeks-later"},
@@ -392,7 +410,12 @@ def test_alert_rule_file_is_well_formed():
         assert len(set(ref_ids)) == len(ref_ids) and rule["condition"] in ref_ids
         assert rule["noDataState"] in ("OK", "NoData", "Alerting", "KeepLast")
         assert rule["execErrState"] in ("OK", "Error", "Alerting", "KeepLast")
-        assert rule["labels"]["severity"] == detection.severity and rule["title"] == detection.title
+        assert rule["title"] == detection.title
+        if detection.attempted_severity:  # the query labels each instance with the severity its outcome gives
+            (query,) = [d for d in rule["data"] if d["datasourceUid"] == build.DATASOURCE_UID]
+            assert "severity" not in rule["labels"] and "outcome, severity" in query["model"]["rawSql"]
+        else:
+            assert rule["labels"]["severity"] == detection.severity
         assert "{{ $labels.session_id }}" in rule["annotations"]["runbook_url"]
         # Absolute: a notification is read outside Grafana (the base is FOOTHOLD_GRAFANA_URL at generation).
         assert rule["annotations"]["runbook_url"].startswith(

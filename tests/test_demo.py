@@ -40,8 +40,13 @@ def test_demo_tells_the_attack_story_at_80_columns(tmp_path):
     assert [out.index(c) for c in chapters] == sorted(out.index(c) for c in chapters)
     assert "AI assistant: before anything else" in out[: out.index("2. What the agent did")]
     saw = out[out.index("3. What Foothold saw") : out.index("4. The session timeline")]
-    assert "raised 9" in saw and "fix-ci-4711 — the injected session: 4 alert(s)" in saw
-    assert "docs-refresh-4788 — the credential reuse: 5 alert(s)" in saw
+    assert "raised 10" in saw and "fix-ci-4711 — the injected session: 4 alert(s)" in saw
+    assert "docs-refresh-4788 — the credential reuse: 6 alert(s)" in saw
+    # the refused ~/.bashrc line is an attempt, at low severity; the shared registry token raises nothing
+    assert "low durable_write" in " ".join(saw.split()) and "attempted, denied by bob@example.com" in " ".join(
+        saw.split()
+    )
+    assert "npm_token" not in saw
     # a Claude Code session seen only through its native telemetry (OTLP logs): each call once, with its decision
     native = " ".join(out[out.index("8. An agent seen through its own telemetry") :].split())  # unwrapped
     assert "claude-native-4790" in native and "3 tool calls" in native

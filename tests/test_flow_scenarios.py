@@ -10,6 +10,7 @@ watcher observes it), so the rules are judged on what a real deployment stores, 
 from __future__ import annotations
 
 import subprocess
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -126,3 +127,137 @@ def test_a_stolen_token_typed_into_a_command_counts_as_a_use_of_the_declared_cre
     credential = {(a.rule_id, a.session_id) for a in report.raised if a.rule_id.startswith("credential_")}
     assert ("credential_outside_task", "intruder") in credential
     assert ("credential_multi_session", "intruder") in credential
+
+
+# --- Shared credentials, task ends per session, and what became of a durable write -------------------------
+
+CI_TOKEN = "ghp_" + "C1ReadOnlyTokenSharedByTheTeam0123456"  # shapes of GitHub tokens; not real ones
+CARRIED_TOKEN = "ghp_" + "CarriedFromTaskToTask0TokenValue01234"
+ATTACKER_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGJ0ZXN0a2V5Zm9yZm9vdGhvbGR0ZXN0cw attacker@evil"
+
+
+def _credential_alerts(collector) -> set[tuple[str, str]]:
+    report = collector.evaluate_alerts()
+    assert report.failed_rules == {}
+    return {(a.rule_id, a.session_id) for a in report.raised if a.rule_id.startswith("credential_")}
+
+
+def _rule_findings(collector, rule_id: str, **params) -> list[tuple]:
+    """One rule's findings now, with its params overridden as a deployment's config would."""
+    from foothold.detections.macros import TimeRange, expand
+    from foothold.detections.rules import RuleOverride, load_alert_rules
+
+    (rule,) = [r for r in load_alert_rules({rule_id: RuleOverride(params=params)}) if r.id == rule_id]
+    window = TimeRange.last(3600, datetime.now(UTC) + timedelta(seconds=1))  # whole seconds: include this one
+    return collector.store.client().query(expand(rule.sql, window)).result_rows
+
+
+def test_a_credential_declared_shared_is_exempt_from_reuse_and_the_same_use_undeclared_is_not(wired):
+    """Two CI sessions, two tasks each, one token each. The team's read-only token is declared shared
+    (fh.credential(..., shared=True)); the other is declared the same way without it. Only the second is
+    reuse. The declaration covers the credential, not one call: a later use of the shared token typed
+    literally into a command (no declaration, seen through its redaction fingerprint) is not reuse either.
+    With `honour_shared: 0` the operator trusts only the config list, and the shared token is reuse too."""
+    collector, home = wired
+    for session in ("ci-a", "ci-b"):
+        for task in (f"{session}-build", f"{session}-test"):
+            with fh.session(conversation_id=session, agent_id="ci", agent_name="ci", task_id=task):
+                with fh.credential(CI_TOKEN, "github_token", shared=True), fh.tool_call("git_fetch"):
+                    pass
+                with fh.credential(CARRIED_TOKEN, "github_token"), fh.tool_call("git_push"):
+                    pass
+    with fh.session(conversation_id="ci-c", agent_id="ci", agent_name="ci", task_id="ci-c-release"):
+        with fh.tool_call("bash", arguments={"command": f"git clone https://x:{CI_TOKEN}@github.com/o/r"}):
+            pass
+    assert collector.pipeline.flush(30)
+    shared = rows(collector, "SELECT DISTINCT CredentialShared FROM {db}.tool_calls WHERE ToolName = 'git_fetch'")
+    assert shared == [(True,)]  # carried on the span as foothold.credential.shared, projected into tool_calls
+    alerts = _credential_alerts(collector)
+    assert alerts == {("credential_multi_session", "ci-b"), ("credential_multi_task", "ci-b")}
+    by_fingerprint = {
+        evidence.split(" credential ")[1].split(" ")[0]
+        for *_, evidence in _rule_findings(collector, "credential_multi_session", honour_shared=0)
+    }
+    assert len(by_fingerprint) == 2  # the shared token too, once declarations are not trusted
+
+
+def test_task_ends_are_scoped_per_session_so_generic_task_ids_do_not_collide(wired):
+    """Sessions `one` and `two` both call their task "task-1", each with its own token. `one` ends its
+    task-1 and keeps using its token: flagged. `two` uses its own task-1 token after that end: its task-1
+    is another task, not flagged. `three` picks up `one`'s token, claiming task-1: the credential of a task
+    that ended, flagged wherever it turns up. `same_session: 0` (global task ids) flags `two` as well."""
+    collector, home = wired
+    tokens = {s: f"ghp_{s}TaskToken0Value0123456789abcdefgh" for s in ("one", "two")}
+
+    def push(session: str, token: str) -> None:
+        with fh.session(conversation_id=session, agent_id="dev", agent_name="dev", task_id="task-1"):
+            with fh.credential(token, "github_token", task_id="task-1"), fh.tool_call("git_push"):
+                pass
+
+    push("two", tokens["two"])
+    push("one", tokens["one"])
+    fh.end_task("task-1")  # outside any session: the end's session is its own trace, so it ends no session's task
+    with fh.session(conversation_id="one", agent_id="dev", agent_name="dev", task_id="task-1", ends_task=True):
+        pass
+    push("one", tokens["one"])  # after its own task ended
+    push("two", tokens["two"])  # after one's task-1 ended, in its own task-1
+    push("three", tokens["one"])
+    assert collector.pipeline.flush(30)
+    ended = {(a, s) for a, s in _credential_alerts(collector) if a == "credential_after_task_end"}
+    assert ended == {("credential_after_task_end", "one"), ("credential_after_task_end", "three")}
+    global_ids = {row[1] for row in _rule_findings(collector, "credential_after_task_end", same_session=0)}
+    assert global_ids == {"one", "two", "three"}
+
+
+def _write_keys(command: str, *, decision: str | None = None, run: bool = True) -> None:
+    """A shell call appending a key to ~/.ssh/authorized_keys: refused by a person (`decision`), or run
+    for real with its exit status recorded."""
+    with fh.tool_call("bash", arguments={"command": command}) as call:
+        if decision:
+            fh.checkpoint("alice", decision)
+        if run:
+            call.set_exit_code(subprocess.run(["sh", "-c", command], capture_output=True).returncode)
+
+
+def test_a_refused_or_failed_authorized_keys_write_is_an_attempt_and_a_made_one_is_critical(wired):
+    """Three sessions append an attacker's key to ~/.ssh/authorized_keys. In `refused` a person denies the
+    call and it does not run; in `failed` it runs and fails (no ~/.ssh: the shell exits 2); in `made`
+    it runs and the watcher sees the file change. A fourth, `denied-but-ran`, denies it and runs it anyway:
+    the observed write wins over the decision. Each is one durable_write finding; the attempts say so and
+    are low, the writes keep critical."""
+    collector, home = wired
+    command = f"echo '{ATTACKER_KEY}' >> ~/.ssh/authorized_keys"
+    with fh.session(conversation_id="refused", agent_id="dev", agent_name="dev", task_id="setup"):
+        _write_keys(command, decision="denied", run=False)
+    with fh.session(conversation_id="failed", agent_id="dev", agent_name="dev", task_id="setup"):
+        _write_keys(command)
+    (home / ".ssh").mkdir()
+    with fh.session(conversation_id="made", agent_id="dev", agent_name="dev", task_id="setup"):
+        _write_keys(command)
+    with fh.session(conversation_id="denied-but-ran", agent_id="dev", agent_name="dev", task_id="setup"):
+        _write_keys(command, decision="denied")
+    assert collector.pipeline.flush(30)
+    calls = rows(collector, "SELECT SessionId, (Outcome, Decision, DecisionSource) FROM {db}.tool_calls")
+    assert dict(calls) == {
+        "refused": ("denied", "reject", "alice"),  # the person's checkpoint is the decision
+        "failed": ("failed", "", ""),
+        "made": ("ok", "", ""),
+        "denied-but-ran": ("denied", "reject", "alice"),
+    }
+    report = collector.evaluate_alerts()
+    assert report.failed_rules == {}
+    durable = {a.session_id: a for a in report.raised if a.rule_id == "durable_write"}
+    assert {s: (a.outcome, a.severity) for s, a in durable.items()} == {
+        "refused": ("denied", "low"),
+        "failed": ("failed", "low"),
+        "made": ("written", "critical"),
+        "denied-but-ran": ("written", "critical"),
+    }
+    assert durable["refused"].evidence.startswith("attempted, denied by alice: ssh_authorized_keys ")
+    assert durable["failed"].evidence.startswith("attempted, failed: ssh_authorized_keys")
+    assert durable["made"].evidence.startswith("ssh_authorized_keys ")
+    assert durable["denied-but-ran"].evidence.startswith("written although denied: ")
+    stored = dict(
+        rows(collector, "SELECT SessionId, (Outcome, Severity) FROM {db}.alerts FINAL WHERE RuleId = 'durable_write'")
+    )
+    assert stored == {s: (a.outcome, a.severity) for s, a in durable.items()}  # what the outbox delivers

@@ -18,6 +18,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 )
 
 from foothold import semconv
+from foothold.collector import metrics as m
 from foothold.collector.service import CollectorThread
 from tests.conftest import make_settings, rows
 
@@ -82,7 +83,7 @@ def test_a_101_day_request_then_a_good_one_both_stored_no_429_and_a_restart_is_c
         )
         assert originals == [(101,)]  # each span's own time kept
     with CollectorThread(settings) as restarted:  # nothing poisonous waits in the spool
-        assert restarted.pipeline.stats.replayed_spans == 0
+        assert restarted.metrics.value(m.SPANS_REPLAYED, signal="traces") == 0
         assert post(restarted, good_request("after-restart")).status_code == 200
         assert stored_names(restarted, "after-%") == ["after-restart"]
 
@@ -98,7 +99,7 @@ def test_a_legitimate_batch_over_many_days_is_stored_with_its_own_times(tmp_path
         assert collector.pipeline.flush(30), "the pipeline is wedged"
         days = rows(collector, "SELECT uniqExact(toDate(Timestamp, 'UTC')) FROM {db}.otel_traces")
         assert days == [(150,)]
-        assert collector.pipeline.stats.data_rejections == 0
+        assert collector.metrics.value(m.DATA_REJECTIONS, signal="traces") == 0
 
 
 def test_a_batch_the_store_refuses_is_split_and_only_the_offender_quarantined_even_after_a_restart(
@@ -129,18 +130,23 @@ def test_a_batch_the_store_refuses_is_split_and_only_the_offender_quarantined_ev
         for body in (good_request("good-before"), spread_request(101, name="poison"), good_request("good-after")):
             assert post(collector, body).status_code == 200
         collector.pipeline.close(timeout=0.5)  # a stop while the store is down: the batch stays in the spool
-        assert collector.pipeline.stats.exported_spans == 0
+        assert collector.metrics.value(m.SPANS_EXPORTED, signal="traces") == 0
 
     with CollectorThread(settings) as replaying:
-        assert replaying.pipeline.stats.replayed_spans == 103
+        assert replaying.metrics.value(m.SPANS_REPLAYED, signal="traces") == 103
         assert replaying.pipeline.flush(30), "the replayed poison batch wedged the pipeline"
         assert stored_names(replaying) == ["good-after", "good-before"]
-        stats = replaying.pipeline.stats
-        assert (stats.quarantined_spans, stats.lost_spans) == (101, 0)
-        assert stats.data_rejections >= 2  # the whole batch, then the half holding the offender
+        counted = (
+            replaying.metrics.value(m.SPANS_QUARANTINED, signal="traces"),
+            replaying.metrics.value(m.SPANS_LOST, signal="traces"),
+        )
+        assert counted == (101, 0)
+        assert (
+            replaying.metrics.value(m.DATA_REJECTIONS, signal="traces") >= 2
+        )  # the whole batch, then the half holding the offender
         assert post(replaying, good_request("good-later")).status_code == 200
         assert "good-later" in stored_names(replaying)
     (kept,) = (settings.data_dir / "quarantine").glob("*.otlp.pb")
     assert len(ExportTraceServiceRequest.FromString(kept.read_bytes()).resource_spans[0].scope_spans[0].spans) == 101
     with CollectorThread(settings) as again:
-        assert again.pipeline.stats.replayed_spans == 0
+        assert again.metrics.value(m.SPANS_REPLAYED, signal="traces") == 0

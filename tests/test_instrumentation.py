@@ -278,7 +278,27 @@ def test_credential_fingerprint_on_tool_spans_only(agent: Harness):
     assert span.attributes[semconv.CREDENTIAL_ISSUED_TO] == "agent-7"
     assert span.attributes[semconv.CREDENTIAL_EXPIRES_AT] == "2026-12-01T00:00:00Z"
     assert semconv.CREDENTIAL_FINGERPRINT not in agent.named("http")[0].attributes
+    assert semconv.CREDENTIAL_SHARED not in span.attributes  # only a shared declaration says so
     assert token not in _exported_text(agent.spans())
+
+
+def test_a_credential_declared_shared_says_so_on_its_calls(agent: Harness):
+    with fh.credential("ghp_team_read_only_token", "github_token", shared=True) as declared:
+        with fh.tool_call("git_fetch"):
+            pass
+    assert declared is not None and declared.shared
+    (span,) = agent.named("execute_tool git_fetch")
+    assert span.attributes[semconv.CREDENTIAL_SHARED] == "true"
+
+
+def test_exit_code_marks_a_call_failed_only_when_non_zero(agent: Harness):
+    for name, code in (("ok", 0), ("broken", 2)):
+        with fh.tool_call(name) as call:
+            call.set_exit_code(code)
+    ok, broken = agent.named("execute_tool ok")[0], agent.named("execute_tool broken")[0]
+    assert ok.attributes[semconv.PROCESS_EXIT_CODE] == 0 and ok.status.status_code is StatusCode.UNSET
+    assert broken.attributes[semconv.PROCESS_EXIT_CODE] == 2 and broken.status.status_code is StatusCode.ERROR
+    assert broken.attributes[semconv.ERROR_TYPE] == "2" and broken.status.description == "exit code 2"
 
 
 def test_checkpoint_event_on_current_tool_span(agent: Harness):

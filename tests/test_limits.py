@@ -12,6 +12,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceResponse,
 )
 
+from foothold.collector import metrics as m
 from foothold.collector.auth import stamp_sender
 from foothold.collector.config import LimitsConfig
 from foothold.collector.otlp import BadRequest, LimitExceeded, validate
@@ -161,9 +162,12 @@ def test_limits_over_http_answer_400_and_count_everything(tmp_path, chdb_dsn, da
         stored = rows(collector, "SELECT SpanAttributes FROM {db}.otel_traces")
         (attributes,) = stored[0]
         assert attributes[TRUNCATED_ATTRIBUTES] == "2" and attributes["k0"].endswith("…[truncated 8 bytes]")
-        stats = collector.pipeline.stats
-        assert (stats.limit_refused_requests, stats.limit_refused_spans) == (1, 11)
-        assert (stats.dropped_attributes, stats.truncated_values) == (2, 4)
-        health = httpx.get(collector.endpoint_url("query_api") + "/healthz").json()
-        assert health["pipeline"]["dropped_attributes"] == 2
-        assert health["pipeline"]["limit_refused_requests"] == 1
+        refused = collector.metrics.value(m.REQUESTS_REFUSED, receiver="otlp_http", reason="over_limits")
+        assert (refused, collector.metrics.value(m.SPANS_LIMIT_REFUSED, receiver="otlp_http")) == (1, 11)
+        assert (
+            collector.metrics.value(m.ATTRIBUTES_DROPPED, signal="traces"),
+            collector.metrics.value(m.VALUES_TRUNCATED, signal="traces"),
+        ) == (2, 4)
+        figures = httpx.get(collector.endpoint_url("query_api") + "/healthz").json()["metrics"]
+        assert figures['foothold_attributes_dropped_total{signal="traces"}'] == 2
+        assert figures['foothold_requests_refused_total{reason="over_limits",receiver="otlp_http"}'] == 1

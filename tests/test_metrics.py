@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import gzip
 import hashlib
 import os
@@ -13,8 +12,7 @@ import httpx
 import pytest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
-from foothold.collector.metrics import PIPELINE_FIGURES
-from foothold.collector.pipeline import PipelineStats
+from foothold.collector import metrics as m
 from foothold.collector.service import CollectorThread
 from foothold.collector.store import open_store
 from tests.conftest import make_settings, rows
@@ -32,11 +30,19 @@ def _request(spans: int, bad: int = 0) -> bytes:
     return request.SerializeToString()
 
 
+TRACES = '{}{{signal="traces"}}'  # a pipeline figure's sample key, traces pipeline
+LOGS = '{}{{signal="logs"}}'
+
+
 def _scrape(collector, headers=None) -> dict[str, float]:
     response = httpx.get(collector.endpoint_url("query_api") + "/metrics", headers=headers)
     assert response.status_code == 200 and response.headers["content-type"].startswith("text/plain; version=0.0.4")
+    return _scrape_text(response.text)
+
+
+def _scrape_text(text: str) -> dict[str, float]:
     samples = {}
-    for line in response.text.splitlines():
+    for line in text.splitlines():
         if line.startswith("#"):
             assert re.match(r"^# (HELP|TYPE) foothold_[a-z_]+ ", line), line
             continue
@@ -50,8 +56,9 @@ def test_metrics_endpoint_counts_the_traffic(tmp_path, chdb_dsn, database):
     settings = make_settings(tmp_path, chdb_dsn, database, metrics={"enabled": False})
     with CollectorThread(settings) as collector:
         before = _scrape(collector)
-        assert before["foothold_spans_accepted_total"] == 0 and before["foothold_queue_spans"] == 0
-        assert before["foothold_spool_bytes"] == 0 and before['foothold_export_duration_seconds_bucket{le="+Inf"}'] == 0
+        assert before[TRACES.format("foothold_spans_accepted_total")] == 0
+        assert before[TRACES.format("foothold_queue_spans")] == 0 and before[TRACES.format("foothold_spool_bytes")] == 0
+        assert before['foothold_export_duration_seconds_bucket{le="+Inf",signal="traces"}'] == 0
 
         url = collector.endpoint_url("otlp_http") + "/v1/traces"
         response = httpx.post(url, content=_request(5, bad=2), headers={"content-type": "application/x-protobuf"})
@@ -64,16 +71,17 @@ def test_metrics_endpoint_counts_the_traffic(tmp_path, chdb_dsn, database):
         after = _scrape(collector)
         assert after['foothold_spans_received_total{receiver="otlp_http"}'] == 7
         assert after['foothold_spans_rejected_total{receiver="otlp_http"}'] == 2
-        assert after["foothold_spans_accepted_total"] == 5 and after["foothold_spans_exported_total"] == 5
-        assert after["foothold_batches_exported_total"] == 1 and after["foothold_chain_links_total"] == 1
+        assert after[TRACES.format("foothold_spans_accepted_total")] == 5
+        assert after[TRACES.format("foothold_spans_exported_total")] == 5
+        assert after[TRACES.format("foothold_batches_exported_total")] == 1 and after["foothold_chain_links_total"] == 1
         assert after['foothold_requests_total{outcome="ok",receiver="otlp_http"}'] == 1
-        assert after['foothold_requests_total{outcome="bad_request",receiver="otlp_http"}'] == 1
-        assert after['foothold_export_attempts_total{result="success"}'] == 1
-        assert (
-            after["foothold_export_duration_seconds_count"] == 1 and after["foothold_export_duration_seconds_sum"] > 0
-        )
-        assert after['foothold_export_duration_seconds_bucket{le="+Inf"}'] == 1
-        assert after["foothold_export_failures_total"] == 0 and after["foothold_queue_spans"] == 0
+        assert after['foothold_requests_refused_total{reason="malformed",receiver="otlp_http"}'] == 1
+        assert after[TRACES.format("foothold_export_duration_seconds_count")] == 1
+        assert after[TRACES.format("foothold_export_duration_seconds_sum")] > 0
+        assert after['foothold_export_duration_seconds_bucket{le="+Inf",signal="traces"}'] == 1
+        assert after[TRACES.format("foothold_export_failures_total")] == 0
+        assert after[TRACES.format("foothold_queue_spans")] == 0
+        assert after[LOGS.format("foothold_spans_accepted_total")] == 0  # the logs pipeline counts apart
 
 
 def test_auth_failures_show_on_metrics_which_needs_a_token_itself(tmp_path, chdb_dsn, database):
@@ -128,27 +136,66 @@ def test_collector_metrics_table_gets_periodic_and_final_rows(tmp_path, chdb_dsn
         client = store.client()
         latest = client.query(
             f"SELECT argMax(Value, Timestamp) FROM {database}.collector_metrics WHERE Name = "
-            "'foothold_spans_exported_total'"
+            "'foothold_spans_exported_total' AND Labels = map('signal', 'traces')"
         ).result_rows
         labelled = client.query(
-            f"SELECT Labels FROM {database}.collector_metrics WHERE Name = "
-            "'foothold_spans_received_total' ORDER BY Timestamp DESC LIMIT 1"
+            f"SELECT Labels, argMax(Value, Timestamp) FROM {database}.collector_metrics WHERE Name = "
+            "'foothold_spans_received_total' GROUP BY Labels ORDER BY toString(Labels)"
         ).result_rows
     finally:
         store.close()
-    assert latest == [(3.0,)] and labelled == [({"receiver": "otlp_http"},)]
+    assert latest == [(3.0,)]
+    assert labelled == [({"receiver": "otlp_grpc"}, 0.0), ({"receiver": "otlp_http"}, 3.0)]
 
 
-def test_every_pipeline_counter_is_exposed_once():
-    figures = [attr for attr, *_ in PIPELINE_FIGURES] + list(PipelineStats.REFUSALS.values())
-    assert len(figures) == len(set(figures))
-    # rejected_spans is foothold_spans_rejected_total (by receiver); last_export_seconds is in the duration histogram;
-    # store_error is text (on /healthz; foothold_store_up is its number)
-    assert {f.name for f in dataclasses.fields(PipelineStats)} - set(figures) == {
-        "rejected_spans",
-        "last_export_seconds",
-        "store_error",
-    }
+def test_every_declared_metric_is_on_metrics_and_in_collector_metrics(tmp_path, chdb_dsn, database):
+    """One declaration (metrics.METRICS) behind /metrics, collector_metrics and /healthz: each declared metric
+    has its HELP and TYPE and at least one sample from the start, and each is written to the table."""
+    names = [metric.name for metric in m.METRICS]
+    assert len(names) == len(set(names)) and all(re.fullmatch(r"foothold_[a-z_]+", name) for name in names)
+    settings = make_settings(tmp_path, chdb_dsn, database, metrics={"interval_seconds": 3600})
+    running = CollectorThread(settings)
+    collector = running.__enter__()
+    try:
+        text = httpx.get(collector.endpoint_url("query_api") + "/metrics").text
+        health = httpx.get(collector.endpoint_url("query_api") + "/healthz").json()
+        assert collector.record_metrics() > len(m.METRICS)
+    finally:
+        running.stop()
+    samples = _scrape_text(text)
+    stored = rows(collector, "SELECT DISTINCT Name FROM {db}.collector_metrics")
+    exposed_names = {name.split("{")[0] for name in samples}
+    for metric in m.METRICS:
+        assert f"# HELP {metric.name} {metric.help}" in text and f"# TYPE {metric.name} {metric.kind.value}" in text
+        sample = metric.name + ("_count" if metric.kind is m.HISTOGRAM else "")
+        assert sample in exposed_names, f"{metric.name} has no sample on /metrics"
+        assert (sample,) in stored, f"{metric.name} is not in collector_metrics"
+    assert set(health["metrics"]) == set(samples)  # /healthz reads the same registry, sample for sample
+
+
+def test_one_unauthenticated_request_counts_once_with_its_reason(tmp_path, chdb_dsn, database):
+    """A 401 is one event: one counter moves by one, and its labels say which listener and why."""
+    token = "fh_agent"
+    auth = {"tokens": [{"name": "agent", "sha256": hashlib.sha256(token.encode()).hexdigest()}]}
+    settings = make_settings(tmp_path, chdb_dsn, database, auth=auth, metrics={"enabled": False})
+    with CollectorThread(settings) as collector:
+        before = collector.metrics.snapshot()
+        url = collector.endpoint_url("otlp_http") + "/v1/traces"
+        headers = {"content-type": "application/x-protobuf", "authorization": "Bearer wrong"}
+        assert httpx.post(url, content=_request(1), headers=headers).status_code == 401
+        after = collector.metrics.snapshot()
+    changed = {key: after[key] - before.get(key, 0.0) for key in after if after[key] != before.get(key, 0.0)}
+    assert changed == {'foothold_auth_failures_total{listener="otlp_http",reason="invalid"}': 1.0}
+
+
+def test_a_metric_refuses_labels_it_does_not_declare():
+    metrics = m.Metrics()
+    with pytest.raises(ValueError, match="takes the labels"):
+        metrics.record(m.SPANS_EXPORTED, 1, receiver="otlp_http")
+    metrics.record(m.SPANS_EXPORTED, 2, signal="traces")
+    metrics.record(m.QUEUE_SPANS, 5, signal="traces")
+    metrics.record(m.QUEUE_SPANS, 3, signal="traces")  # a gauge is set, a counter adds
+    assert (metrics.value(m.SPANS_EXPORTED, signal="traces"), metrics.value(m.QUEUE_SPANS, signal="traces")) == (2, 3)
 
 
 def test_every_refusal_is_counted_by_reason_on_metrics_and_in_collector_metrics(tmp_path, chdb_dsn, database):
@@ -200,20 +247,20 @@ def test_every_refusal_is_counted_by_reason_on_metrics_and_in_collector_metrics(
         assert collector.pipeline.flush(30)
         text = httpx.get(collector.endpoint_url("query_api") + "/metrics", headers={"authorization": bearer}).text
         scraped = _scrape(collector, headers={"authorization": bearer})
-    expected = {f'foothold_requests_refused_total{{reason="{reason}"}}': 1.0 for reason in PipelineStats.REFUSALS}
+    refused = 'foothold_requests_refused_total{{reason="{}",receiver="{}"}}'
+    expected = {refused.format(reason, "otlp_http"): 1.0 for reason in m.REFUSAL_REASONS}
     expected |= {
-        'foothold_requests_refused_total{reason="too_large"}': 2.0,
-        "foothold_spans_limit_refused_total": 3.0,
-        "foothold_attributes_dropped_total": 1.0,
-        "foothold_values_truncated_total": 1.0,
-        "foothold_values_nesting_truncated_total": 1.0,
+        refused.format("too_large", "otlp_grpc"): 1.0,
+        'foothold_auth_failures_total{listener="otlp_http",reason="missing"}': 1.0,
+        'foothold_spans_limit_refused_total{receiver="otlp_http"}': 3.0,
+        TRACES.format("foothold_attributes_dropped_total"): 1.0,
+        TRACES.format("foothold_values_truncated_total"): 1.0,
+        TRACES.format("foothold_values_nesting_truncated_total"): 1.0,
         'foothold_spans_rejected_total{receiver="otlp_http"}': 1.0,
-        'foothold_requests_total{outcome="bad_request",receiver="otlp_http"}': 5.0,
-        'foothold_requests_total{outcome="bad_request",receiver="otlp_grpc"}': 1.0,
+        'foothold_requests_total{outcome="ok",receiver="otlp_http"}': 1.0,
     }
     assert {name: scraped[name] for name in expected} == expected
     assert "# TYPE foothold_requests_refused_total counter" in text
-    assert all(f"# TYPE {name} {kind}" in text for _, name, kind, _ in PIPELINE_FIGURES)
 
     store = open_store(chdb_dsn, database)
     try:
@@ -231,3 +278,11 @@ def test_every_refusal_is_counted_by_reason_on_metrics_and_in_collector_metrics(
         for name, labels, value in stored
     }
     assert {name: table[name] for name in expected} == expected
+
+
+def test_every_declared_metric_is_documented():
+    """docs/reliability.md's self-telemetry table lists each metric of the one declaration."""
+    from pathlib import Path
+
+    doc = (Path(__file__).resolve().parent.parent / "docs" / "reliability.md").read_text(encoding="utf-8")
+    assert [metric.name for metric in m.METRICS if f"`{metric.name}`" not in doc] == []

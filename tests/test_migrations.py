@@ -224,8 +224,8 @@ def test_a_collector_on_a_newer_store_keeps_serving_says_the_fix_and_loses_nothi
     try:
         with CollectorThread(settings) as collector:
             assert collector.store is None
-            assert f"schema version {LATEST + 1}" in collector.pipeline.stats.store_error
-            assert "pip install -U foothold-audit" in collector.pipeline.stats.store_error
+            assert f"schema version {LATEST + 1}" in collector.connection.reason
+            assert "pip install -U foothold-audit" in collector.connection.reason
             provider = TracerProvider()
             exporter = OTLPSpanExporter(endpoint=collector.endpoint_url("otlp_grpc"), insecure=True)
             provider.add_span_processor(SimpleSpanProcessor(exporter))

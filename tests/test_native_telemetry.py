@@ -21,6 +21,7 @@ here: see test_codex_and_gemini_cli_binaries for why), cited per mapper:
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 import re
 import threading
@@ -36,6 +37,7 @@ from opentelemetry.sdk._logs.export import SimpleLogRecordProcessor
 from opentelemetry.sdk.resources import Resource
 
 from foothold import semconv
+from foothold.collector import metrics as m
 from foothold.collector.service import CollectorThread
 from foothold.collector.tokens import hash_token
 from foothold.redact import fingerprint
@@ -98,7 +100,7 @@ def claude_tool_result(session: str, call: str, command: str, **extra) -> dict:
 def tool_calls(collector, session: str) -> list[dict]:
     names = (
         "ToolName, ToolCallId, AgentName, Status, ErrorType, DurationNs, Arguments, Decision, DecisionSource, "
-        "Source, PersistenceKind, Technique, ToolCategories"
+        "Source, PersistenceKind, Technique, ToolCategories, Outcome"
     )
     found = rows(
         collector, f"SELECT {names} FROM {{db}}.tool_calls FINAL WHERE SessionId = %(s)s ORDER BY Timestamp", s=session
@@ -267,6 +269,7 @@ def test_codex_cli_events_become_tool_calls(collector):
         "User",
         "Unset",
     )
+    assert [calls[c]["Outcome"] for c in ("c1", "c2", "c3")] == ["ok", "failed", "denied"]
 
 
 def test_gemini_cli_events_become_tool_calls(collector):
@@ -325,6 +328,7 @@ def test_gemini_cli_events_become_tool_calls(collector):
     assert write_call["AgentName"] == "gemini-cli" and write_call["PersistenceKind"] == "shell_rc"
     assert (write_call["Decision"], write_call["DecisionSource"], write_call["Status"]) == ("accept", "policy", "Ok")
     assert (shell_call["Decision"], shell_call["ErrorType"]) == ("reject", "cancelled")
+    assert (write_call["Outcome"], shell_call["Outcome"]) == ("ok", "denied")  # refused, though it errored too
     assert shell_call["PersistenceKind"] == "systemd_unit"
 
 
@@ -348,6 +352,11 @@ def test_claude_code_rejected_decision_is_a_row_and_accepted_one_is_not(collecto
     assert (calls["toolu_rej"]["Decision"], calls["toolu_rej"]["DecisionSource"]) == ("reject", "user_reject")
     assert calls["toolu_rej"]["PersistenceKind"] == "ssh_authorized_keys"  # what it would have written
     assert calls["toolu_ok"]["PersistenceKind"] == ""
+    # The alert says the write was refused, by whom, and is an attempt at low severity.
+    assert (calls["toolu_rej"]["Outcome"], calls["toolu_ok"]["Outcome"]) == ("denied", "ok")
+    (alert,) = [a for a in collector.evaluate_alerts().raised if a.rule_id == "durable_write"]
+    assert (alert.session_id, alert.outcome, alert.severity) == ("cc-sess", "denied", "low")
+    assert alert.evidence.startswith("attempted, denied by user_reject: ssh_authorized_keys")
 
 
 def hook_span(agent, session: str, call: str, command: str) -> None:
@@ -518,7 +527,7 @@ def test_logs_accepted_before_a_crash_are_replayed_from_their_spool_once(tmp_pat
         store.close()
 
     with CollectorThread(make_settings(tmp_path, chdb_dsn, database)) as collector:
-        assert collector.logs_pipeline.stats.replayed_spans == 3
+        assert collector.metrics.value(m.SPANS_REPLAYED, signal="logs") == 3
         stored = rows(
             collector, "SELECT LogAttributes['tool_use_id'], count() FROM {db}.otel_logs GROUP BY 1 ORDER BY 1"
         )
@@ -617,6 +626,7 @@ def test_planted_secrets_in_native_tool_events_rest_in_no_logs_spool(tmp_path):
         signal=LOGS,
         redactor=RequestRedactor(key.encode()).logs,
     )
+    asyncio.run(pipeline.start())
     try:
         request = decode_json(orjson.dumps(_native_secret_events()))
         assert pipeline.submit(validate(request)) is Submitted.OK  # answered once durable in the spool

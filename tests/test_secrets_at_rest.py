@@ -28,7 +28,6 @@ from pathlib import Path
 
 import orjson
 import pytest
-import yaml
 from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcSpanExporter
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as HttpSpanExporter
 from opentelemetry.sdk.resources import Resource
@@ -37,14 +36,15 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.trace import Link, SpanKind, Status, StatusCode
 
 from foothold import instrumentation as fh
+from foothold.instrumentation.integrations import hook_forwarder
 from foothold.redact import fingerprint
+from tests.collector_process import CLI, start_collector, write_config
 from tests.planted import LOOK_ALIKES, Planter
 from tests.test_instrumentation import _reset, instrument
 
 KEY = "secrets-at-rest-key"
 PLANTED = Planter(seed=4242).every()
 ROOT = Path(__file__).resolve().parent.parent
-CLI = [sys.executable, "-m", "foothold"]
 _ALNUM_RUN = re.compile(r"[A-Za-z0-9]{12,}")
 
 
@@ -62,26 +62,6 @@ NEEDLES = {needle: name for name, (_, value, _) in PLANTED.items() for needle in
 def leaks(where: str, data: bytes | str) -> list[str]:
     text = data.decode("utf-8", "replace") if isinstance(data, bytes) else data
     return [f"{where}: {NEEDLES[n]} ({n[:24]}...)" for n in NEEDLES if n in text]
-
-
-def _start_collector(config: Path, data_dir: Path, log: Path) -> tuple[subprocess.Popen, dict]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("FOOTHOLD_")}
-    proc = subprocess.Popen(
-        [*CLI, "collect", "-c", str(config)], env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT
-    )
-    deadline = time.monotonic() + 120  # readiness of another process: poll its discovery file
-    while time.monotonic() < deadline:
-        try:
-            info = orjson.loads((data_dir / "collector.json").read_bytes())
-            if info.get("pid") == proc.pid:
-                return proc, info
-        except (FileNotFoundError, orjson.JSONDecodeError):
-            pass
-        if proc.poll() is not None:
-            raise AssertionError(f"collector exited with {proc.returncode}:\n{log.read_text(errors='replace')}")
-        time.sleep(0.05)
-    proc.kill()
-    raise AssertionError("collector did not become ready in 120 s")
 
 
 def _cli(config: Path, *args: str) -> str:
@@ -245,25 +225,15 @@ sys.stdout.write(str(len(tables)) + "\\0" + "\\0".join(out))
 """
 
 
+@pytest.mark.usefixtures("stop_hook_forwarders")
 def test_planted_secrets_rest_nowhere_whoever_instrumented_the_agent(tmp_path: Path, monkeypatch):
     data_dir, store_dir = tmp_path / "collector", tmp_path / "store"
     data_dir.mkdir()
-    loopback = {"endpoint": "127.0.0.1:0"}
-    config = tmp_path / "foothold.yaml"
-    config.write_text(
-        yaml.safe_dump(
-            {
-                "data_dir": str(data_dir),
-                "store": {"dsn": f"chdb://{store_dir}", "database": "foothold"},
-                "receivers": {"grpc": loopback, "http": loopback},
-                "query_api": loopback,
-                "batch": {"timeout_seconds": 0.5},
-                "fingerprint_key": KEY,
-            }
-        )
+    config = write_config(
+        tmp_path / "foothold.yaml", data_dir, store_dir, batch={"timeout_seconds": 0.5}, fingerprint_key=KEY
     )
     log = tmp_path / "collector.log"
-    proc, info = _start_collector(config, data_dir, log)
+    proc, info = start_collector(config, data_dir, log)
     home = tmp_path / "home"
     home.mkdir()
     monkeypatch.setenv("HOME", str(home))
@@ -272,6 +242,7 @@ def test_planted_secrets_rest_nowhere_whoever_instrumented_the_agent(tmp_path: P
     try:
         _through_foothold(home, info["otlp_grpc"])
         _through_claude_code_hook(tmp_path, info["otlp_http"])
+        hook_forwarder.flush(str(tmp_path / "cc-state"))  # the hook's forwarder sends after answering
         _through_plain_otel(info["otlp_http"])
         spool = data_dir / "spool"
         for path in sorted(p for p in spool.rglob("*") if p.is_file()):  # received bodies, as they rest

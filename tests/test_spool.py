@@ -7,19 +7,16 @@ collector's query API.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import signal
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
 
 import httpx
-import orjson
 import pytest
-import yaml
 from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcSpanExporter
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.sdk.resources import Resource
@@ -27,6 +24,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExportResult
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
+from foothold.collector import metrics as m
 from foothold.collector.config import BatchConfig, SpoolConfig
 from foothold.collector.exporter import ClickHouseExporter
 from foothold.collector.otlp import validate
@@ -35,8 +33,11 @@ from foothold.collector.rows import to_batch
 from foothold.collector.service import CollectorThread
 from foothold.collector.spool import HEADER, Spool
 from foothold.collector.store import open_store
+from tests.collector_process import start_collector, write_config
 from tests.conftest import make_settings, rows
 from tests.test_collector_resilience import FlakyExporter, _post
+
+EXPORTED = 'foothold_spans_exported_total{signal="traces"}'  # as /healthz and /metrics name it
 
 SPOOL_DIR = "spool"
 
@@ -145,11 +146,13 @@ def test_corrupt_tail_is_cut_with_a_warning_and_the_rest_replayed(tmp_path, chdb
     with caplog.at_level(logging.WARNING, logger="foothold.collector.spool"):
         with CollectorThread(settings) as collector:  # starts despite the damage
             stored = _span_counts(collector, "otel_traces")
-            stats = collector.pipeline.stats
+            truncated, replayed = (
+                collector.metrics.value(x, signal="traces") for x in (m.SPOOL_TRUNCATED_BYTES, m.SPANS_REPLAYED)
+            )
             assert _post(collector, _tool_request("after").SerializeToString()).status_code == 200
-    assert "truncating" in caplog.text and stats.spool_truncated_bytes > 0
+    assert "truncating" in caplog.text and truncated > 0
     assert stored == dict.fromkeys(_ids(requests[:intact]), 1)
-    assert stats.replayed_spans == 3 * intact
+    assert replayed == 3 * intact
 
 
 def test_replay_reads_a_backlog_larger_than_the_memory_queue_in_batches(tmp_path, chdb_dsn, database):
@@ -158,7 +161,7 @@ def test_replay_reads_a_backlog_larger_than_the_memory_queue_in_batches(tmp_path
     settings = make_settings(tmp_path, chdb_dsn, database, batch={"max_queued_spans": 500, "max_spans": 25})
     with CollectorThread(settings) as collector:
         assert _span_counts(collector, "otel_traces") == dict.fromkeys(_ids(requests), 1)
-        assert collector.pipeline.stats.exported_batches >= 200 // 25
+        assert collector.metrics.value(m.BATCHES_EXPORTED, signal="traces") >= 200 // 25
         assert collector.pipeline.queued_spans == 0
     assert list((tmp_path / SPOOL_DIR).glob("*.seg")) == []
 
@@ -196,6 +199,7 @@ def test_queued_requests_wait_as_bytes_within_the_memory_byte_bound(tmp_path, sp
     exporter = _GatedExporter()
     spool = Spool.open(tmp_path / SPOOL_DIR, SpoolConfig()) if spooled else None
     pipeline = Pipeline(config, exporter, spool=spool)
+    asyncio.run(pipeline.start())
     try:
         outcomes = [pipeline.submit(accepted) for accepted in requests]
         assert all(isinstance(item.payload, bytes) for item in pipeline._memory)
@@ -235,11 +239,11 @@ def test_a_batch_stored_just_before_a_crash_is_not_stored_again(tmp_path, chdb_d
         store.close()
 
     with CollectorThread(make_settings(tmp_path, chdb_dsn, database)) as collector:
-        assert collector.pipeline.stats.replayed_spans == 16
+        assert collector.metrics.value(m.SPANS_REPLAYED, signal="traces") == 16
         assert _span_counts(collector, "otel_traces") == dict.fromkeys(_ids(requests), 1)
         assert _span_counts(collector, "tool_calls") == dict.fromkeys(_ids(requests), 1)
         assert rows(collector, "SELECT count() FROM {db}.otel_traces_trace_id_ts") == [(16,)]
-        assert collector.pipeline.stats.exported_batches >= 2  # the replayed range, then the rest
+        assert collector.metrics.value(m.BATCHES_EXPORTED, signal="traces") >= 2  # the replayed range, then the rest
 
 
 def test_replayed_insert_with_the_same_token_is_dropped_in_every_table(store):
@@ -299,63 +303,34 @@ def test_store_outage_is_absorbed_by_the_spool_then_drained_and_a_full_spool_ans
         refused = _post(collector, _tool_request("refused").SerializeToString())
         assert refused.status_code == 429 and refused.headers["retry-after"] == "1"
         assert flaky[0].attempted.wait(10)
-        stats = collector.pipeline.stats
-        assert stats.exported_spans == 0 and stats.spool_bytes > 48 * 1024 and stats.refused_spans >= 11
+        assert (
+            collector.metrics.value(m.SPANS_EXPORTED, signal="traces") == 0
+            and collector.metrics.value(m.SPOOL_BYTES, signal="traces") > 48 * 1024
+        )
+        assert collector.metrics.value(m.SPANS_REFUSED, signal="traces") >= 11
 
         flaky[0].down.clear()  # the store is back: the spool drains
         assert _span_counts(collector, "otel_traces") == dict.fromkeys(_ids(accepted), 1)
-        assert collector.pipeline.stats.export_failures >= 1
-        assert collector.pipeline.stats.spool_bytes < 8 * 1024  # exported segments deleted
+        assert collector.metrics.value(m.EXPORT_FAILURES, signal="traces") >= 1
+        assert collector.metrics.value(m.SPOOL_BYTES, signal="traces") < 8 * 1024  # exported segments deleted
         assert _post(collector, _tool_request("after").SerializeToString()).status_code == 200
 
 
 # --- kill -9 -------------------------------------------------------------------------------------------------
 
 
-def _start_collector(config: Path, data_dir: Path) -> tuple[subprocess.Popen, dict]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("FOOTHOLD_")}
-    with open(data_dir / f"collector-{time.monotonic_ns()}.log", "wb") as log:  # the child keeps its own copy
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "foothold", "collect", "-c", str(config)],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=log,
-        )
-    deadline = time.monotonic() + 120  # readiness probe of another process: poll its discovery file
-    while time.monotonic() < deadline:
-        try:
-            info = orjson.loads((data_dir / "collector.json").read_bytes())
-            if info.get("pid") == proc.pid:
-                return proc, info
-        except (FileNotFoundError, orjson.JSONDecodeError):
-            pass
-        if proc.poll() is not None:
-            logs = "\n".join(p.read_text(errors="replace") for p in data_dir.glob("collector-*.log"))
-            raise AssertionError(f"collector exited with {proc.returncode}:\n{logs}")
-        time.sleep(0.05)
-    proc.kill()
-    raise AssertionError("collector did not become ready in 120 s")
-
-
 def test_kill_9_mid_load_loses_no_acknowledged_span_and_stores_none_twice(tmp_path):
     data_dir = tmp_path / "collector"
     data_dir.mkdir()
-    config = tmp_path / "foothold.yaml"
-    loopback = {"endpoint": "127.0.0.1:0"}
-    config.write_text(
-        yaml.safe_dump(
-            {
-                "data_dir": str(data_dir),
-                "store": {"dsn": f"chdb://{tmp_path / 'store'}", "database": "foothold"},
-                "receivers": {"grpc": loopback, "http": loopback},
-                "query_api": loopback,
-                "alerts": {"enabled": False},
-                "batch": {"timeout_seconds": 2.0, "max_spans": 2000},
-                "fingerprint_key": "test-deployment-key",
-            }
-        )
+    config = write_config(
+        tmp_path / "foothold.yaml",
+        data_dir,
+        tmp_path / "store",
+        alerts={"enabled": False},
+        batch={"timeout_seconds": 2.0, "max_spans": 2000},
+        fingerprint_key="test-deployment-key",
     )
-    proc, info = _start_collector(config, data_dir)
+    proc, info = start_collector(config, data_dir, data_dir / "collector.log")
 
     provider = TracerProvider(resource=Resource.create({"service.name": "kill-test"}))
     made = InMemorySpanExporter()
@@ -398,7 +373,7 @@ def test_kill_9_mid_load_loses_no_acknowledged_span_and_stores_none_twice(tmp_pa
     loader.start()
     acknowledged_at_least(3000)
     deadline = time.monotonic() + 60  # another process: poll its health figures until it has exported
-    while httpx.get(info["query_api"] + "/healthz", timeout=10).json()["pipeline"]["exported_spans"] == 0:
+    while httpx.get(info["query_api"] + "/healthz", timeout=10).json()["metrics"][EXPORTED] == 0:
         assert time.monotonic() < deadline, "the collector exported nothing in 60 s"
         time.sleep(0.05)
     acknowledged_at_least(len(acknowledged) + 2000)  # keep loading: the kill lands mid-stream
@@ -408,7 +383,7 @@ def test_kill_9_mid_load_loses_no_acknowledged_span_and_stores_none_twice(tmp_pa
     stopped.set()
     assert loader.is_alive() is False and len(acknowledged) >= 5000
 
-    proc, info = _start_collector(config, data_dir)  # same data dir: replay
+    proc, info = start_collector(config, data_dir, data_dir / "collector.log")  # same data dir: replay
     try:
         query = info["query_api"]
         assert httpx.post(query + "/v1/flush", timeout=60).json() == {"flushed": True}
@@ -432,4 +407,6 @@ def test_kill_9_mid_load_loses_no_acknowledged_span_and_stores_none_twice(tmp_pa
     assert all(n == 1 for n in stored.values()), "a span was stored twice"
     assert all(n == 1 for _, n in tool_calls["rows"]) and len(tool_calls["rows"]) == len(stored)
     assert stored.keys() <= sent
-    assert 0 < health["pipeline"]["replayed_spans"] < len(stored)  # some exported before the kill, the rest replayed
+    assert (
+        0 < health["metrics"]['foothold_spans_replayed_total{signal="traces"}'] < len(stored)
+    )  # some exported before the kill, the rest replayed

@@ -16,17 +16,14 @@ from __future__ import annotations
 import fcntl
 import os
 import socket
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 import httpx
-import orjson
-import yaml
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
+from foothold.collector import metrics as m
 from foothold.collector.service import CollectorThread
+from tests.collector_process import start_collector, write_config
 from tests.conftest import make_settings
 
 PROTOBUF = {"content-type": "application/x-protobuf"}
@@ -57,64 +54,39 @@ def test_unreachable_server_dsn_starts_degraded_and_spools(tmp_path, database):
         api = collector.endpoint_url("query_api")
         health = httpx.get(api + "/healthz").json()
         assert health["status"] == "degraded"
-        assert health["pipeline"]["store_up"] == 0 and "127.0.0.1" in health["pipeline"]["store_error"]
+        assert health["metrics"]["foothold_store_up"] == 0 and "127.0.0.1" in health["store_error"]
         assert "foothold_store_up 0" in httpx.get(api + "/metrics").text
         query = httpx.post(api + "/v1/query", json={"sql": "SELECT 1"})
         assert query.status_code == 400 and "store is unreachable" in query.json()["error"]
         assert collector.pipeline.queued_spans == 3
-    assert collector.pipeline.stats.lost_spans == 0  # kept in the spool for the next start
+    assert collector.metrics.value(m.SPANS_LOST, signal="traces") == 0  # kept in the spool for the next start
     assert (tmp_path / "spool" / "checkpoint.json").exists()
-
-
-def _start(config: Path, data_dir: Path) -> tuple[subprocess.Popen, dict]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("FOOTHOLD_")}
-    log = open(data_dir / "collector.log", "wb")  # noqa: SIM115 - the child writes it until the test ends
-    proc = subprocess.Popen([sys.executable, "-m", "foothold", "collect", "-c", str(config)], env=env, stderr=log)
-    deadline = time.monotonic() + 120  # readiness of another process: poll its discovery file
-    while time.monotonic() < deadline:
-        try:
-            info = orjson.loads((data_dir / "collector.json").read_bytes())
-            if info.get("pid") == proc.pid:
-                return proc, info
-        except (FileNotFoundError, orjson.JSONDecodeError):
-            pass
-        if proc.poll() is not None:
-            raise AssertionError(f"collector exited {proc.returncode}: {(data_dir / 'collector.log').read_text()}")
-        time.sleep(0.05)
-    proc.kill()
-    raise AssertionError("collector not ready in 120 s")
 
 
 def test_the_store_appears_later_and_the_spooled_spans_are_stored(tmp_path):
     data_dir, store_path = tmp_path / "collector", tmp_path / "store"
     data_dir.mkdir()
-    config = tmp_path / "foothold.yaml"
-    loopback = {"endpoint": "127.0.0.1:0"}
-    config.write_text(
-        yaml.safe_dump(
-            {
-                "data_dir": str(data_dir),
-                "store": {"dsn": f"chdb://{store_path}", "database": "foothold", "startup_wait_seconds": 5},
-                "receivers": {"grpc": loopback, "http": loopback},
-                "query_api": loopback,
-                "alerts": {"enabled": False},
-                "batch": {"timeout_seconds": 0.2, "retry_max_seconds": 0.5},
-                "fingerprint_key": "test-deployment-key",
-            }
-        )
+    config = write_config(
+        tmp_path / "foothold.yaml",
+        data_dir,
+        store_path,
+        store={"startup_wait_seconds": 5},
+        alerts={"enabled": False},
+        batch={"timeout_seconds": 0.2, "retry_max_seconds": 0.5},
+        fingerprint_key="test-deployment-key",
     )
     # Another process owns the store: the lock collector/store.py takes beside a chDB path.
     holder = os.open(store_path.with_name("store.lock"), os.O_RDWR | os.O_CREAT, 0o600)
     fcntl.flock(holder, fcntl.LOCK_EX)
     os.pwrite(holder, b"424242", 0)
-    proc, info = _start(config, data_dir)
+    proc, info = start_collector(config, data_dir, data_dir / "collector.log")
     try:
         with httpx.Client(timeout=90) as client:
             for i in range(5):
                 sent = client.post(info["otlp_http"] + "/v1/traces", content=_request(f"early-{i}"), headers=PROTOBUF)
                 assert sent.status_code == 200
             health = client.get(info["query_api"] + "/healthz").json()
-            assert health["status"] == "degraded" and "424242" in health["pipeline"]["store_error"]
+            assert health["status"] == "degraded" and "424242" in health["store_error"]
 
             os.close(holder)  # the store becomes available
             holder = None

@@ -12,6 +12,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from typer.testing import CliRunner
 
 from foothold.cli import app
+from foothold.collector import metrics as m
 from foothold.collector.chain import ChainStore
 from foothold.collector.service import CollectorThread
 from tests.conftest import make_settings, rows
@@ -183,7 +184,7 @@ def test_a_failed_link_write_is_retried_without_writing_the_rows_twice(tmp_path,
     monkeypatch.setattr(ChainStore, "record", flaky_record)
     with CollectorThread(settings) as collector:
         _send_batches(collector, batches=1, spans=3)
-        assert failures == [1] and collector.pipeline.stats.export_failures == 1
+        assert failures == [1] and collector.metrics.value(m.EXPORT_FAILURES, signal="traces") == 1
         assert rows(collector, "SELECT count() FROM {db}.otel_traces") == [(3,)]
         assert rows(collector, "SELECT Sequence, Rows FROM {db}.export_chain") == [(1, 3)]
         assert collector.verify_chain().ok

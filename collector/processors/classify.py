@@ -20,6 +20,7 @@ from foothold import semconv
 from foothold.detections import shell, toolcall
 from foothold.detections.classify import Finding, classify_command, classify_path, classify_tool_call
 from foothold.detections.rules import ToolCategories, tool_categories
+from foothold.detections.severity import SEVERITIES
 
 if TYPE_CHECKING:
     from foothold.collector.pipeline import Batch
@@ -67,7 +68,6 @@ _VERDICT_KEYS = (
     semconv.PERSISTENCE_SEVERITY,
     semconv.TOOL_CATEGORIES,
 )
-_SEVERITY_ORDER = ("info", "low", "medium", "high", "critical")
 
 
 def _clear_verdict(attrs: dict[str, str]) -> None:
@@ -79,7 +79,7 @@ def _label(attrs: dict[str, str], findings: list[Finding]) -> None:
     if not findings:
         return
     # the most severe finding names the span; the evidence lists the first three
-    first = max(findings, key=lambda f: _SEVERITY_ORDER.index(f.severity) if f.severity in _SEVERITY_ORDER else 2)
+    first = max(findings, key=lambda f: SEVERITIES.index(f.severity) if f.severity in SEVERITIES else 2)
     attrs[semconv.PERSISTENCE_KIND] = first.kind
     attrs[semconv.PERSISTENCE_TECHNIQUE] = first.technique
     attrs[semconv.PERSISTENCE_TARGET] = first.target
@@ -96,7 +96,7 @@ class ClassifyProcessor:
             lambda name: frozenset(self._categories.for_tool(name))
         )
         # The same command recurs with other arguments around it (timeouts, descriptions): parse it once.
-        self._command_categories_cached = functools.lru_cache(maxsize=_CACHE_ENTRIES)(self._command_categories)
+        self._command_categories = functools.lru_cache(maxsize=_CACHE_ENTRIES)(self._categories_of_command)
 
     def process(self, batch: Batch) -> None:
         attributes = batch.span_attributes
@@ -152,10 +152,10 @@ class ClassifyProcessor:
             categories.add("untrusted_input")
         command = shell_command(arguments, name)
         if command:
-            categories |= self._command_categories_cached(command, cwd, home)
+            categories |= self._command_categories(command, cwd, home)
         return findings, ",".join(sorted(categories))
 
-    def _command_categories(self, command: str, cwd: str | None, home: str | None) -> frozenset[str]:
+    def _categories_of_command(self, command: str, cwd: str | None, home: str | None) -> frozenset[str]:
         categories = {"exec"}
         for invocation in shell.analyze(command, cwd=cwd, home=home).invocations:
             if not invocation.argv:

@@ -20,7 +20,8 @@ import orjson
 from foothold import semconv
 from foothold.detections import toolcall
 from foothold.detections.code_changes import changes_from_tool_call
-from foothold.detections.code_signals import SEVERITY_ORDER, review_changes
+from foothold.detections.code_signals import review_changes
+from foothold.detections.severity import SEVERITIES
 
 if TYPE_CHECKING:
     from foothold.collector.pipeline import Batch
@@ -54,7 +55,7 @@ class CodeReviewProcessor:
                     self._warned = True
                 continue
             if findings:
-                worst = max(findings, key=lambda f: SEVERITY_ORDER.index(f.severity))
+                worst = max(findings, key=lambda f: SEVERITIES.index(f.severity))
                 attrs[semconv.CODE_SEVERITY] = worst.severity
                 attrs[semconv.CODE_FINDINGS] = orjson.dumps(
                     [

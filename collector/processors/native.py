@@ -42,6 +42,7 @@ from collections.abc import Callable
 from typing import TypeVar
 
 import orjson
+from pydantic import BaseModel, ConfigDict, Field
 
 from foothold import semconv
 from foothold.collector.log_rows import LogBatch
@@ -254,6 +255,15 @@ K = TypeVar("K")  # an index key: a span id, or a (session, call id) pair
 _INDEX_ENTRIES = 200_000  # calls remembered; a duplicate arrives seconds to minutes after its record
 
 
+class CallOfRecordConfig(BaseModel):
+    """``processors.call_of_record`` in the collector config."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    # a duplicate arrives seconds to minutes after its record; ~200 bytes of index per call
+    index_entries: int = Field(200_000, gt=0, description="tool calls remembered to recognise later records of them")
+
+
 def call_key(attrs: dict[str, str], trace_id: str) -> tuple[str, str] | None:
     """(session, call id) of a tool-call record, or None when it carries no call id to match on.
 
@@ -304,7 +314,8 @@ class CallOfRecord:
     in ``superseded`` for the exporter to delete from ``tool_calls`` (ClickHouseExporter).
     """
 
-    def __init__(self, entries: int = _INDEX_ENTRIES) -> None:
+    def __init__(self, config: CallOfRecordConfig | None = None) -> None:
+        entries = (config or CallOfRecordConfig()).index_entries
         self._seen: OrderedDict[tuple[str, str], str] = OrderedDict()
         self._spans: OrderedDict[str, str] = OrderedDict()  # tool-call span id -> tool name
         self._entries = entries

@@ -18,11 +18,14 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
+from google.protobuf.message import Message
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
 from foothold import redact
@@ -56,66 +59,55 @@ _scrub_text_cached = functools.lru_cache(maxsize=_CACHE_ENTRIES)(_scrub_text)
 
 
 class RequestRedactor:
-    """Redacts an ``ExportTraceServiceRequest`` in place; says whether anything changed."""
+    """Redacts an OTLP traces request (call it) or logs request (``logs``) in place; says whether anything changed."""
 
     def __init__(self, fingerprint_key: bytes) -> None:
         self._key = fingerprint_key
 
     def __call__(self, request: ExportTraceServiceRequest) -> bool:
-        changed = False
-        for resource_spans in request.resource_spans:
-            changed |= self._attributes(resource_spans.resource.attributes)
-            for scope_spans in resource_spans.scope_spans:
-                changed |= self._attributes(scope_spans.scope.attributes)
-                for span in scope_spans.spans:
-                    changed |= self._span(span)
-        return changed
+        return self._walk(request.resource_spans, "scope_spans", "spans", self._span)
 
     def logs(self, request: ExportLogsServiceRequest) -> bool:
         """The same for an ``ExportLogsServiceRequest`` (native agent telemetry carries tool parameters and
         content in log bodies and attributes): every string of the body, attributes and resource."""
+        return self._walk(request.resource_logs, "scope_logs", "log_records", self._log_record)
+
+    def _walk(self, resources: Iterable[Any], scopes: str, items: str, redact_item: Callable[[Any], bool]) -> bool:
+        """The OTLP envelope, the same for traces and logs: each resource's attributes, each scope's, then
+        every item (span or log record) under it."""
         changed = False
-        for resource_logs in request.resource_logs:
-            changed |= self._attributes(resource_logs.resource.attributes)
-            for scope_logs in resource_logs.scope_logs:
-                changed |= self._attributes(scope_logs.scope.attributes)
-                for record in scope_logs.log_records:
-                    changed |= self._any_value("body", record.body)
-                    changed |= self._attributes(record.attributes)
-                    if record.event_name:
-                        text = self._text(record.event_name)
-                        if text != record.event_name:
-                            record.event_name, changed = text, True
+        for resource in resources:
+            changed |= self._attributes(resource.resource.attributes)
+            for scoped in getattr(resource, scopes):
+                changed |= self._attributes(scoped.scope.attributes)
+                for item in getattr(scoped, items):
+                    changed |= redact_item(item)
         return changed
 
+    def _log_record(self, record: LogRecord) -> bool:
+        changed = self._any_value("body", record.body)
+        changed |= self._attributes(record.attributes)
+        return changed | self._field(record, "event_name")
+
     def _span(self, span: Span) -> bool:
-        changed = False
-        if span.name:
-            text = self._text(span.name)
-            if text != span.name:
-                span.name, changed = text, True
-        if span.status.message:
-            text = self._text(span.status.message)
-            if text != span.status.message:
-                span.status.message, changed = text, True
-        if span.trace_state:
-            text = self._text(span.trace_state)
-            if text != span.trace_state:
-                span.trace_state, changed = text, True
+        changed = self._field(span, "name") | self._field(span.status, "message") | self._field(span, "trace_state")
         changed |= self._attributes(span.attributes)
         for event in span.events:
-            if event.name:
-                text = self._text(event.name)
-                if text != event.name:
-                    event.name, changed = text, True
-            changed |= self._attributes(event.attributes)
+            changed |= self._field(event, "name") | self._attributes(event.attributes)
         for link in span.links:
-            if link.trace_state:
-                text = self._text(link.trace_state)
-                if text != link.trace_state:
-                    link.trace_state, changed = text, True
-            changed |= self._attributes(link.attributes)
+            changed |= self._field(link, "trace_state") | self._attributes(link.attributes)
         return changed
+
+    def _field(self, message: Message, name: str) -> bool:
+        """Redact one plain-text field of a protobuf message (a span name, a status message ...) in place."""
+        value: str = getattr(message, name)
+        if not value:
+            return False
+        text = self._text(value)
+        if text == value:
+            return False
+        setattr(message, name, text)
+        return True
 
     def _text(self, value: str) -> str:
         if len(value) <= _CACHE_MAX_CHARS:

@@ -23,17 +23,26 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceResponse,
 )
 
+from foothold.collector import metrics as m
 from foothold.collector import otlp_logs
 from foothold.collector.auth import Authenticator, AuthError, stamp_sender, stamping
 from foothold.collector.config import AuthConfig, ConnectionsConfig, GrpcReceiverConfig, TlsConfig
-from foothold.collector.metrics import Metrics
 from foothold.collector.otlp import decode_protobuf
 from foothold.collector.pipeline import Pipeline
-from foothold.collector.receivers import RETRY_AFTER_CLOSED_SECONDS, RETRY_AFTER_FULL_SECONDS, Verdict, ingest
+from foothold.collector.receivers import (
+    RETRY_AFTER_CLOSED_SECONDS,
+    RETRY_AFTER_FULL_SECONDS,
+    Verdict,
+    count_answer,
+    ingest,
+    start_receiver_series,
+)
 from foothold.collector.serving import grpc_options
 
 SERVICE = "opentelemetry.proto.collector.trace.v1.TraceService"
 LOGS_SERVICE = "opentelemetry.proto.collector.logs.v1.LogsService"
+RECEIVER = "otlp_grpc"  # the receiver label of its metrics
+STOP_GRACE_SECONDS = 5.0
 
 
 def _retry_metadata(code: grpc.StatusCode, message: str, seconds: int) -> tuple[tuple[str, bytes], ...]:
@@ -50,7 +59,7 @@ class GrpcReceiver:
         pipeline: Pipeline,
         config: GrpcReceiverConfig,
         auth: Authenticator | None = None,
-        metrics: Metrics | None = None,
+        metrics: m.Metrics | None = None,
         tls: TlsConfig | None = None,
         connections: ConnectionsConfig | None = None,
         logs_pipeline: Pipeline | None = None,
@@ -59,11 +68,12 @@ class GrpcReceiver:
         self._logs_pipeline = logs_pipeline
         self._config = config
         self._auth = auth or Authenticator(AuthConfig())
-        self._metrics = metrics or Metrics()
+        self._metrics = metrics or m.Metrics()
+        start_receiver_series(self._metrics, RECEIVER)
         self._tls = tls or TlsConfig()
         self._connections = connections or ConnectionsConfig()
         self._server: grpc.aio.Server | None = None
-        self.port: int | None = None
+        self.port = 0  # the bound port, once started (endpoint port 0 picks one)
 
     async def _export(
         self, _requests: AsyncIterator[bytes], context: grpc.aio.ServicerContext
@@ -89,27 +99,22 @@ class GrpcReceiver:
         try:
             identity = self._auth.check(authorization if isinstance(authorization, str) else None)
         except AuthError as exc:
-            self._metrics.inc("foothold_auth_failures_total", listener="otlp_grpc", reason=exc.reason)
-            self._metrics.inc("foothold_requests_total", receiver="otlp_grpc", outcome="unauthenticated")
-            pipeline.stats.count_refusal("unauthenticated")
+            self._metrics.record(m.AUTH_FAILURES, listener=RECEIVER, reason=exc.reason)
             await context.abort(grpc.StatusCode.UNAUTHENTICATED, str(exc))
         body = await context.read()
         if body is grpc.aio.EOF:  # the core refused the message as too large (or the client left before sending it)
-            self._metrics.inc("foothold_requests_total", receiver="otlp_grpc", outcome="bad_request")
-            pipeline.stats.count_refusal("too_large")
+            self._metrics.record(m.REQUESTS_REFUSED, receiver=RECEIVER, reason="too_large")
             message = f"message over the {self._config.max_message_bytes}-byte limit (receivers.grpc.max_message_bytes)"
             await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, message)
 
         def received(spans: int) -> None:
-            self._metrics.inc("foothold_spans_received_total", spans, receiver="otlp_grpc")
+            self._metrics.record(m.SPANS_RECEIVED, spans, receiver=RECEIVER)
 
         # Off the event loop: decoding is CPU work and the spool fsyncs before we may answer; in worker
         # threads concurrent requests share one fsync (group commit) instead of queueing behind each other.
         decode = stamping(decoder, identity.sender, json=False, count=received, stamp=stamp)
-        outcome = await asyncio.to_thread(ingest, pipeline, decode, body)
-        self._metrics.inc("foothold_requests_total", receiver="otlp_grpc", outcome=outcome.verdict.value)
-        if outcome.accepted is not None and outcome.accepted.rejected:
-            self._metrics.inc("foothold_spans_rejected_total", outcome.accepted.rejected, receiver="otlp_grpc")
+        outcome = await asyncio.to_thread(ingest, pipeline, decode, body, self._metrics, RECEIVER)
+        count_answer(self._metrics, RECEIVER, outcome)
         if outcome.verdict is Verdict.OK and outcome.accepted is not None:  # an OK outcome carries what it accepted
             return outcome.accepted.response()
         if outcome.verdict is Verdict.BAD_REQUEST:
@@ -121,7 +126,7 @@ class GrpcReceiver:
         await context.abort(code, outcome.message, trailing_metadata=_retry_metadata(code, outcome.message, seconds))
         raise AssertionError("unreachable: context.abort raises")
 
-    async def start(self) -> int:
+    async def start(self) -> None:
         limit = self._config.max_message_bytes
         self._server = grpc.aio.server(
             options=[("grpc.max_receive_message_length", limit), ("grpc.max_send_message_length", limit)]
@@ -156,8 +161,8 @@ class GrpcReceiver:
         if not self.port:
             raise OSError(f"cannot bind OTLP/gRPC on {address}: is the port in use? set receivers.grpc.endpoint")
         await self._server.start()
-        return self.port
 
-    async def stop(self, grace: float = 5.0) -> None:
+    async def stop(self) -> None:
+        """Stop taking calls; those in flight get ``STOP_GRACE_SECONDS`` to finish."""
         if self._server is not None:
-            await self._server.stop(grace)
+            await self._server.stop(STOP_GRACE_SECONDS)

@@ -4,7 +4,7 @@ JSON bodies, optionally gzip-compressed. Both paths share every rule below.
 Status codes follow the OTLP specification: 400 undecodable (a truncated gzip stream included), 413 too
 large (checked on the declared length, the received bytes and the decompressed size), 415 unsupported
 content type or encoding, 429/503 with Retry-After when the collector cannot take data now. Every refusal
-is counted by reason (``PipelineStats.REFUSALS``). Responses and errors are encoded in the
+is counted by reason (``metrics.REFUSAL_REASONS``). Responses and errors are encoded in the
 request's own format (ExportTraceServiceResponse / google.rpc.Status). With tokens configured a request
 needs ``Authorization: Bearer <token>``, else 401 with ``WWW-Authenticate: Bearer`` and a Status body,
 answered before the body is read. TLS is uvicorn's (collector/service.py).
@@ -27,16 +27,26 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from foothold.collector import metrics as m
 from foothold.collector import otlp_logs
 from foothold.collector.auth import Authenticator, AuthError, stamp_sender, stamping
-from foothold.collector.config import AuthConfig, HttpReceiverConfig
-from foothold.collector.metrics import Metrics
+from foothold.collector.config import AuthConfig, ConnectionsConfig, HttpReceiverConfig, TlsConfig
 from foothold.collector.otlp import decode_json, decode_protobuf
 from foothold.collector.pipeline import Pipeline
-from foothold.collector.receivers import RETRY_AFTER_CLOSED_SECONDS, RETRY_AFTER_FULL_SECONDS, Verdict, ingest
+from foothold.collector.receivers import (
+    RETRY_AFTER_CLOSED_SECONDS,
+    RETRY_AFTER_FULL_SECONDS,
+    Outcome,
+    Verdict,
+    count_answer,
+    ingest,
+    start_receiver_series,
+)
+from foothold.collector.serving import HttpListener
 
 PROTOBUF = "application/x-protobuf"
 JSON = "application/json"
+RECEIVER = "otlp_http"  # the receiver label of its metrics
 
 
 @dataclass(frozen=True)
@@ -67,7 +77,7 @@ class _HttpError(Exception):
     def __init__(self, status: int, reason: str, message: str) -> None:
         super().__init__(message)
         self.status = status
-        self.reason = reason  # a PipelineStats.REFUSALS key
+        self.reason = reason  # a metrics.REFUSAL_REASONS entry
 
 
 async def _read_body(request: Request, limit: int) -> bytes:
@@ -129,18 +139,18 @@ def otlp_http_app(
     pipeline: Pipeline,
     config: HttpReceiverConfig,
     auth: Authenticator | None = None,
-    metrics: Metrics | None = None,
+    metrics: m.Metrics | None = None,
     logs_pipeline: Pipeline | None = None,
 ) -> Starlette:
     auth = auth or Authenticator(AuthConfig())
-    metrics = metrics or Metrics()
+    metrics = metrics or m.Metrics()
+    start_receiver_series(metrics, RECEIVER)
 
     def received(spans: int) -> None:
-        metrics.inc("foothold_spans_received_total", spans, receiver="otlp_http")
+        metrics.record(m.SPANS_RECEIVED, spans, receiver=RECEIVER)
 
-    def refused(pipeline: Pipeline, fmt: _Format, error: _HttpError) -> Response:
-        pipeline.stats.count_refusal(error.reason)
-        metrics.inc("foothold_requests_total", receiver="otlp_http", outcome="bad_request")
+    def refused(fmt: _Format, error: _HttpError) -> Response:
+        count_answer(metrics, RECEIVER, Outcome(Verdict.BAD_REQUEST, str(error), reason=error.reason))
         return _status_response(fmt, error.status, str(error))
 
     def export(
@@ -159,24 +169,21 @@ def otlp_http_app(
         try:
             identity = auth.check(request.headers.get("authorization"))
         except AuthError as exc:
-            metrics.inc("foothold_auth_failures_total", listener="otlp_http", reason=exc.reason)
-            metrics.inc("foothold_requests_total", receiver="otlp_http", outcome="unauthenticated")
-            pipeline.stats.count_refusal("unauthenticated")
+            metrics.record(m.AUTH_FAILURES, listener=RECEIVER, reason=exc.reason)
             return _unauthorized(fmt or formats[JSON], exc)
         if fmt is None:
             message = f"unsupported Content-Type {media_type or '(none)'!r}: use {PROTOBUF} or {JSON}"
-            return refused(pipeline, formats[JSON], _HttpError(415, "unsupported_media_type", message))
+            return refused(formats[JSON], _HttpError(415, "unsupported_media_type", message))
         try:
             raw = await _read_body(request, config.max_body_bytes)
             encoding = request.headers.get("content-encoding", "").strip().lower()
             body = _decompress(raw, encoding, config.max_body_bytes)
         except _HttpError as exc:
-            return refused(pipeline, fmt, exc)
+            return refused(fmt, exc)
         decode = stamping(fmt.decode, identity.sender, json=fmt.media_type == JSON, count=received, stamp=stamp)
-        outcome = await asyncio.to_thread(ingest, pipeline, decode, body)  # off the loop: decode and spool fsync
-        metrics.inc("foothold_requests_total", receiver="otlp_http", outcome=outcome.verdict.value)
-        if outcome.accepted is not None and outcome.accepted.rejected:
-            metrics.inc("foothold_spans_rejected_total", outcome.accepted.rejected, receiver="otlp_http")
+        # off the loop: decode and spool fsync
+        outcome = await asyncio.to_thread(ingest, pipeline, decode, body, metrics, RECEIVER)
+        count_answer(metrics, RECEIVER, outcome)
         if outcome.verdict is Verdict.OK and outcome.accepted is not None:  # an OK outcome carries what it accepted
             return Response(fmt.encode(outcome.accepted.response()), media_type=fmt.media_type)
         if outcome.verdict is Verdict.BAD_REQUEST:
@@ -189,3 +196,31 @@ def otlp_http_app(
     if logs_pipeline is not None:
         routes.append(Route("/v1/logs", export(logs_pipeline, _LOGS_FORMATS, otlp_logs.stamp_sender), methods=["POST"]))
     return Starlette(routes=routes)
+
+
+class OtlpHttpReceiver:
+    """The OTLP/HTTP receiver as a collector component: :func:`otlp_http_app` on its own bounded listener."""
+
+    def __init__(
+        self,
+        pipeline: Pipeline,
+        config: HttpReceiverConfig,
+        *,
+        auth: Authenticator,
+        metrics: m.Metrics,
+        connections: ConnectionsConfig,
+        tls: TlsConfig,
+        logs_pipeline: Pipeline | None = None,
+    ) -> None:
+        app = otlp_http_app(pipeline, config, auth=auth, metrics=metrics, logs_pipeline=logs_pipeline)
+        self._listener = HttpListener(app, RECEIVER, config.address, connections, tls, metrics)
+
+    @property
+    def port(self) -> int:
+        return self._listener.port
+
+    async def start(self) -> None:
+        await self._listener.start()
+
+    async def stop(self) -> None:
+        await self._listener.stop()

@@ -221,6 +221,8 @@ TOOL_CALLS_TABLE = Table(
     Decision LowCardinality(String) CODEC(ZSTD(1)),
     DecisionSource LowCardinality(String) CODEC(ZSTD(1)),
     Source LowCardinality(String) CODEC(ZSTD(1)),
+    CredentialShared Bool,
+    Outcome LowCardinality(String) CODEC(ZSTD(1)),
     INDEX idx_agent AgentName TYPE set(256) GRANULARITY 4,
     INDEX idx_tool ToolName TYPE set(256) GRANULARITY 4,
     INDEX idx_fingerprint CredentialFingerprint TYPE bloom_filter(0.01) GRANULARITY 1,
@@ -285,6 +287,7 @@ ALERTS_TABLE = Table(
     SeenAt DateTime64(9) CODEC(Delta, ZSTD(1)),
     Technique LowCardinality(String) CODEC(ZSTD(1)),
     Evidence String CODEC(ZSTD(1)),
+    Outcome LowCardinality(String) CODEC(ZSTD(1)),
     INDEX idx_session SessionId TYPE bloom_filter(0.01) GRANULARITY 1""",
     order_by="(RuleId, FindingKey)",
     partition_by="toYYYYMM(RaisedAt)",
@@ -431,9 +434,11 @@ def _tool_calls_select(column: str) -> str:
         {checkpoint} AS HumanCheckpoint,
         {a(semconv.SENDER)} AS Sender,
         ServiceName, TraceId, {ids},
-        {a(semconv.TOOL_DECISION)} AS Decision,
-        {a(semconv.TOOL_DECISION_SOURCE)} AS DecisionSource,
-        {a(semconv.TOOL_CALL_SOURCE)} AS Source
+        {sql.decision(column)} AS Decision,
+        {sql.decision_source(column)} AS DecisionSource,
+        {a(semconv.TOOL_CALL_SOURCE)} AS Source,
+        {a(semconv.CREDENTIAL_SHARED)} IN ('true', '1') AS CredentialShared,
+        {sql.outcome(column, status)} AS Outcome
     FROM {{source}}
     WHERE {where}"""
 

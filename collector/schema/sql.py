@@ -83,6 +83,43 @@ HAS_HUMAN_CHECKPOINT = (
     f"AND a['{semconv.CHECKPOINT_DECISION}'] != 'denied', Events.Name, Events.Attributes)"
 )
 
+# A person refused the call: a checkpoint event whose decision is `denied`; and who (its approver).
+HAS_DENIED_CHECKPOINT = (
+    f"arrayExists((n, a) -> n = '{semconv.EVENT_HUMAN_CHECKPOINT}' "
+    f"AND a['{semconv.CHECKPOINT_DECISION}'] = 'denied', Events.Name, Events.Attributes)"
+)
+DENYING_APPROVER = (
+    f"arrayFirst(a -> a['{semconv.CHECKPOINT_DECISION}'] = 'denied', "
+    f"arrayFilter((a, n) -> n = '{semconv.EVENT_HUMAN_CHECKPOINT}', Events.Attributes, Events.Name))"
+    f"['{semconv.CHECKPOINT_APPROVER}']"
+)
+
+
+def decision(column: str) -> str:
+    """accept | reject as the agent reported it; on a span without one, a person's denying checkpoint is a
+    reject (log records have no events)."""
+    reported = attr(semconv.TOOL_DECISION, column)
+    if column != SPAN_ATTRIBUTES:
+        return reported
+    return f"multiIf({reported} != '', {reported}, {HAS_DENIED_CHECKPOINT}, 'reject', '')"
+
+
+def decision_source(column: str) -> str:
+    """Who decided, in the agent's words; for a person's denying checkpoint, that person (its approver)."""
+    reported = attr(semconv.TOOL_DECISION_SOURCE, column)
+    if column != SPAN_ATTRIBUTES:
+        return reported
+    return f"multiIf({reported} != '', {reported}, {attr(semconv.TOOL_DECISION)} = '', {DENYING_APPROVER}, '')"
+
+
+def outcome(column: str, status: str) -> str:
+    """What became of a call, for alerts to say: ``denied`` (refused: see :func:`decision`), ``failed`` (error
+    status or a non-zero exit code), else ``ok``. A refusal wins over the error status a refused call also
+    carries."""
+    failed = f"{status} = 'Error' OR {attr(semconv.PROCESS_EXIT_CODE, column)} NOT IN ('', '0')"
+    return f"multiIf({decision(column)} = 'reject', 'denied', {failed}, 'failed', 'ok')"
+
+
 # A credential seen, not only declared: the first redaction marker in the arguments
 # (``[REDACTED:kind:fp=FINGERPRINT]``, foothold/redact.py) stands for a use of that credential when the call
 # declares none, so a stolen token typed into a command counts for the reuse rules.

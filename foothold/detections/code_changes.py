@@ -189,13 +189,3 @@ def git_events(command: str, output: str | None, call_id: str = "") -> list[GitE
             target = f"{m.group(2)} -> {m.group(3)}" if m else rest.strip()
             events.append(GitEvent("push", ref, target, call_id))
     return events
-
-
-@dataclass(frozen=True)
-class ToolCallRecord:
-    """The fields of a stored tool call this module reads (a row of ``tool_calls``, or a live call)."""
-
-    tool: str
-    arguments: Any
-    result: str | None = None
-    call_id: str = ""

@@ -16,7 +16,8 @@ from foothold.detections.code_changes import (
     first_str,
     git_events,
 )
-from foothold.detections.code_signals import SEVERITY_ORDER, CodeFinding, review_changes
+from foothold.detections.code_signals import CodeFinding, review_changes
+from foothold.detections.severity import SEVERITIES
 from foothold.detections.toolcall import parse_arguments
 
 
@@ -40,8 +41,8 @@ class ChangeSet:
     git: list[GitEvent] = field(default_factory=list)
 
     def risk(self, path: str) -> int:
-        """The highest severity of a path's findings, as an index into SEVERITY_ORDER (-1: none)."""
-        return max((SEVERITY_ORDER.index(f.severity) for f in self.findings if f.path == path), default=-1)
+        """The highest severity of a path's findings, as an index into SEVERITIES (-1: none)."""
+        return max((SEVERITIES.index(f.severity) for f in self.findings if f.path == path), default=-1)
 
     def by_risk(self) -> list[CodeChange]:
         """Changes with the riskiest files first (the order a reviewer should read them in)."""
@@ -61,7 +62,7 @@ class ChangeSet:
                 }
                 for c in self.by_risk()
             ],
-            "findings": [f.__dict__ for f in sorted(self.findings, key=lambda f: -SEVERITY_ORDER.index(f.severity))],
+            "findings": [f.__dict__ for f in sorted(self.findings, key=lambda f: -SEVERITIES.index(f.severity))],
             "git": [g.__dict__ for g in self.git],
         }
 

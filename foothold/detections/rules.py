@@ -18,9 +18,20 @@ from typing import Any
 import yaml
 
 from foothold import semconv
+from foothold.collector.schema import sql as schema_sql
+from foothold.detections.severity import SEVERITIES
 
 FINDING_COLUMNS = ("finding_key", "session_id", "agent_name", "trace_id", "span_id", "seen_at", "technique", "evidence")
-SEVERITIES = ("info", "low", "medium", "high", "critical")
+# Rules about something a call did (a write, an egress, code) say what became of it: `outcome` is `written`,
+# `ran`, `denied` or `failed` (see OUTCOMES), and `severity` is the rule's own unless the call was refused or
+# failed (then its `attempted_severity`). They declare `attempted_severity` and return these two columns last.
+OUTCOME_COLUMNS = ("outcome", "severity")
+OUTCOMES = {
+    "written": "the write was observed (whatever was decided about the call)",
+    "ran": "the call ran (not refused, no error)",
+    "denied": "refused by a person, a policy or the agent's permission rules; nothing was observed written",
+    "failed": "the call failed (error status or a non-zero exit code); nothing was observed written",
+}
 _PLACEHOLDER = re.compile(r"\{(\w+)\}")
 # Span names and attribute keys a rule reads from otel_traces, filled from semconv (declared once, in code).
 SEMCONV_PLACEHOLDERS = {
@@ -30,6 +41,8 @@ SEMCONV_PLACEHOLDERS = {
     "attr_code_findings": semconv.CODE_FINDINGS,
     "attr_tool_result": semconv.GEN_AI_TOOL_CALL_RESULT,
 }
+# SQL expressions over otel_traces a rule shares with the views (one definition of a span's session).
+EXPRESSION_PLACEHOLDERS = {"span_session_id": schema_sql.SESSION_ID}
 
 
 class RuleError(ValueError):
@@ -55,11 +68,21 @@ class AlertRule:
     sql_template: str
     params: Mapping[str, Any]
     allow: Mapping[str, list[str]]
+    attempted_severity: str | None = None  # set: the rule returns OUTCOME_COLUMNS, this severity when refused
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        """The columns the rule's SQL returns, in order."""
+        return FINDING_COLUMNS + (OUTCOME_COLUMNS if self.attempted_severity else ())
 
     @property
     def sql(self) -> str:
         """The rule's SQL with params and allow-lists filled in, Grafana macros left for expansion."""
         values = {name: _string(value) for name, value in SEMCONV_PLACEHOLDERS.items()}
+        values |= dict(EXPRESSION_PLACEHOLDERS)
+        values["severity"] = _string(self.severity)
+        if self.attempted_severity:
+            values["attempted_severity"] = _string(self.attempted_severity)
         values |= {name: _literal(value) for name, value in self.params.items()}
         values |= {f"allow_{name}": _array(items) for name, items in self.allow.items()}
 
@@ -89,6 +112,7 @@ class AlertRule:
             self.sql_template,
             {**self.params, **override.params},
             {**self.allow, **override.allow},
+            self.attempted_severity,
         )
 
 
@@ -156,7 +180,10 @@ def load_alert_rules(overrides: Mapping[str, RuleOverride] | None = None) -> lis
             sql_template=raw["sql"],
             params=raw.get("params", {}),
             allow=raw.get("allow", {}),
+            attempted_severity=raw.get("attempted_severity"),
         )
+        if rule.attempted_severity not in (None, *SEVERITIES):
+            raise RuleError(f"rule {rule.id}: attempted_severity must be one of {SEVERITIES}")
         override = overrides.pop(rule.id, RuleOverride())
         if override.enabled:
             rules.append(rule.with_override(override))
@@ -178,5 +205,9 @@ def tool_categories() -> ToolCategories:
 
 def markdown_table() -> str:
     """The README's rule table (tests/test_semconv.py checks the README holds exactly this)."""
-    rows = [f"| `{r.id}` | {r.severity} | {r.title} |" for r in load_alert_rules()]
+    rows = [
+        f"| `{r.id}` | {r.severity}{f' ({r.attempted_severity} if attempted)' if r.attempted_severity else ''} "
+        f"| {r.title} |"
+        for r in load_alert_rules()
+    ]
     return "\n".join(["| rule | severity | finds |", "| --- | --- | --- |", *rows])

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 
+from foothold.detections.severity import SEVERITIES
 from foothold.investigation.evidence import argument_fields, readable_command
 
 if TYPE_CHECKING:
@@ -19,7 +20,7 @@ if TYPE_CHECKING:
 _ENV = Environment(loader=PackageLoader("foothold", "templates"), autoescape=select_autoescape(["html", "j2"]))
 
 
-SEVERITY_ORDER = ("critical", "high", "medium", "low", "info")
+_MOST_SERIOUS_FIRST = SEVERITIES[::-1]
 _SOURCE = {"observed": "observed", "declared": "declared, not observed", "command": "installed by a command"}
 
 
@@ -75,7 +76,7 @@ def timeline_html(timeline: Timeline, report: Report | None = None) -> str:
 
 
 def _rank(severity: str) -> int:
-    return SEVERITY_ORDER.index(severity) if severity in SEVERITY_ORDER else len(SEVERITY_ORDER)
+    return _MOST_SERIOUS_FIRST.index(severity) if severity in _MOST_SERIOUS_FIRST else len(SEVERITIES)
 
 
 def _code(text: str) -> str:

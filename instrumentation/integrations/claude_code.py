@@ -47,7 +47,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import hook_files, hook_state
-from .hook_state import STATE_DIR_ENV, state_root
+from .hook_forwarder import STATE_DIR_ENV
+from .hook_state import state_root
 
 if TYPE_CHECKING:  # loaded only when there is something to send: a Pre that saves state sends nothing
     from . import hook_export
@@ -65,6 +66,7 @@ def __getattr__(name: str) -> Any:
 
 
 LOG_ENV = "FOOTHOLD_HOOK_LOG"
+LOG_MAX_BYTES = 1 << 20  # past this the log starts over
 TIMEOUT_ENV = "FOOTHOLD_HOOK_TIMEOUT"
 DENY_ENV = "FOOTHOLD_DENY_PERSISTENCE"
 CONTENT_ENV = "FOOTHOLD_CAPTURE_CONTENT"
@@ -134,10 +136,15 @@ class Answer:
     stdout: str | None = None
     exit_code: int = 0
     stderr: str | None = None
+    # The session is ending: Claude Code may exit next and take the network it gave its hooks along (a sandbox,
+    # a namespace), so the forwarder sends what is spooled before it answers, not after.
+    send_first: bool = False
 
 
-def run(stdin_text: str, config: HookConfig | None = None) -> Answer:
-    """Handle one hook event; never raises (errors go to the log file and the answer is empty)."""
+def run(stdin_text: str, config: HookConfig | None = None, cwd: str | None = None, spool_only: bool = False) -> Answer:
+    """Handle one hook event; never raises (errors go to the log file and the answer is empty). ``cwd`` stands in
+    for this process's own when the event names none (the forwarder passes its client's). With ``spool_only``
+    the spans are written to the spool and not sent: the forwarder sends them after it has answered."""
     try:
         _log_to_file()
         payload = json.loads(stdin_text)
@@ -145,10 +152,32 @@ def run(stdin_text: str, config: HookConfig | None = None) -> Answer:
             raise ValueError("hook input is not a JSON object")
         if not payload.get("hook_event_name"):
             raise ValueError("hook input has no hook_event_name")
-        return _Hook(payload, config or HookConfig()).handle()
+        return _Hook(payload, config or HookConfig(), cwd, spool_only).handle()
     except Exception:
         _log_error()
         return Answer()
+
+
+def send_spooled(config: HookConfig) -> None:
+    """Send what the spool holds, oldest first, within the delivery budget (the forwarder calls it after it has
+    answered an event); what cannot be sent stays for the next time. Never raises."""
+    from . import hook_export
+
+    try:
+        spool = hook_export.Spool(hook_state.private_dir(state_root()))
+        if not spool.pending():
+            return
+        timeout = _timeout()
+        destination = hook_export.Destination.resolve(config.endpoint, config.token_file, timeout)
+        deadline = time.monotonic() + timeout
+        while spool.drain(destination, deadline) >= hook_export.RESEND_PER_EVENT and time.monotonic() < deadline:
+            pass  # a backlog (after an outage) goes in batches, within the same budget
+    except hook_export.DeliveryError as exc:
+        log.warning("collector unreachable, spans spooled for the next hook event: %s", exc)
+    except (OSError, ValueError) as exc:  # e.g. the token file became unreadable: keep the spans for later
+        log.error("cannot send (%s): spans spooled until it is fixed", exc)
+    except Exception:
+        _log_error()
 
 
 def _log_path() -> Path:
@@ -158,15 +187,30 @@ def _log_path() -> Path:
 def _log_to_file() -> None:
     """Everything this process logs goes to the log file (the agent's terminal stays clean), opened without
     following a symlink; an untrustworthy state directory leaves the log unwritten, never another file."""
+    root = logging.getLogger()
     try:
         path = _log_path()
+        for current in root.handlers:  # the forwarder, event after event: keep the open log until it starts over
+            if not isinstance(current, logging.StreamHandler) or getattr(current, "foothold_log", None) != str(path):
+                continue
+            if os.fstat(current.stream.fileno()).st_size <= LOG_MAX_BYTES:
+                return
         if not os.environ.get(LOG_ENV):
             hook_state.private_dir(path.parent)
-        handler: logging.Handler = logging.StreamHandler(hook_state.append_stream(path))
+        stream_handler = logging.StreamHandler(hook_state.append_stream(path, LOG_MAX_BYTES))
+        stream_handler.foothold_log = str(path)  # type: ignore[attr-defined]
+        handler: logging.Handler = stream_handler
     except Exception:
         handler = logging.NullHandler()
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    root = logging.getLogger()
+    for old in root.handlers:  # a StreamHandler's close() leaves its stream open: the forwarder must not leak it
+        old.acquire()
+        try:
+            stream = getattr(old, "stream", None)
+            if stream is not None and getattr(old, "foothold_log", None):
+                stream.close()
+        finally:
+            old.release()
     root.handlers[:] = [handler]
     root.setLevel(logging.WARNING)
 
@@ -191,12 +235,15 @@ def _timeout() -> float:
 
 
 class _Hook:
-    def __init__(self, payload: dict[str, Any], config: HookConfig) -> None:
+    def __init__(
+        self, payload: dict[str, Any], config: HookConfig, cwd: str | None = None, spool_only: bool = False
+    ) -> None:
         self.payload = payload
         self.config = config
+        self.spool_only = spool_only
         self.event = str(payload.get("hook_event_name") or "")
         self.session_id = str(payload.get("session_id") or "unknown")
-        self.cwd = str(payload.get("cwd") or os.getcwd())
+        self.cwd = str(payload.get("cwd") or cwd or os.getcwd())
         self.home = os.path.expanduser("~")
         self.tool_name = str(payload.get("tool_name") or "")
         tool_input = payload.get("tool_input")
@@ -223,6 +270,7 @@ class _Hook:
         self._send()
         if self.event == "SessionEnd":
             shutil.rmtree(hook_files.session_dir(self.session_id), ignore_errors=True)
+            answer.send_first = True
         return answer
 
     def _pre(self) -> Answer:
@@ -281,8 +329,8 @@ class _Hook:
             use_id = state["tool_use_id"]
             if use_id not in results and self.event not in ("Stop", "SessionEnd", "StopFailure"):
                 continue  # a subagent's turn ended: the call may belong to the main agent, still running
-            call = _Hook({**self.payload, **state.get("payload", {})}, self.config)  # closed by this event
-            call.spans = self.spans
+            call = _Hook({**self.payload, **state.get("payload", {})}, self.config, self.cwd, self.spool_only)
+            call.spans = self.spans  # sent with this event's
             call._key = self._key
             text = results.get(use_id)
             call._denied_by_claude_code(state, call._reason(text) if text else "no result: denied or interrupted")
@@ -331,7 +379,7 @@ class _Hook:
         }
         state_path = hook_files.state_file(self.session_id, self.tool_use_id)
         hook_state.private_dir(state_path.parent)
-        hook_state.write_atomic(state_path, json.dumps(state).encode())
+        hook_state.write_atomic(state_path, hook_files.dumps(state))
 
     def _load_state(self, tool_use_id: str) -> dict[str, Any] | None:
         if not tool_use_id:
@@ -385,6 +433,9 @@ class _Hook:
             attributes["claude_code.permission_mode"] = self.payload["permission_mode"]
         if decision is not None:
             attributes["claude_code.decision"], attributes["claude_code.decision_source"] = decision
+            # and in Foothold's words (semconv TOOL_DECISION*), which the tool_calls Outcome column reads
+            attributes["foothold.tool.decision"] = "reject" if decision[0] == "deny" else "accept"
+            attributes["foothold.tool.decision.source"] = decision[1]
         if self.capture:
             attributes["gen_ai.tool.call.arguments"] = self._render(self.tool_input)
             response = self.payload.get("tool_response")
@@ -423,6 +474,9 @@ class _Hook:
         )
         timeout = _timeout()
         spool = hook_export.Spool(hook_state.private_dir(state_root()))
+        if self.spool_only:
+            spool.put(body)
+            return
         try:
             destination = hook_export.Destination.resolve(self.config.endpoint, self.config.token_file, timeout)
         except (OSError, ValueError) as exc:  # e.g. the token file became unreadable: keep the spans for later
@@ -557,10 +611,22 @@ def _is_error(response: Any) -> bool:
     return isinstance(response, dict) and (response.get("is_error") is True or response.get("isError") is True)
 
 
-def main(argv: list[str] | None = None) -> int:
-    """``foothold-audit hook claude-code [flags]``: the console script calls it before loading the CLI framework
-    (one process per hook event), the typer command forwards its arguments to it, and so does ``python -m
-    foothold.instrumentation.integrations.claude_code``. The one definition of the hook's flags."""
+def main(argv: list[str] | None = None, stdin_text: str | None = None) -> int:
+    """``foothold-audit hook claude-code [flags]`` in this process: the console script's client calls it when no
+    forwarder answered (:mod:`.hook_forwarder`), the typer command forwards its arguments to it, and so does
+    ``python -m foothold.instrumentation.integrations.claude_code``."""
+    config = config_from_argv(argv)
+    answer = run(sys.stdin.read() if stdin_text is None else stdin_text, config)
+    if answer.stdout:
+        sys.stdout.write(answer.stdout + "\n")
+        sys.stdout.flush()
+    if answer.stderr:
+        sys.stderr.write(answer.stderr + "\n")
+    return answer.exit_code
+
+
+def config_from_argv(argv: list[str] | None) -> HookConfig:
+    """The one definition of the hook's flags (argparse exits with usage on bad ones)."""
     import argparse
 
     parser = argparse.ArgumentParser(
@@ -589,20 +655,13 @@ def main(argv: list[str] | None = None) -> int:
         "--no-capture-content", dest="capture_content", action="store_false", help="record no arguments or results"
     )
     args = parser.parse_args(argv)
-    config = HookConfig(
+    return HookConfig(
         endpoint=args.endpoint,
         token_file=args.token_file,
         capture_content=args.capture_content,
         deny_persistence=args.deny_persistence,
         deny_with_exit_code=args.deny_exit_code,
     )
-    answer = run(sys.stdin.read(), config)
-    if answer.stdout:
-        sys.stdout.write(answer.stdout + "\n")
-        sys.stdout.flush()
-    if answer.stderr:
-        sys.stderr.write(answer.stderr + "\n")
-    return answer.exit_code
 
 
 if __name__ == "__main__":

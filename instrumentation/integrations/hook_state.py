@@ -15,7 +15,8 @@ import stat
 from pathlib import Path
 from typing import TextIO
 
-STATE_DIR_ENV = "FOOTHOLD_HOOK_STATE_DIR"
+from .hook_forwarder import STATE_DIR_ENV, state_dir
+
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 _CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 
@@ -24,15 +25,9 @@ class StateDirError(RuntimeError):
     """The state directory cannot be trusted; the message names the fix."""
 
 
-def default_root() -> Path:
-    """``$XDG_STATE_HOME/foothold/claude-code`` (default ``~/.local/state/...``): per user, never a shared tmp."""
-    base = os.environ.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local", "state")
-    return Path(base) / "foothold" / "claude-code"
-
-
 def state_root() -> Path:
-    configured = os.environ.get(STATE_DIR_ENV)
-    return Path(configured) if configured else default_root()
+    """See :func:`.hook_forwarder.state_dir` (defined there: the forwarder's client finds it without pathlib)."""
+    return Path(state_dir())
 
 
 def private_dir(path: Path) -> Path:

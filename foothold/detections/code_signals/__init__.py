@@ -12,6 +12,5 @@ findings; the checks a regex over one line cannot express live one per concern: 
 """
 
 from foothold.detections.code_signals.review import CodeFinding, review_changes
-from foothold.detections.code_signals.rules import SEVERITY_ORDER
 
-__all__ = ["SEVERITY_ORDER", "CodeFinding", "review_changes"]
+__all__ = ["CodeFinding", "review_changes"]

@@ -11,7 +11,8 @@ from typing import Any
 
 import yaml
 
-SEVERITY_ORDER = ("info", "low", "medium", "high", "critical")
+from foothold.detections.globs import glob_to_regex
+from foothold.detections.severity import SEVERITIES
 
 
 @dataclass(frozen=True)
@@ -55,8 +56,8 @@ def compile_code_rules(data: dict[str, Any]) -> CodeRules:
 
     signals = []
     for raw in data["signals"]:
-        if raw["severity"] not in SEVERITY_ORDER:
-            raise ValueError(f"code rule {raw['id']}: severity {raw['severity']!r} is not one of {SEVERITY_ORDER}")
+        if raw["severity"] not in SEVERITIES:
+            raise ValueError(f"code rule {raw['id']}: severity {raw['severity']!r} is not one of {SEVERITIES}")
         signals.append(
             Signal(
                 id=raw["id"],
@@ -81,28 +82,6 @@ def compile_code_rules(data: dict[str, Any]) -> CodeRules:
 
 
 def _globs(globs: Iterable[str], anchored_names: bool = False) -> re.Pattern[str]:
-    parts = []
-    for glob in globs:
-        out, i = [], 0
-        while i < len(glob):
-            if glob.startswith("**/", i):
-                out.append("(?:.*/)?")
-                i += 3
-            elif glob.startswith("**", i):
-                out.append(".*")
-                i += 2
-            elif glob[i] == "*":
-                out.append("[^/]*" if not anchored_names else ".*")
-                i += 1
-            elif glob[i] == "?":
-                out.append("[^/]")
-                i += 1
-            elif glob[i] == "[":
-                end = glob.index("]", i)
-                out.append(glob[i : end + 1])
-                i = end + 1
-            else:
-                out.append(re.escape(glob[i]))
-                i += 1
-        parts.append("".join(out))
+    star = ".*" if anchored_names else "[^/]*"
+    parts = [glob_to_regex(glob, star=star) for glob in globs]
     return re.compile("^(?:" + "|".join(parts) + ")$", re.IGNORECASE)

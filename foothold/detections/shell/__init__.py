@@ -9,7 +9,7 @@ bash grammar, and judges the *effect* of every simple command: redirections, ``t
 When bashlex cannot parse the text (``[[ ]]``, ``case``, arithmetic, unbalanced quotes ...) the command
 is split with ``shlex`` on ``; | && || &`` and newlines instead, and the result says so in ``parser``.
 
-Nothing here knows what persistence is; ``classify.py`` maps the writes and invocations onto the rules.
+Nothing here knows what persistence is; the ``classify`` package maps the writes and invocations onto the rules.
 Pure stdlib + bashlex. Every public function is total: weird input yields an empty result, never an error.
 
 The modules, in the order a command flows through them:

@@ -68,6 +68,9 @@ _HANDLERS: dict[str, Handler] = {
     "ex": writers.editor,
     "pico": writers.editor,
     "micro": writers.editor,
+    "ee": writers.editor,  # FreeBSD's default editor
+    "joe": writers.editor,
+    "mcedit": writers.editor,
     "view": writers.editor,
     "sudoedit": writers.sudo_edit,
     "chmod": writers.chmod,

@@ -62,6 +62,16 @@ def _tokenize(text: str) -> tuple[list[str], str]:
         lexer.whitespace = " \t\r"
         lexer.whitespace_split = True
         lexer.commenters = ""
-        return list(lexer), "shlex-fallback"
+        return [op for tok in lexer for op in _split_operators(tok)], "shlex-fallback"
     except ValueError:  # unbalanced quotes: a plain split still finds "> file" and program names
         return re.findall(r"[;&|<>()\n]+|[^\s;&|<>()]+", text), "split-fallback"
+
+
+_OPERATOR = re.compile(r"&>>|<<<|;;|&&|\|\||>>|&>|>\||<>|<<|[;&|()<>\n]")
+
+
+def _split_operators(token: str) -> list[str]:
+    """shlex returns a run of punctuation as one token (")\\n", ";;\\n"): split it into the operators it holds."""
+    if not token or token.strip(";&|()<>\n"):
+        return [token]
+    return _OPERATOR.findall(token)

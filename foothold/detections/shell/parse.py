@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import re
+import shlex
+from typing import Any
+
 from foothold.detections.shell.fallback_parse import fallback_parse
 from foothold.detections.shell.syntax import Command, Group, Pipeline, Stage
 
@@ -15,15 +19,53 @@ def parse(text: str) -> tuple[list[Pipeline], str]:
         # Imported here: bashlex builds its parser tables at import (~90 ms), a Read or an Edit never parses.
         import bashlex
 
-        try:
-            nodes = bashlex.parse(text)
-            pipelines: list[Pipeline] = []
-            for node in nodes:
-                _collect(node, pipelines)
-            return pipelines, "bashlex"
-        except Exception:  # ParsingError, NotImplementedError, RecursionError ...: all mean "fall back"
-            pass
+        for candidate in dict.fromkeys((text, _close_list_substitutions(text))):
+            try:
+                nodes = bashlex.parse(candidate)
+                _dequote_words(nodes, candidate, rewritten=candidate != text)
+                pipelines: list[Pipeline] = []
+                for node in nodes:
+                    _collect(node, pipelines)
+                return pipelines, "bashlex"
+            except Exception:  # ParsingError, NotImplementedError, RecursionError ...: all mean "fall back"
+                continue
     return fallback_parse(text)
+
+
+# bashlex rejects "$(a || b)" and "$(a && b)" (a list ending at the closing parenthesis) but reads the same
+# list with a newline before the parenthesis: "PY=$(command -v python3 || command -v python)" is common.
+_LIST_SUBSTITUTION = re.compile(r"\$\(([^()]*(?:\|\||&&)[^()]*)\)")
+
+
+def _close_list_substitutions(text: str) -> str:
+    return _LIST_SUBSTITUTION.sub(lambda m: f"$({m.group(1)}\n)", text)
+
+
+def _dequote_words(nodes: list[Any], text: str, *, rewritten: bool = False) -> None:
+    """bashlex leaves quotes in a word that joins a single-quoted part with a double-quoted quote, the way
+    shlex.quote and most tools quote a single quote ('it'"'"'s'): take such words from the text with shlex.
+    ``rewritten``: the text went through _close_list_substitutions, whose newlines are taken out again."""
+    stack = list(nodes)
+    while stack:
+        node = stack.pop()
+        if isinstance(node, list):
+            stack.extend(node)
+            continue
+        if not hasattr(node, "kind"):
+            continue
+        word = getattr(node, "word", None)
+        if rewritten and isinstance(word, str) and "\n)" in word:
+            node.word = word = word.replace("\n)", ")")
+        if node.kind in ("word", "assignment") and isinstance(word, str) and ("'" in word or '"' in word):
+            source = text[node.pos[0] : node.pos[1]]
+            if "$(" not in source and "`" not in source:
+                try:
+                    tokens = shlex.split(source)
+                except ValueError:
+                    tokens = []
+                if len(tokens) == 1:
+                    node.word = tokens[0]
+        stack.extend(v for k, v in vars(node).items() if k not in ("kind", "pos", "word") and not isinstance(v, str))
 
 
 def _collect(node: object, out: list[Pipeline]) -> None:

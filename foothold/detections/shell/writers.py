@@ -9,28 +9,7 @@ import re
 from foothold.detections.shell.context import Context, add_write
 from foothold.detections.shell.intent import FileWrite
 from foothold.detections.shell.paths import resolve_path
-from foothold.detections.shell.syntax import program_name
-
-
-def split_options(args: list[str], value_opts: frozenset[str] | set[str] = frozenset()) -> tuple[list[str], list[str]]:
-    """Split arguments into (options, positionals); options in ``value_opts`` swallow the next token."""
-    opts: list[str] = []
-    pos: list[str] = []
-    i = 0
-    while i < len(args):
-        tok = args[i]
-        if tok == "--":
-            pos.extend(args[i + 1 :])
-            break
-        if tok.startswith("-") and len(tok) > 1:
-            opts.append(tok)
-            if tok in value_opts and i + 1 < len(args):
-                opts.append(args[i + 1])
-                i += 1
-        else:
-            pos.append(tok)
-        i += 1
-    return opts, pos
+from foothold.detections.shell.syntax import program_name, split_options
 
 
 def tee(argv: list[str], ctx: Context, stdin: str | None) -> None:
