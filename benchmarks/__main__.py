@@ -12,10 +12,19 @@ import subprocess
 import sys
 import time
 
-BENCHMARKS = ("bench_ingest", "bench_latency", "bench_queries", "bench_instrumentation", "bench_hook", "bench_redact")
+BENCHMARKS = (
+    "bench_ingest",
+    "bench_stages",
+    "bench_latency",
+    "bench_queries",
+    "bench_instrumentation",
+    "bench_hook",
+    "bench_redact",
+)
 QUICK_ARGS = {  # these have no --quick: smaller counts instead
     "bench_instrumentation": ["--iterations", "2000", "--runs", "3"],
     "bench_hook": ["--calls", "10"],
+    "bench_stages": ["--spans", "4096"],
 }
 
 

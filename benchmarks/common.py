@@ -381,7 +381,7 @@ def tool_call_attributes(
     attrs = {
         semconv.GEN_AI_OPERATION_NAME: semconv.OPERATION_EXECUTE_TOOL,
         semconv.GEN_AI_TOOL_NAME: tool,
-        semconv.GEN_AI_TOOL_CALL_ID: f"call_{rng.getrandbits(64):016x}",
+        semconv.GEN_AI_TOOL_CALL_ID: f"call_{rng.getrandbits(64):016x}{CALL_NONCE}",  # unique per send (Template)
         semconv.GEN_AI_TOOL_TYPE: "function",
         semconv.GEN_AI_TOOL_DESCRIPTION: description,
         semconv.GEN_AI_TOOL_CALL_ARGUMENTS: orjson.dumps(arguments).decode(),
@@ -560,6 +560,11 @@ PROBE_PLACEHOLDER = "PROBE-SEQ-000000000000"  # 22 characters, patched in place
 # In every call's arguments and result: rewritten per send in replay-fresh, so no two calls' content is equal
 # and the collector's processor caches never hit (the worst case for them; real traffic lies in between).
 CONTENT_NONCE = "~00000000"
+# In every tool call id: rewritten on every send in every replay mode. A replayed call id is the same call to
+# the collector (processors/native.py CallOfRecord keeps one record per (session, call id)), so without it every
+# send after the first was stored as a duplicate record and left out of tool_calls: a lighter load than real
+# agents make, whose call ids are unique.
+CALL_NONCE = "~c0000000"
 PROBE_SESSION = "bench-latency-probe"
 
 
@@ -572,6 +577,7 @@ class Template:
     id_offsets: list[int]  # first byte of every trace/span/parent id occurrence
     probe_offset: int = -1
     nonce_offsets: tuple[int, ...] = ()  # every CONTENT_NONCE in the body
+    call_offsets: tuple[int, ...] = ()  # every CALL_NONCE in the body
 
     @classmethod
     def of(cls, body: bytes) -> Template:
@@ -599,7 +605,9 @@ class Template:
             found.append(at)
             at = body.find(nonce, at + len(nonce))
         nonces = tuple(found)
-        return cls(body, spans, sorted(offsets), body.find(PROBE_PLACEHOLDER.encode()), nonces)
+        return cls(
+            body, spans, sorted(offsets), body.find(PROBE_PLACEHOLDER.encode()), nonces, _offsets(body, CALL_NONCE)
+        )
 
     def render(self, unique: int, probe_seq: str | None = None, fresh_content: bool = False) -> bytes:
         """The body with the first 4 bytes of every id replaced by ``unique`` (must be non-zero).
@@ -612,10 +620,21 @@ class Template:
             out[offset : offset + 4] = prefix
         if probe_seq is not None and self.probe_offset >= 0:
             out[self.probe_offset : self.probe_offset + len(PROBE_PLACEHOLDER)] = probe_seq.encode()
+        for i, offset in enumerate(self.call_offsets):
+            out[offset : offset + len(CALL_NONCE)] = b"~c%07x" % ((unique * 4099 + i) & 0xFFFFFFF)
         if fresh_content:
             for i, offset in enumerate(self.nonce_offsets):
                 out[offset : offset + len(CONTENT_NONCE)] = b"~%08x" % ((unique * 4099 + i) & 0xFFFFFFFF)
         return bytes(out)
+
+
+def _offsets(body: bytes, placeholder: str) -> tuple[int, ...]:
+    needle, found = placeholder.encode(), []
+    at = body.find(needle)
+    while at >= 0:
+        found.append(at)
+        at = body.find(needle, at + len(needle))
+    return tuple(found)
 
 
 def open_temp_store(prefix: str = "foothold-bench-store-") -> tuple[Any, Path]:

@@ -296,7 +296,30 @@ def _overlaps(spans: list[tuple[int, int]], start: int, end: int) -> bool:
     return (i > 0 and spans[i - 1][1] > start) or (i < len(spans) and spans[i][0] < end)
 
 
+# Long texts come back: every model call resends the conversation so far in ``gen_ai.input.messages``, and
+# agents re-read the same files. A text found clean is remembered by a 128-bit BLAKE2b digest (hashing costs
+# a fraction of the scan; the digests, not the texts, are kept, so the memory is bounded by the entry count):
+# the rules are fixed for the process, so a clean verdict never goes stale. Texts with secrets are not kept.
+_CLEAN_MIN_BYTES = 512
+_CLEAN_ENTRIES = 16384
+_clean_digests: dict[bytes, None] = {}
+
+
 def _find(data: bytes) -> list[tuple[int, int, str, bytes]]:
+    if len(data) < _CLEAN_MIN_BYTES:
+        return _scan(data)
+    digest = hashlib.blake2b(data, digest_size=16).digest()
+    if digest in _clean_digests:
+        return []
+    found = _scan(data)
+    if not found:
+        if len(_clean_digests) >= _CLEAN_ENTRIES:
+            _clean_digests.clear()  # a generation at a time: cheaper than an LRU, and still bounded
+        _clean_digests[digest] = None
+    return found
+
+
+def _scan(data: bytes) -> list[tuple[int, int, str, bytes]]:
     """Non-overlapping (start, end, kind, secret) in ``data``, by position; on overlap the earlier rule wins.
     Linear in the input plus n log n in the matches: a value with 10^5 matches is no worse than one with 10."""
     keywords = _keywords()
@@ -407,6 +430,35 @@ def redact_content(value: str, key: str | bytes) -> str:
         except orjson.JSONDecodeError:
             parsed = None
         if isinstance(parsed, dict | list):
+            if not _json_needs_redaction(parsed):
+                return value  # the common case, found without building a redacted copy to compare
             redacted = redact_value(parsed, key)
             return value if redacted == parsed else orjson.dumps(redacted).decode()
     return redact_text(value, key)[0]
+
+
+def _json_needs_redaction(obj: Any) -> bool:
+    """Whether :func:`redact_value` would change parsed JSON ``obj``: a string (or a key it scans) holds a
+    secret by shape, or a secret-named field holds a secret-looking string. The same tests it makes, without
+    the copy; a hit sends the value down the full path, so the result is exactly :func:`redact_value`'s."""
+    if isinstance(obj, str):
+        return bool(_find(obj.encode("utf-8", "surrogatepass")))
+    if isinstance(obj, dict):
+        for name, item in obj.items():
+            if len(name) > 16 and _find(name.encode("utf-8", "surrogatepass")):  # as _redact_key scans it
+                return True
+            if isinstance(item, str):
+                if _find(item.encode("utf-8", "surrogatepass")):
+                    return True
+                if _is_secret_name_cached(name) and looks_secret_for(name, item) and not is_marker(item):
+                    return True
+            elif _json_needs_redaction(item):
+                return True
+        return False
+    if isinstance(obj, list):
+        return any(_json_needs_redaction(item) for item in obj)
+    return False  # numbers, booleans, null: never changed
+
+
+# Field names repeat across every message and call: their verdict is worth keeping (bounded, names are short).
+_is_secret_name_cached = functools.lru_cache(maxsize=4096)(is_secret_name)

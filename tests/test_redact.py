@@ -227,3 +227,21 @@ def test_the_collector_door_redacts_log_records_too():
     encoded = request.SerializeToString()
     assert token.encode() not in encoded and password.encode() not in encoded
     assert orjson.loads(record.attributes[0].value.string_value)["full_command"].startswith("mysql -p[REDACTED:")
+
+
+def test_a_long_text_found_clean_is_not_scanned_again_and_a_secret_is_always_scanned(monkeypatch) -> None:
+    """Conversations resend their history on every model call: a clean long text is remembered by digest, so
+    the history is scanned once; a text holding a secret is never remembered, so it is redacted every time."""
+    from foothold import redact
+
+    scans: list[int] = []
+    real_scan = redact._scan
+    monkeypatch.setattr(redact, "_scan", lambda data: scans.append(len(data)) or real_scan(data))
+    history = "the handler validates the request body before writing. " * 40
+    assert redact_text(history, KEY)[0] == history
+    assert redact_text(history, KEY)[0] == history
+    assert len(scans) == 1
+    leaked = history + " export GITHUB_TOKEN=ghp_" + "a1B2c3D4e5F6g7H8i9J0k1L2m3N4o5P6q7R8"
+    first, second = redact_text(leaked, KEY)[0], redact_text(leaked, KEY)[0]
+    assert "ghp_" not in first and first == second
+    assert len(scans) == 3

@@ -95,6 +95,9 @@ class ClassifyProcessor:
         self._tool_categories = functools.lru_cache(maxsize=_CACHE_ENTRIES)(
             lambda name: frozenset(self._categories.for_tool(name))
         )
+        self._path_categories = functools.lru_cache(maxsize=_CACHE_ENTRIES)(
+            lambda path, home: frozenset(self._categories.for_path(path, home=home))
+        )
         # The same command recurs with other arguments around it (timeouts, descriptions): parse it once.
         self._command_categories = functools.lru_cache(maxsize=_CACHE_ENTRIES)(self._categories_of_command)
 
@@ -164,5 +167,5 @@ class ClassifyProcessor:
             for word in invocation.argv[1:]:
                 operand = word.rpartition("=")[2].lstrip("@")  # --file=PATH, curl -d @PATH
                 if "/" in operand or operand.startswith((".", "~")):
-                    categories |= self._categories.for_path(shell.resolve_path(operand, cwd, home), home=home)
+                    categories |= self._path_categories(shell.resolve_path(operand, cwd, home), home)
         return frozenset(categories)

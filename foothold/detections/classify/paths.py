@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import functools
+
 from foothold.detections.classify.finding import Finding
-from foothold.detections.classify.persistence_rules import load_rules
+from foothold.detections.classify.persistence_rules import Rules, load_rules
 from foothold.detections.shell import resolve_path
 
 
@@ -31,8 +33,23 @@ def path_findings(
     rule that matches wins. A plain rule with ``risky_content`` (CI files, registry config) fires on known
     content only when that content is risky; unknown content is judged by the location alone.
     """
-    candidates = _match_forms(path, home)
     rules = load_rules()
+    if content is None:  # the verdict on a location alone: locations recur constantly, so it is memoised
+        return list(_location_findings(id(rules), path, action, evidence, source, home))
+    return _judge_path(rules, path, action, evidence, content, source, home)
+
+
+@functools.lru_cache(maxsize=8192)
+def _location_findings(
+    _rules_id: int, path: str, action: str, evidence: str, source: str, home: str | None
+) -> tuple[Finding, ...]:
+    return tuple(_judge_path(load_rules(), path, action, evidence, None, source, home))
+
+
+def _judge_path(
+    rules: Rules, path: str, action: str, evidence: str, content: str | None, source: str, home: str | None
+) -> list[Finding]:
+    candidates = _match_forms(path, home)
     specific: list[Finding] = []
     plain: Finding | None = None
     for rule in rules.paths:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 from foothold.detections.code_changes import CodeChange
 from foothold.detections.code_signals import (
@@ -95,9 +96,15 @@ def _added_match(signal: Signal, added: list[str], change: CodeChange, rules: Co
 
 
 def _applies(signal: Signal, path: str, rules: CodeRules) -> bool:
-    if signal.files and not any(rules.paths[name].match(path) for name in signal.files):
+    if signal.files and not any(_path_matches(rules.paths[name], path) for name in signal.files):
         return False
-    return not any(rules.paths[name].match(path) for name in signal.skip_files)
+    return not any(_path_matches(rules.paths[name], path) for name in signal.skip_files)
+
+
+@lru_cache(maxsize=16384)
+def _path_matches(pattern: re.Pattern[str], path: str) -> bool:
+    """Every signal asks of every change's path: the same few paths recur all session, so memoised."""
+    return pattern.match(path) is not None
 
 
 def _finding(signal: Signal, change: CodeChange, evidence: str, rules: CodeRules) -> CodeFinding:

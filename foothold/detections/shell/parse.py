@@ -7,6 +7,7 @@ import shlex
 from typing import Any
 
 from foothold.detections.shell.fallback_parse import fallback_parse
+from foothold.detections.shell.simple import parse_simple
 from foothold.detections.shell.syntax import Command, Group, Pipeline, Stage
 
 # bashlex is a recursive LALR parser; huge inputs are slow and deep nesting can recurse too far.
@@ -15,6 +16,9 @@ MAX_BASHLEX_CHARS = 16_000
 
 def parse(text: str) -> tuple[list[Pipeline], str]:
     """The pipelines of ``text`` in execution order, and the parser that read them (see ShellIntent.parser)."""
+    simple = parse_simple(text)  # plain command lines, exactly as bashlex reads them, ~10-20x faster
+    if simple is not None:
+        return simple, "bashlex"
     if len(text) <= MAX_BASHLEX_CHARS:
         # Imported here: bashlex builds its parser tables at import (~90 ms), a Read or an Edit never parses.
         import bashlex
