@@ -352,8 +352,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     print_machine("Claude Code hook latency")
+    from foothold.instrumentation.integrations.claude_code_settings import default_command
+
+    hook = default_command()  # what `hook install` writes: python -S …/hook_forwarder.py hook claude-code
     foothold = shutil.which("foothold-audit", path=str(Path(sys.executable).parent)) or shutil.which("foothold-audit")
-    hook = [foothold, "hook", "claude-code"] if foothold else [sys.executable, "-m", "foothold", "hook", "claude-code"]
+    console = (
+        [foothold, "hook", "claude-code"] if foothold else [sys.executable, "-m", "foothold", "hook", "claude-code"]
+    )
     collector = None
     if args.sink:
         sink = ThreadingHTTPServer(("127.0.0.1", 0), _Sink)
@@ -365,7 +370,7 @@ def main(argv: list[str] | None = None) -> int:
         endpoint = collector.http_url
     try:
         with tempfile.TemporaryDirectory(prefix="foothold-bench-hook-") as tmp:
-            _measure(args, hook, endpoint, collector, Path(tmp))
+            _measure(args, hook, console, endpoint, collector, Path(tmp))
     finally:
         if collector is not None:
             collector.stop()
@@ -373,7 +378,12 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _measure(
-    args: argparse.Namespace, hook: list[str], endpoint: str, collector: CollectorProcess | None, tmp: Path
+    args: argparse.Namespace,
+    hook: list[str],
+    console: list[str],
+    endpoint: str,
+    collector: CollectorProcess | None,
+    tmp: Path,
 ) -> None:
     from foothold.instrumentation.integrations.hook_forwarder import stop
 
@@ -387,7 +397,8 @@ def _measure(
         "FOOTHOLD_FINGERPRINT_KEY": "bench-key",
     }
     configurations = [
-        ("foothold-audit hook claude-code", "main", hook, env),
+        ("installed command (python -S hook_forwarder.py)", "main", hook, env),
+        ("  the console script (foothold-audit hook …)", "console", console, env),
         ("  --deny-persistence", "deny", [*hook, "--deny-persistence"], env),
         ("  a process per event (FOOTHOLD_HOOK_FORWARDER=0)", "alone", hook, {**env, "FOOTHOLD_HOOK_FORWARDER": "0"}),
         ("  collector down", "down", hook, {**env, "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{closed_port()}"}),

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from . import hook_forwarder
 from .claude_code import EVENTS, TOOL_EVENTS, HookConfig
 
 
@@ -18,16 +19,17 @@ def default_settings_path() -> Path:
 
 
 def default_command() -> list[str]:
-    """The hook command as an absolute path: Claude Code runs hooks with its own PATH, where a venv's
-    ``foothold-audit`` usually is not (every hook would exit 127, silently). The console script next to this
-    interpreter, else the one on PATH, else this interpreter with ``-m foothold``."""
-    beside = Path(sys.executable).parent / "foothold-audit"
-    if beside.is_file():
-        return [str(beside.absolute()), "hook", "claude-code"]
-    found = shutil.which("foothold-audit")
-    if found:
-        return [str(Path(found).absolute()), "hook", "claude-code"]
-    return [str(Path(sys.executable).absolute()), "-m", "foothold", "hook", "claude-code"]
+    """The hook command, absolute: Claude Code runs hooks with its own PATH, where a venv's ``foothold-audit``
+    usually is not (every hook would exit 127, silently). This interpreter with ``-S`` runs the forwarder's client
+    file directly: skipping ``site`` saves ~27 ms of every event's ~70 (the client needs only the standard library;
+    it loads ``site`` itself when no forwarder answers). Same as ``foothold-audit hook claude-code``."""
+    return [
+        str(Path(sys.executable).absolute()),
+        "-S",
+        str(Path(hook_forwarder.__file__).resolve()),
+        "hook",
+        "claude-code",
+    ]
 
 
 def _quote(word: str) -> str:

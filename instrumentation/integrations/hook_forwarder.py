@@ -108,8 +108,14 @@ def key(argv: list[str]) -> bytes:
 
 
 def _top_file() -> str:
-    top = sys.modules.get("foothold")
-    return os.path.abspath(getattr(top, "__file__", None) or __file__)
+    """The top package's ``__init__.py``, found from this file's place alone (the client may run as a script with
+    nothing imported, see ``__main__`` below): a wheel nests instrumentation/ in foothold/; the editable install
+    maps the source tree's instrumentation/ beside foothold/."""
+    parent = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    nested = os.path.join(parent, "__init__.py")
+    if os.path.basename(parent) == "foothold" and os.path.isfile(nested):
+        return nested
+    return os.path.join(parent, "foothold", "__init__.py")
 
 
 def socket_name(request_key: bytes) -> str:
@@ -212,22 +218,31 @@ def _parse_reply(reply: bytes) -> tuple[int, bytes, bytes] | None:
     return code, rest[:out_size], rest[out_size:]
 
 
-def main(argv: list[str]) -> int:
+def _relay(argv: list[str], stdin: bytes) -> int | None:
+    """The forwarder's answer written out as this process's own (its exit code returned), or None without one."""
+    answer = ask(argv, stdin)
+    if answer is None:
+        return None
+    code, out, err = answer
+    sys.stdout.buffer.write(out)
+    sys.stdout.flush()
+    sys.stderr.buffer.write(err)
+    sys.stderr.flush()
+    return code
+
+
+def main(argv: list[str], stdin: bytes | None = None, asked: bool = False) -> int:
     """``foothold-audit hook claude-code``: the forwarder's answer if one is running, else handle the event in this
-    process and leave a forwarder behind for the next ones."""
-    stdin = sys.stdin.buffer.read()
+    process and leave a forwarder behind for the next ones. ``asked``: the caller already found no forwarder."""
+    if stdin is None:
+        stdin = sys.stdin.buffer.read()
     if not enabled():
         from .claude_code import main as handle
 
         return handle(argv, stdin.decode("utf-8", "replace"))
-    answer = ask(argv, stdin)
-    if answer is not None:
-        code, out, err = answer
-        sys.stdout.buffer.write(out)
-        sys.stdout.flush()
-        sys.stderr.buffer.write(err)
-        sys.stderr.flush()
-        return code
+    relayed = None if asked else _relay(argv, stdin)
+    if relayed is not None:
+        return relayed
     from .claude_code import main as handle
 
     code = handle(argv, stdin.decode("utf-8", "replace"))  # argparse exits here on bad flags: no forwarder then
@@ -506,3 +521,29 @@ def stop(directory: str) -> int:
             os.kill(pid, signal.SIGTERM)
             stopped += 1
     return stopped
+
+
+def _run_as_script() -> int:
+    """``python -S .../hook_forwarder.py hook claude-code FLAGS``, the command ``hook install`` writes: without
+    ``site`` the interpreter starts in ~11 ms instead of ~38 (the venv's .pth files and the editable install's
+    finder), a part of every event once a forwarder answers. Only when none answers does this process need the
+    package: it then does what ``-S`` skipped (``site.main()``) and handles the event as the console script
+    would."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != here]  # no sibling module shadows a library
+    argv, stdin = sys.argv[1:], sys.stdin.buffer.read()
+    if argv[:2] == ["hook", "claude-code"]:  # written after the file so the entry reads (and is found) as ours
+        argv = argv[2:]
+    relayed = _relay(argv, stdin) if enabled() else None
+    if relayed is not None:
+        return relayed
+    import site
+
+    site.main()
+    from foothold.instrumentation.integrations.hook_forwarder import main as package_main
+
+    return package_main(argv, stdin, asked=True)
+
+
+if __name__ == "__main__":
+    sys.exit(_run_as_script())
