@@ -35,13 +35,15 @@ This module is the client's whole import path: it uses ``os``, ``socket`` and ``
 
 from __future__ import annotations
 
+import _socket  # the C module: socket.py's enum and selectors imports cost the client ~6 ms an event
 import os
-import socket
 import sys
 import zlib
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    import socket
+
     from .claude_code import HookConfig
 
 STATE_DIR_ENV = "FOOTHOLD_HOOK_STATE_DIR"
@@ -133,15 +135,15 @@ def _private(path: str) -> bool:
     return (st.st_mode & 0o170000) == 0o040000 and st.st_uid == os.geteuid() and not st.st_mode & 0o077
 
 
-def _peer_uid(connection: socket.socket) -> int | None:
-    option = getattr(socket, "SO_PEERCRED", None)
+def _peer_uid(connection: _socket.socket) -> int | None:
+    option = getattr(_socket, "SO_PEERCRED", None)
     if option is None:  # not Linux: the 0700 directory alone keeps other users out
         return None
-    raw = connection.getsockopt(socket.SOL_SOCKET, option, 12)
+    raw = connection.getsockopt(_socket.SOL_SOCKET, option, 12)
     return int.from_bytes(raw[4:8], sys.byteorder)
 
 
-def _in_dir(directory: str, action: socket.socket, name: str, bind: bool) -> None:
+def _in_dir(directory: str, action: _socket.socket, name: str, bind: bool) -> None:
     """bind/connect ``name`` inside ``directory`` by a relative path: a Unix socket path is limited to ~107
     bytes, a state directory under a deep HOME is not."""
     here = os.getcwd()
@@ -179,22 +181,24 @@ def ask(argv: list[str], stdin: bytes) -> tuple[int, bytes, bytes] | None:
         cwd = os.getcwd()
     except OSError:
         cwd = ""
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as connection:
+    connection = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
+    try:
         connection.settimeout(_bound())
-        try:
-            _in_dir(directory, connection, socket_name(request_key), bind=False)
-            if _peer_uid(connection) not in (None, os.geteuid()):
-                return None
-            header = EVENT + b"%d\n" % len(request_key) + request_key + b"%d\n" % len(cwd.encode()) + cwd.encode()
-            connection.sendall(header + stdin)
-            connection.shutdown(socket.SHUT_WR)
-            reply = _read_all(connection, MAX_REQUEST_BYTES)
-        except OSError:  # none listening, a stale socket file, killed mid-event, past the bound
+        _in_dir(directory, connection, socket_name(request_key), bind=False)
+        if _peer_uid(connection) not in (None, os.geteuid()):
             return None
+        header = EVENT + b"%d\n" % len(request_key) + request_key + b"%d\n" % len(cwd.encode()) + cwd.encode()
+        connection.sendall(header + stdin)
+        connection.shutdown(_socket.SHUT_WR)
+        reply = _read_all(connection, MAX_REQUEST_BYTES)
+    except OSError:  # none listening, a stale socket file, killed mid-event, past the bound
+        return None
+    finally:
+        connection.close()
     return _parse_reply(reply)
 
 
-def _read_all(connection: socket.socket, limit: int) -> bytes:
+def _read_all(connection: _socket.socket, limit: int) -> bytes:
     chunks: list[bytes] = []
     size = 0
     while True:
@@ -333,6 +337,8 @@ class Forwarder:
             os.unlink(self.path)  # a dead forwarder's socket file (the lock says none is alive)
         except FileNotFoundError:
             pass
+        import socket  # the forwarder's own: accept() is socket.py's
+
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as listener:
             _in_dir(self.directory, listener, self.name, bind=True)
             os.chmod(self.path, 0o600)
@@ -480,15 +486,17 @@ def flush(directory: str) -> int:
     except OSError:
         return 0
     for name in names:
-        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as connection:
+        connection = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
+        try:
             connection.settimeout(2 * _bound())
-            try:
-                _in_dir(directory, connection, name, bind=False)
-                connection.sendall(FLUSH)
-                connection.shutdown(socket.SHUT_WR)
-                answered += _read_all(connection, 64).startswith(b"0 ")
-            except OSError:
-                continue  # a socket left by a forwarder that is gone
+            _in_dir(directory, connection, name, bind=False)
+            connection.sendall(FLUSH)
+            connection.shutdown(_socket.SHUT_WR)
+            answered += _read_all(connection, 64).startswith(b"0 ")
+        except OSError:
+            continue  # a socket left by a forwarder that is gone
+        finally:
+            connection.close()
     return answered
 
 
