@@ -7,6 +7,8 @@ itself with its own database. Collectors listen on 127.0.0.1 with ports picked a
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -126,6 +128,23 @@ def rows(collector: Collector, sql: str, **parameters) -> list[tuple]:
         assert collector.logs_pipeline.flush(30), "logs pipeline did not flush in time"
     client = collector.store.client()
     return client.query(sql.format(db=collector.store.database), parameters=parameters).result_rows
+
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session")
+def built_wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The distribution as users install it: a wheel built from this checkout (no dependencies fetched)."""
+    out = tmp_path_factory.mktemp("wheel")
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "-w", str(out), str(ROOT)],
+        check=True,
+        timeout=600,
+        capture_output=True,
+    )
+    (wheel,) = out.glob("foothold_audit-*.whl")
+    return wheel
 
 
 @pytest.fixture

@@ -14,6 +14,7 @@ import signal
 import socket
 import stat
 import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -225,3 +226,84 @@ def test_a_new_key_file_or_install_means_another_forwarder(tmp_path: Path, monke
     after = hook_forwarder.key(["--endpoint", "http://127.0.0.1:4318"])
     assert hook_forwarder.socket_name(after) != hook_forwarder.socket_name(before)
     assert str(Path(hook_forwarder.__file__).parent / "claude_code.py") in after.decode()  # the code's stat too
+
+
+@pytest.fixture(scope="module")
+def wheel_venv(built_wheel: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A venv with the wheel installed as users get it (foothold/ in site-packages, instrumentation/ nested in it),
+    not this checkout's editable mapping. The dependencies are this test venv's, added by a .pth line: a path a
+    .pth adds has its own .pth files (the editable finder among them) left unprocessed, so `foothold` can only come
+    from the wheel."""
+    venv = tmp_path_factory.mktemp("wheel-venv") / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120)
+    python = venv / "bin" / "python"
+    (site_packages,) = (venv / "lib").glob("python3*/site-packages")
+    here = next(p for p in map(Path, sys.path) if p.name == "site-packages" and (p / "opentelemetry").is_dir())
+    (site_packages / "test-deps.pth").write_text(f"{here}\n")
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--no-deps",
+            "--no-index",
+            "--target",
+            str(site_packages),
+            str(built_wheel),
+        ],
+        check=True,
+        timeout=300,
+    )
+    return python
+
+
+def test_a_wheel_install_finds_its_forwarder(collector: Collector, tmp_path: Path, wheel_venv: Path) -> None:
+    """The forwarder's key names the hook's code files from the client script's own place; a wheel lays them out
+    unlike the editable install (instrumentation/ inside foothold/). Installed from the wheel, the command runs the
+    wheel's client, later events are served by the forwarder and the spans arrive."""
+    located = subprocess.run(  # not from the checkout's directory: its foothold/ would be found first
+        [str(wheel_venv), "-c", "import foothold.instrumentation as i; print(i.__file__)"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    ).stdout.strip()
+    assert "site-packages/foothold/instrumentation/" in located, located
+    home = tmp_path / "home"
+    home.mkdir()
+    settings = home / ".claude" / "settings.json"
+    subprocess.run(
+        [
+            str(wheel_venv),
+            "-m",
+            "foothold",
+            "hook",
+            "install",
+            "--claude-code",
+            "--settings",
+            str(settings),
+            "--endpoint",
+            collector.endpoint_url("otlp_http"),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=60,
+        cwd=tmp_path,
+        env={**os.environ, "HOME": str(home)},
+    )
+    (command,) = {h["command"] for g in json.loads(settings.read_text())["hooks"]["PreToolUse"] for h in g["hooks"]}
+    assert "site-packages/foothold/instrumentation/integrations/hook_forwarder.py" in command, command
+    loaded = session(command, home, "s-wheel")
+    assert HOOK_MODULE in loaded[0]
+    assert [HOOK_MODULE in modules for modules in loaded[1:]] == [False] * 4  # the forwarder answered them
+    names = rows(
+        collector,
+        "SELECT SpanName FROM {db}.otel_traces WHERE SpanAttributes['gen_ai.conversation.id'] = 's-wheel'"
+        " ORDER BY SpanName",
+    )
+    assert [name for (name,) in names] == sorted(
+        ["claude_code SessionStart", "execute_tool Bash", "execute_tool Write", "artifact file", "artifact file"]
+    )

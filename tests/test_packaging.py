@@ -54,17 +54,10 @@ def test_agent_side_dependencies_exclude_the_collector_stack():
     assert "clickhouse" not in base and "chdb" not in base
 
 
-def test_wheel_ships_data_files_and_only_the_foothold_namespace(tmp_path):
+def test_wheel_ships_data_files_and_only_the_foothold_namespace(built_wheel: Path) -> None:
     import zipfile
 
-    subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "-w", str(tmp_path), str(ROOT)],
-        check=True,
-        timeout=600,
-        capture_output=True,
-    )
-    (wheel,) = tmp_path.glob("foothold_audit-*.whl")
-    names = zipfile.ZipFile(wheel).namelist()
+    names = zipfile.ZipFile(built_wheel).namelist()
     top_level = {name.split("/")[0] for name in names if not name.startswith("foothold_audit-")}
     assert top_level == {"foothold"}
     for required in (
