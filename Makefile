@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck sdk-oldest bench readme clean claude-code gemini-cli
+.PHONY: demo test lint typecheck sdk-oldest bench readme clean claude-code gemini-cli codex-cli
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -46,8 +46,17 @@ $(GEMINI_CLI): .ci/gemini-cli/package-lock.json
 
 gemini-cli: $(GEMINI_CLI)
 
+# The real Codex CLI the suite drives offline (tests/test_codex_cli_real.py), pinned by the lock file; the native
+# binary comes in the platform package npm picks (an optional dependency). Without npm the test skips with the
+# reason and the event-attribute tests (tests/test_native_telemetry.py) still run.
+CODEX_CLI := .ci/codex-cli/node_modules/.bin/codex
+$(CODEX_CLI): .ci/codex-cli/package-lock.json
+	-cd .ci/codex-cli && npm ci --no-audit --no-fund
+
+codex-cli: $(CODEX_CLI)
+
 # Lint, then the type checker, then the suite: a slip fails in seconds, not after the suite.
-test: lint typecheck claude-code gemini-cli
+test: lint typecheck claude-code gemini-cli codex-cli
 	$(BIN)/python -m pytest -q
 
 # The integrations reach into SDK internals, so they are also tested on the oldest SDK releases pyproject
@@ -73,4 +82,5 @@ readme: $(STAMP)
 	$(BIN)/python docs/readme_tables.py
 
 clean:
-	rm -rf $(VENV) $(OLDEST_VENV) .typecheck build .pytest_cache .foothold .ci/claude-code/node_modules .ci/gemini-cli/node_modules
+	rm -rf $(VENV) $(OLDEST_VENV) .typecheck build .pytest_cache .foothold .ci/claude-code/node_modules .ci/gemini-cli/node_modules \
+		.ci/codex-cli/node_modules

@@ -2,8 +2,9 @@
 
 Values follow the contrib exporter: attributes as strings (arrays and maps as JSON), ids as lowercase
 hex, ``ServiceName`` from the resource, the body as its string (a structured body as JSON), ``EventName``
-from the record's event name (or, for SDKs older than that field, its ``event.name`` attribute, which is
-where Claude Code, Codex CLI and Gemini CLI put it). The input limits apply as they do to spans
+from the record's event name (or its ``event.name`` attribute, which is where Claude Code, Codex CLI and Gemini
+CLI put it, when the field is empty: SDKs older than the field; or holds a tracing callsite: Codex CLI's Rust
+SDK). The input limits apply as they do to spans
 (:func:`foothold.collector.rows.attribute_mapper`). ``TimestampTime`` is left to its column default.
 """
 
@@ -38,6 +39,9 @@ COLUMNS: tuple[str, ...] = (
     "EventName",
 )
 EVENT_NAME_ATTRIBUTE = "event.name"
+# Rust's tracing appender (Codex CLI 0.171) fills the EventName field with tracing's default name for an event,
+# its callsite (``event otel/src/tool_result.rs:54``), and names the event only in the attribute.
+_TRACING_CALLSITE = "event "
 
 
 @dataclass
@@ -96,8 +100,15 @@ def to_log_batch(
                     c["ScopeVersion"].append(scope.version)
                     c["ScopeAttributes"].append(scope_attributes)
                     c["LogAttributes"].append(attributes)
-                    c["EventName"].append(record.event_name or attributes.get(EVENT_NAME_ATTRIBUTE, ""))
+                    c["EventName"].append(_event_name(record.event_name, attributes))
     return batch
+
+
+def _event_name(field: str, attributes: dict[str, str]) -> str:
+    """The record's event name field, unless it is empty or a tracing callsite and the attribute names the event."""
+    if field and not field.startswith(_TRACING_CALLSITE):
+        return field
+    return attributes.get(EVENT_NAME_ATTRIBUTE) or field
 
 
 def _body(record: LogRecord, body_map: AttributeMapper) -> str:

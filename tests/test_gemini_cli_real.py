@@ -12,8 +12,8 @@ request reached the stand-in. The tool really runs: the file it writes is on dis
 Usage statistics are turned off in the CLI's settings, so with both endpoints on loopback nothing is meant
 to leave the machine. Without the npm package (no npm, or npm refused) the test skips with the reason; the
 event mapping is still covered by tests/test_native_telemetry.py from the CLI's source-defined attributes.
-Codex CLI (npm ``@openai/codex``) is not driven here: it needs a scripted Responses API stand-in; its
-events are covered from its source in tests/test_native_telemetry.py.
+The real Codex CLI (npm ``@openai/codex``) is driven the same way, against a stand-in Responses API, in
+tests/test_codex_cli_real.py.
 """
 
 from __future__ import annotations

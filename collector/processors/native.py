@@ -17,9 +17,13 @@ see tests/test_native_telemetry.py):
   which is the record.
 - Claude Code beta traces: ``claude_code.tool`` spans with ``gen_ai.tool.call.id`` and no
   ``gen_ai.operation.name``.
-- Codex CLI logs: ``codex.tool_result`` (``tool_name``, ``call_id``, ``arguments``, ``duration_ms``,
-  ``success``, ``output``) and ``codex.tool_decision`` (``decision`` approved|approved_for_session|
-  denied|abort, ``source``); ``conversation.id`` is the session.
+- Codex CLI logs: ``codex.tool_result`` (``tool_name``, ``call_id``, ``arguments`` as the model sent them,
+  e.g. ``exec_command`` ``{"cmd": …}``, ``duration_ms``, ``success``, ``output``) and
+  ``codex.tool_decision`` (``decision`` approved|approved_for_session|denied|abort, ``source``);
+  ``conversation.id`` is the session. A denied decision is the record of a call that never ran; an accepted
+  one goes onto the result that follows (which carries none of its own). The name is in the ``event.name``
+  attribute (the record's EventName field holds a tracing callsite). Checked against the 0.171.0 binary
+  (tests/test_codex_cli_real.py).
 - Gemini CLI logs: ``gemini_cli.tool_call`` (``function_name``, ``function_args``, ``duration_ms``,
   ``success``, ``decision`` accept|reject|modify|auto_accept, ``error_type``); ``session.id``. Its
   ``gemini_cli.file_operation`` describes the same call again (no path, only line counts and a language),
@@ -174,6 +178,32 @@ def codex_tool_decision(attrs: dict[str, str]) -> None:
     _decision(attrs, "reject", attrs.get("source", ""))
 
 
+class CodexDecisions:
+    """Puts Codex's accepted decision on the result it precedes: unlike Claude Code's, Codex's ``tool_result``
+    carries no decision, and its ``tool_decision`` (who approved: ``Config`` under a bypass, ``User``) comes as a
+    record of its own just before. Bounded: a decision whose result never comes is forgotten after the others."""
+
+    def __init__(self, entries: int = 10_000) -> None:
+        self._pending: OrderedDict[tuple[str, str], tuple[str, str]] = OrderedDict()
+        self._entries = entries
+        self._lock = threading.Lock()  # the traces and logs pipelines share the processor
+
+    def see(self, mapper: Callable[[dict[str, str]], None], attrs: dict[str, str]) -> None:
+        key = (attrs.get("conversation.id", ""), attrs.get("call_id", ""))
+        if not key[1]:
+            return
+        if mapper is codex_tool_decision and _DECISIONS.get(attrs.get("decision", "").lower()) == "accept":
+            with self._lock:
+                self._pending[key] = (attrs["decision"], attrs.get("source", ""))
+                if len(self._pending) > self._entries:
+                    self._pending.popitem(last=False)
+        elif mapper is codex_tool_result:
+            with self._lock:
+                decided = self._pending.pop(key, None)
+            if decided is not None:
+                _decision(attrs, *decided)
+
+
 # --- Gemini CLI ----------------------------------------------------------------------------------------
 
 
@@ -227,6 +257,9 @@ def _log_event(event_name: str, body: str, attrs: dict[str, str]) -> Callable[[d
 class NativeToolCalls:
     """Normalises native tool events (logs) and vendor tool spans into GenAI tool-call attributes."""
 
+    def __init__(self) -> None:
+        self._codex = CodexDecisions()
+
     def process(self, batch: SpanBatch | LogBatch) -> None:
         columns = batch.columns
         if "EventName" in columns:  # a logs batch
@@ -238,6 +271,7 @@ class NativeToolCalls:
                 mapper = _log_event(event_name, body, attrs)
                 if mapper is not None:
                     mapper(attrs)
+                    self._codex.see(mapper, attrs)
             return
         for attrs, span_name in zip(columns["SpanAttributes"], columns["SpanName"], strict=True):
             if attrs.get(semconv.GEN_AI_OPERATION_NAME):
