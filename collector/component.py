@@ -1,11 +1,12 @@
 """The lifecycle every collector component shares, as the OpenTelemetry Collector's ``component.Component``
 (``Start``/``Shutdown``).
 
-A component is built from its own config section by the service (collector/service.py), started in
-dependency order and stopped in reverse: the store connection first and last, then the collector_metrics
-writer (its final snapshot comes after the last export), the pipelines (spool, batches, processors, ClickHouse
-writer), the alert evaluator, the query API, and the receivers last, so they stop taking data before anything
-they feed stops. A component gets what it needs at construction; it never reaches back into the service.
+A component is built from its own config section by the service (collector/service.py), started in dependency
+order and stopped in reverse: the store connection first and last, then the collector_metrics writer (its
+final snapshot comes after the last export), the redaction workers, the pipelines (spool, batches, processors,
+ClickHouse writer), the alert evaluator, the query API, and the receivers last, so they stop taking data
+before anything they feed stops. A component gets what it needs at construction; it never reaches back into
+the service.
 """
 
 from __future__ import annotations

@@ -403,6 +403,13 @@ class PipelineConfig(_Section):
         default_factory=_default_chain,
         description="batch processors, in order (each one's settings under processors.<name>)",
     )
+    workers: int | None = Field(
+        None,
+        ge=0,
+        le=64,
+        description="worker processes that redact requests at the door (0: in the collector's own process; "
+        "unset: one fewer than the CPUs, at most 2)",
+    )
 
     @field_validator("processors")
     @classmethod

@@ -37,6 +37,7 @@ from foothold.collector import metrics as m
 from foothold.collector.config import BatchConfig, LimitsConfig, SpoolConfig
 from foothold.collector.otlp import Accepted
 from foothold.collector.otlp import validate as validate_traces
+from foothold.collector.processing import Workers, WorkersUnavailable
 from foothold.collector.rows import SpanBatch, to_batch
 from foothold.collector.spool import Spool, SpoolFull
 from foothold.collector.store_errors import DataRejected
@@ -73,6 +74,7 @@ class Submitted(Enum):
     FULL = "full"  # retry later: 429 / RESOURCE_EXHAUSTED
     CLOSED = "closed"  # shutting down: 503 / UNAVAILABLE
     TOO_LARGE = "too_large"  # bigger than the whole spool: 400, retrying cannot help
+    UNAVAILABLE = "unavailable"  # the redaction workers keep dying: 503 / UNAVAILABLE, retry later
 
 
 @dataclass(frozen=True)
@@ -135,6 +137,7 @@ class Pipeline:
         quarantine_dir: Path | None = None,
         signal: Signal = TRACES,
         redactor: Redactor | None = None,
+        workers: Workers | None = None,
         metrics: m.Metrics | None = None,
     ) -> None:
         self.signal = signal
@@ -142,6 +145,8 @@ class Pipeline:
         # Scrubs a request in place before it is spooled (True: something changed), so no secret rests in
         # the spool, the quarantine or the store (foothold.collector.processors.redact).
         self._redactor = redactor
+        # With worker processes (pipeline.workers > 0) the same redaction runs in them, off this interpreter.
+        self._workers = workers if workers is not None and workers.count else None
         self._exporter = exporter
         self._processors = tuple(processors)
         self.limits = limits or LimitsConfig()
@@ -196,13 +201,23 @@ class Pipeline:
     def _record(self, metric: m.Metric, value: float = 1.0) -> None:
         self.metrics.record(metric, value, **self._signal_label)
 
-    def submit(self, accepted: Accepted) -> Submitted:
+    def _redacted(self, accepted: Accepted) -> bytes:
+        """The request's protobuf as it may be kept: redacted, in a worker process when there are any."""
+        if self._workers is not None:
+            return self._workers.redact(self.signal.name, accepted.encoded())
         if self._redactor is not None and self._redactor(accepted.request):
-            accepted = replace(accepted, payload=b"")  # the received bytes hold what was redacted: re-encode
-        if self.spool is None:
-            return self._submit_memory(accepted)
-        payload = accepted.encoded()
+            return replace(accepted, payload=b"").encoded()  # the received bytes hold what was redacted: re-encode
+        return accepted.encoded()
+
+    def submit(self, accepted: Accepted) -> Submitted:
+        try:
+            payload = self._redacted(accepted)
+        except WorkersUnavailable as exc:
+            log.error("%s", exc)
+            return Submitted.UNAVAILABLE
         spans = accepted.spans
+        if self.spool is None:
+            return self._submit_memory(payload, spans)
         with self._cond:
             if self._closing:
                 return Submitted.CLOSED
@@ -272,22 +287,21 @@ class Pipeline:
             self._memory_spans += item.spans
             self._memory_bytes += len(item.payload)
 
-    def _submit_memory(self, accepted: Accepted) -> Submitted:
+    def _submit_memory(self, payload: bytes, spans: int) -> Submitted:
         """Without a spool: the queue is the only copy, bounded in spans and in bytes."""
-        payload = accepted.encoded()
         with self._cond:
             if self._closing:
                 return Submitted.CLOSED
-            if not self._fits_memory(accepted.spans, len(payload)) or (
-                self._queued_spans + accepted.spans > self._config.max_queued_spans and self._queued_spans
+            if not self._fits_memory(spans, len(payload)) or (
+                self._queued_spans + spans > self._config.max_queued_spans and self._queued_spans
             ):
-                self._record(m.SPANS_REFUSED, accepted.spans)
+                self._record(m.SPANS_REFUSED, spans)
                 return Submitted.FULL
             seq = self._next_seq
             self._next_seq = seq + 1
-            self._queue_item(_Item(seq, payload, accepted.spans))
-            self._queued_spans += accepted.spans
-            self._record(m.SPANS_ACCEPTED, accepted.spans)
+            self._queue_item(_Item(seq, payload, spans))
+            self._queued_spans += spans
+            self._record(m.SPANS_ACCEPTED, spans)
             self._record(m.QUEUE_SPANS, self._queued_spans)
             self._durable = self._next_seq
             if self._memory_full():

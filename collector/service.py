@@ -1,14 +1,14 @@
 """The collector process: components built from config, started in dependency order, stopped in reverse.
 
 Each part is a component with the same small lifecycle (:class:`~foothold.collector.component.Component`:
-``start``/``stop``), built here from its own config section and handed what it needs. Start order: the
-store connection (it keeps trying in the background), the collector_metrics writer, the traces and logs
-pipelines (spool, batches, processors, ClickHouse writer), the retention bound, the alert evaluator, the query
-API, then the receivers; stop is the reverse, so receivers stop taking data first, the pipelines then flush
-everything they accepted, the final metrics snapshot follows the last export, and the store closes last.
-Data flows one way: receivers -> pipelines -> store; the store connection hands the opened store to the
-exporters, the alerts and the metrics writer. A discovery file in the data dir tells the CLI where this
-collector's query API listens.
+``start``/``stop``), built here from its own config section and handed what it needs. Start order: the store
+connection (it keeps trying in the background), the collector_metrics writer, the redaction worker processes
+(``pipeline.workers``, collector/processing.py), the traces and logs pipelines (spool, batches, processors,
+ClickHouse writer), the retention bound, the alert evaluator, the query API, then the receivers; stop is the
+reverse, so receivers stop taking data first, the pipelines then flush everything they accepted, the final
+metrics snapshot follows the last export, and the store closes last. Data flows one way: receivers ->
+pipelines -> store; the store connection hands the opened store to the exporters, the alerts and the metrics
+writer. A discovery file in the data dir tells the CLI where this collector's query API listens.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ from foothold.collector.exporter import ClickHouseExporter
 from foothold.collector.logs_exporter import ClickHouseLogsExporter
 from foothold.collector.metrics_table import MetricsTable
 from foothold.collector.pipeline import LOGS, Exporter, Pipeline, Processor, open_spool
+from foothold.collector.processing import Workers, default_workers
 from foothold.collector.processors import build_processors
 from foothold.collector.processors.redact import RequestRedactor
 from foothold.collector.query_api import QueryApi
@@ -87,6 +88,7 @@ class Collector:
         self.metrics_recorded = self.metrics_table.recorded  # set after each write to collector_metrics
         self.pipeline: Pipeline | None = None
         self.logs_pipeline: Pipeline | None = None  # OTLP logs: agents' native telemetry, into otel_logs
+        self.workers: Workers | None = None  # redaction at the door off this interpreter (pipeline.workers)
         self.alerts: Alerting | None = None
         self._components: list[tuple[str, Component]] = []  # in start order
         self._started: list[Component] = []
@@ -105,6 +107,9 @@ class Collector:
             writer = Periodic("writing collector_metrics", s.metrics.interval_seconds, self.metrics_table, at_stop=True)
             built.append(("metrics_table", writer))
         redactor = request_redactor(s)  # one key for both signals, so their fingerprints correlate
+        count = default_workers() if s.pipeline.workers is None else s.pipeline.workers
+        self.workers = Workers(count, redactor.key)  # the same key as in this process: the same redaction
+        built.append(("workers", self.workers))  # before the pipelines, stopped after them
         # Logs run through a pipeline of their own (spool, batches, deduplicated inserts), with the same
         # processors: one tool-call classifier and one call-of-record index whichever signal reports a call.
         self.pipeline = Pipeline(
@@ -115,6 +120,7 @@ class Collector:
             limits=s.limits,
             quarantine_dir=s.data_dir / "quarantine",
             redactor=redactor,
+            workers=self.workers,
             metrics=self.metrics,
         )
         self.logs_pipeline = Pipeline(
@@ -126,6 +132,7 @@ class Collector:
             quarantine_dir=s.data_dir / "quarantine-logs",
             signal=LOGS,
             redactor=redactor.logs,  # native tool events carry arguments, output and tool input
+            workers=self.workers,
             metrics=self.metrics,
         )
         # The store goes to the exporters first: reading the chain head may fail, and the connection retries

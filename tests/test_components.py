@@ -107,6 +107,7 @@ def test_components_start_in_dependency_order_and_stop_in_reverse(tmp_path, chdb
         assert names == [
             "store",
             "metrics_table",
+            "workers",
             "pipeline/traces",
             "pipeline/logs",
             "alerts",

@@ -64,6 +64,11 @@ class RequestRedactor:
     def __init__(self, fingerprint_key: bytes) -> None:
         self._key = fingerprint_key
 
+    @property
+    def key(self) -> bytes:
+        """The fingerprint key: worker processes redact with the same one (foothold.collector.processing)."""
+        return self._key
+
     def __call__(self, request: ExportTraceServiceRequest) -> bool:
         return self._walk(request.resource_spans, "scope_spans", "spans", self._span)
 

@@ -58,6 +58,8 @@ def ingest(
         return Outcome(Verdict.BAD_REQUEST, message, reason="too_large")
     if submitted is Submitted.CLOSED:
         return Outcome(Verdict.CLOSED, "collector is shutting down; retry later")
+    if submitted is Submitted.UNAVAILABLE:
+        return Outcome(Verdict.CLOSED, "collector's redaction workers failed on this request; retry later")
     return Outcome(Verdict.OK, accepted=accepted)
 
 
