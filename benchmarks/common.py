@@ -136,6 +136,32 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
 
+def descendants(pid: int) -> list[int]:
+    """The live processes below ``pid`` (the collector's redaction workers), from each thread's children list."""
+    found: list[int] = []
+    try:
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            for child in (task / "children").read_text().split():
+                found += [int(child), *descendants(int(child))]
+    except OSError:  # gone meanwhile: it has nothing below it any more
+        pass
+    return found
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """CPU of ``pid`` and everything below it: its own, its reaped children's (cutime + cstime, a replaced worker's)
+    and each live descendant's (own + reaped). A descendant that exits between two readings moves into its parent's
+    reaped share, so nothing is counted twice or lost."""
+    total = 0.0
+    for process in (pid, *descendants(pid)):
+        try:
+            fields = Path(f"/proc/{process}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += sum(int(f) for f in fields[11:15]) / CLK_TCK
+    return total
+
+
 def memory_kib(pid: int) -> dict[str, int]:
     out = {}
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
@@ -152,6 +178,7 @@ class RssSampler:
         self.pid, self.interval = pid, interval
         self.samples: list[tuple[float, int]] = []  # (monotonic, KiB)
         self.anon_max_kib = 0  # the process's own allocations (RssAnon), without mapped library code
+        self.children_max_kib = 0  # the peak of its descendants' RSS summed (the collector's worker processes)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -163,7 +190,17 @@ class RssSampler:
                 self.anon_max_kib = max(self.anon_max_kib, reading.get("RssAnon", 0))
             except (OSError, KeyError):
                 return
+            self.children_max_kib = max(self.children_max_kib, self._children_kib())
             self._stop.wait(self.interval)
+
+    def _children_kib(self) -> int:
+        total = 0
+        for child in descendants(self.pid):
+            try:
+                total += memory_kib(child).get("VmRSS", 0)
+            except OSError:  # exited since it was listed
+                continue
+        return total
 
     def __enter__(self) -> RssSampler:
         self._thread.start()
@@ -192,6 +229,7 @@ class CollectorProcess:
     """``python -m foothold collect -c cfg.yaml`` on loopback ports picked by the OS, own chDB data dir."""
 
     batch: dict[str, Any] = field(default_factory=dict)
+    pipeline: dict[str, Any] = field(default_factory=dict)  # e.g. {"workers": 2}
     alerts: bool = False
     log_level: str = "WARNING"
     keep_dir: bool = False
@@ -216,6 +254,8 @@ class CollectorProcess:
         }
         if self.batch:
             config["batch"] = self.batch
+        if self.pipeline:
+            config["pipeline"] = self.pipeline
         cfg = self.dir / "cfg.yaml"
         cfg.write_text(yaml.safe_dump(config))
         env = {k: v for k, v in os.environ.items() if not k.startswith("FOOTHOLD_")} | self.extra_env
