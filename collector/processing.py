@@ -97,7 +97,8 @@ class Workers:
         self._context = multiprocessing.get_context("spawn")  # never fork: the collector has chDB loaded
         self._idle: queue.SimpleQueue[_Worker] = queue.SimpleQueue()
         self._live: list[_Worker] = []
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # guards _live and _stopped
+        self._spawning = threading.Lock()
         self._stopped = False
 
     @property
@@ -127,6 +128,8 @@ class Workers:
         in it needed redacting, so the received bytes are spooled as they came."""
         message = bytes([SIGNALS.index(signal_name)]) + payload
         for _attempt in range(2):
+            if not self._live:  # a replacement failed to start: none would come back to the queue
+                self._top_up()
             worker = self._idle.get()
             try:
                 worker.conn.send_bytes(message)
@@ -153,9 +156,19 @@ class Workers:
         )
         with self._lock:
             self._live.remove(worker)
-            if self._stopped:
-                return
-        self._idle.put(self._spawn())
+        self._top_up()
+
+    def _top_up(self) -> None:
+        """Start workers for those that are gone, up to the count; if none can start (descriptors, memory), refuse
+        the request rather than wait for an idle worker that will never come."""
+        with self._spawning:  # one thread tops up at a time: the pool never grows past its count
+            with self._lock:
+                missing = 0 if self._stopped else self.count - len(self._live)
+            try:
+                for _ in range(missing):
+                    self._idle.put(self._spawn())
+            except OSError as exc:
+                raise WorkersUnavailable(f"cannot start a redaction worker ({exc}); retry later") from exc
 
     async def stop(self) -> None:
         """Close every worker's pipe (each exits at the EOF) and wait for them; the receivers stopped before."""
