@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 
 from foothold.detections.classify.finding import Finding
-from foothold.detections.classify.persistence_rules import Rules, load_rules
+from foothold.detections.classify.persistence_rules import PathRule, Rules, load_rules
 from foothold.detections.shell import resolve_path
 
 
@@ -49,19 +49,14 @@ def _location_findings(
 def _judge_path(
     rules: Rules, path: str, action: str, evidence: str, content: str | None, source: str, home: str | None
 ) -> list[Finding]:
-    candidates = _match_forms(path, home)
     specific: list[Finding] = []
     plain: Finding | None = None
-    for rule in rules.paths:
+    for rule in _located(rules, path, home):
         if action == "chmod" and not rule.chmod:
             continue
         if rule.content is None and plain is not None:
             continue
         if rule.content is not None and (content is None or not rule.content.search(content)):
-            continue
-        if not any(rule.pattern.match(c) for c in candidates):
-            continue
-        if rule.exclude is not None and any(rule.exclude.match(c) for c in candidates):
             continue
         if rule.content is None and rule.risky_content is not None and content is not None:
             if not rule.risky_content.search(content):
@@ -77,6 +72,36 @@ def _judge_path(
     if specific:
         return specific
     return [plain] if plain is not None and plain is not _NOT_RISKY else []
+
+
+def _located(rules: Rules, path: str, home: str | None) -> tuple[PathRule, ...]:
+    """The rules whose location (patterns, less excludes) takes ``path``, in rule order.
+
+    Every other rule is skipped by the verdict loop before it looks at anything else, so the loop needs only
+    these. They depend on the path alone, and the paths an agent writes recur while their content is new each
+    time: memoised, the ~54 location regexes (the largest cost of judging a write) run once per path.
+    """
+    if rules is not load_rules() or len(path) + len(home or "") > _MEMO_MAX_CHARS:
+        return _locate(rules, path, home)
+    return _located_memo(path, home)
+
+
+_MEMO_MAX_CHARS = 4096  # a longer "path" is odd input: judged, not kept
+
+
+@functools.lru_cache(maxsize=8192)
+def _located_memo(path: str, home: str | None) -> tuple[PathRule, ...]:
+    return _locate(load_rules(), path, home)
+
+
+def _locate(rules: Rules, path: str, home: str | None) -> tuple[PathRule, ...]:
+    candidates = _match_forms(path, home)
+    return tuple(
+        rule
+        for rule in rules.paths
+        if any(rule.pattern.match(c) for c in candidates)
+        and not (rule.exclude is not None and any(rule.exclude.match(c) for c in candidates))
+    )
 
 
 _NOT_RISKY = Finding("", "", "", "", "", "")
