@@ -31,7 +31,16 @@ _TOKEN = re.compile(
     """,
     re.VERBOSE,
 )
-_KINDS = ("op", "comment", "single", "double", "assign", "word")  # the top-level groups (lastgroup names inner ones)
+# The token's kind from the last group it closed: only assign has inner named groups, and they close after it.
+_KIND_OF_GROUP = {
+    "op": "op",
+    "comment": "comment",
+    "single": "single",
+    "double": "double",
+    "asingle": "assign",
+    "adouble": "assign",
+    "word": "word",
+}
 _ASSIGNMENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*=")
 # Words that start a compound command or change how the next word is read: bashlex's business.
 _RESERVED = frozenset(
@@ -57,7 +66,7 @@ def parse_simple(text: str) -> list[Pipeline] | None:
         if match is None:
             return None
         at = match.end()
-        kind = next((name for name in _KINDS if match.group(name) is not None), None)
+        kind = _KIND_OF_GROUP.get(match.lastgroup)  # type: ignore[arg-type]  # None: whitespace (no group)
         if kind is None:  # whitespace
             continue
         if kind == "comment":
