@@ -54,7 +54,7 @@ def shell_command(arguments: str, tool_name: str = "") -> str | None:
         return None
     if not isinstance(parsed, dict):
         return None
-    commands = toolcall.normalize(tool_name, parsed).commands
+    commands = toolcall.shell_commands(toolcall.tool_basename(tool_name), parsed)
     return "\n".join(commands) if commands else None
 
 

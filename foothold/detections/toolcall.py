@@ -210,7 +210,7 @@ def normalize(tool_name: Any, arguments: Any, *, cwd: str | None = None) -> Tool
     """The normalised view of one tool call. Total: odd input gives an empty view, never an error."""
     name = tool_basename(tool_name)
     args = parse_arguments(arguments)
-    commands = _commands(name, args)
+    commands = shell_commands(name, args)
     if not commands and name in SHELL_TOOLS and isinstance(arguments, str) and not args and arguments.strip():
         commands = (arguments,)  # a shell tool whose argument is the bare command line
     return ToolCall(
@@ -243,7 +243,9 @@ def first_content(args: Mapping[str, Any]) -> str | None:
     return None
 
 
-def _commands(name: str, args: Mapping[str, Any]) -> tuple[str, ...]:
+def shell_commands(name: str, args: Mapping[str, Any]) -> tuple[str, ...]:
+    """The shell command lines of parsed arguments (``name`` a :func:`tool_basename`): ``normalize(...).commands``
+    of a dict, without the path, content and cwd a caller that wants only the commands does not need."""
     for key in COMMAND_KEYS:
         value = args.get(key)
         if isinstance(value, str) and value.strip():

@@ -9,7 +9,15 @@ from foothold.detections.classify.commands import classify_command
 from foothold.detections.classify.finding import Finding, dedupe
 from foothold.detections.classify.paths import path_findings
 from foothold.detections.shell import resolve_path
-from foothold.detections.toolcall import PATH_KEYS, ToolCall, first_content, first_str, normalize
+from foothold.detections.toolcall import (
+    PATH_KEYS,
+    READ_TOOLS,
+    ToolCall,
+    first_content,
+    first_str,
+    normalize,
+    tool_basename,
+)
 
 _EDITOR_WRITE_COMMANDS = frozenset({"create", "str_replace", "insert", "write", "append", "edit", "replace"})
 
@@ -23,6 +31,8 @@ def classify_tool_call(
     ``tool_name`` may carry MCP/namespace prefixes, ``arguments`` is a dict or its JSON text. Never raises.
     """
     try:
+        if tool_basename(tool_name) in READ_TOOLS:  # a read writes nothing: no need to parse its arguments
+            return []
         return _classify_tool_call(normalize(tool_name, arguments, cwd=cwd), arguments, home)
     except Exception:
         return []
