@@ -92,8 +92,12 @@ class ClassifyProcessor:
         self._categories = categories or tool_categories()
         self._warned = False
         self._judge_cached = functools.lru_cache(maxsize=_CACHE_ENTRIES)(self._judge)
+        # a tool's categories by its name as sent and by its basename (mcp__fs__write_file -> write_file)
         self._tool_categories = functools.lru_cache(maxsize=_CACHE_ENTRIES)(
-            lambda name: frozenset(self._categories.for_tool(name))
+            lambda name: (
+                frozenset(self._categories.for_tool(toolcall.tool_basename(name)))
+                | frozenset(self._categories.for_tool(name))
+            )
         )
         self._path_categories = functools.lru_cache(maxsize=_CACHE_ENTRIES)(
             lambda path, home: frozenset(self._categories.for_path(path, home=home))
@@ -150,7 +154,7 @@ class ClassifyProcessor:
     ) -> tuple[tuple[Finding, ...], str]:
         """The persistence findings and the flow categories (comma-joined) of one tool call."""
         findings = tuple(classify_tool_call(name, arguments, cwd=cwd, home=home))
-        categories = set(self._tool_categories(toolcall.tool_basename(name))) | set(self._tool_categories(name))
+        categories = set(self._tool_categories(name))
         if resources_read:
             categories.add("untrusted_input")
         command = shell_command(arguments, name)

@@ -19,6 +19,7 @@ Stdlib only: the agent side imports it.
 
 from __future__ import annotations
 
+import functools
 import json
 import shlex
 from collections.abc import Mapping
@@ -185,6 +186,12 @@ def tool_basename(tool_name: Any) -> str:
     """``mcp__fs__write_file`` / ``functions.bash`` / ``server/tool`` / ``Bash`` -> ``write_file`` / ``bash`` ..."""
     if not isinstance(tool_name, str):
         return ""
+    # a deployment has a few dozen tool names, and every judged call asks for its basename: memoised (an odd,
+    # long name is computed, not kept)
+    return _basename_memo(tool_name) if len(tool_name) <= 256 else _basename(tool_name)
+
+
+def _basename(tool_name: str) -> str:
     name = tool_name.strip()
     for sep in ("__", "/", ":"):
         if sep in name:
@@ -192,6 +199,9 @@ def tool_basename(tool_name: Any) -> str:
     if name.startswith("functions."):
         name = name[len("functions.") :]
     return name.lower()
+
+
+_basename_memo = functools.lru_cache(maxsize=4096)(_basename)
 
 
 def parse_arguments(arguments: Any) -> dict[str, Any]:

@@ -12,6 +12,9 @@ from foothold.detections.classify.persistence_rules import CommandRule, Rules, l
 from foothold.detections.shell import FileWrite, Invocation, analyze, resolve_path
 from foothold.detections.shell.syntax import program_name, split_options
 
+_SHORT_CLUSTER_RE = re.compile(r"-[A-Za-z]{2,}")
+_WORD_SLASH_RE = re.compile(r"^\w+/")
+
 _MAX_COMMAND = 1_000_000  # beyond this a "command" is not a command; analyse only the head
 
 
@@ -97,7 +100,7 @@ def _flag_matches(flag: str, rejects: frozenset[str]) -> bool:
     if flag in rejects or flag.split("=", 1)[0] in rejects:
         return True
     # short-option clusters: "-lu" contains "-l"
-    if re.fullmatch(r"-[A-Za-z]{2,}", flag):
+    if _SHORT_CLUSTER_RE.fullmatch(flag):
         return any(len(r) == 2 and r[0] == "-" and r[1] in flag[1:] for r in rejects)
     return False
 
@@ -117,7 +120,7 @@ def _targets(spec: str, rest: list[str], match: re.Match[str] | None) -> list[st
 
 def _command_rule_finding(rule: CommandRule, inv: Invocation, targets: list[str], home: str | None) -> Finding:
     target = targets[0]
-    if target.startswith(("/", "~", "./", "../")) or "/" in target and not re.match(r"^\w+/", target):
+    if target.startswith(("/", "~", "./", "../")) or "/" in target and not _WORD_SLASH_RE.match(target):
         target = resolve_path(target, None if inv.remote else inv.cwd, None if inv.remote else home)
     kind, technique = rule.kind, rule.technique
     for pattern, override in rule.target_kinds:

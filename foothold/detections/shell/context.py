@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 from foothold.detections.shell.intent import FileWrite, ShellIntent
 from foothold.detections.shell.paths import VAR_RE, resolve_path
 
+_NAME_RE = re.compile(r"[A-Za-z_]\w*")
+
 MAX_DEPTH = 4  # nested bash -c / eval / base64 layers followed
 MAX_CONTENT = 64_000  # content kept per write (enough for any rc file or unit)
 
@@ -79,5 +81,5 @@ def expand(word: str, ctx: Context) -> str:
 
 def assign(assignment: str, ctx: Context) -> None:
     name, _, value = assignment.partition("=")
-    if re.fullmatch(r"[A-Za-z_]\w*", name) and len(ctx.env) < 256:
+    if _NAME_RE.fullmatch(name) and len(ctx.env) < 256:
         ctx.env[name] = expand(value, ctx)

@@ -10,13 +10,16 @@ from foothold.detections.shell.context import Context
 from foothold.detections.shell.intent import Invocation
 from foothold.detections.shell.syntax import program_name
 
+# compiled once: every command of every analysed script is looked up here
+_PYTHON_RE = re.compile(r"(python|pypy)[\d.]*|py")
+
 Handler = Callable[[list[str], Context, str | None], None]
 
 
 def effects(argv: list[str], ctx: Context, stdin: str | None) -> None:
     """Record what running ``argv`` (prefixes already stripped) does, with ``stdin`` when it is known."""
     prog = program_name(argv[0])
-    if re.fullmatch(r"(python|pypy)[\d.]*|py", prog):
+    if _PYTHON_RE.fullmatch(prog):
         prog = "python"
     handler = _HANDLERS.get(prog)
     if handler is not None:

@@ -12,12 +12,14 @@ import re
 
 from foothold.detections.shell.syntax import program_name
 
+_ECHO_FLAGS_RE = re.compile(r"-[neE]+")
+
 
 def stdout_of(argv: list[str], stdin: str | None) -> str | None:
     prog = program_name(argv[0])
     args = argv[1:]
     if prog == "echo":
-        while args and re.fullmatch(r"-[neE]+", args[0]):
+        while args and _ECHO_FLAGS_RE.fullmatch(args[0]):
             args = args[1:]
         return _unescape(" ".join(args)) + "\n"
     if prog == "printf":

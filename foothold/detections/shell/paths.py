@@ -6,6 +6,8 @@ import posixpath
 import re
 
 VAR_RE = re.compile(r"\$(?:\{(\w+)\}|(\w+))")
+_WINDOWS_RE = re.compile(r"^[A-Za-z]:[\\/]")
+_USER_HOME_RE = re.compile(r"^~[a-z_][\w.-]*(/|$)")
 
 
 def resolve_path(raw: str, cwd: str | None = None, home: str | None = None) -> str:
@@ -13,12 +15,13 @@ def resolve_path(raw: str, cwd: str | None = None, home: str | None = None) -> s
     p = raw.strip()
     if not p:
         return p
-    if re.match(r"^[A-Za-z]:[\\/]", p):  # Windows path: normalise separators, nothing to resolve
+    if _WINDOWS_RE.match(p):  # Windows path: normalise separators, nothing to resolve
         return p[0].upper() + p[1:].replace("\\", "/")
-    p = VAR_RE.sub(lambda m: (home or "~") if (m.group(1) or m.group(2)) == "HOME" else m.group(0), p)
+    if "$" in p:  # (no substitution can match without one: skip the call, paths are resolved constantly)
+        p = VAR_RE.sub(lambda m: (home or "~") if (m.group(1) or m.group(2)) == "HOME" else m.group(0), p)
     if p == "~" or p.startswith("~/"):
         p = (home or "~") + p[1:]
-    elif p.startswith("~") and re.match(r"^~[a-z_][\w.-]*(/|$)", p):
+    elif p.startswith("~") and _USER_HOME_RE.match(p):
         user, _, rest = p[1:].partition("/")
         p = ("/root" if user == "root" else f"/home/{user}") + ("/" + rest if rest else "")
     if not p.startswith(("/", "~")) and cwd:

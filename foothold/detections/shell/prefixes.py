@@ -8,6 +8,10 @@ from foothold.detections.shell.context import Context
 from foothold.detections.shell.paths import resolve_path
 from foothold.detections.shell.syntax import program_name
 
+_SUDO_EDIT_RE = re.compile(r"-[a-zA-Z]*e")
+_ASSIGNMENT_RE = re.compile(r"^[A-Za-z_]\w*=")
+_NICENESS_RE = re.compile(r"-?\d+")
+
 # prefix -> options of that prefix that take a value (so "sudo -u bob crontab f" runs "crontab f")
 PREFIXES: dict[str, frozenset[str]] = {
     "sudo": frozenset(
@@ -92,18 +96,18 @@ def strip_prefixes(argv: list[str], ctx: Context) -> list[str]:
                 break
             if prog == "env":
                 _env_chdir(argv, i, ctx)
-            if prog == "sudo" and (tok in ("-e", "--edit") or re.fullmatch(r"-[a-zA-Z]*e", tok)):
+            if prog == "sudo" and (tok in ("-e", "--edit") or _SUDO_EDIT_RE.fullmatch(tok)):
                 return ["sudoedit", *argv[i + 1 :]]  # sudo -e FILE is sudoedit FILE
             if tok.startswith("-") and len(tok) > 1:
                 i += 2 if tok in value_opts else 1
                 continue
-            if re.match(r"^[A-Za-z_]\w*=", tok):  # sudo EDITOR='tee -a' visudo, env FOO=1 cmd
+            if _ASSIGNMENT_RE.match(tok):  # sudo EDITOR='tee -a' visudo, env FOO=1 cmd
                 i += 1
                 continue
             break
         if prog in _DURATION_PREFIXES and i < len(argv):
             i += 1
-        if prog == "nice" and i < len(argv) and re.fullmatch(r"-?\d+", argv[i]):
+        if prog == "nice" and i < len(argv) and _NICENESS_RE.fullmatch(argv[i]):
             i += 1
         argv = argv[i:]
     return argv

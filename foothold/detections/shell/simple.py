@@ -66,7 +66,7 @@ def parse_simple(text: str) -> list[Pipeline] | None:
         if match is None:
             return None
         at = match.end()
-        kind = _KIND_OF_GROUP.get(match.lastgroup)  # type: ignore[arg-type]  # None: whitespace (no group)
+        kind = _KIND_OF_GROUP.get(match.lastgroup or "")  # no group: whitespace
         if kind is None:  # whitespace
             continue
         if kind == "comment":
