@@ -15,6 +15,7 @@ import time
 BENCHMARKS = (
     "bench_ingest",
     "bench_stages",
+    "bench_views",
     "bench_latency",
     "bench_queries",
     "bench_instrumentation",
@@ -25,6 +26,7 @@ QUICK_ARGS = {  # these have no --quick: smaller counts instead
     "bench_instrumentation": ["--iterations", "2000", "--runs", "3"],
     "bench_hook": ["--calls", "10"],
     "bench_stages": ["--spans", "4096"],
+    "bench_views": ["--spans", "8192", "--runs", "2"],
 }
 
 
