@@ -37,6 +37,11 @@ _COMPARE_LITERAL = re.compile(
 )
 
 
+# Every finding below needs an added line one of these matches: an auth-named header (its name is in the line)
+# or an always-true body, a comparison with a literal, a foreign switch, a magic compare, an always-true guard.
+SCREEN = (_ALWAYS, "auth_words", _COMPARE_LITERAL, _FOREIGN_SWITCH, _MAGIC_COMPARE, _ALWAYS_TRUE_GUARD)
+
+
 def auth_bypass(added: list[str], _removed: list[str], change: CodeChange, rules: CodeRules) -> str | None:
     """An auth-named function that now succeeds first thing, or grants early on a switch that is not the
     caller's identity (an environment variable, a debug flag, a literal); an auth check whose failure handler

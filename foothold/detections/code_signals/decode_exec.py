@@ -18,6 +18,8 @@ _WRITES = re.compile(
     r"|File\.write|Files\.write|open\([^)]*[\"'][wa]b?[\"']"
 )
 _SINK_WINDOW = 3  # a call's arguments may run over a few lines
+# Every finding below is an added line a sink matches (see screen.py: rules-list names or regexes).
+SCREEN = ("exec_sinks",)
 
 
 def decode_exec(added: list[str], _removed: list[str], _change: CodeChange, rules: CodeRules) -> str | None:

@@ -30,6 +30,10 @@ _RUNS = re.compile(
 _SETUP_HOOK = re.compile(r"\bcmdclass\b|class\s+\w+\(\s*(?:install|develop|egg_info|build_py|build_ext|sdist)\s*\)")
 
 
+# A finding needs an added lifecycle script, or the added text fetching or running code.
+SCREEN = (_LIFECYCLE, _LIFECYCLE_KEY, _FETCHES, _RUNS)
+
+
 def install_hook(added: list[str], _removed: list[str], change: CodeChange, _rules: CodeRules) -> str | None:
     """Code that runs on every install or build of the package: npm/composer lifecycle scripts, setup.py
     install commands, build.rs, Gradle/Maven/CMake build logic, native-extension configs. ``husky install`` in

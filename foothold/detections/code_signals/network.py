@@ -30,6 +30,10 @@ def _is_version(host: str) -> bool:
     return bool(re.fullmatch(r"\d+(?:\.\d+){1,3}", host)) and not _IPV4.fullmatch(host)
 
 
+# A new host is found in an added line by one of these.
+NEW_HOST_SCREEN = (_URL_HOST, _IPV4)
+
+
 def new_host(added: list[str], removed: list[str], _change: CodeChange, rules: CodeRules) -> str | None:
     hosts = _new_hosts(added, removed, rules)
     return f"new host(s): {', '.join(hosts[:5])}" if hosts else None
@@ -44,6 +48,10 @@ _SECRET_ENV = re.compile(
 
 _ENCODES = re.compile(r"base64_encode|btoa\(|b64encode|toString\(\s*['\"]base64|Base64\.\w*encode|bin2hex", re.I)
 _AUTH_HEADER = re.compile(r"Authorization|Basic\s|Bearer\s|auth\s*=\s*\(", re.I)
+
+
+# Nothing is sent unless an added line sends or looks a name up.
+SECRET_EGRESS_SCREEN = ("net_sends", "dns_lookups")
 
 
 def secret_egress(added: list[str], removed: list[str], change: CodeChange, rules: CodeRules) -> str | None:
@@ -79,6 +87,10 @@ def secret_egress(added: list[str], removed: list[str], change: CodeChange, rule
 
 _IP_TUPLE = re.compile(r"\{\s*(\d{1,3})\s*,\s*(\d{1,3})\s*,\s*(\d{1,3})\s*,\s*(\d{1,3})\s*\}")
 _DGRAM_PROBE = re.compile(r"SOCK_DGRAM[\s\S]*getsockname|getsockname[\s\S]*SOCK_DGRAM")
+
+
+# No literal socket without an added line that connects one.
+LITERAL_SOCKET_SCREEN = ("socket_connect",)
 
 
 def literal_socket(added: list[str], removed: list[str], _change: CodeChange, rules: CodeRules) -> str | None:

@@ -7,6 +7,7 @@ import re
 
 from foothold.detections.code_changes import CodeChange
 from foothold.detections.code_signals.rules import CodeRules
+from foothold.detections.code_signals.screen import AcrossLines
 
 _B64_LITERAL = re.compile(r"""["'`]([A-Za-z0-9+/]{160,}={0,2})["'`]""")
 _HEX_LITERAL = re.compile(r"""["'`]((?:[0-9a-fA-F]{2}){100,})["'`]""")
@@ -55,6 +56,21 @@ def _printable_run(line: str, xored: bool) -> bool:
         return False
     numbers = [int(n, 0) for n in re.findall(r"0x[0-9a-fA-F]+|\d+", m.group(0))]
     return xored or sum(32 <= n <= 126 for n in numbers) >= 0.8 * len(numbers)
+
+
+# Every finding below needs an added line one of these matches; the decoded literal is tried on a line joined
+# to the next one's stripped text, so its match may run over the line break (AcrossLines).
+SCREEN = (
+    "decoders",
+    AcrossLines(_DECODED_LITERAL),
+    _INT_RUN,
+    _CHAR_CASTS,
+    _B64_LITERAL,
+    _HEX_LITERAL,
+    _ESCAPES,
+    _CHR_CHAIN,
+    _SPLIT_NAME,
+)
 
 
 def obfuscated(added: list[str], _removed: list[str], _change: CodeChange, rules: CodeRules) -> str | None:

@@ -1,4 +1,8 @@
-"""Reviewing a set of code changes: each signal's regex or check run over what was added and removed."""
+"""Reviewing a set of code changes: each signal's regex or check run over what was added and removed.
+
+A change's text first goes through the screen (``screen.py``): one RE2 pass over every signal's patterns,
+derived here from the same rules, which names the signals that cannot fire; only the others run.
+"""
 
 from __future__ import annotations
 
@@ -19,6 +23,7 @@ from foothold.detections.code_signals import (
 )
 from foothold.detections.code_signals.functions import function_header
 from foothold.detections.code_signals.rules import CodeRules, Signal, load_code_rules
+from foothold.detections.code_signals.screen import Screen, ScreenPattern
 
 MAX_LINE = 4096  # no regex sees more than this of one line
 MAX_LINES = 20_000  # per change
@@ -35,15 +40,20 @@ class CodeFinding:
     call_id: str = ""
 
 
-def review_changes(changes: Sequence[CodeChange], rules: CodeRules | None = None) -> list[CodeFinding]:
+def review_changes(
+    changes: Sequence[CodeChange], rules: CodeRules | None = None, *, screened: bool = True
+) -> list[CodeFinding]:
     """Every signal in a set of changes. Checks taken away are counted over the whole set, so an auth check
-    moved from one file to another (a refactor) is not reported as removed."""
+    moved from one file to another (a refactor) is not reported as removed. ``screened=False`` runs every
+    signal's own regexes on every change (the reference the screen is tested against)."""
     rules = rules or load_code_rules()
+    plan = _plan(rules)
     findings: list[CodeFinding] = []
     for change in changes:
-        findings.extend(_review_one(change, rules))
+        findings.extend(_review_one(change, rules, plan, screened))
+    removed_gates = plan.removed_passed(changes) if screened else plan.removed.every
     for signal in rules.signals:
-        if signal.removed_only is not None:
+        if signal.removed_only is not None and _removed_gate(signal) in removed_gates:
             findings.extend(_removed_checks(signal, changes, rules))
         if signal.kind == "install_hook":
             findings.extend(_scripts_run_at_install(signal, changes, rules))
@@ -57,21 +67,87 @@ def _scripts_run_at_install(signal: Signal, changes: Sequence[CodeChange], rules
     ]
 
 
-def _review_one(change: CodeChange, rules: CodeRules) -> list[CodeFinding]:
+def _review_one(change: CodeChange, rules: CodeRules, plan: _Plan, screened: bool) -> list[CodeFinding]:
+    signals = plan.applicable(change.path)
+    if not signals:
+        return []
     added = [line[:MAX_LINE] for line in change.added[:MAX_LINES]]
     removed = [line[:MAX_LINE] for line in change.removed[:MAX_LINES]]
+    gates = plan.added.passed("\n".join(added)) if screened else plan.added.every
     findings = []
-    for signal in rules.signals:
-        if not _applies(signal, change.path, rules):
-            continue
+    for signal in signals:
         evidence = None
-        if signal.added is not None:
+        if signal.added is not None and _added_gate(signal) in gates:
             evidence = _added_match(signal, added, change, rules)
-        if not evidence and signal.kind is not None:
-            evidence = _CHECKS[signal.kind](added, removed, change, rules)
+        if not evidence and signal.kind is not None and _kind_gate(signal.kind) in gates:
+            evidence = _CHECKS[signal.kind].run(added, removed, change, rules)
         if evidence:
             findings.append(_finding(signal, change, evidence, rules))
     return findings
+
+
+def _added_gate(signal: Signal) -> str:
+    return f"added:{signal.id}"
+
+
+def _kind_gate(kind: str) -> str:
+    return f"kind:{kind}"
+
+
+def _removed_gate(signal: Signal) -> str:
+    return f"removed:{signal.id}"
+
+
+class _Plan:
+    """What the review derives once from a rule set: the screens over added and removed text (every signal's
+    ``added`` and ``removed_only`` regex and every check's ``SCREEN``, so a new signal is screened without
+    anyone listing it) and, per path, the signals that apply to it (paths recur all session)."""
+
+    def __init__(self, rules: CodeRules) -> None:
+        self.rules = rules
+        self.added = Screen(screen_gates(rules))
+        self.removed = Screen(
+            {_removed_gate(s): (s.removed_only,) for s in rules.signals if s.removed_only is not None}
+        )
+        self.applicable = lru_cache(maxsize=4096)(self._applicable)
+
+    def _applicable(self, path: str) -> tuple[Signal, ...]:
+        return tuple(signal for signal in self.rules.signals if _applies(signal, path, self.rules))
+
+    def removed_passed(self, changes: Sequence[CodeChange]) -> frozenset[str]:
+        """The removed-line gates any change's removed lines may match (lines capped as the checks cap them)."""
+        passed: frozenset[str] = self.removed.unscreened
+        for change in changes:
+            if change.removed:
+                passed |= self.removed.passed("\n".join(line[:MAX_LINE] for line in change.removed))
+        return passed
+
+
+def screen_gates(rules: CodeRules) -> dict[str, tuple[ScreenPattern, ...]]:
+    """Every gate on added text and its patterns: each signal's ``added`` regex, each check's ``SCREEN`` (a check
+    without one is a gate with no pattern: never skipped)."""
+    gates: dict[str, tuple[ScreenPattern, ...]] = {}
+    for signal in rules.signals:
+        if signal.added is not None:
+            gates[_added_gate(signal)] = (signal.added,)
+        if signal.kind is not None:
+            screen = _CHECKS[signal.kind].screen
+            gates[_kind_gate(signal.kind)] = tuple(
+                rules.lists[item] if isinstance(item, str) else item for item in screen or ()
+            )
+    return gates
+
+
+_PLANS: dict[int, _Plan] = {}  # by the rule set's identity; the plan holds the rules, so the id stays theirs
+
+
+def _plan(rules: CodeRules) -> _Plan:
+    plan = _PLANS.get(id(rules))
+    if plan is None or plan.rules is not rules:
+        if len(_PLANS) >= 8:  # rule sets compiled by tests come and go; the loaded one is rebuilt at most once
+            _PLANS.clear()
+        plan = _PLANS[id(rules)] = _Plan(rules)
+    return plan
 
 
 _OWNER = re.compile(r"\s*(?:export\s+)?(?:public\s+|private\s+)?(?:class|def|function|func|module)\b")
@@ -146,16 +222,26 @@ def _guards_deleted_code(removed: list[str], index: int, added_text: str) -> boo
     return False
 
 
-# A signal's ``kind`` names the check that computes it, for what a regex over one line cannot see.
-Check = Callable[[list[str], list[str], CodeChange, CodeRules], str | None]
+@dataclass(frozen=True)
+class Check:
+    """What a signal's ``kind`` names: the check that computes it, for what a regex over one line cannot see,
+    and its screen: rules-list names or regexes, one of which matches the added text whenever ``run`` can
+    return a finding (each module says why next to its ``SCREEN``). None: the check always runs."""
+
+    run: Callable[[list[str], list[str], CodeChange, CodeRules], str | None]
+    screen: tuple[str | ScreenPattern, ...] | None = None  # a str names one of the rules' lists
+
+
 _CHECKS: dict[str, Check] = {
-    "decode_exec": decode_exec.decode_exec,
-    "secret_egress": network.secret_egress,
-    "literal_socket": network.literal_socket,
-    "hardcoded_secret": hardcoded_secret.hardcoded_secret,
-    "auth_bypass": auth_bypass.auth_bypass,
-    "install_hook": install_hook.install_hook,
-    "new_dependency": dependencies.new_dependency,
-    "new_host": network.new_host,
-    "obfuscated": obfuscation.obfuscated,
+    "decode_exec": Check(decode_exec.decode_exec, decode_exec.SCREEN),
+    "secret_egress": Check(network.secret_egress, network.SECRET_EGRESS_SCREEN),
+    "literal_socket": Check(network.literal_socket, network.LITERAL_SOCKET_SCREEN),
+    # Not screened here: its verdict is the secret rules' (foothold.redact), whose own RE2 keyword screen runs.
+    "hardcoded_secret": Check(hardcoded_secret.hardcoded_secret),
+    "auth_bypass": Check(auth_bypass.auth_bypass, auth_bypass.SCREEN),
+    "install_hook": Check(install_hook.install_hook, install_hook.SCREEN),
+    # Not screened: it applies to manifests only, and any dependency line is its business.
+    "new_dependency": Check(dependencies.new_dependency),
+    "new_host": Check(network.new_host, network.NEW_HOST_SCREEN),
+    "obfuscated": Check(obfuscation.obfuscated, obfuscation.SCREEN),
 }
