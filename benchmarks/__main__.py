@@ -16,6 +16,7 @@ BENCHMARKS = (
     "bench_ingest",
     "bench_stages",
     "bench_views",
+    "bench_code_review",
     "bench_latency",
     "bench_queries",
     "bench_instrumentation",
@@ -27,6 +28,7 @@ QUICK_ARGS = {  # these have no --quick: smaller counts instead
     "bench_hook": ["--calls", "10"],
     "bench_stages": ["--spans", "4096"],
     "bench_views": ["--spans", "8192", "--runs", "2"],
+    "bench_code_review": ["--runs", "1"],
 }
 
 

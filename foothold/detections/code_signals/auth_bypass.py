@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 from foothold.detections.code_changes import CodeChange
-from foothold.detections.code_signals.functions import function_header
+from foothold.detections.code_signals.functions import function_header, headers
 from foothold.detections.code_signals.rules import CodeRules
 
 _ALWAYS = re.compile(
@@ -37,9 +37,15 @@ _COMPARE_LITERAL = re.compile(
 )
 
 
-# Every finding below needs an added line one of these matches: an auth-named header (its name is in the line)
-# or an always-true body, a comparison with a literal, a foreign switch, a magic compare, an always-true guard.
-SCREEN = (_ALWAYS, "auth_words", _COMPARE_LITERAL, _FOREIGN_SWITCH, _MAGIC_COMPARE, _ALWAYS_TRUE_GUARD)
+def _auth_headers(rules: CodeRules) -> tuple[re.Pattern[str], ...]:
+    """Headers of functions whose name has an auth word (the headers ``function_header`` finds, narrowed)."""
+    return headers(rf"\w*{rules.lists['auth_words'].pattern}\w*")
+
+
+# Every finding below needs an added line one of these matches: an auth-named header or an always-true body
+# (the first finding: one of the two is added), a comparison with a literal, a switch that is not the
+# caller's identity, a magic compare, an always-true guard.
+SCREEN = (_ALWAYS, _auth_headers, _COMPARE_LITERAL, _FOREIGN_SWITCH, _MAGIC_COMPARE, _ALWAYS_TRUE_GUARD)
 
 
 def auth_bypass(added: list[str], _removed: list[str], change: CodeChange, rules: CodeRules) -> str | None:

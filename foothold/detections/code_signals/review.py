@@ -23,7 +23,7 @@ from foothold.detections.code_signals import (
 )
 from foothold.detections.code_signals.functions import function_header
 from foothold.detections.code_signals.rules import CodeRules, Signal, load_code_rules
-from foothold.detections.code_signals.screen import Screen, ScreenPattern
+from foothold.detections.code_signals.screen import AcrossLines, Screen, ScreenPattern
 
 MAX_LINE = 4096  # no regex sees more than this of one line
 MAX_LINES = 20_000  # per change
@@ -132,9 +132,7 @@ def screen_gates(rules: CodeRules) -> dict[str, tuple[ScreenPattern, ...]]:
             gates[_added_gate(signal)] = (signal.added,)
         if signal.kind is not None:
             screen = _CHECKS[signal.kind].screen
-            gates[_kind_gate(signal.kind)] = tuple(
-                rules.lists[item] if isinstance(item, str) else item for item in screen or ()
-            )
+            gates[_kind_gate(signal.kind)] = tuple(p for item in screen or () for p in _screen_patterns(item, rules))
     return gates
 
 
@@ -229,7 +227,19 @@ class Check:
     return a finding (each module says why next to its ``SCREEN``). None: the check always runs."""
 
     run: Callable[[list[str], list[str], CodeChange, CodeRules], str | None]
-    screen: tuple[str | ScreenPattern, ...] | None = None  # a str names one of the rules' lists
+    screen: tuple[ScreenItem, ...] | None = None
+
+
+# A check's screen item: a regex, the name of one of the rules' lists, or regexes built from the rules.
+ScreenItem = ScreenPattern | str | Callable[[CodeRules], tuple[ScreenPattern, ...]]
+
+
+def _screen_patterns(item: ScreenItem, rules: CodeRules) -> tuple[ScreenPattern, ...]:
+    if isinstance(item, str):
+        return (rules.lists[item],)
+    if isinstance(item, (re.Pattern, AcrossLines)):
+        return (item,)
+    return item(rules)
 
 
 _CHECKS: dict[str, Check] = {

@@ -8,7 +8,7 @@ still decides with its own Python regex, so the screen can only skip work, never
 
 Skipping must never lose a finding, so every pattern is *relaxed* on its way to RE2, never narrowed: a
 string Python's pattern matches, its RE2 form matches too. Lookarounds (RE2 has none) become empty;
-counted repeats ``{m,n}`` become ``{min(m, 8),}`` (a small DFA on hostile input); ``.`` matches newlines;
+counted repeats ``{m,n}`` become ``{min(m, 32),}`` (a smaller DFA); ``.`` matches newlines;
 ``^``/``$`` match at every line. RE2's ``\\s`` lacks ``\\v`` and ``\\x1c``-``\\x1f``, which Python's has, so
 spaces are spelt out. Where Python and RE2 differ beyond that (Unicode ``\\w``, ``\\b``, case folding), the
 text is not screened: only ASCII text is (code almost always is), and a non-ASCII change runs every signal.
@@ -26,8 +26,8 @@ from typing import Any
 
 import re2
 
-_MAX_COUNT = 8  # counted repeats keep at most this many copies in RE2 (the rest becomes a star)
-_RE2_MAX_MEM = 64 << 20  # RE2's DFA budget; if a text still exhausts it, nothing is skipped (see above)
+_MAX_COUNT = 32  # counted repeats keep at most this many copies in RE2 (the rest becomes a star)
+_RE2_MAX_MEM = 32 << 20  # RE2's DFA cache bound (kept for the process); if a text exhausts it, nothing is skipped
 _SPACE = r"\t\n\x0b\x0c\r\x1c-\x1f "  # Python's \s on ASCII text (RE2's \s lacks \v and \x1c-\x1f)
 _NOT_SPACE = r"\x00-\x08\x0e-\x1b\x21-\x{10ffff}"
 _GAP = rf"(?:\n[{_SPACE}]*)?"  # a line break and the next line's indent, allowed between two characters
