@@ -8,6 +8,7 @@ unscreened gives the same findings, in the same order, over the whole code corpu
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import replace
 from typing import Any
@@ -27,17 +28,20 @@ UNSCREENED_KINDS = {"hardcoded_secret", "new_dependency"}
 
 
 def corpus_changes() -> list[list[CodeChange]]:
-    """Every corpus case's changes, and each change reversed (its added lines removed and the other way round),
-    so the removed-line screens see as much code as the added-line ones."""
+    """Every corpus case's changes; each change reversed (its added lines removed and the other way round), so
+    the removed-line screens see as much code as the added-line ones; and each moved into a build script that
+    is also an auth file, so the signals that apply by path (install hooks, auth) see all of it."""
     out = []
     for name in PARTS:
         for case in load(name):
             changes = changes_from_tool_call(case["tool"], arguments(case))
             out.append(changes)
             out.append([replace(c, added=c.removed, removed=c.added, after=None) for c in changes])
+            out.append([replace(c, path="/srv/app/auth/setup.py") for c in changes])
     return out
 
 
+@functools.cache
 def corpus_lines() -> list[str]:
     return sorted({line for changes in corpus_changes() for c in changes for line in (*c.added, *c.removed)})
 
@@ -76,7 +80,12 @@ def test_a_new_signal_is_screened_without_being_listed_anywhere() -> None:
     assert "added:planted_signal" not in _plan(planted).added.passed("\n".join(clean.added))
 
 
-@pytest.mark.parametrize("pattern", all_screen_patterns(), ids=lambda p: to_re2(p)[:40])
+def _name(pattern: ScreenPattern) -> str:
+    regex = pattern.pattern if isinstance(pattern, AcrossLines) else pattern
+    return regex.pattern[:40]
+
+
+@pytest.mark.parametrize("pattern", all_screen_patterns(), ids=_name)
 def test_each_relaxed_pattern_matches_every_corpus_line_its_python_pattern_matches(pattern: ScreenPattern) -> None:
     relaxed = re2.compile(to_re2(pattern))
     lines = corpus_lines()

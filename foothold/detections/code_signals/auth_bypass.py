@@ -67,13 +67,14 @@ def auth_bypass(added: list[str], _removed: list[str], change: CodeChange, rules
                 return f"{line.strip()} -> {body.strip()}"
         if line not in added_set:
             continue
-        grants_next = any(grants.search(nxt) for nxt in lines[i : i + 4])
-        if grants_next and _COMPARE_LITERAL.search(line) and rules.lists["request_inputs"].search(line):
+        # Whether the next lines grant is asked last: its alternation over four lines is the costly test.
+        knock = _COMPARE_LITERAL.search(line) and rules.lists["request_inputs"].search(line)
+        if knock and _grants_near(lines, i, grants):
             return line.strip()  # a secret knock
         switch = re.match(r"\s*(?:if|elif|else\s+if|unless)\b", line) and (
             _FOREIGN_SWITCH.search(line) or (_COMPARE_LITERAL.search(line) and not _ROLE_ATTRIBUTE.search(line))
         )
-        if switch and grants_next and (in_auth[i] or auth_file):
+        if switch and (in_auth[i] or auth_file) and _grants_near(lines, i, grants):
             return line.strip()
         if _ALWAYS.match(line) and any(_HANDLER.search(prev) for prev in lines[max(0, i - 3) : i]):
             if in_auth[i] or auth_file or rules.lists["auth_checks"].search("\n".join(lines[max(0, i - 8) : i])):
@@ -86,6 +87,11 @@ def auth_bypass(added: list[str], _removed: list[str], change: CodeChange, rules
             if auth_name.search(near) or rules.lists["auth_checks"].search(near) or auth_file:
                 return line.strip()
     return None
+
+
+def _grants_near(lines: list[str], i: int, grants: re.Pattern[str]) -> bool:
+    """Whether line ``i`` or one of the three after it grants (succeeds, passes on, becomes admin)."""
+    return any(grants.search(nxt) for nxt in lines[i : i + 4])
 
 
 def _in_auth_function(lines: list[str], auth_name: re.Pattern[str]) -> list[bool]:

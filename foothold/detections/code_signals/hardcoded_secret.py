@@ -50,10 +50,11 @@ _PUBLIC_CLIENT_CONFIG = re.compile(r"initializeApp\(|firebaseConfig|authDomain|m
 
 def hardcoded_secret(added: list[str], _removed: list[str], change: CodeChange, _rules: CodeRules) -> str | None:
     text = "\n".join(added)
+    config_file = bool(_CONFIG_FILES.search(change.path))
     for line in added:
         if MARKER_PREFIX in line:
             return line.strip()  # redacted upstream: a secret was written here
-        m = _CONFIG_SECRET.search(line) if _CONFIG_FILES.search(change.path) else None
+        m = _CONFIG_SECRET.search(line) if config_file else None
         if m and not _is_placeholder(m.group(1), change.path) and _looks_generated(m.group(1)):
             return f"{line[: m.start(1)].strip()}[value]"
         for hit in find_secrets(line, _REVIEW_KEY):
