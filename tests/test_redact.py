@@ -234,6 +234,7 @@ def test_a_long_text_found_clean_is_not_scanned_again_and_a_secret_is_always_sca
     the history is scanned once; a text holding a secret is never remembered, so it is redacted every time."""
     from foothold import redact
 
+    monkeypatch.setattr(redact, "_clean_digests", {})  # other tests may have proven the same text clean already
     scans: list[int] = []
     real_scan = redact._scan
     monkeypatch.setattr(redact, "_scan", lambda data: scans.append(len(data)) or real_scan(data))
