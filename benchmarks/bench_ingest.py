@@ -25,7 +25,9 @@ Producer modes:
 
 Overload: a run where the collector refused data (queue at ``batch.max_queued_spans`` or the spool full)
 is an overload run; its peak RSS (VmHWM) is the "peak RSS under overload" figure, with the peak of its
-own allocations (RssAnon, sampled: VmHWM also counts the ~340 MiB of chDB's library code mapped in).
+own allocations (RssAnon, sampled: VmHWM also counts the ~300 MiB of chDB's library code mapped in). Both
+are summed over the collector and any processes it started (a worker pool): the summed VmHWM is each
+process's own peak added up, an upper bound of the tree's.
 
 Ratios (the summary at the end) are against the column-list insert ceiling measured in the same
 invocation, on the same spans (the mix has a ceiling of its own: its spans are ~6x larger).
@@ -68,12 +70,12 @@ from benchmarks.common import (
     cpu_seconds,
     encoded_requests,
     median,
-    memory_kib,
     print_machine,
     progress,
     resource_attributes,
     table,
     tree_cpu_seconds,
+    tree_memory_kib,
 )
 from foothold.collector.config import BatchConfig
 
@@ -279,7 +281,7 @@ def run_once(
         for _ in workers:
             line.ready.get(timeout=600)
         profiler = None
-        result.idle_rss_mib = memory_kib(collector.pid)["VmRSS"] / 1024
+        result.idle_rss_mib = tree_memory_kib(collector.pid)["VmRSS"] / 1024
         line.start_at.value = time.time()
         line.go.set()
         cpu0, tree0, t0 = cpu_seconds(collector.pid), tree_cpu_seconds(collector.pid), time.monotonic()
@@ -300,7 +302,7 @@ def run_once(
         result.collector_cpu = cpu_seconds(collector.pid) - cpu0
         result.tree_cpu = tree_cpu_seconds(collector.pid) - tree0
         result.workers_rss_max_mib = rss.children_max_kib / 1024
-        result.hwm_mib = memory_kib(collector.pid)["VmHWM"] / 1024
+        result.hwm_mib = tree_memory_kib(collector.pid)["VmHWM"] / 1024  # worker processes included
         result.anon_max_mib = rss.anon_max_kib / 1024
         if profiler is not None:
             profiler.wait()

@@ -34,11 +34,11 @@ from benchmarks.common import (
     cpu_seconds,
     encoded_requests,
     median,
-    memory_kib,
     percentile,
     print_machine,
     progress,
     table,
+    tree_memory_kib,
 )
 
 SEQ_WIDTH = 22  # the placeholder's width
@@ -108,7 +108,7 @@ def run_once(rate: float, args: argparse.Namespace, templates: list[Template]) -
             done.set()
             poll.join()
         cpu = cpu_seconds(collector.pid) - cpu0
-        hwm = memory_kib(collector.pid)["VmHWM"] / 1024
+        hwm = tree_memory_kib(collector.pid)["VmHWM"] / 1024  # worker processes included
         stored = int(collector.scalar("SELECT count() FROM otel_traces"))
         channel.close()
     latencies = [seen_at[i] - sent_at[i] for i in sent_at if i in seen_at]

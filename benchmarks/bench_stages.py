@@ -15,12 +15,14 @@ from __future__ import annotations
 
 import argparse
 import cProfile
+import ctypes
 import io
 import os
 import pstats
 import shutil
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from benchmarks.common import Template, encoded_requests, print_machine, progress, table
@@ -82,32 +84,74 @@ def _memory_mib() -> dict[str, float]:
     return {name: kib.get(name, 0) / 1024 for name in ("VmRSS", "RssAnon", "RssFile")}
 
 
-def memory_split(bodies: list[bytes]) -> list[list[Any]]:
-    """RSS of this process with the collector imported, then with chDB opened, then after one pipeline batch
-    inserted through the exporter: which part of the collector's memory is chDB's, which is ours."""
+def _reset_peak() -> None:
+    """Start VmHWM afresh at the current RSS (``clear_refs`` 5), so the next reading is one phase's peak."""
+    Path(f"/proc/{os.getpid()}/clear_refs").write_text("5")
+
+
+def _peak_row(label: str) -> list[Any]:
+    """VmHWM since :func:`_reset_peak`; its anonymous part is VmHWM less the file-backed pages mapped now
+    (the library code does not change size within a phase)."""
+    from benchmarks.common import memory_kib
+
+    kib = memory_kib(os.getpid())
+    return [label, kib["VmHWM"] / 1024, (kib["VmHWM"] - kib["RssFile"]) / 1024, kib["RssFile"] / 1024]
+
+
+def _give_back_heap() -> None:
+    """Return the C heap's free pages to the system (glibc ``malloc_trim``), so the next phase starts from what
+    is live rather than from what the previous phase freed but the allocator kept."""
+    ctypes.CDLL(None).malloc_trim(0)
+
+
+def _batch_requests(templates: list[Template], spans: int, first: int) -> list[Any]:
     from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
+    count = max(1, spans // templates[0].spans)
+    return [
+        ExportTraceServiceRequest.FromString(templates[i % len(templates)].render(first + i, fresh_content=True))
+        for i in range(count)
+    ]
+
+
+def memory_split(bodies: list[bytes]) -> list[list[Any]]:
+    """RSS of this process with the collector imported, then one pipeline batch through the stages without an
+    engine (what the collector holds with a ClickHouse server), then with chDB opened, one batch flattened and
+    inserted through the exporter (with the insert's own peak): which part of the memory is chDB's, which ours."""
     import foothold.collector.service  # noqa: F401  (everything the collector imports, without a store)
     from benchmarks.common import open_temp_store
-    from foothold.collector.config import BatchConfig
-    from foothold.collector.exporter import ClickHouseExporter
+    from foothold.collector.config import BatchConfig, load_settings
+    from foothold.collector.exporter import ClickHouseExporter, json_columns
     from foothold.collector.rows import to_batch
+    from foothold.collector.service import default_processors
 
+    templates = [Template.of(b) for b in bodies]
+    spans = BatchConfig().max_spans
     rows = [["collector imported, no store", *_memory_mib().values()]]
+    processors = default_processors(load_settings(fingerprint_key=FINGERPRINT_KEY))
+    _reset_peak()
+    batch = to_batch(_batch_requests(templates, spans, 1 << 24))
+    for processor in processors:
+        processor.process(batch)
+    document = json_columns(batch)
+    rows.append(_peak_row(f"peak: one batch flattened, processed, encoded, no engine ({len(batch):,} spans)"))
+    del batch, document
+    _give_back_heap()
     store, base = open_temp_store()
     try:
+        client = store.client()
         rows.append(["+ chDB opened (schema migrated)", *_memory_mib().values()])
-        templates = [Template.of(b) for b in bodies]
-        per_batch = max(1, BatchConfig().max_spans // templates[0].spans)
-        requests = [
-            ExportTraceServiceRequest.FromString(templates[i % len(templates)].render(i + 1, fresh_content=True))
-            for i in range(per_batch)
-        ]
-        batch = to_batch(requests)
+        batch = to_batch(_batch_requests(templates, spans, 1))
         rows.append([f"+ one batch flattened ({len(batch):,} spans)", *_memory_mib().values()])
+        _reset_peak()
         ClickHouseExporter(store).export(batch)
-        del batch, requests
+        rows.append(_peak_row("peak during its insert (JSONColumns encode + chDB)"))
+        del batch
         rows.append(["+ inserted, batch freed", *_memory_mib().values()])
+        # What chDB's jemalloc does on its own within ~5 s (dirty_decay_ms 5000, background threads): the
+        # freed insert memory goes back to the system; what stays is the engine's live allocations.
+        client.command("SYSTEM JEMALLOC PURGE")
+        rows.append(["+ chDB's allocator returned freed pages", *_memory_mib().values()])
     finally:
         store.close()
         shutil.rmtree(base, ignore_errors=True)
@@ -147,7 +191,10 @@ def main(argv: list[str] | None = None) -> int:
             print("\n".join(out.getvalue().splitlines()[4:40]))
     progress("memory: the collector's own vs chDB's")
     rows = memory_split(encoded_requests(16, 512))
-    print("\n-- memory of one process: what chDB adds to the collector (MiB; RssFile = mapped library code)")
+    print(
+        "\n-- memory of one process: what chDB adds to the collector (MiB; RssFile = mapped library code; "
+        "'peak' rows: VmHWM over that phase alone, RssAnon = VmHWM - RssFile)"
+    )
     print(table(["state", "VmRSS", "RssAnon", "RssFile"], rows))
     return 0
 

@@ -171,8 +171,26 @@ def memory_kib(pid: int) -> dict[str, int]:
     return out
 
 
+def tree_memory_kib(pid: int) -> dict[str, int]:
+    """:func:`memory_kib` summed over the process and its descendants, so a worker pool's memory counts.
+
+    The summed VmHWM is each process's own peak added up: an upper bound of the tree's peak (the processes need
+    not peak at once), and a child that already exited is not in it. Shared pages (a forked child's copy-on-write
+    pages, the same library mapped in each) count once per process, as the kernel charges RSS.
+    """
+    total: dict[str, int] = {}
+    for member in (pid, *descendants(pid)):
+        try:
+            reading = memory_kib(member)
+        except OSError:  # exited between the listing and the read
+            continue
+        for key, value in reading.items():
+            total[key] = total.get(key, 0) + value
+    return total
+
+
 class RssSampler:
-    """Samples a process's resident set every ``interval`` seconds in a thread."""
+    """Samples the resident set of a process and its descendants every ``interval`` seconds in a thread."""
 
     def __init__(self, pid: int, interval: float = 0.25) -> None:
         self.pid, self.interval = pid, interval
@@ -185,7 +203,7 @@ class RssSampler:
     def _run(self) -> None:
         while not self._stop.is_set():
             try:
-                reading = memory_kib(self.pid)
+                reading = tree_memory_kib(self.pid)  # with any worker processes it started
                 self.samples.append((time.monotonic(), reading["VmRSS"]))
                 self.anon_max_kib = max(self.anon_max_kib, reading.get("RssAnon", 0))
             except (OSError, KeyError):
