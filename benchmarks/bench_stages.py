@@ -148,7 +148,7 @@ def memory_split(bodies: list[bytes]) -> list[list[Any]]:
         rows.append(_peak_row("peak during its insert (JSONColumns encode + chDB)"))
         del batch
         rows.append(["+ inserted, batch freed", *_memory_mib().values()])
-        # What chDB's jemalloc does on its own within ~5 s (dirty_decay_ms 5000, background threads): the
+        # What chDB's jemalloc does on its own within seconds (dirty_decay_ms 5000, background threads; ~3 s here): the
         # freed insert memory goes back to the system; what stays is the engine's live allocations.
         client.command("SYSTEM JEMALLOC PURGE")
         rows.append(["+ chDB's allocator returned freed pages", *_memory_mib().values()])
