@@ -43,6 +43,7 @@ def run(command: str, home: Path, session: str, payload: dict[str, Any], **env: 
             "HOME": str(home),
             "PATH": "/usr/bin:/bin",
             "FOOTHOLD_FINGERPRINT_KEY": "k",
+            "FOOTHOLD_HOOK_TIMEOUT": "10",  # the machine is shared: a slow delivery must not be given up
             "PYTHONPROFILEIMPORTTIME": "1",
             **env,
         },
