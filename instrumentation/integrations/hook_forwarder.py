@@ -479,7 +479,8 @@ def _field(data: bytes) -> tuple[bytes, bytes]:
 
 def flush(directory: str) -> int:
     """Ask every forwarder serving ``directory`` to send what is spooled now and answer when done (delivered, or
-    failed and left in the spool); returns how many answered done (not those still sending after their bound). Tests and benchmarks read the collector after."""
+    failed and left in the spool); returns how many were done (not those still sending when their wait ran
+    out). Tests and benchmarks read the collector after."""
     answered = 0
     try:
         names = [n for n in os.listdir(directory) if n.startswith("forwarder-") and n.endswith(".sock")]
