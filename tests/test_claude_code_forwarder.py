@@ -275,27 +275,8 @@ def test_a_wheel_install_finds_its_forwarder(collector: Collector, tmp_path: Pat
     assert "site-packages/foothold/instrumentation/" in located, located
     home = tmp_path / "home"
     home.mkdir()
-    settings = home / ".claude" / "settings.json"
-    subprocess.run(
-        [
-            str(wheel_venv),
-            "-m",
-            "foothold",
-            "hook",
-            "install",
-            "--claude-code",
-            "--settings",
-            str(settings),
-            "--endpoint",
-            collector.endpoint_url("otlp_http"),
-        ],
-        check=True,
-        capture_output=True,
-        timeout=60,
-        cwd=tmp_path,
-        env={**os.environ, "HOME": str(home)},
-    )
-    (command,) = {h["command"] for g in json.loads(settings.read_text())["hooks"]["PreToolUse"] for h in g["hooks"]}
+    # not from the checkout's directory: its foothold/ would be found first
+    command = install(home, "--endpoint", collector.endpoint_url("otlp_http"), python=str(wheel_venv), cwd=tmp_path)
     assert "site-packages/foothold/instrumentation/integrations/hook_forwarder.py" in command, command
     loaded = session(command, home, "s-wheel")
     assert HOOK_MODULE in loaded[0]

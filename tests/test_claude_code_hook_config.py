@@ -25,12 +25,14 @@ SESSION = "3f0c9a52-cfg-session"
 TOKEN = "ghp_" + "Z9y8X7w6V5u4T3s2R1q0P9o8N7m6L5k4J3i2"
 
 
-def install(home: Path, *flags: str) -> str:
+def install(home: Path, *flags: str, python: str = sys.executable, cwd: Path | None = None) -> str:
+    """``hook install`` run by ``python`` (another venv's, for an installed wheel); returns the installed command."""
     settings = home / ".claude" / "settings.json"
     done = subprocess.run(
-        [sys.executable, "-m", "foothold", "hook", "install", "--claude-code", "--settings", str(settings), *flags],
+        [python, "-m", "foothold", "hook", "install", "--claude-code", "--settings", str(settings), *flags],
         capture_output=True,
         text=True,
+        cwd=cwd,
         env={**os.environ, "HOME": str(home)},
         timeout=60,
     )
