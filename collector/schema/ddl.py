@@ -223,6 +223,7 @@ TOOL_CALLS_TABLE = Table(
     Source LowCardinality(String) CODEC(ZSTD(1)),
     CredentialShared Bool,
     Outcome LowCardinality(String) CODEC(ZSTD(1)),
+    PersistenceSeverity LowCardinality(String) CODEC(ZSTD(1)),
     INDEX idx_agent AgentName TYPE set(256) GRANULARITY 4,
     INDEX idx_tool ToolName TYPE set(256) GRANULARITY 4,
     INDEX idx_fingerprint CredentialFingerprint TYPE bloom_filter(0.01) GRANULARITY 1,
@@ -438,7 +439,8 @@ def _tool_calls_select(column: str) -> str:
         {sql.decision_source(column)} AS DecisionSource,
         {a(semconv.TOOL_CALL_SOURCE)} AS Source,
         {a(semconv.CREDENTIAL_SHARED)} IN ('true', '1') AS CredentialShared,
-        {sql.outcome(column, status)} AS Outcome
+        {sql.outcome(column, status)} AS Outcome,
+        {a(semconv.PERSISTENCE_SEVERITY)} AS PersistenceSeverity
     FROM {{source}}
     WHERE {where}"""
 
