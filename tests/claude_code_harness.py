@@ -211,10 +211,16 @@ def main(argv: list[str] | None = None) -> int:
     script = [(name, tool_input) for name, tool_input in json.loads(Path(args.script).read_text())]
     server = ThreadingHTTPServer(("127.0.0.1", args.api_port), stand_in(script, Path(args.requests_log)))
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    for item in args.forward:
+    return run_forwarded(args.forward, args.command)
+
+
+def run_forwarded(forward: list[str], command: list[str]) -> int:
+    """Pipe each ``PORT=UNIX_SOCKET_PATH`` loopback port to its socket, then run ``command`` (after an optional
+    ``--``) and return its exit code."""
+    for item in forward:
         port, _, path = item.partition("=")
         tcp_to_unix(int(port), path)
-    command = args.command[1:] if args.command[:1] == ["--"] else args.command
+    command = command[1:] if command[:1] == ["--"] else command
     return subprocess.run(command).returncode
 
 

@@ -13,7 +13,7 @@ import argparse
 import subprocess
 import sys
 
-from tests.claude_code_harness import tcp_to_unix
+from tests.claude_code_harness import run_forwarded
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -22,11 +22,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("command", nargs=argparse.REMAINDER)
     args = parser.parse_args(argv)
     subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
-    for item in args.forward:
-        port, _, path = item.partition("=")
-        tcp_to_unix(int(port), path)
-    command = args.command[1:] if args.command[:1] == ["--"] else args.command
-    return subprocess.run(command).returncode
+    return run_forwarded(args.forward, args.command)
 
 
 if __name__ == "__main__":

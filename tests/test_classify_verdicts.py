@@ -25,7 +25,7 @@ from typing import Any
 import yaml
 
 from foothold import semconv
-from foothold.collector.processors.classify import ClassifyProcessor
+from foothold.collector.processors.classify import VERDICT_KEYS, ClassifyProcessor
 from foothold.collector.rows import SpanBatch
 from foothold.detections.classify import classify_command, classify_path, classify_tool_call, load_rules
 
@@ -39,14 +39,7 @@ _CODE = (
     "code_changes_holdout.yaml",
     "code_changes_unseen.yaml",
 )
-_LABELS = (
-    semconv.PERSISTENCE_KIND,
-    semconv.PERSISTENCE_TECHNIQUE,
-    semconv.PERSISTENCE_TARGET,
-    semconv.PERSISTENCE_EVIDENCE,
-    semconv.PERSISTENCE_SEVERITY,
-    semconv.TOOL_CATEGORIES,
-)
+_LABELS = VERDICT_KEYS  # the span labels the processor owns
 
 
 @dataclasses.dataclass(frozen=True)

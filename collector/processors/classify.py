@@ -60,7 +60,7 @@ def shell_command(arguments: str, tool_name: str = "") -> str | None:
 
 # The verdict is the collector's: whatever a sender put under these keys is replaced whenever the collector
 # can judge the call itself (its arguments arrived).
-_VERDICT_KEYS = (
+VERDICT_KEYS = (
     semconv.PERSISTENCE_KIND,
     semconv.PERSISTENCE_TECHNIQUE,
     semconv.PERSISTENCE_TARGET,
@@ -71,7 +71,7 @@ _VERDICT_KEYS = (
 
 
 def _clear_verdict(attrs: dict[str, str]) -> None:
-    for key in _VERDICT_KEYS:
+    for key in VERDICT_KEYS:
         attrs.pop(key, None)
 
 
